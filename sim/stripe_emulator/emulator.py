@@ -1,0 +1,299 @@
+"""The emulated Stripe account and the path every API request takes through it.
+
+A request meets, in order: its fault rule (if one matches), the rate limit, authentication,
+routing, the idempotency layer, and the resource handler under the state lock. The result is
+an `ApiResponse`, which the HTTP layer sends or, for connection faults, replaces by a reset.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import EmulatorClock
+from .errors import (
+    StripeError,
+    api_error,
+    authentication,
+    invalid_request,
+    rate_limited,
+    unrecognized_url,
+)
+from .faults import FaultRule, FaultTable, rule_from_json
+from .forms import Params, parse_form
+from .idempotency import MAX_KEY_LENGTH, IdempotencyStore, SavedResponse, fingerprint
+from .ids import new_id
+from .journal import Journal, JournalEntry
+from .listing import SearchIndex, list_intents
+from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
+from .ratelimit import RateLimiter
+
+API_VERSION = "2026-10-28.clover"
+TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: str
+    body: str
+    headers: Mapping[str, str]  # lower-case names
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    reset_connection: bool = False
+
+
+@dataclass(frozen=True)
+class Call:
+    """One routed API request, as a resource handler sees it."""
+
+    params: Params
+    path_args: dict[str, str]
+    mutation: Mutation
+
+
+Handler = Callable[[Call], dict[str, Any]]
+
+
+class StripeEmulator:
+    """A stateful, in-memory Stripe account in test mode.
+
+    State lives in memory only: a restart of the emulator forgets every object and key.
+    """
+
+    def __init__(self, *, rate_limit: float | None = None, search_lag_s: float = 2.0) -> None:
+        self.clock = EmulatorClock()
+        self.journal = Journal()
+        self.faults = FaultTable()
+        self.rate_limiter = RateLimiter()
+        self.idempotency = IdempotencyStore()
+        self._initial_rate_limit = rate_limit
+        self._initial_search_lag_s = search_lag_s
+        self._state_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._new_account()
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("POST", re.compile(r"/v1/payment_intents"), self._create),
+            ("GET", re.compile(r"/v1/payment_intents"), self._list),
+            ("GET", re.compile(r"/v1/payment_intents/search"), self._search),
+            ("GET", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)"), self._retrieve),
+            ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)"), self._update),
+            ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/confirm"), self._confirm),
+            ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/capture"), self._capture),
+            ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
+        ]
+
+    def _new_account(self) -> None:
+        self.search_index = SearchIndex(lag_s=self._initial_search_lag_s)
+        self.payment_intents = PaymentIntentStore(self.journal, on_change=self._indexed)
+        self.rate_limiter.configure(self._initial_rate_limit)
+
+    def _indexed(self, intent: PaymentIntent, at: int) -> None:
+        self.search_index.note(intent, self.clock.now())
+
+    # -- the control interface, in-process ----------------------------------------------------
+
+    def add_fault(self, spec: Mapping[str, Any]) -> FaultRule:
+        """Arm a fault rule given as in POST /_emulator/faults; raises FaultSpecError if invalid."""
+        return self.faults.add(rule_from_json(dict(spec)))
+
+    def advance_clock(self, seconds: float) -> float:
+        now = self.clock.advance(seconds)
+        self._expire()
+        return now
+
+    def set_clock(self, unix_seconds: float) -> float:
+        now = self.clock.set(unix_seconds)
+        self._expire()
+        return now
+
+    def journal_entries(self, since: int = 0) -> list[JournalEntry]:
+        return self.journal.entries(since)
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        self.rate_limiter.configure(per_second)
+
+    def set_search_lag(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the search lag must not be negative")
+        with self._state_lock:
+            self.search_index.lag_s = seconds
+
+    def reset(self) -> None:
+        """Forget everything: objects, keys, faults, the journal, the clock offset, the limits."""
+        with self._state_lock:
+            self.faults.clear()
+            self.idempotency.clear()
+            self.journal.clear()
+            self.clock.reset()
+            self._new_account()
+
+    def stop(self) -> None:
+        """Cut short any fault delay in progress (used when the server shuts down)."""
+        self._stopping.set()
+
+    def _expire(self) -> None:
+        with self._state_lock:
+            self.payment_intents.expire_authorisations(self.clock.timestamp())
+
+    # -- the API path -------------------------------------------------------------------------
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        rule = self.faults.take(request.method, request.path)
+        action = rule.action if rule else None
+        if action in ("reset_before", "down"):
+            return ApiResponse(0, {}, reset_connection=True)
+        if rule is not None and action == "delay_before":
+            self._pause(rule)
+        try:
+            response = self._serve(request, rule)
+        except StripeError as error:
+            response = ApiResponse(error.status, error.body(), dict(error.headers))
+        response.headers.setdefault("Request-Id", new_id("req", 14))
+        response.headers.setdefault("Stripe-Version", request.headers.get("stripe-version", API_VERSION))
+        if rule is not None and action == "delay_after":
+            self._pause(rule)
+        if action == "reset_after":
+            response.reset_connection = True
+        return response
+
+    def _serve(self, request: ApiRequest, rule: FaultRule | None) -> ApiResponse:
+        if not self.rate_limiter.allow(is_write=request.method != "GET"):
+            raise rate_limited()
+        self._authenticate(request.headers.get("authorization", ""))
+        handler, path_args = self._route(request.method, request.path)
+        values = parse_form(request.body if request.method == "POST" else request.query)
+        if rule is not None and rule.action == "rate_limit":
+            raise rate_limited()
+        key = request.headers.get("idempotency-key") if request.method == "POST" else None
+        if key is None:
+            if rule is not None and rule.action == "error":
+                raise api_error(rule.status or 500, should_retry=rule.should_retry)
+            return self._run(handler, values, path_args, None)
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise invalid_request(
+                f"Idempotency-Key must be between 1 and {MAX_KEY_LENGTH} characters long.", param="Idempotency-Key"
+            )
+        return self._run_once(handler, values, path_args, key, fingerprint(request.method, request.path, values), rule)
+
+    def _run_once(
+        self,
+        handler: Handler,
+        values: dict[str, Any],
+        path_args: dict[str, str],
+        key: str,
+        request_fingerprint: str,
+        rule: FaultRule | None,
+    ) -> ApiResponse:
+        """Execute under an idempotency key: replay what was saved, or run and save the first answer."""
+        saved = self.idempotency.begin(key, request_fingerprint, self.clock.now())
+        if saved is not None:
+            headers = {name: value for name, value in saved.headers.items() if name != "Request-Id"}
+            headers["Idempotent-Replayed"] = "true"
+            return ApiResponse(saved.status, saved.body, headers)
+        try:
+            if rule is not None and rule.action == "error":
+                # Stripe saves a 500 met while executing; a 502/503 or a 500 it asks to retry
+                # never reached execution, so the key stays free.
+                error = api_error(rule.status or 500, should_retry=rule.should_retry)
+                error.saved = error.status == 500 and rule.should_retry is not True
+                raise error
+            if rule is not None and rule.action == "delay_during":
+                self._pause(rule)
+            response = self._run(handler, values, path_args, key)
+        except StripeError as error:
+            if not error.saved:
+                self.idempotency.release(key)
+                raise
+            response = ApiResponse(error.status, error.body(), dict(error.headers))
+        except BaseException:
+            self.idempotency.release(key)
+            raise
+        response.headers["Idempotency-Key"] = key
+        response.headers["Original-Request"] = new_id("req", 14)
+        response.headers["Request-Id"] = response.headers["Original-Request"]
+        self.idempotency.save(key, SavedResponse(response.status, response.body, dict(response.headers)))
+        return response
+
+    def _run(self, handler: Handler, values: dict[str, Any], path_args: dict[str, str], key: str | None) -> ApiResponse:
+        with self._state_lock:
+            now = self.clock.timestamp()
+            self.payment_intents.expire_authorisations(now)
+            body = handler(Call(Params(values), path_args, Mutation(now, key)))
+        return ApiResponse(200, body)
+
+    def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        for route_method, pattern, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                return handler, match.groupdict()
+        raise unrecognized_url(method, path)
+
+    def _authenticate(self, header: str) -> None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "basic":  # curl -u sk_test_...: sends the key as the user name
+            try:
+                credentials = base64.b64decode(credentials).decode().partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                credentials = ""
+        elif scheme.lower() != "bearer":
+            raise authentication(
+                "You did not provide an API key. You need to provide your API key in the Authorization header, "
+                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api"
+                "#authentication for details, or we can help at https://support.stripe.com/."
+            )
+        key = credentials.strip()
+        if not key.startswith(TEST_KEY_PREFIXES) or len(key) <= len("sk_test_"):
+            shown = f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
+            raise authentication(
+                f"Invalid API Key provided: {shown}. The emulator accepts test-mode secret keys "
+                "(sk_test_... or rk_test_...) only."
+            )
+
+    def _pause(self, rule: FaultRule) -> None:
+        self._stopping.wait(rule.seconds or 0)
+
+    # -- resource handlers --------------------------------------------------------------------
+
+    def _create(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.create(call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())
+
+    def _list(self, call: Call) -> dict[str, Any]:
+        return list_intents(self.payment_intents, call.params)
+
+    def _search(self, call: Call) -> dict[str, Any]:
+        return self.search_index.search(call.params, self.clock.now())
+
+    def _retrieve(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.get(call.path_args["id"])
+        call.params.string("client_secret")
+        expand = call.params.expand()
+        call.params.reject_unknown()
+        return self.payment_intents.render(intent, expand)
+
+    def _update(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.update(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())
+
+    def _confirm(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.confirm(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())
+
+    def _capture(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.capture(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())
+
+    def _cancel(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.cancel(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())

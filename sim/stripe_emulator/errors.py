@@ -1,0 +1,124 @@
+"""Stripe's error bodies, as one exception type the request pipeline turns into a response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DOCS = "https://stripe.com/docs/error-codes/"
+
+
+@dataclass
+class StripeError(Exception):
+    """An error Stripe would answer with.
+
+    `saved` tells the idempotency layer whether Stripe keeps this response under the request's
+    key: errors found while validating parameters are not saved (the request never started
+    executing); errors met while executing (declines, wrong state, a 500) are.
+    """
+
+    status: int
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+    decline_code: str | None = None
+    embedded: dict[str, Any] = field(default_factory=dict)
+    saved: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code is not None:
+            error["code"] = self.code
+            error["doc_url"] = DOCS + self.code.replace("_", "-")
+        if self.decline_code is not None:
+            error["decline_code"] = self.decline_code
+        if self.param is not None:
+            error["param"] = self.param
+        error.update(self.embedded)
+        return {"error": error}
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> StripeError:
+    """A parameter problem found before execution starts (never saved under a key)."""
+    return StripeError(400, "invalid_request_error", message, code=code, param=param)
+
+
+def missing_param(param: str) -> StripeError:
+    return invalid_request(f"Missing required param: {param}.", param=param, code="parameter_missing")
+
+
+def unknown_param(param: str) -> StripeError:
+    return invalid_request(f"Received unknown parameter: {param}", param=param, code="parameter_unknown")
+
+
+def no_such(kind: str, object_id: str, *, param: str, status: int = 404) -> StripeError:
+    return StripeError(
+        status, "invalid_request_error", f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+    )
+
+
+def unexpected_state(message: str, payment_intent: dict[str, Any]) -> StripeError:
+    return StripeError(
+        400,
+        "invalid_request_error",
+        message,
+        code="payment_intent_unexpected_state",
+        embedded={"payment_intent": payment_intent},
+        saved=True,
+    )
+
+
+def api_error(status: int, *, should_retry: bool | None = None) -> StripeError:
+    headers = {} if should_retry is None else {"Stripe-Should-Retry": "true" if should_retry else "false"}
+    return StripeError(
+        status,
+        "api_error",
+        "An unknown error occurred. Please retry your request, or contact Stripe support if the problem persists.",
+        headers=headers,
+    )
+
+
+def rate_limited() -> StripeError:
+    return StripeError(
+        429,
+        "invalid_request_error",
+        "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        code="rate_limit",
+    )
+
+
+def authentication(message: str) -> StripeError:
+    return StripeError(401, "invalid_request_error", message)
+
+
+def idempotency_mismatch(key: str) -> StripeError:
+    return StripeError(
+        400,
+        "idempotency_error",
+        f"Keys for idempotent requests can only be used with the same parameters they were first used with. "
+        f"Try using a key other than '{key}' if you meant to execute a different request.",
+    )
+
+
+def idempotency_in_flight() -> StripeError:
+    return StripeError(
+        409,
+        "invalid_request_error",
+        "There is currently another in-progress request using this Idempotent Key (that probably means you "
+        "submitted twice, and the other request is still going through). Please try again later.",
+        code="idempotency_key_in_use",
+    )
+
+
+def unrecognized_url(method: str, path: str) -> StripeError:
+    return StripeError(
+        404,
+        "invalid_request_error",
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
+        "https://support.stripe.com/.",
+    )

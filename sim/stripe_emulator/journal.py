@@ -1,0 +1,55 @@
+"""The journal of mutations the emulator executed: what Stripe applied, never a replay."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    at: int
+    op: str
+    object: str
+    idempotency_key: str | None
+    status: str
+    amount: int | None
+    metadata: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    def __init__(self) -> None:
+        self._entries: list[JournalEntry] = []
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        *,
+        at: int,
+        op: str,
+        object_id: str,
+        idempotency_key: str | None,
+        status: str,
+        amount: int | None,
+        metadata: dict[str, str],
+    ) -> JournalEntry:
+        with self._lock:
+            entry = JournalEntry(
+                len(self._entries) + 1, at, op, object_id, idempotency_key, status, amount, dict(metadata)
+            )
+            self._entries.append(entry)
+            return entry
+
+    def entries(self, since: int = 0) -> list[JournalEntry]:
+        """Entries with a sequence number greater than `since`."""
+        with self._lock:
+            return self._entries[since:]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

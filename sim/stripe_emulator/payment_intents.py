@@ -1,0 +1,610 @@
+"""PaymentIntents and their charges, for card-present payments with manual capture.
+
+The life cycle Stripe Terminal uses: `requires_payment_method` -> (confirm with a payment
+method) -> `requires_capture`, or back to `requires_payment_method` on a decline -> (capture) ->
+`succeeded`; cancel from any `requires_*` state -> `canceled`. An uncaptured authorisation that
+passes its `capture_before` deadline is canceled by Stripe. Handlers run under the emulator's
+state lock and raise `StripeError` for everything Stripe refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import currencies
+from .errors import StripeError, invalid_request, no_such, unexpected_state
+from .forms import Params
+from .ids import new_id, random_token
+from .journal import Journal
+from .testcards import Decline, PresentedCard, authorisation_window_s, decline_for, resolve_payment_method
+
+PAYMENT_METHOD_TYPES = ("card_present", "interac_present", "card")
+CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+CLIENT_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+# Stripe's metadata limits.
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+# Expansions the emulator can answer; the others are nullable references it never sets.
+EXPANDABLE = ("latest_charge", "customer", "invoice", "review", "application", "on_behalf_of")
+
+
+@dataclass
+class Charge:
+    id: str
+    payment_intent: str
+    amount: int
+    currency: str
+    created: int
+    presented: PresentedCard
+    description: str | None
+    metadata: dict[str, str]
+    decline: Decline | None
+    capture_before: int | None
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    captured: bool = False
+    balance_transaction: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.decline is None
+
+    def to_json(self) -> dict[str, Any]:
+        card = self.presented.card
+        kind = "interac_present" if card.interac else "card_present"
+        details: dict[str, Any] = {
+            "amount_authorized": self.amount if self.succeeded else None,
+            "brand": card.brand,
+            "capture_before": self.capture_before,
+            "cardholder_name": None,
+            "country": "CA" if card.interac else "US",
+            "emv_auth_data": "8A023030" if self.succeeded else "8A023531",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "fingerprint": hashlib.sha256(card.name.encode()).hexdigest()[:16],
+            "funding": card.funding,
+            "generated_card": None,
+            "incremental_authorization_supported": False,
+            "last4": card.last4,
+            "network": card.brand,
+            "offline": None,
+            "overcapture_supported": False,
+            "read_method": self.presented.read_method,
+            "receipt": {
+                "account_type": card.funding,
+                "application_cryptogram": "EF1A2B3C4D5E6F70",
+                "application_preferred_name": card.brand.upper(),
+                "authorization_code": "123456" if self.succeeded else None,
+                "authorization_response_code": "3030" if self.succeeded else "3531",
+                "cardholder_verification_method": card.cvm or "none",
+                "dedicated_file_name": "A0000000031010",
+                "terminal_verification_results": "0000000000",
+                "transaction_status_information": "0000",
+            },
+        }
+        if self.decline is None:
+            outcome = {
+                "network_status": "approved_by_network",
+                "reason": None,
+                "risk_level": "normal",
+                "seller_message": "Payment complete.",
+                "type": "authorized",
+            }
+        else:
+            outcome = {
+                "network_status": "declined_by_network",
+                "reason": self.decline.decline_code,
+                "risk_level": "normal",
+                "seller_message": "The bank did not return any further details with this decline.",
+                "type": "issuer_declined",
+            }
+        return {
+            "id": self.id,
+            "object": "charge",
+            "amount": self.amount,
+            "amount_captured": self.amount_captured,
+            "amount_refunded": self.amount_refunded,
+            "application": None,
+            "application_fee": None,
+            "application_fee_amount": None,
+            "balance_transaction": self.balance_transaction,
+            "billing_details": {
+                "address": {
+                    "city": None,
+                    "country": None,
+                    "line1": None,
+                    "line2": None,
+                    "postal_code": None,
+                    "state": None,
+                },
+                "email": None,
+                "name": None,
+                "phone": None,
+            },
+            "calculated_statement_descriptor": "READERHOST",
+            "captured": self.captured,
+            "created": self.created,
+            "currency": self.currency,
+            "customer": None,
+            "description": self.description,
+            "disputed": False,
+            "failure_balance_transaction": None,
+            "failure_code": self.decline.code if self.decline else None,
+            "failure_message": self.decline.message if self.decline else None,
+            "fraud_details": {},
+            "invoice": None,
+            "livemode": False,
+            "metadata": dict(self.metadata),
+            "on_behalf_of": None,
+            "outcome": outcome,
+            "paid": self.succeeded,
+            "payment_intent": self.payment_intent,
+            "payment_method": self.presented.reference,
+            "payment_method_details": {kind: details, "type": kind},
+            "radar_options": {},
+            "receipt_email": None,
+            "receipt_number": None,
+            "receipt_url": f"https://pay.stripe.com/receipts/payment/{self.id}",
+            "refunded": self.captured is False and self.amount_refunded == self.amount and self.succeeded,
+            "review": None,
+            "shipping": None,
+            "source_transfer": None,
+            "statement_descriptor": None,
+            "statement_descriptor_suffix": None,
+            "status": "succeeded" if self.succeeded else "failed",
+            "transfer_data": None,
+            "transfer_group": None,
+        }
+
+
+@dataclass
+class PaymentIntent:
+    id: str
+    seq: int
+    amount: int
+    currency: str
+    capture_method: str
+    created: int
+    payment_method_types: list[str]
+    metadata: dict[str, str]
+    description: str | None
+    receipt_email: str | None
+    statement_descriptor_suffix: str | None
+    client_secret: str
+    status: str = "requires_payment_method"
+    payment_method: str | None = None
+    latest_charge: str | None = None
+    last_payment_error: dict[str, Any] | None = None
+    amount_capturable: int = 0
+    amount_received: int = 0
+    canceled_at: int | None = None
+    cancellation_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "payment_intent",
+            "amount": self.amount,
+            "amount_capturable": self.amount_capturable,
+            "amount_details": {"tip": {}},
+            "amount_received": self.amount_received,
+            "application": None,
+            "application_fee_amount": None,
+            "automatic_payment_methods": None,
+            "canceled_at": self.canceled_at,
+            "cancellation_reason": self.cancellation_reason,
+            "capture_method": self.capture_method,
+            "client_secret": self.client_secret,
+            "confirmation_method": "automatic",
+            "created": self.created,
+            "currency": self.currency,
+            "customer": None,
+            "description": self.description,
+            "invoice": None,
+            "last_payment_error": self.last_payment_error,
+            "latest_charge": self.latest_charge,
+            "livemode": False,
+            "metadata": dict(self.metadata),
+            "next_action": None,
+            "on_behalf_of": None,
+            "payment_method": self.payment_method,
+            "payment_method_options": {
+                kind: {"request_extended_authorization": False, "request_incremental_authorization_support": False}
+                if kind == "card_present"
+                else {}
+                for kind in self.payment_method_types
+            },
+            "payment_method_types": list(self.payment_method_types),
+            "processing": None,
+            "receipt_email": self.receipt_email,
+            "review": None,
+            "setup_future_usage": None,
+            "shipping": None,
+            "source": None,
+            "statement_descriptor": None,
+            "statement_descriptor_suffix": self.statement_descriptor_suffix,
+            "status": self.status,
+            "transfer_data": None,
+            "transfer_group": None,
+        }
+
+
+@dataclass
+class Mutation:
+    """What a handler needs to know about the request it serves."""
+
+    now: int
+    idempotency_key: str | None
+
+
+@dataclass
+class PaymentIntentStore:
+    """All PaymentIntents and charges of the emulated account."""
+
+    journal: Journal
+    on_change: Callable[[PaymentIntent, int], None] = lambda intent, at: None
+    intents: dict[str, PaymentIntent] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
+    _next_seq: int = 0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, intent_id: str, *, param: str = "intent") -> PaymentIntent:
+        intent = self.intents.get(intent_id)
+        if intent is None:
+            raise no_such("payment_intent", intent_id, param=param)
+        return intent
+
+    def render(self, intent: PaymentIntent, expand: list[str], prefix: str = "") -> dict[str, Any]:
+        """The PaymentIntent's JSON with the requested expansions (`prefix` is e.g. `data.` in lists)."""
+        body = intent.to_json()
+        for path in expand:
+            if prefix and not path.startswith(prefix):
+                continue
+            name = path[len(prefix) :]
+            if name not in EXPANDABLE:
+                raise invalid_request(f"This property cannot be expanded ({name}).", param="expand")
+            if name == "latest_charge" and intent.latest_charge is not None:
+                body["latest_charge"] = self.charges[intent.latest_charge].to_json()
+        return body
+
+    def expire_authorisations(self, now: int) -> list[PaymentIntent]:
+        """Cancel, as Stripe does, every uncaptured authorisation whose capture window has closed."""
+        expired = []
+        for intent in self.intents.values():
+            if intent.status != "requires_capture" or intent.latest_charge is None:
+                continue
+            charge = self.charges[intent.latest_charge]
+            if charge.capture_before is not None and charge.capture_before <= now:
+                self._release(intent, charge)
+                intent.status = "canceled"
+                intent.cancellation_reason = "automatic"
+                intent.canceled_at = charge.capture_before
+                self._journal("payment_intent.expire", intent, charge.capture_before, None, intent.amount)
+                expired.append(intent)
+        return expired
+
+    # -- mutations -----------------------------------------------------------------------------
+
+    def create(self, params: Params, mutation: Mutation) -> PaymentIntent:
+        amount = params.required_integer("amount")
+        currency = _validate_currency(params.required_string("currency", max_length=3))
+        _validate_amount(amount, currency)
+        types = params.string_list("payment_method_types") or ["card"]
+        for kind in types:
+            if kind not in PAYMENT_METHOD_TYPES:
+                raise invalid_request(
+                    f"The payment method type provided: {kind} is invalid. Please ensure the provided type is "
+                    f"activated in your dashboard (https://dashboard.stripe.com/account/payments/settings) and "
+                    f"your account is enabled for any preview features that you are trying to use.",
+                    param="payment_method_types",
+                )
+        capture_method = params.choice("capture_method", CAPTURE_METHODS) or "automatic_async"
+        if "card_present" in types and capture_method != "manual":
+            raise invalid_request(
+                "PaymentIntents with card_present payment method types must use capture_method=manual.",
+                param="capture_method",
+            )
+        if "interac_present" in types and currency != "cad":
+            raise invalid_request("interac_present payments must be in cad.", param="currency")
+        metadata = _validate_metadata(params.mapping("metadata") or {})
+        description = params.string("description", max_length=1000)
+        receipt_email = params.string("receipt_email", max_length=800)
+        suffix = params.string("statement_descriptor_suffix", max_length=22)
+        confirm = params.boolean("confirm")
+        payment_method = params.string("payment_method")
+        expand = params.expand()
+        params.reject_unknown()
+        presented = self._resolve_payment_method(payment_method) if payment_method else None
+        if confirm and presented is None:
+            raise invalid_request(
+                "You must provide a payment_method when confirming a PaymentIntent on creation.",
+                param="payment_method",
+            )
+
+        self._next_seq += 1
+        intent_id = new_id("pi")
+        intent = PaymentIntent(
+            id=intent_id,
+            seq=self._next_seq,
+            amount=amount,
+            currency=currency,
+            capture_method=capture_method,
+            created=mutation.now,
+            payment_method_types=types,
+            metadata=metadata,
+            description=description,
+            receipt_email=receipt_email,
+            statement_descriptor_suffix=suffix,
+            client_secret=f"{intent_id}_secret_{random_token(25)}",
+        )
+        if presented is not None:
+            self._check_type_allowed(intent, presented)
+            intent.payment_method = presented.reference
+            intent.status = "requires_confirmation"
+        self.intents[intent.id] = intent
+        self._journal("payment_intent.create", intent, mutation.now, mutation.idempotency_key, amount)
+        if presented is not None and confirm:
+            self._authorise(intent, presented, mutation, expand)
+        return intent
+
+    def confirm(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        intent = self.get(intent_id)
+        payment_method = params.string("payment_method")
+        params.string("receipt_email", max_length=800)
+        params.mapping("payment_method_options")
+        expand = params.expand()
+        params.reject_unknown()
+        presented = self._resolve_payment_method(payment_method) if payment_method else None
+        if intent.status not in CONFIRMABLE:
+            raise unexpected_state(
+                f"You cannot confirm this PaymentIntent because it has a status of {intent.status}. Only a "
+                f"PaymentIntent with one of the following statuses may be confirmed: "
+                f"requires_confirmation, requires_action, requires_payment_method.",
+                self.render(intent, expand),
+            )
+        if presented is None:
+            if intent.payment_method is None:
+                raise unexpected_state(
+                    "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm "
+                    "the PaymentIntent with cus_..., specify a payment method attached to this customer along "
+                    "with the customer ID.",
+                    self.render(intent, expand),
+                )
+            presented = self._resolve_payment_method(intent.payment_method)
+        self._check_type_allowed(intent, presented)
+        self._authorise(intent, presented, mutation, expand)
+        return intent
+
+    def update(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        intent = self.get(intent_id)
+        amount = params.integer("amount")
+        metadata = params.mapping("metadata")
+        description = params.string("description", max_length=1000)
+        receipt_email = params.string("receipt_email", max_length=800)
+        params.expand()
+        params.reject_unknown()
+        if amount is not None:
+            _validate_amount(amount, intent.currency)
+        if amount is not None and intent.status not in ("requires_payment_method", "requires_confirmation"):
+            raise unexpected_state(
+                f"This PaymentIntent's amount could not be updated because it has a status of {intent.status}. "
+                f"You may only update the amount of a PaymentIntent with one of the following statuses: "
+                f"requires_payment_method, requires_confirmation.",
+                intent.to_json(),
+            )
+        if metadata is not None:
+            merged = {**intent.metadata, **metadata}
+            intent.metadata = _validate_metadata(merged)
+        if amount is not None:
+            intent.amount = amount
+        if description is not None:
+            intent.description = description
+        if receipt_email is not None:
+            intent.receipt_email = receipt_email
+        self._journal("payment_intent.update", intent, mutation.now, mutation.idempotency_key, intent.amount)
+        return intent
+
+    def capture(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        intent = self.get(intent_id)
+        amount = params.integer("amount_to_capture")
+        params.mapping("metadata")
+        params.string("statement_descriptor_suffix", max_length=22)
+        expand = params.expand()
+        params.reject_unknown()
+        if intent.status != "requires_capture":
+            raise unexpected_state(
+                f"This PaymentIntent could not be captured because it has a status of {intent.status}. Only a "
+                f"PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                self.render(intent, expand),
+            )
+        assert intent.latest_charge is not None
+        charge = self.charges[intent.latest_charge]
+        to_capture = intent.amount_capturable if amount is None else amount
+        if to_capture > intent.amount_capturable:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"The amount to capture ({to_capture}) must be less than or equal to the capturable amount "
+                f"({intent.amount_capturable}).",
+                code="amount_too_large",
+                param="amount_to_capture",
+                saved=True,
+            )
+        if to_capture < 1:
+            raise invalid_request("Amount to capture must be a positive integer.", param="amount_to_capture")
+        charge.captured = True
+        charge.amount_captured = to_capture
+        charge.amount_refunded = charge.amount - to_capture  # the rest of the hold is released
+        charge.balance_transaction = new_id("txn")
+        intent.status = "succeeded"
+        intent.amount_received = to_capture
+        intent.amount_capturable = 0
+        self._journal("payment_intent.capture", intent, mutation.now, mutation.idempotency_key, to_capture)
+        return intent
+
+    def cancel(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        intent = self.get(intent_id)
+        reason = params.choice("cancellation_reason", CLIENT_CANCELLATION_REASONS)
+        expand = params.expand()
+        params.reject_unknown()
+        if intent.status not in CANCELABLE:
+            raise unexpected_state(
+                f"You cannot cancel this PaymentIntent because it has a status of {intent.status}. Only a "
+                f"PaymentIntent with one of the following statuses may be canceled: {', '.join(CANCELABLE)}.",
+                self.render(intent, expand),
+            )
+        if intent.latest_charge is not None and intent.status == "requires_capture":
+            self._release(intent, self.charges[intent.latest_charge])
+        intent.status = "canceled"
+        intent.cancellation_reason = reason
+        intent.canceled_at = mutation.now
+        self._journal("payment_intent.cancel", intent, mutation.now, mutation.idempotency_key, intent.amount)
+        return intent
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _resolve_payment_method(self, reference: str) -> PresentedCard:
+        presented = resolve_payment_method(reference)
+        if presented is None:
+            raise no_such("PaymentMethod", reference, param="payment_method", status=400)
+        return presented
+
+    def _check_type_allowed(self, intent: PaymentIntent, presented: PresentedCard) -> None:
+        kind = "interac_present" if presented.card.interac else "card_present"
+        if kind not in intent.payment_method_types:
+            raise invalid_request(
+                f"The PaymentMethod provided ({kind}) is not allowed for this PaymentIntent. Please attach a "
+                f"PaymentMethod of one of the following types: {', '.join(intent.payment_method_types)}. "
+                f'Alternatively, update the allowed payment_method_types for this PaymentIntent to include "{kind}".',
+                param="payment_method",
+                code="payment_intent_incompatible_payment_method",
+            )
+
+    def _authorise(
+        self, intent: PaymentIntent, presented: PresentedCard, mutation: Mutation, expand: list[str]
+    ) -> None:
+        decline = decline_for(presented, intent.amount)
+        charge = Charge(
+            id=new_id("ch"),
+            payment_intent=intent.id,
+            amount=intent.amount,
+            currency=intent.currency,
+            created=mutation.now,
+            presented=presented,
+            description=intent.description,
+            metadata=intent.metadata,
+            decline=decline,
+            capture_before=None if decline else mutation.now + authorisation_window_s(presented.card.brand),
+        )
+        self.charges[charge.id] = charge
+        intent.latest_charge = charge.id
+        if decline is None:
+            intent.status = "requires_capture"
+            intent.payment_method = presented.reference
+            intent.amount_capturable = intent.amount
+            intent.last_payment_error = None
+            self._journal("payment_intent.confirm", intent, mutation.now, mutation.idempotency_key, intent.amount)
+            return
+        error_fields = {
+            "charge": charge.id,
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "doc_url": "https://stripe.com/docs/error-codes/" + decline.code.replace("_", "-"),
+            "message": decline.message,
+            "payment_method": {"id": presented.reference, "object": "payment_method", "type": "card_present"},
+            "type": "card_error",
+        }
+        intent.status = "requires_payment_method"
+        intent.payment_method = None
+        intent.last_payment_error = error_fields
+        self._journal("payment_intent.confirm", intent, mutation.now, mutation.idempotency_key, intent.amount)
+        raise StripeError(
+            402,
+            "card_error",
+            decline.message,
+            code=decline.code,
+            decline_code=decline.decline_code,
+            embedded={
+                "charge": charge.id,
+                "payment_intent": self.render(intent, expand),
+                "payment_method": error_fields["payment_method"],
+            },
+            saved=True,
+        )
+
+    def _release(self, intent: PaymentIntent, charge: Charge) -> None:
+        charge.amount_refunded = charge.amount
+        intent.amount_capturable = 0
+
+    def _journal(self, op: str, intent: PaymentIntent, at: int, key: str | None, amount: int) -> None:
+        """Every change to a PaymentIntent passes here: it is journaled and shown to search."""
+        self.on_change(intent, at)
+        self.journal.record(
+            at=at,
+            op=op,
+            object_id=intent.id,
+            idempotency_key=key,
+            status=intent.status,
+            amount=amount,
+            metadata=intent.metadata,
+        )
+
+
+def _validate_currency(currency: str) -> str:
+    if currency.lower() not in currencies.SUPPORTED:
+        raise invalid_request(
+            f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+            + ", ".join(sorted(currencies.SUPPORTED)),
+            param="currency",
+        )
+    return currency.lower()
+
+
+def _validate_amount(amount: int, currency: str) -> None:
+    minimum = currencies.MINIMUM_AMOUNT.get(currency, 1)
+    if amount < minimum:
+        raise invalid_request(
+            f"Amount must be at least {currencies.format_amount(minimum, currency)}",
+            param="amount",
+            code="amount_too_small",
+        )
+    if amount > currencies.MAXIMUM_AMOUNT:
+        raise invalid_request(
+            f"Amount must be no more than {currencies.format_amount(currencies.MAXIMUM_AMOUNT, currency)}",
+            param="amount",
+            code="amount_too_large",
+        )
+
+
+def _validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise invalid_request(
+            f"Metadata can have up to {METADATA_MAX_KEYS} keys, but you passed in {len(metadata)} keys.",
+            param="metadata",
+        )
+    clean: dict[str, str] = {}
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_MAX:
+            raise invalid_request(
+                f"Metadata keys can have up to {METADATA_KEY_MAX} characters, but you passed in a key with "
+                f"{len(key)} characters.",
+                param=f"metadata[{key}]",
+            )
+        if not isinstance(value, str):
+            raise invalid_request(f"Invalid metadata value for {key}: must be a string", param=f"metadata[{key}]")
+        if len(value) > METADATA_VALUE_MAX:
+            raise invalid_request(
+                f"Metadata values can have up to {METADATA_VALUE_MAX} characters, but you passed in a value "
+                f"that is {len(value)} characters.",
+                param=f"metadata[{key}]",
+            )
+        if value != "":  # an empty value unsets the key
+            clean[key] = value
+    return clean

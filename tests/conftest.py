@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: a Stripe emulator per test, and stripe-python pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import stripe
+
+from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
+
+TEST_KEY = "sk_test_readerhost_emulator"
+
+
+@dataclass(frozen=True)
+class EmulatorHandle:
+    url: str
+    emulator: StripeEmulator
+
+
+@pytest.fixture
+def stripe_emulator() -> Iterator[EmulatorHandle]:
+    """A fresh emulator on 127.0.0.1, with search reading after write (tests that need lag set it)."""
+    with running_emulator(search_lag_s=0) as (url, emulator):
+        yield EmulatorHandle(url, emulator)
+
+
+def make_client(url: str, *, retries: int = 0, read_timeout: float = 5.0) -> stripe.StripeClient:
+    """stripe-python as the daemon uses it: RequestsClient with explicit timeouts, explicit retries."""
+    return stripe.StripeClient(
+        TEST_KEY,
+        base_addresses={"api": url},
+        http_client=stripe.RequestsClient(timeout=(2.0, read_timeout)),
+        max_network_retries=retries,
+    )
+
+
+@pytest.fixture
+def client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
+    """A client that does not retry: each call is exactly one HTTP request."""
+    return make_client(stripe_emulator.url)
+
+
+@pytest.fixture
+def retrying_client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
+    """A client that retries network errors, 409s and 5xx twice, reusing one idempotency key."""
+    return make_client(stripe_emulator.url, retries=2)
