@@ -8,6 +8,7 @@ an `ApiResponse`, which the HTTP layer sends or, for connection faults, replaces
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -32,7 +33,9 @@ from .listing import SearchIndex, list_intents
 from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
 from .ratelimit import RateLimiter
 
-API_VERSION = "2026-10-28.clover"
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2026-10-28.endive"  # the version stripe-python 16 pins
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 
 
@@ -159,6 +162,10 @@ class StripeEmulator:
             response = self._serve(request, rule)
         except StripeError as error:
             response = ApiResponse(error.status, error.body(), dict(error.headers))
+        except Exception:  # a bug in the emulator: answer as Stripe does, and say why on stderr
+            logger.exception("the emulator failed on %s %s", request.method, request.path)
+            internal = api_error(500)
+            response = ApiResponse(internal.status, internal.body())
         response.headers.setdefault("Request-Id", new_id("req", 14))
         response.headers.setdefault("Stripe-Version", request.headers.get("stripe-version", API_VERSION))
         if rule is not None and action == "delay_after":
@@ -173,18 +180,20 @@ class StripeEmulator:
         self._authenticate(request.headers.get("authorization", ""))
         handler, path_args = self._route(request.method, request.path)
         values = parse_form(request.body if request.method == "POST" else request.query)
+        api_version = request.headers.get("stripe-version") or API_VERSION
         if rule is not None and rule.action == "rate_limit":
             raise rate_limited()
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         if key is None:
             if rule is not None and rule.action == "error":
                 raise api_error(rule.status or 500, should_retry=rule.should_retry)
-            return self._run(handler, values, path_args, None)
+            return self._run(handler, values, path_args, None, api_version)
         if not key or len(key) > MAX_KEY_LENGTH:
             raise invalid_request(
                 f"Idempotency-Key must be between 1 and {MAX_KEY_LENGTH} characters long.", param="Idempotency-Key"
             )
-        return self._run_once(handler, values, path_args, key, fingerprint(request.method, request.path, values), rule)
+        request_fingerprint = fingerprint(request.method, request.path, values)
+        return self._run_once(handler, values, path_args, key, request_fingerprint, rule, api_version)
 
     def _run_once(
         self,
@@ -194,6 +203,7 @@ class StripeEmulator:
         key: str,
         request_fingerprint: str,
         rule: FaultRule | None,
+        api_version: str,
     ) -> ApiResponse:
         """Execute under an idempotency key: replay what was saved, or run and save the first answer."""
         saved = self.idempotency.begin(key, request_fingerprint, self.clock.now())
@@ -210,7 +220,7 @@ class StripeEmulator:
                 raise error
             if rule is not None and rule.action == "delay_during":
                 self._pause(rule)
-            response = self._run(handler, values, path_args, key)
+            response = self._run(handler, values, path_args, key, api_version)
         except StripeError as error:
             if not error.saved:
                 self.idempotency.release(key)
@@ -225,11 +235,13 @@ class StripeEmulator:
         self.idempotency.save(key, SavedResponse(response.status, response.body, dict(response.headers)))
         return response
 
-    def _run(self, handler: Handler, values: dict[str, Any], path_args: dict[str, str], key: str | None) -> ApiResponse:
+    def _run(
+        self, handler: Handler, values: dict[str, Any], path_args: dict[str, str], key: str | None, api_version: str
+    ) -> ApiResponse:
         with self._state_lock:
             now = self.clock.timestamp()
             self.payment_intents.expire_authorisations(now)
-            body = handler(Call(Params(values), path_args, Mutation(now, key)))
+            body = handler(Call(Params(values), path_args, Mutation(now, key, api_version)))
         return ApiResponse(200, body)
 
     def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:

@@ -71,6 +71,9 @@ class Params:
             return None
         return value
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
     def raw(self, name: str) -> FormValue | None:
         """The value as sent (a string, a hash or a list), for parameters of more than one shape."""
         return self._take(name, False)

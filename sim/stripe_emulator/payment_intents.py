@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import currencies
-from .errors import StripeError, invalid_request, no_such, unexpected_state
+from .errors import StripeError, invalid_request, no_such, unexpected_state, unknown_param
 from .forms import Params
 from .ids import new_id, random_token
 from .journal import Journal
@@ -23,6 +23,9 @@ from .testcards import Decline, PresentedCard, authorisation_window_s, decline_f
 
 PAYMENT_METHOD_TYPES = ("card_present", "interac_present", "card")
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+# API versions that changed how a PaymentIntent's payment method types are chosen.
+ALLOWED_PAYMENT_METHOD_TYPES_ADDED = "2026-07-29"
+PAYMENT_METHOD_TYPES_REMOVED = "2026-09-30"
 CLIENT_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -172,6 +175,7 @@ class PaymentIntent:
     capture_method: str
     created: int
     payment_method_types: list[str]
+    allowed_payment_method_types: list[str] | None
     metadata: dict[str, str]
     description: str | None
     receipt_email: str | None
@@ -190,6 +194,7 @@ class PaymentIntent:
         return {
             "id": self.id,
             "object": "payment_intent",
+            "allowed_payment_method_types": self.allowed_payment_method_types,
             "amount": self.amount,
             "amount_capturable": self.amount_capturable,
             "amount_details": {"tip": {}},
@@ -206,6 +211,7 @@ class PaymentIntent:
             "currency": self.currency,
             "customer": None,
             "description": self.description,
+            "excluded_payment_method_types": None,
             "invoice": None,
             "last_payment_error": self.last_payment_error,
             "latest_charge": self.latest_charge,
@@ -241,6 +247,7 @@ class Mutation:
 
     now: int
     idempotency_key: str | None
+    api_version: str
 
 
 @dataclass
@@ -296,23 +303,13 @@ class PaymentIntentStore:
         amount = params.required_integer("amount")
         currency = _validate_currency(params.required_string("currency", max_length=3))
         _validate_amount(amount, currency)
-        types = params.string_list("payment_method_types") or ["card"]
-        for kind in types:
-            if kind not in PAYMENT_METHOD_TYPES:
-                raise invalid_request(
-                    f"The payment method type provided: {kind} is invalid. Please ensure the provided type is "
-                    f"activated in your dashboard (https://dashboard.stripe.com/account/payments/settings) and "
-                    f"your account is enabled for any preview features that you are trying to use.",
-                    param="payment_method_types",
-                )
+        types, allowed_types = self._payment_method_types(params, currency, mutation.api_version)
         capture_method = params.choice("capture_method", CAPTURE_METHODS) or "automatic_async"
         if "card_present" in types and capture_method != "manual":
             raise invalid_request(
                 "PaymentIntents with card_present payment method types must use capture_method=manual.",
                 param="capture_method",
             )
-        if "interac_present" in types and currency != "cad":
-            raise invalid_request("interac_present payments must be in cad.", param="currency")
         metadata = _validate_metadata(params.mapping("metadata") or {})
         description = params.string("description", max_length=1000)
         receipt_email = params.string("receipt_email", max_length=800)
@@ -338,6 +335,7 @@ class PaymentIntentStore:
             capture_method=capture_method,
             created=mutation.now,
             payment_method_types=types,
+            allowed_payment_method_types=allowed_types,
             metadata=metadata,
             description=description,
             receipt_email=receipt_email,
@@ -470,6 +468,48 @@ class PaymentIntentStore:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _payment_method_types(
+        self, params: Params, currency: str, api_version: str
+    ) -> tuple[list[str], list[str] | None]:
+        """The PaymentIntent's payment method types, by the rules of the request's API version.
+
+        Up to 2026-09-30 a client sets `payment_method_types` and an unusable type is an error.
+        From then on that parameter is gone; `allowed_payment_method_types` (from 2026-07-29)
+        filters silently to the usable types. Without either, the account's dynamic payment
+        methods apply: this emulated account has `card` only.
+        """
+        if api_version >= PAYMENT_METHOD_TYPES_REMOVED and "payment_method_types" in params:
+            raise invalid_request(
+                "payment_method_types is no longer supported on this API version. Use "
+                "allowed_payment_method_types to choose which payment method types this PaymentIntent may use.",
+                param="payment_method_types",
+                code="payment_method_types_no_longer_supported",
+            )
+        if api_version < ALLOWED_PAYMENT_METHOD_TYPES_ADDED and "allowed_payment_method_types" in params:
+            raise unknown_param("allowed_payment_method_types")
+        explicit = params.string_list("payment_method_types")
+        if explicit is not None:
+            for kind in explicit:
+                if kind not in PAYMENT_METHOD_TYPES:
+                    raise invalid_request(
+                        f"The payment method type provided: {kind} is invalid. Please ensure the provided type is "
+                        "activated in your dashboard (https://dashboard.stripe.com/account/payments/settings) and "
+                        "your account is enabled for any preview features that you are trying to use.",
+                        param="payment_method_types",
+                    )
+            return explicit, None
+        allowed = params.string_list("allowed_payment_method_types")
+        if allowed is None:
+            return ["card"], None
+        usable = [kind for kind in allowed if kind in PAYMENT_METHOD_TYPES and _usable_in(kind, currency)]
+        if not usable:
+            raise invalid_request(
+                f"None of the allowed_payment_method_types ({', '.join(allowed)}) can be used for a payment in "
+                f"{currency}.",
+                param="allowed_payment_method_types",
+            )
+        return usable, allowed
+
     def _resolve_payment_method(self, reference: str) -> PresentedCard:
         presented = resolve_payment_method(reference)
         if presented is None:
@@ -555,6 +595,10 @@ class PaymentIntentStore:
             amount=amount,
             metadata=intent.metadata,
         )
+
+
+def _usable_in(kind: str, currency: str) -> bool:
+    return kind != "interac_present" or currency == "cad"
 
 
 def _validate_currency(currency: str) -> str:
