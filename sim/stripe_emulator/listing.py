@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import invalid_request
 from .forms import Params
-from .payment_intents import PaymentIntent, PaymentIntentStore
+from .payment_intents import EXPANDABLE, PaymentIntent, PaymentIntentStore
 
 LIST_URL = "/v1/payment_intents"
 SEARCH_URL = "/v1/payment_intents/search"
@@ -75,6 +75,9 @@ def list_intents(store: PaymentIntentStore, params: Params) -> dict[str, Any]:
     ending_before = params.string("ending_before")
     expand = params.expand()
     params.reject_unknown()
+    for path in expand:  # checked up front: an empty page must refuse a bad expansion too
+        if path.removeprefix("data.") == path or path.removeprefix("data.") not in EXPANDABLE:
+            raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
     if starting_after and ending_before:
         raise invalid_request(
             "You may only specify one of these parameters: ending_before, starting_after.", param="ending_before"

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import currencies
+from readerhost.daemon.payments import currencies
+
 from .errors import StripeError, invalid_request, no_such, unexpected_state, unknown_param
 from .forms import Params
 from .ids import new_id, random_token
@@ -33,6 +34,8 @@ CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_act
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
+# A card's funding, as the `account_type` on its receipt (Stripe: checking, credit, prepaid, unknown).
+ACCOUNT_TYPES = {"credit": "credit", "debit": "checking", "prepaid": "prepaid"}
 # Expansions the emulator can answer; the others are nullable references it never sets.
 EXPANDABLE = ("latest_charge", "customer", "invoice", "review", "application", "on_behalf_of")
 
@@ -64,7 +67,6 @@ class Charge:
         details: dict[str, Any] = {
             "amount_authorized": self.amount if self.succeeded else None,
             "brand": card.brand,
-            "capture_before": self.capture_before,
             "cardholder_name": None,
             "country": "CA" if card.interac else "US",
             "emv_auth_data": "8A023030" if self.succeeded else "8A023531",
@@ -80,7 +82,7 @@ class Charge:
             "overcapture_supported": False,
             "read_method": self.presented.read_method,
             "receipt": {
-                "account_type": card.funding,
+                "account_type": ACCOUNT_TYPES.get(card.funding, "unknown"),
                 "application_cryptogram": "EF1A2B3C4D5E6F70",
                 "application_preferred_name": card.brand.upper(),
                 "authorization_code": "123456" if self.succeeded else None,
@@ -91,6 +93,8 @@ class Charge:
                 "transaction_status_information": "0000",
             },
         }
+        if self.capture_before is not None:  # a failed charge has none: Stripe leaves the field out
+            details["capture_before"] = self.capture_before
         if self.decline is None:
             outcome = {
                 "network_status": "approved_by_network",
@@ -117,19 +121,7 @@ class Charge:
             "application_fee": None,
             "application_fee_amount": None,
             "balance_transaction": self.balance_transaction,
-            "billing_details": {
-                "address": {
-                    "city": None,
-                    "country": None,
-                    "line1": None,
-                    "line2": None,
-                    "postal_code": None,
-                    "state": None,
-                },
-                "email": None,
-                "name": None,
-                "phone": None,
-            },
+            "billing_details": _no_billing_details(),
             "calculated_statement_descriptor": "READERHOST",
             "captured": self.captured,
             "created": self.created,
@@ -558,7 +550,7 @@ class PaymentIntentStore:
             "decline_code": decline.decline_code,
             "doc_url": "https://stripe.com/docs/error-codes/" + decline.code.replace("_", "-"),
             "message": decline.message,
-            "payment_method": {"id": presented.reference, "object": "payment_method", "type": "card_present"},
+            "payment_method": payment_method_json(presented, mutation.now),
             "type": "card_error",
         }
         intent.status = "requires_payment_method"
@@ -597,6 +589,46 @@ class PaymentIntentStore:
         )
 
 
+def payment_method_json(presented: PresentedCard, created: int) -> dict[str, Any]:
+    """The PaymentMethod a reader made of a presented card, as Stripe embeds it in a decline."""
+    card = presented.card
+    kind = "interac_present" if card.interac else "card_present"
+    return {
+        "id": presented.reference,
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": _no_billing_details(),
+        kind: {
+            "brand": card.brand,
+            "brand_product": None,
+            "cardholder_name": None,
+            "country": "CA" if card.interac else "US",
+            "description": None,
+            "exp_month": 12,
+            "exp_year": 2030,
+            "fingerprint": hashlib.sha256(card.name.encode()).hexdigest()[:16],
+            "funding": card.funding,
+            "issuer": None,
+            "last4": card.last4,
+            "networks": {"available": [card.brand], "preferred": None},
+            "offline": None,
+            "preferred_locales": ["en"],
+            "read_method": presented.read_method,
+            "wallet": None,
+        },
+        "created": created,
+        "customer": None,
+        "livemode": False,
+        "metadata": {},
+        "type": kind,
+    }
+
+
+def _no_billing_details() -> dict[str, Any]:
+    address = dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
+    return {"address": address, "email": None, "name": None, "phone": None}
+
+
 def _usable_in(kind: str, currency: str) -> bool:
     return kind != "interac_present" or currency == "cad"
 
@@ -628,9 +660,10 @@ def _validate_amount(amount: int, currency: str) -> None:
 
 
 def _validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
-    if len(metadata) > METADATA_MAX_KEYS:
+    kept = sum(1 for value in metadata.values() if value != "")  # an empty value unsets its key
+    if kept > METADATA_MAX_KEYS:
         raise invalid_request(
-            f"Metadata can have up to {METADATA_MAX_KEYS} keys, but you passed in {len(metadata)} keys.",
+            f"Metadata can have up to {METADATA_MAX_KEYS} keys, but you passed in {kept} keys.",
             param="metadata",
         )
     clean: dict[str, str] = {}

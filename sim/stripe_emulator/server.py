@@ -22,6 +22,9 @@ MAX_BODY = 1024 * 1024
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Stripe's API and stripe-python's pool expect
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK hold every response back by ~40 ms.
+    disable_nagle_algorithm = True
     server: EmulatorHTTPServer
     error_content_type = "application/json"
 
@@ -32,6 +35,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # Stripe answers any other method with its JSON 404 (unrecognized URL), not an HTML 501.
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -107,7 +117,10 @@ def running_emulator(
     """Serve an emulator on 127.0.0.1 in a background thread; yields (base URL, emulator)."""
     emulator = StripeEmulator(rate_limit=rate_limit, search_lag_s=search_lag_s)
     server = EmulatorHTTPServer(emulator, port, verbose=verbose)
-    thread = threading.Thread(target=server.serve_forever, name="stripe-emulator", daemon=True)
+    # A short poll interval: shutdown() waits for it, and tests start and stop an emulator each.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-emulator", daemon=True
+    )
     thread.start()
     try:
         yield server.url, emulator

@@ -1,4 +1,8 @@
-"""Currencies Stripe accepts, the ones without minor units, and Stripe's minimum charge amounts."""
+"""Currencies Stripe accepts, the ones without minor units, and Stripe's minimum charge amounts.
+
+The daemon refuses what Stripe would refuse before anything is sent; the Stripe emulator in
+sim/ answers from the same table.
+"""
 
 from __future__ import annotations
 

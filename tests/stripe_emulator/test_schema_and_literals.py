@@ -1,0 +1,484 @@
+"""Every kind of body the emulator sends, against Stripe's OpenAPI description (structure), and every
+status, type and code value in them, against the installed stripe package's type hints (values).
+
+The OpenAPI subset drops enums (it is older than our stripe package), so values are checked against
+stripe-python's `Literal` types instead, and the `object` names by equality.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+import stripe
+from conftest import make_client
+from support.emulator_fidelity import VISA, api, authorise, body_of, create_intent, error_body, wait_until
+from support.openapi import assert_matches_stripe_schema
+
+from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
+from readerhost.sim.stripe_emulator.testcards import READ_METHODS, TEST_CARDS
+
+DAY = 24 * 3600
+CANCELLATION_REASONS = ["abandoned", "duplicate", "fraudulent", "requested_by_customer"]
+DECLINING_AMOUNTS = [2501, 2502, 2503, 2505, 2555, 2560, 2565, 2575]
+# Error codes Stripe documents that are newer than the installed stripe package's `Literal` of codes.
+NEWER_THAN_STRIPE_PYTHON = {
+    # https://docs.stripe.com/changelog/endive/2026-09-30/removes-the-payment-method-types-parameter-from-payment-intents-and-setup-intents
+    "payment_method_types_no_longer_supported",
+}
+
+
+@dataclass
+class Exercise:
+    """What one run through every feature of the emulator answered: bodies by kind, for checking."""
+
+    url: str
+    emulator: StripeEmulator
+    client: stripe.StripeClient
+    bodies: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(list))
+
+    def keep(self, kind: str, schema: str, body: object) -> None:
+        assert isinstance(body, dict), f"{kind}: not a JSON object: {body!r}"
+        self.bodies[kind].append((schema, body))
+
+    def intent(self, kind: str, intent: stripe.PaymentIntent, status: str) -> None:
+        """Keep the PaymentIntent as the API answered it, and as retrieve answers with and without expansion."""
+        assert intent.status == status, f"{kind}: {intent.status}"
+        self.keep(kind, "payment_intent", body_of(intent))
+        plain = api(self.url, "GET", f"/v1/payment_intents/{intent.id}")
+        expanded = api(self.url, "GET", f"/v1/payment_intents/{intent.id}", params={"expand[]": "latest_charge"})
+        assert (plain.status_code, expanded.status_code) == (200, 200)
+        assert plain.json()["status"] == status
+        self.keep(kind, "payment_intent", plain.json())
+        self.keep(f"{kind}, expanded", "payment_intent", expanded.json())
+        charge = expanded.json()["latest_charge"]
+        if charge is not None:
+            assert isinstance(charge, dict), "latest_charge was not expanded"
+            self.keep(f"charge {charge['status']}", "charge", charge)
+
+    def error(
+        self, kind: str, call: Callable[..., object], status: int, *args: Any, **kwargs: Any
+    ) -> stripe.StripeError:
+        """Keep the error body of `call(*args, **kwargs)`, which must fail with `status`."""
+        with pytest.raises(stripe.StripeError) as raised:
+            call(*args, **kwargs)
+        assert raised.value.http_status == status, f"{kind}: {raised.value.http_status} {raised.value}"
+        self.keep(kind, "error", error_body(raised.value))
+        return raised.value
+
+    def raw_error(self, kind: str, answer: requests.Response, status: int) -> None:
+        assert answer.status_code == status, f"{kind}: {answer.status_code} {answer.text}"
+        self.keep(kind, "error", answer.json())
+
+    def each(self, schema: str | None = None) -> Iterator[dict[str, Any]]:
+        for bodies in self.bodies.values():
+            for name, body in bodies:
+                if schema is None or name == schema:
+                    yield body
+
+
+def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
+    client = make_client(url)
+    intents = client.v1.payment_intents
+    run = Exercise(url, emulator, client)
+
+    # PaymentIntents in every status the emulator reaches, through every test card and read method.
+    run.intent("requires_payment_method", create_intent(client), "requires_payment_method")
+    run.intent("requires_confirmation", create_intent(client, payment_method=VISA), "requires_confirmation")
+    for name, card in TEST_CARDS.items():
+        if card.decline is not None:
+            continue
+        currency = "cad" if card.interac else "usd"
+        kinds = ["card_present", "interac_present"] if card.interac else ["card_present"]
+        created = create_intent(client, 2500, currency=currency, allowed_payment_method_types=kinds)
+        confirmed = intents.confirm(created.id, params={"payment_method": f"pm_card_present_{name}"})
+        run.intent("requires_capture", confirmed, "requires_capture")
+    for read_method in READ_METHODS:
+        run.intent("requires_capture", authorise(client, 1000, f"{VISA}__{read_method}"), "requires_capture")
+    run.intent("succeeded", intents.capture(authorise(client, 3000).id), "succeeded")
+    partial = intents.capture(authorise(client, 3000).id, params={"amount_to_capture": 1000})
+    run.intent("succeeded", partial, "succeeded")
+    for reason in CANCELLATION_REASONS:
+        canceled = intents.cancel(create_intent(client).id, params={"cancellation_reason": reason})
+        run.intent("canceled", canceled, "canceled")
+    run.intent("canceled", intents.cancel(authorise(client).id), "canceled")
+    expiring = authorise(client, 2000, "pm_card_present_mastercard")
+    emulator.advance_clock(2 * DAY + 1)
+    expired = intents.retrieve(expiring.id)
+    assert expired.cancellation_reason == "automatic"
+    run.intent("canceled", expired, "canceled")
+
+    # Declines: by card and by amount; the PaymentIntent comes back with last_payment_error set.
+    declines = [(f"pm_card_present_{name}", 2500) for name, card in TEST_CARDS.items() if card.decline]
+    declines += [(VISA, amount) for amount in DECLINING_AMOUNTS]
+    for payment_method, amount in declines:
+        intent = create_intent(client, amount)
+        run.error("402 decline", intents.confirm, 402, intent.id, params={"payment_method": payment_method})
+        run.intent("requires_payment_method", intents.retrieve(intent.id), "requires_payment_method")
+
+    # Every other error the API answers with.
+    new = create_intent(client)
+    run.error("400 unexpected_state", lambda: intents.capture(new.id), 400)
+    run.error("400 unexpected_state", lambda: intents.confirm(intents.cancel(create_intent(client).id).id), 400)
+    run.error(
+        "400 invalid_request", lambda: intents.capture(authorise(client).id, params={"amount_to_capture": 5000}), 400
+    )
+    run.error("400 invalid_request", lambda: create_intent(client, 10), 400)
+    run.error("400 invalid_request", lambda: create_intent(client, 1000, colour="red"), 400)
+    run.error("400 invalid_request", lambda: create_intent(client, 1000, currency=None), 400)
+    not_a_number: Any = "lots"
+    run.error("400 invalid_request", lambda: create_intent(client, not_a_number), 400)
+    run.error("400 invalid_request", lambda: create_intent(client, 1000, capture_method="automatic"), 400)
+    run.error("400 invalid_request", lambda: create_intent(client, 1000, metadata={"k" * 41: "v"}), 400)
+    run.error("400 invalid_request", lambda: intents.confirm(new.id, params={"payment_method": "pm_nothing"}), 400)
+    run.error("400 invalid_request", lambda: intents.list(params={"limit": 0}), 400)
+    run.error("400 invalid_request", lambda: intents.search(params={"query": "colour:'red'"}), 400)
+    run.error(
+        "400 invalid_request",
+        lambda: intents.confirm(new.id, params={"payment_method": "pm_card_present_interac"}),
+        400,
+    )
+    old_style: Any = {"amount": 1000, "currency": "usd", "payment_method_types": ["card_present"]}
+    run.error("400 invalid_request", lambda: intents.create(params=old_style | {"capture_method": "manual"}), 400)
+    create_intent(client, 1000, key="reused")
+    run.error("400 idempotency_error", lambda: create_intent(client, 2000, key="reused"), 400)
+    run.error("404 resource_missing", lambda: intents.retrieve("pi_nothing"), 404)
+    run.raw_error("404 unrecognized URL", api(url, "GET", "/v1/refunds"), 404)
+    run.raw_error("404 unrecognized URL", api(url, "PUT", "/v1/payment_intents"), 404)
+    run.raw_error("401", api(url, "GET", "/v1/payment_intents", key=None), 401)
+    run.raw_error("401", api(url, "GET", "/v1/payment_intents", key="sk_live_readerhost"), 401)
+
+    rule = emulator.add_fault(
+        {"method": "POST", "path": "/v1/payment_intents$", "action": "delay_during", "seconds": 1}
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(create_intent, client, 1000, key="in-flight")
+        wait_until(lambda: rule.fired == 1, what="the first request to reach the emulator")
+        run.error("409", lambda: create_intent(client, 1000, key="in-flight"), 409)
+        first.result(timeout=10)
+
+    emulator.add_fault({"method": "POST", "action": "rate_limit"})
+    run.error("429", lambda: create_intent(client), 429)
+    emulator.set_rate_limit(1)
+    api(url, "GET", "/v1/payment_intents")
+    run.raw_error("429", api(url, "GET", "/v1/payment_intents"), 429)
+    emulator.set_rate_limit(None)
+    for status in (500, 502, 503):
+        emulator.add_fault({"method": "POST", "action": "error", "status": status})
+        run.error(f"{status}", create_intent, status, client, key=f"fails-{status}")
+    run.error("500", lambda: create_intent(client, key="fails-500"), 500)  # the saved 500, replayed
+
+    # Lists and search results, with and without expansion.
+    every = api(url, "GET", "/v1/payment_intents", params={"limit": "100"})
+    expanded = api(url, "GET", "/v1/payment_intents", params={"limit": "100", "expand[]": "data.latest_charge"})
+    run.keep("list", "payment_intent_list", every.json())
+    run.keep("list", "payment_intent_list", expanded.json())
+    run.keep("list", "payment_intent_list", api(url, "GET", "/v1/payment_intents", params={"created": "1"}).json())
+    assert len(every.json()["data"]) > 30
+    for query in ("status:'requires_capture'", "status:'canceled' AND metadata['x']:'y'", "amount>0"):
+        found = api(url, "GET", "/v1/payment_intents/search", params={"query": query, "limit": "5"})
+        run.keep("search", "payment_intent_search_result", found.json())
+    counted = api(url, "GET", "/v1/payment_intents/search", params={"query": "amount>0", "expand[]": "total_count"})
+    run.keep("search", "payment_intent_search_result", counted.json())
+    return run
+
+
+@pytest.fixture(scope="module")
+def exercised() -> Iterator[Exercise]:
+    """One emulator taken through every feature, for all the checks in this module."""
+    with running_emulator(search_lag_s=0) as (url, emulator):
+        yield exercise_everything(url, emulator)
+
+
+# -- structure: Stripe's OpenAPI description ------------------------------------------------------
+
+KINDS = [
+    "requires_payment_method",
+    "requires_payment_method, expanded",
+    "requires_confirmation",
+    "requires_confirmation, expanded",
+    "requires_capture",
+    "requires_capture, expanded",
+    "succeeded",
+    "succeeded, expanded",
+    "canceled",
+    "canceled, expanded",
+    "charge succeeded",
+    "charge failed",
+    "list",
+    "search",
+    "402 decline",
+    "400 unexpected_state",
+    "400 invalid_request",
+    "400 idempotency_error",
+    "404 resource_missing",
+    "404 unrecognized URL",
+    "401",
+    "409",
+    "429",
+    "500",
+    "502",
+    "503",
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bodies_match_stripes_openapi_description(exercised: Exercise, kind: str) -> None:
+    bodies = exercised.bodies.get(kind)
+    assert bodies, f"the exercise produced no {kind!r} body"
+
+    for schema, body in bodies:
+        assert_matches_stripe_schema(body, schema)
+
+
+def test_every_kind_of_body_is_checked(exercised: Exercise) -> None:
+    assert sorted(exercised.bodies) == sorted(KINDS)
+
+
+# -- values: the installed stripe package's type hints ------------------------------------------
+
+
+def hint(cls: type, name: str) -> Any:
+    """The type hint of one field of a stripe-python class, with its forward references resolved.
+
+    `typing.get_type_hints(cls)` on a whole resource class fails on names stripe imports only for
+    type checkers, so the one annotation is evaluated alone, in its class's module and namespace.
+    """
+    for klass in cls.__mro__:
+        annotations = inspect.get_annotations(klass)
+        if name in annotations:
+            holder = type(klass.__name__, (), {"__annotations__": {name: annotations[name]}})
+            holder.__module__ = klass.__module__
+            return typing.get_type_hints(holder, localns=dict(vars(klass)))[name]
+    raise KeyError(f"{cls.__qualname__} has no field {name!r}")
+
+
+def literal_values(annotation: Any) -> set[object] | None:
+    """The values of every `Literal` in the annotation (through Optional and Union), or None if none."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return set(typing.get_args(annotation))
+    found: set[object] | None = None
+    for argument in typing.get_args(annotation):
+        values = literal_values(argument)
+        if values is not None:
+            found = (found or set()) | values
+    return found
+
+
+def plain_types(annotation: Any) -> tuple[type, ...]:
+    if isinstance(annotation, type):
+        return (annotation,)
+    return tuple(kind for argument in typing.get_args(annotation) for kind in plain_types(argument))
+
+
+def test_hint_helpers_see_literals_and_plain_types() -> None:
+    status = hint(stripe.PaymentIntent, "status")
+    assert literal_values(status) is not None
+    assert "requires_capture" in (literal_values(status) or set())
+    assert "requires_reader" not in (literal_values(status) or set())
+    assert literal_values(hint(stripe.PaymentIntent.LastPaymentError, "decline_code")) is None
+    assert str in plain_types(hint(stripe.PaymentIntent.LastPaymentError, "decline_code"))
+
+
+def intents_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for body in run.each("payment_intent"):
+        yield body
+    for body in run.each("error"):
+        if "payment_intent" in body["error"]:
+            yield body["error"]["payment_intent"]
+    for schema in ("payment_intent_list", "payment_intent_search_result"):
+        for body in run.each(schema):
+            yield from body["data"]
+
+
+def charges_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    yield from run.each("charge")
+    for intent in intents_in(run):
+        if isinstance(intent.get("latest_charge"), dict):
+            yield intent["latest_charge"]
+
+
+def errors_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for body in run.each("error"):
+        yield body["error"]
+    for intent in intents_in(run):
+        if intent["last_payment_error"] is not None:
+            yield intent["last_payment_error"]
+
+
+def payment_methods_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for error in errors_in(run):
+        if isinstance(error.get("payment_method"), dict):
+            yield error["payment_method"]
+
+
+def card_details_in(run: Exercise, kind: str) -> Iterator[dict[str, Any]]:
+    for charge in charges_in(run):
+        details = charge["payment_method_details"]
+        if details["type"] == kind:
+            yield details[kind]
+
+
+Details = stripe.Charge.PaymentMethodDetails
+# (what, the stripe-python class and field that types it, how to find the values in the exercise)
+FIELDS: list[tuple[str, type, str, Callable[[Exercise], Iterator[Any]]]] = [
+    ("PaymentIntent.status", stripe.PaymentIntent, "status", lambda r: (i["status"] for i in intents_in(r))),
+    (
+        "PaymentIntent.cancellation_reason",
+        stripe.PaymentIntent,
+        "cancellation_reason",
+        lambda r: (i["cancellation_reason"] for i in intents_in(r)),
+    ),
+    (
+        "PaymentIntent.capture_method",
+        stripe.PaymentIntent,
+        "capture_method",
+        lambda r: (i["capture_method"] for i in intents_in(r)),
+    ),
+    (
+        "PaymentIntent.confirmation_method",
+        stripe.PaymentIntent,
+        "confirmation_method",
+        lambda r: (i["confirmation_method"] for i in intents_in(r)),
+    ),
+    ("error.type", stripe.PaymentIntent.LastPaymentError, "type", lambda r: (e["type"] for e in errors_in(r))),
+    ("error.code", stripe.PaymentIntent.LastPaymentError, "code", lambda r: (e.get("code") for e in errors_in(r))),
+    (
+        "error.decline_code",
+        stripe.PaymentIntent.LastPaymentError,
+        "decline_code",
+        lambda r: (e.get("decline_code") for e in errors_in(r)),
+    ),
+    ("PaymentMethod.type", stripe.PaymentMethod, "type", lambda r: (m["type"] for m in payment_methods_in(r))),
+    ("Charge.status", stripe.Charge, "status", lambda r: (c["status"] for c in charges_in(r))),
+    ("Charge.outcome.type", stripe.Charge.Outcome, "type", lambda r: (c["outcome"]["type"] for c in charges_in(r))),
+    (
+        "Charge.outcome.network_status",
+        stripe.Charge.Outcome,
+        "network_status",
+        lambda r: (c["outcome"]["network_status"] for c in charges_in(r)),
+    ),
+    (
+        "Charge.outcome.risk_level",
+        stripe.Charge.Outcome,
+        "risk_level",
+        lambda r: (c["outcome"]["risk_level"] for c in charges_in(r)),
+    ),
+    (
+        "Charge.payment_method_details.type",
+        Details,
+        "type",
+        lambda r: (c["payment_method_details"]["type"] for c in charges_in(r)),
+    ),
+    (
+        "card_present.read_method",
+        Details.CardPresent,
+        "read_method",
+        lambda r: (d["read_method"] for d in card_details_in(r, "card_present")),
+    ),
+    (
+        "card_present.receipt.account_type",
+        Details.CardPresent.Receipt,
+        "account_type",
+        lambda r: (d["receipt"]["account_type"] for d in card_details_in(r, "card_present")),
+    ),
+    (
+        "interac_present.read_method",
+        Details.InteracPresent,
+        "read_method",
+        lambda r: (d["read_method"] for d in card_details_in(r, "interac_present")),
+    ),
+    (
+        "interac_present.receipt.account_type",
+        Details.InteracPresent.Receipt,
+        "account_type",
+        lambda r: (d["receipt"]["account_type"] for d in card_details_in(r, "interac_present")),
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "cls", "name", "values_of"), FIELDS, ids=[entry[0] for entry in FIELDS])
+def test_values_are_known_to_stripe_python(
+    exercised: Exercise, what: str, cls: type, name: str, values_of: Callable[[Exercise], Iterator[Any]]
+) -> None:
+    values = {value for value in values_of(exercised) if value is not None}
+    assert values, f"the exercise produced no value of {what}"
+    annotation = hint(cls, name)
+    allowed = literal_values(annotation)
+
+    if allowed is None:  # typed as a plain string by stripe-python: no values to check against
+        assert all(isinstance(value, plain_types(annotation)) for value in values), values
+    else:
+        unknown = values - allowed - NEWER_THAN_STRIPE_PYTHON
+        assert not unknown, f"{what}: {sorted(unknown)} not in {cls.__qualname__}.{name}"
+
+
+def test_the_exercise_reaches_every_value_it_should(exercised: Exercise) -> None:
+    statuses = {intent["status"] for intent in intents_in(exercised)}
+    reasons = {intent["cancellation_reason"] for intent in intents_in(exercised)} - {None}
+    read_methods = {details["read_method"] for details in card_details_in(exercised, "card_present")}
+    decline_codes = {error.get("decline_code") for error in errors_in(exercised)} - {None}
+
+    assert statuses == {"requires_payment_method", "requires_confirmation", "requires_capture", "succeeded", "canceled"}
+    assert reasons == {*CANCELLATION_REASONS, "automatic"}
+    assert read_methods == set(READ_METHODS)
+    assert {"call_issuer", "pin_try_exceeded", "insufficient_funds", "expired_card"} <= decline_codes
+
+
+def test_codes_newer_than_stripe_python_are_still_unknown_to_it() -> None:
+    # If stripe-python learns one of these codes, drop it from NEWER_THAN_STRIPE_PYTHON.
+    known = literal_values(hint(stripe.PaymentIntent.LastPaymentError, "code")) or set()
+    assert not NEWER_THAN_STRIPE_PYTHON & known
+
+
+@pytest.mark.parametrize(
+    ("schema", "cls", "extract"),
+    [
+        ("payment_intent", stripe.PaymentIntent, lambda body: [body]),
+        ("charge", stripe.Charge, lambda body: [body]),
+        ("payment_intent_list", stripe.ListObject, lambda body: [body]),
+        ("payment_intent_search_result", stripe.SearchResultObject, lambda body: [body]),
+    ],
+)
+def test_object_names(
+    exercised: Exercise, schema: str, cls: type, extract: Callable[[dict[str, Any]], list[dict[str, Any]]]
+) -> None:
+    expected = getattr(cls, "OBJECT_NAME", None)
+    assert expected in {"payment_intent", "charge", "list", "search_result"}
+    if schema in ("payment_intent", "charge"):
+        assert literal_values(hint(cls, "object")) == {expected}
+
+    names = {item["object"] for body in exercised.each(schema) for item in extract(body)}
+
+    assert names == {expected}
+
+
+def test_nested_object_names(exercised: Exercise) -> None:
+    assert {intent["object"] for intent in intents_in(exercised)} == {"payment_intent"}
+    assert {charge["object"] for charge in charges_in(exercised)} == {"charge"}
+    methods = list(payment_methods_in(exercised))
+    assert methods
+    assert {method["object"] for method in methods} == literal_values(hint(stripe.PaymentMethod, "object"))
+
+
+def test_card_present_payment_method_types_pair_with_charge_details(exercised: Exercise) -> None:
+    for error in errors_in(exercised):
+        method = error.get("payment_method")
+        if isinstance(method, dict):
+            assert method["type"] in method, f"the payment method has no {method['type']} hash: {method}"
+
+
+def test_stripe_python_parses_every_body(exercised: Exercise) -> None:
+    # What the library builds from the bodies: the right classes, no KeyError on typed fields.
+    for body in exercised.each("payment_intent"):
+        intent = stripe.PaymentIntent.construct_from(body, "sk_test_x")
+        assert isinstance(intent, stripe.PaymentIntent)
+        if isinstance(body["latest_charge"], dict):
+            assert isinstance(intent.latest_charge, stripe.Charge)
