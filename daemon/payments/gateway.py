@@ -1,0 +1,392 @@
+"""The daemon's one door to Stripe: stripe-python calls in, `Outcome`s out.
+
+This is the only module in the daemon that uses `stripe`, and it imports it lazily (when a
+gateway is built, or an answer is read) so that importing the daemon stays light.
+
+Every method blocks (the worker runs it in a thread) and returns an `Outcome`: no Stripe-side
+problem — a decline, a refusal, a timeout, an answer that cannot be read — escapes as an
+exception. Every mutation takes the idempotency key that the caller committed before sending;
+stripe-python's own retries (connection errors, timeouts, 409, 5xx) reuse that key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .model import Card, Decline
+from .outcomes import Declined, IntentView, KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import (
+        PaymentIntentCancelParams,
+        PaymentIntentCaptureParams,
+        PaymentIntentConfirmParams,
+        PaymentIntentCreateParams,
+        PaymentIntentListParams,
+        PaymentIntentUpdateParams,
+    )
+
+logger = logging.getLogger(__name__)
+
+# A PaymentIntent client secret: its id, then `_secret_`, then the secret proper.
+_CLIENT_SECRET = re.compile(r"(pi_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+")
+_KEY_HINT = "check STRIPE_API_KEY / [stripe] api_key_file / the stripe-api-key credential"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    api_key: str = field(repr=False)
+    api_base: str | None = None  # None: Stripe's own
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_network_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            raise ValueError(f"no Stripe API key: {_KEY_HINT}")
+        if not (self.connect_timeout_s > 0 and self.read_timeout_s > 0):
+            raise ValueError(
+                "Stripe timeouts must be positive; "
+                f"got connect {self.connect_timeout_s} s, read {self.read_timeout_s} s"
+            )
+        if self.max_network_retries < 0:
+            raise ValueError(f"max_network_retries must be 0 or more; got {self.max_network_retries}")
+
+
+class StripeGateway:
+    """PaymentIntents at Stripe (or at an emulator, with `api_base`), card present only."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        import stripe
+
+        self.settings = settings
+        http_client = stripe.RequestsClient(timeout=(settings.connect_timeout_s, settings.read_timeout_s))
+        if settings.api_base is None:
+            client = stripe.StripeClient(
+                settings.api_key, http_client=http_client, max_network_retries=settings.max_network_retries
+            )
+        else:
+            client = stripe.StripeClient(
+                settings.api_key,
+                base_addresses={"api": settings.api_base},
+                http_client=http_client,
+                max_network_retries=settings.max_network_retries,
+            )
+        self._intents = client.v1.payment_intents
+
+    # -- PaymentIntents -----------------------------------------------------------------------
+
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        capture_method: str = "manual",
+        metadata: Mapping[str, str],
+        description: str | None = None,
+        idempotency_key: str,
+    ) -> Outcome:
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "allowed_payment_method_types": ["card_present"],
+            "capture_method": capture_method,
+            "metadata": dict(metadata),
+            "expand": ["latest_charge"],
+        }
+        if description is not None:
+            params["description"] = description
+        return self._call(
+            "create", None, idempotency_key, lambda: self._intents.create(params, {"idempotency_key": idempotency_key})
+        )
+
+    def retrieve_intent(self, intent_id: str) -> Outcome:
+        return self._call(
+            "retrieve", intent_id, None, lambda: self._intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+        )
+
+    def retrieve_by_client_secret(self, client_secret: str) -> Outcome:
+        """The PaymentIntent a POS backend created, named by its client secret (which must match it)."""
+        match = _CLIENT_SECRET.fullmatch(client_secret)
+        if match is None:
+            refused = Refused(
+                "payment_intent_client_secret is not a PaymentIntent client secret (pi_..._secret_...)",
+                param="payment_intent_client_secret",
+            )
+            _log("retrieve_by_client_secret", None, None, refused)
+            return refused
+        intent_id = match.group(1)
+        return self._call(
+            "retrieve_by_client_secret",
+            intent_id,
+            None,
+            lambda: self._intents.retrieve(intent_id, {"expand": ["latest_charge"]}),
+            client_secret=client_secret,
+        )
+
+    def update_metadata(self, intent_id: str, metadata: Mapping[str, str], idempotency_key: str) -> Outcome:
+        """Merge `metadata` into the PaymentIntent's (an empty value removes a key)."""
+        params: PaymentIntentUpdateParams = {"metadata": dict(metadata), "expand": ["latest_charge"]}
+        return self._call(
+            "update_metadata",
+            intent_id,
+            idempotency_key,
+            lambda: self._intents.update(intent_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def confirm_intent(self, intent_id: str, payment_method: str, idempotency_key: str) -> Outcome:
+        params: PaymentIntentConfirmParams = {"payment_method": payment_method, "expand": ["latest_charge"]}
+        return self._call(
+            "confirm",
+            intent_id,
+            idempotency_key,
+            lambda: self._intents.confirm(intent_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def capture_intent(self, intent_id: str, amount_to_capture: int | None, idempotency_key: str) -> Outcome:
+        """Capture `amount_to_capture` (None: all that is capturable); the rest of the hold is released."""
+        params: PaymentIntentCaptureParams = {"expand": ["latest_charge"]}
+        if amount_to_capture is not None:
+            params["amount_to_capture"] = amount_to_capture
+        return self._call(
+            "capture",
+            intent_id,
+            idempotency_key,
+            lambda: self._intents.capture(intent_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def cancel_intent(self, intent_id: str, reason: str | None, idempotency_key: str) -> Outcome:
+        """Cancel; `reason` one of abandoned, duplicate, fraudulent, requested_by_customer (or None)."""
+        params: PaymentIntentCancelParams = {"expand": ["latest_charge"]}
+        if reason is not None:
+            params["cancellation_reason"] = reason
+        return self._call(
+            "cancel",
+            intent_id,
+            idempotency_key,
+            lambda: self._intents.cancel(intent_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def list_intents(
+        self, *, created_gte: int, created_lt: int, page_size: int = 100
+    ) -> list[IntentView] | Unknown | Refused:
+        """Every PaymentIntent created in [created_gte, created_lt), newest first, all pages.
+
+        The list endpoint, not search (search lags); filtering by metadata is the caller's job.
+        """
+        import stripe
+
+        params: PaymentIntentListParams = {
+            "created": {"gte": created_gte, "lt": created_lt},
+            "limit": page_size,
+            "expand": ["data.latest_charge"],
+        }
+        views: dict[str, IntentView] = {}
+        try:
+            for intent in self._intents.list(params).auto_paging_iter():
+                view = _intent_view(intent)
+                views.setdefault(view.id, view)
+        except stripe.StripeError as error:
+            outcome = _outcome_of_error(error)
+            failed = outcome if isinstance(outcome, (Unknown, Refused)) else Refused(_message(error), code=error.code)
+            _log("list", None, None, failed, error.request_id)
+            return failed
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            unreadable = Unknown(f"Stripe's list of PaymentIntents could not be read: {error!r}")
+            _log("list", None, None, unreadable)
+            return unreadable
+        logger.debug("stripe list created=[%d, %d) -> %d PaymentIntents", created_gte, created_lt, len(views))
+        return list(views.values())
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _call(
+        self,
+        op: str,
+        intent_id: str | None,
+        idempotency_key: str | None,
+        send: Callable[[], stripe.PaymentIntent],
+        *,
+        client_secret: str | None = None,
+    ) -> Outcome:
+        import stripe
+
+        request_id: str | None = None
+        outcome: Outcome
+        if intent_id is not None and not intent_id.strip():
+            # stripe-python would send it as /v1/payment_intents/, another endpoint.
+            outcome = Refused("a PaymentIntent id is needed", param="intent")
+        else:
+            try:
+                intent = send()
+            except stripe.StripeError as error:
+                outcome = _outcome_of_error(error)
+                request_id = error.request_id
+            else:
+                request_id = intent.last_response.request_id if intent.last_response else None
+                outcome = _succeeded(intent, client_secret)
+        _log(op, intent_id, idempotency_key, outcome, request_id)
+        return outcome
+
+
+def _succeeded(intent: stripe.PaymentIntent, client_secret: str | None) -> Outcome:
+    try:
+        view = _intent_view(intent)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        # A 2xx whose body is not a PaymentIntent (a proxy, a captive portal): applied or not, unknown.
+        return Unknown(f"Stripe's answer could not be read as a PaymentIntent: {error!r}")
+    if client_secret is not None:
+        secret = intent.client_secret if "client_secret" in intent else None
+        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), client_secret.encode()):
+            return Refused(
+                f"payment_intent_client_secret does not belong to PaymentIntent {view.id}",
+                param="payment_intent_client_secret",
+            )
+    headers = intent.last_response.headers if intent.last_response else None
+    return Succeeded(view, replayed=_replayed(headers))
+
+
+def _outcome_of_error(error: stripe.StripeError) -> Outcome:
+    """The daemon's word for a stripe-python exception (reference §3, §5)."""
+    import stripe
+
+    status = error.http_status
+    details = error.error
+    message = _message(error)
+    if isinstance(error, stripe.CardError):
+        decline = Decline(
+            code=error.code or _text(details, "code") or "card_declined",
+            decline_code=_text(details, "decline_code"),
+            message=message,
+        )
+        return Declined(decline, _embedded_intent(details))
+    if isinstance(error, stripe.RateLimitError):
+        return Unknown(f"Stripe is limiting the request rate ({status}): {message}", rate_limited=True)
+    if isinstance(error, stripe.IdempotencyError):
+        return KeyConflict(message)
+    if isinstance(error, stripe.AuthenticationError):
+        # Stripe's own message shows part of the key: leave it out.
+        return Refused(f"Stripe refused the API key ({status}): {_KEY_HINT}", authentication=True)
+    if isinstance(error, stripe.PermissionError):
+        return Refused(
+            f"Stripe refused the request: the API key lacks a permission ({status}); a restricted key (rk_...) "
+            f"needs write access to PaymentIntents: {_KEY_HINT}",
+            authentication=True,
+        )
+    if isinstance(error, stripe.InvalidRequestError):
+        code = error.code or _text(details, "code")
+        param = error.param or _text(details, "param")
+        if code == "payment_intent_unexpected_state":
+            return WrongState(message, _embedded_intent(details))
+        if code == "resource_missing" and status == 404:
+            return NotFound(message)
+        # resource_missing on a 400 names a missing object in the body (e.g. the payment_method).
+        return Refused(message, code=code, param=param)
+    if isinstance(error, stripe.APIError):
+        replayed = status is not None and status >= 500 and _replayed(error.headers)
+        return Unknown(f"Stripe answered {status}: {message}", replayed_server_error=replayed)
+    if isinstance(error, stripe.APIConnectionError):
+        return Unknown(f"Stripe could not be reached: {message}", unreachable=True)
+    return Refused(message, code=error.code)
+
+
+def _message(error: stripe.StripeError) -> str:
+    return error.user_message or type(error).__name__
+
+
+def _replayed(headers: Mapping[str, str] | None) -> bool:
+    """Whether the answer is one Stripe saved earlier under the idempotency key."""
+    return any(
+        name.lower() == "idempotent-replayed" and value.strip().lower() == "true"
+        for name, value in (headers or {}).items()
+    )
+
+
+def _log(op: str, intent_id: str | None, key: str | None, outcome: Outcome, request_id: str | None = None) -> None:
+    if intent_id is None and isinstance(outcome, Succeeded):
+        intent_id = outcome.intent.id
+    logger.debug(
+        "stripe %s intent=%s idempotency_key=%s -> %s (request %s)",
+        op,
+        intent_id,
+        key,
+        type(outcome).__name__,
+        request_id,
+    )
+
+
+# -- PaymentIntent -> IntentView ----------------------------------------------------------------
+
+
+def _intent_view(intent: stripe.PaymentIntent) -> IntentView:
+    card, capture_before = _card_of(intent.latest_charge)
+    return IntentView(
+        id=intent.id,
+        status=intent.status,
+        amount=intent.amount,
+        currency=intent.currency,
+        amount_capturable=intent.amount_capturable,
+        amount_received=intent.amount_received,
+        created=intent.created,
+        metadata={str(name): str(value) for name, value in intent.metadata.to_dict().items()}
+        if intent.metadata is not None
+        else {},
+        cancellation_reason=intent.cancellation_reason,
+        card=card,
+        capture_before=capture_before,
+        last_decline=_decline_of(intent.last_payment_error),
+    )
+
+
+def _card_of(charge: str | stripe.Charge | None) -> tuple[Card | None, int | None]:
+    """The card and the capture deadline from the latest charge, when it was expanded and succeeded."""
+    if charge is None or isinstance(charge, str) or charge.status != "succeeded":
+        return None, None
+    details = charge.payment_method_details
+    if details is None:
+        return None, None
+    # Stripe sends only the key of the charge's own type: look before reading.
+    present: stripe.StripeObject | None = None
+    capture_before: int | None = None
+    if "card_present" in details and details.card_present is not None:
+        present = details.card_present
+        capture_before = details.card_present.capture_before
+    elif "interac_present" in details and details.interac_present is not None:
+        present = details.interac_present
+    brand, last4 = _text(present, "brand"), _text(present, "last4")
+    if brand is None or last4 is None:
+        return None, capture_before
+    return Card(brand=brand, last4=last4, read_method=_text(present, "read_method") or "unknown"), capture_before
+
+
+def _decline_of(error: stripe.StripeObject | None) -> Decline | None:
+    """A PaymentIntent's last_payment_error (Stripe leaves out its null fields)."""
+    if error is None:
+        return None
+    return Decline(
+        code=_text(error, "code") or _text(error, "type") or "unknown",
+        decline_code=_text(error, "decline_code"),
+        message=_text(error, "message") or "",
+    )
+
+
+def _embedded_intent(details: stripe.ErrorObject | None) -> IntentView | None:
+    """The PaymentIntent an error body carries, if it carries one that can be read."""
+    intent = details.payment_intent if details is not None else None
+    if intent is None:
+        return None
+    try:
+        return _intent_view(intent)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _text(obj: stripe.StripeObject | None, name: str) -> str | None:
+    value: Any = obj[name] if obj is not None and name in obj else None
+    return value if isinstance(value, str) else None

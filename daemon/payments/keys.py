@@ -1,0 +1,34 @@
+"""Idempotency keys: derived from what they protect, committed before the request that uses them.
+
+The create key is derived from the terminal and the order, so one order can never get two
+PaymentIntents (architecture invariant 1). The other keys name the payment, the operation and
+its attempt. A key that has to be replaced after learning the truth gets a generation suffix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+MAX_KEY_LENGTH = 255  # Stripe's limit
+
+
+def create_key(terminal_id: str, order_id: str) -> str:
+    # Each part is escaped so that no two (terminal, order) pairs can spell the same key.
+    key = f"readerhost:{quote(terminal_id, safe='')}:{quote(order_id, safe='')}:create"
+    if len(key) <= MAX_KEY_LENGTH - 8:  # room for a generation suffix
+        return key
+    digest = hashlib.sha256(f"{terminal_id}\0{order_id}".encode()).hexdigest()
+    return f"readerhost:create:{digest}"
+
+
+def operation_key(payment_id: str, kind: str, attempt: int | None = None) -> str:
+    return f"{payment_id}:{kind}" if attempt is None else f"{payment_id}:{kind}:{attempt}"
+
+
+def next_generation(key: str) -> str:
+    """The key to use once the truth is known and the operation must be sent anew."""
+    base, marker, generation = key.rpartition(":r")
+    if marker and generation.isdigit():
+        return f"{base}:r{int(generation) + 1}"
+    return f"{key}:r2"

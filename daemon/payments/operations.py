@@ -1,0 +1,167 @@
+"""The outbox's operations: how each is sent to Stripe, and how the truth about it is learned.
+
+Kinds: `create` (a new PaymentIntent), `adopt` (take over one the POS backend created, by
+writing our metadata onto it), `confirm` (authorise with the collected payment method),
+`capture` and `cancel`. Every one moves a PaymentIntent at most once whatever is re-sent:
+Stripe authorises, captures or cancels a PaymentIntent only from the states before, so once
+the truth is known, sending anew under a new key can never take money twice.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+from .model import Payment
+from .outcomes import IntentView, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .validation import CLIENT_SECRET
+
+
+class Kind(enum.StrEnum):
+    CREATE = "create"
+    ADOPT = "adopt"
+    CONFIRM = "confirm"
+    CAPTURE = "capture"
+    CANCEL = "cancel"
+
+
+class Gateway(Protocol):
+    """What the worker needs of daemon.payments.gateway.StripeGateway (blocking calls)."""
+
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        capture_method: str = ...,
+        metadata: dict[str, str],
+        description: str | None,
+        idempotency_key: str,
+    ) -> Outcome: ...
+
+    def retrieve_intent(self, intent_id: str) -> Outcome: ...
+
+    def update_metadata(self, intent_id: str, metadata: dict[str, str], idempotency_key: str) -> Outcome: ...
+
+    def confirm_intent(self, intent_id: str, payment_method: str, idempotency_key: str) -> Outcome: ...
+
+    def capture_intent(self, intent_id: str, amount_to_capture: int | None, idempotency_key: str) -> Outcome: ...
+
+    def cancel_intent(self, intent_id: str, reason: str, idempotency_key: str) -> Outcome: ...
+
+    def list_intents(
+        self, *, created_gte: int, created_lt: int, page_size: int = ...
+    ) -> list[IntentView] | Unknown | Refused: ...
+
+
+def intent_id_of(payment: Payment) -> str | None:
+    """The PaymentIntent a payment works on, once known (for `adopt`: from the client secret)."""
+    if payment.payment_intent:
+        return payment.payment_intent
+    secret = payment.request.payment_intent_client_secret
+    match = CLIENT_SECRET.fullmatch(secret) if secret else None
+    return match.group(1) if match else None
+
+
+def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payment: Payment) -> Outcome:
+    """Send one operation under its key (blocking: the worker calls this in a thread)."""
+    if kind == Kind.CREATE:
+        request = payment.request
+        return gateway.create_intent(
+            amount=request.amount,
+            currency=request.currency,
+            capture_method="manual",
+            metadata=dict(params["metadata"]),  # type: ignore[call-overload]
+            description=request.description,
+            idempotency_key=key,
+        )
+    intent_id = intent_id_of(payment)
+    if intent_id is None:
+        return NotFound(f"payment {payment.payment_id} has no PaymentIntent to {kind}")
+    if kind == Kind.ADOPT:
+        # Look before writing: a PaymentIntent that cannot serve this payment is left untouched.
+        current = gateway.retrieve_intent(intent_id)
+        if not isinstance(current, Succeeded):
+            return current
+        problem = unusable_for(current.intent, payment)
+        if problem:
+            return WrongState(problem, current.intent)
+        return gateway.update_metadata(intent_id, dict(params["metadata"]), key)  # type: ignore[call-overload]
+    if kind == Kind.CONFIRM:
+        return gateway.confirm_intent(intent_id, str(params["payment_method"]), key)
+    if kind == Kind.CAPTURE:
+        amount = params.get("amount")
+        return gateway.capture_intent(intent_id, amount if isinstance(amount, int) else None, key)
+    if kind == Kind.CANCEL:
+        return gateway.cancel_intent(intent_id, str(params["reason"]), key)
+    raise ValueError(f"unknown operation kind {kind!r}")
+
+
+def unusable_for(intent: IntentView, payment: Payment) -> str | None:
+    """Why a PaymentIntent handed over by the POS backend cannot take this payment's card, if it cannot."""
+    request = payment.request
+    if intent.amount != request.amount or intent.currency != request.currency:
+        return (
+            f"the PaymentIntent {intent.id} is for {intent.amount} {intent.currency}, "
+            f"not {request.amount} {request.currency}"
+        )
+    if intent.status not in ("requires_payment_method", "requires_confirmation"):
+        return f"the PaymentIntent {intent.id} is {intent.status}: it cannot take a card"
+    return None
+
+
+def learn_truth(gateway: Gateway, kind: str, payment: Payment) -> Outcome:
+    """What Stripe holds now for this payment (blocking).
+
+    For a create: this terminal's PaymentIntent carrying the payment's id, found by listing
+    around its creation time (list reads its own writes; search lags and must not be used).
+    """
+    if kind == Kind.CREATE:
+        start = int(payment.created_at) - 3600
+        found = gateway.list_intents(created_gte=start, created_lt=int(payment.created_at) + 2 * 86400)
+        if not isinstance(found, list):
+            return found
+        for intent in found:
+            if intent.metadata.get("payment_id") == payment.payment_id:
+                return Succeeded(intent)
+        return NotFound(f"no PaymentIntent carries payment_id {payment.payment_id}")
+    intent_id = intent_id_of(payment)
+    if intent_id is None:
+        return NotFound(f"payment {payment.payment_id} has no PaymentIntent")
+    return gateway.retrieve_intent(intent_id)
+
+
+class Verdict(enum.Enum):
+    DONE = "done"  # Stripe already holds the operation's effect
+    SEND_ANEW = "send_anew"  # not applied: send again under a new key
+    CONCLUSIVE = "conclusive"  # Stripe's state rules the operation out: settle it as a wrong state
+    WAIT = "wait"  # Stripe is mid-way (processing): look again later
+
+
+def judge(kind: str, truth: Outcome) -> Verdict:
+    """Decide, from what Stripe holds, whether an operation of this kind took effect."""
+    if isinstance(truth, NotFound):
+        return Verdict.SEND_ANEW if kind == Kind.CREATE else Verdict.CONCLUSIVE
+    intent = truth.intent if isinstance(truth, Succeeded | WrongState) else None
+    if intent is None:
+        return Verdict.WAIT
+    status = intent.status
+    if status == "processing":
+        return Verdict.WAIT
+    if kind == Kind.CREATE:
+        return Verdict.DONE
+    if kind == Kind.ADOPT:
+        return Verdict.SEND_ANEW if status != "canceled" else Verdict.CONCLUSIVE
+    if kind == Kind.CONFIRM:
+        if status in ("requires_capture", "succeeded"):
+            return Verdict.DONE
+        return Verdict.CONCLUSIVE if status == "canceled" else Verdict.SEND_ANEW
+    if kind == Kind.CAPTURE:
+        if status == "succeeded":
+            return Verdict.DONE
+        return Verdict.SEND_ANEW if status == "requires_capture" else Verdict.CONCLUSIVE
+    if kind == Kind.CANCEL:
+        if status == "canceled":
+            return Verdict.DONE
+        return Verdict.CONCLUSIVE if status == "succeeded" else Verdict.SEND_ANEW
+    raise ValueError(f"unknown operation kind {kind!r}")

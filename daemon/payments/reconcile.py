@@ -1,0 +1,199 @@
+"""End-of-day reconciliation: every authorisation this terminal left uncaptured is captured or canceled.
+
+Stripe's rule (stripe-terminal.md §1.5): a PaymentIntent still `requires_capture` is either a
+lost capture (its order completed and was not paid otherwise: capture it) or an abandoned
+checkout (cancel it). The list endpoint is read, filtered to this terminal's metadata (search
+lags and must not be trusted for this). A dry run — the default — only reports; applying
+queues the captures and cancels in the outbox like any other mutation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .model import Payment, State, rfc3339
+from .operations import Gateway
+from .outcomes import IntentView
+from .service import PaymentService, RequestRefused
+from .store import Store
+
+DEFAULT_WINDOW_S = 7 * 86400  # longer than any card-present authorisation lives
+DEADLINE_WARNING_S = 24 * 3600
+IN_PROGRESS = (
+    State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION, State.PROCESSING, State.QUEUED_OFFLINE,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Finding:
+    payment_intent: str
+    payment_id: str | None
+    order_id: str | None
+    amount: int
+    currency: str
+    capture_before: int | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    dry_run: bool
+    checked: int = 0
+    to_capture: list[Finding] = field(default_factory=list)
+    to_cancel: list[Finding] = field(default_factory=list)
+    done: list[Finding] = field(default_factory=list)
+    skipped: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "checked": self.checked,
+            "to_capture": [f.to_json() for f in self.to_capture],
+            "to_cancel": [f.to_json() for f in self.to_cancel],
+            "done": [f.to_json() for f in self.done],
+            "skipped": [f.to_json() for f in self.skipped],
+            "warnings": list(self.warnings),
+        }
+
+    def render(self) -> str:
+        """The report as a technician reads it."""
+        lines = [
+            f"Reconciliation{' (dry run: nothing changed)' if self.dry_run else ''}: "
+            f"{self.checked} PaymentIntents of this terminal checked"
+        ]
+        sections = (
+            ("To capture", self.to_capture),
+            ("To cancel", self.to_cancel),
+            ("Done", self.done),
+            ("Skipped", self.skipped),
+        )
+        for title, findings in sections:
+            if findings:
+                lines.append(f"{title}:")
+                lines.extend(
+                    f"  {f.payment_intent}  order {f.order_id or '?'}  {f.amount} {f.currency}  {f.reason}"
+                    for f in findings
+                )
+        lines.extend(f"Warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        gateway: Gateway,
+        service: PaymentService,
+        terminal_id: str,
+        *,
+        grace_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._service = service
+        self._terminal_id = terminal_id
+        self._grace_s = grace_s  # an authorisation this fresh may still be captured by its POS
+        self._clock = clock
+
+    async def run(
+        self,
+        *,
+        completed_order_ids: Iterable[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+        dry_run: bool = True,
+    ) -> Report:
+        now = self._clock()
+        start = int(since if since is not None else now - DEFAULT_WINDOW_S)
+        end = int(until if until is not None else now) + 1
+        listed = await asyncio.to_thread(self._gateway.list_intents, created_gte=start, created_lt=end)
+        if not isinstance(listed, list):
+            message = f"cannot list PaymentIntents: {listed.message}"
+            raise RequestRefused("STRIPE_UNAVAILABLE", message, retryable=True)
+        ours = [i for i in listed if i.metadata.get("terminal_id") == self._terminal_id]
+        report = Report(dry_run=dry_run, checked=len(ours))
+        completed = set(completed_order_ids)
+        paid_orders = {i.metadata.get("order_id") for i in ours if i.status == "succeeded"}
+        for intent in ours:
+            if intent.status != "requires_capture":
+                continue
+            payment = self._payment_of(intent)
+            finding = _finding(intent, payment)
+            if intent.capture_before is not None and intent.capture_before - now < DEADLINE_WARNING_S:
+                report.warnings.append(
+                    f"{intent.id} (order {finding.order_id}) must be captured before {rfc3339(intent.capture_before)}"
+                )
+            if payment is not None and payment.state in IN_PROGRESS:
+                report.skipped.append(_because(finding, f"payment is {payment.state}: still in progress"))
+                continue
+            if payment is not None and payment.state is State.AUTHORIZED and now - payment.updated_at < self._grace_s:
+                report.skipped.append(_because(finding, "authorised minutes ago: its POS may still capture it"))
+                continue
+            asked = payment is not None and payment.capture_amount is not None
+            order_done = asked or finding.order_id in completed
+            if order_done and finding.order_id not in paid_orders:
+                amount = payment.capture_amount if payment and payment.capture_amount else intent.amount_capturable
+                report.to_capture.append(_because(finding, f"order completed: capture {amount}"))
+                if not dry_run:
+                    await self._capture(report, finding, payment, amount)
+            else:
+                why = "order paid by another payment" if order_done else "no completed order: abandoned"
+                report.to_cancel.append(_because(finding, why))
+                if not dry_run:
+                    await self._cancel(report, finding, payment)
+        return report
+
+    def _payment_of(self, intent: IntentView) -> Payment | None:
+        payment_id = intent.metadata.get("payment_id")
+        payment = self._store.payment(payment_id) if payment_id else None
+        return payment if payment is not None and payment.payment_intent in (None, intent.id) else None
+
+    async def _capture(self, report: Report, finding: Finding, payment: Payment | None, amount: int) -> None:
+        if payment is None:
+            report.skipped.append(_because(finding, "not in this daemon's store: capture it from the Dashboard"))
+            return
+        if payment.state is State.CAPTURING:
+            report.done.append(_because(finding, "capture already queued"))
+            return
+        try:
+            await self._service.capture(payment.payment_id, amount)
+        except RequestRefused as refused:
+            report.skipped.append(_because(finding, refused.message))
+            return
+        report.done.append(_because(finding, f"capture of {amount} queued"))
+
+    async def _cancel(self, report: Report, finding: Finding, payment: Payment | None) -> None:
+        if payment is None:
+            report.skipped.append(_because(finding, "not in this daemon's store: cancel it from the Dashboard"))
+            return
+        try:
+            await self._service.cancel_at_stripe(payment.payment_id, "abandoned")
+        except RequestRefused as refused:
+            report.skipped.append(_because(finding, refused.message))
+            return
+        report.done.append(_because(finding, "cancel queued (abandoned)"))
+
+
+def _finding(intent: IntentView, payment: Payment | None) -> Finding:
+    return Finding(
+        payment_intent=intent.id,
+        payment_id=payment.payment_id if payment else intent.metadata.get("payment_id"),
+        order_id=intent.metadata.get("order_id"),
+        amount=intent.amount_capturable,
+        currency=intent.currency,
+        capture_before=intent.capture_before,
+        reason="",
+    )
+
+
+def _because(finding: Finding, reason: str) -> Finding:
+    return Finding(**{**asdict(finding), "reason": reason})

@@ -1,0 +1,547 @@
+"""The payment service: what the POS asks for, carried out through the store, the reader and the worker.
+
+Every change of a payment goes through `_commit`: the payment's new state (checked against the
+transition table), the history line and any new outbox operations are written in one
+transaction, and only then are listeners told. The worker reports Stripe's answers back through
+`settle` and `hold`, which decide what each answer means for the payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from readerhost.drivers.reader.base import DISPLAY_MESSAGES, CollectedPaymentMethod, Reader, ReaderError
+
+from . import keys, validation
+from .events import Event, EventHub
+from .model import TRANSITIONS, CaptureMode, Card, OfflineMode, Payment, PaymentError, PaymentRequest, State
+from .operations import Kind
+from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
+from .store import Operation, OpStatus, Store
+from .worker import Worker
+
+logger = logging.getLogger(__name__)
+
+CANCELLATION_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
+
+
+@dataclass(frozen=True)
+class OfflineLimits:
+    """How much may wait, stored, for Stripe to come back (Stripe's SDKs cap one payment at 10,000 USD)."""
+
+    max_payment_amount: int = 10_000  # minor units, per payment
+    max_total_amount: int = 50_000  # minor units, per currency, all stored payments together
+    max_count: int = 20
+    max_age_s: float = 24 * 3600  # no new offline payment while an older one still waits
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    terminal_id: str = "readerhost"
+    offline: OfflineLimits = OfflineLimits()
+
+
+class RequestRefused(Exception):
+    """A POS request that cannot be carried out; `reason` is one of the protocol's error reasons."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+
+
+class PaymentService:
+    def __init__(
+        self,
+        store: Store,
+        worker: Worker,
+        reader: Reader,
+        events: EventHub,
+        settings: ServiceSettings = ServiceSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._worker = worker
+        self._reader = reader
+        self._events = events
+        self._settings = settings
+        self._clock = clock
+        self._collections: dict[str, asyncio.Task[None]] = {}
+        self._collected: dict[str, CollectedPaymentMethod] = {}  # read, awaiting the customer's OK
+        worker.attach(self.settle, self.hold)
+
+    # -- the POS's requests -------------------------------------------------------------------
+
+    async def start(self, params: dict[str, Any]) -> Payment:
+        """payment.start: a new payment for an order, or the one that order already has."""
+        request = validation.payment_request(params)
+        existing = self._store.payment_by_order(request.order_id)
+        if existing is not None:
+            if existing.request != request:
+                raise RequestRefused(
+                    "IDEMPOTENCY_CONFLICT",
+                    f"order {request.order_id} already has payment {existing.payment_id} with other parameters",
+                )
+            return existing
+        self._require_free_reader()
+        if not self._worker.health.reachable and request.offline is OfflineMode.REQUIRE_ONLINE:
+            raise RequestRefused(
+                "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this payment requires online", retryable=True
+            )
+        if not self._worker.health.reachable:
+            self._check_offline_limits(request)
+        now = self._clock()
+        payment = Payment(_new_payment_id(), request, State.CREATING, created_at=now, updated_at=now)
+        if request.payment_intent_client_secret:
+            kind, key = Kind.ADOPT, keys.operation_key(payment.payment_id, Kind.ADOPT)
+        else:
+            kind, key = Kind.CREATE, keys.create_key(self._settings.terminal_id, request.order_id)
+        with self._store.transaction():
+            self._store.insert_payment(payment, f"payment.start ({request.amount} {request.currency})")
+            self._store.add_operation(payment.payment_id, kind, key, {"metadata": self._metadata(payment)}, now)
+        self._told(payment, queued=True)
+        return payment
+
+    def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
+        payment = self._store.payment(payment_id) if payment_id else self._store.payment_by_order(order_id or "")
+        if payment is None:
+            raise RequestRefused("NOT_FOUND", f"no payment {payment_id or order_id}")
+        return payment
+
+    def list(
+        self, *, states: Sequence[State] | None = None, since: float | None = None, limit: int = 100
+    ) -> list[Payment]:
+        return self._store.payments(states=states, since=since, limit=limit)
+
+    async def confirm(self, payment_id: str) -> Payment:
+        """payment.confirm: the customer (or the POS) said go after the card was read."""
+        payment = self.get(payment_id=payment_id)
+        method = self._collected.pop(payment_id, None)
+        if payment.state is not State.AWAITING_CONFIRMATION or method is None:
+            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}, not awaiting_confirmation")
+        return self._authorise(payment, method)
+
+    async def collect_again(self, payment_id: str) -> Payment:
+        """payment.collect_again: another card for the same PaymentIntent after a decline or a reader error."""
+        payment = self.get(payment_id=payment_id)
+        reader_failed = payment.state is State.COLLECTING and payment_id not in self._collections and payment.error
+        if payment.state is not State.DECLINED and not reader_failed:
+            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}: nothing to collect again")
+        self._require_free_reader(but=payment_id)
+        payment = self._commit(payment, payment.moved_to(State.COLLECTING, self._clock(), error=None), "collect again")
+        self._begin_collection(payment)
+        return payment
+
+    async def capture(self, payment_id: str, amount: int | None = None) -> Payment:
+        """payment.capture: accepted once the capture is durably queued."""
+        payment = self.get(payment_id=payment_id)
+        wanted = payment.request.amount if amount is None else amount
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= payment.request.amount:
+            raise validation.InvalidRequest("amount", f"amount must be 1 to the authorised {payment.request.amount}")
+        if payment.state in (State.CAPTURING, State.CAPTURED) or payment.capture_amount is not None:
+            if payment.capture_amount == wanted:
+                return payment  # the POS asking again: the same capture, not a second one
+            raise RequestRefused(
+                "INVALID_STATE", f"payment {payment_id} is already being captured for {payment.capture_amount}"
+            )
+        if payment.state is State.QUEUED_OFFLINE:
+            # Captured as soon as the stored authorisation has been forwarded and accepted.
+            return self._commit(
+                payment, replace(payment, capture_amount=wanted, updated_at=self._clock()), "capture requested"
+            )
+        if payment.state is not State.AUTHORIZED:
+            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}, not authorized")
+        return self._queue_capture(payment, wanted, "payment.capture")
+
+    async def cancel(self, payment_id: str, reason: str = "requested_by_customer") -> Payment:
+        """payment.cancel: stops a collection; cancels the PaymentIntent unless it was captured."""
+        if reason not in CANCELLATION_REASONS:
+            raise validation.InvalidRequest("reason", f"reason must be one of {', '.join(CANCELLATION_REASONS)}")
+        payment = self.get(payment_id=payment_id)
+        if payment.state is State.CANCELED:
+            return payment
+        if State.CANCELED not in TRANSITIONS[payment.state]:
+            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state} and cannot be canceled")
+        self._stop_collection(payment_id)
+        return self._cancel(payment, reason, f"payment.cancel ({reason})")
+
+    async def cancel_at_stripe(self, payment_id: str, reason: str) -> Payment:
+        """Reconciliation's cancel: like payment.cancel, and for a payment canceled here whose
+        PaymentIntent's cancel did not go through, a fresh cancel under a new key."""
+        payment = self.get(payment_id=payment_id)
+        if payment.state is not State.CANCELED:
+            return await self.cancel(payment_id, reason)
+        ops = [op for op in self._store.operations_of(payment_id) if op.kind == Kind.CANCEL]
+        if any(op.status == OpStatus.PENDING for op in ops):
+            return payment  # already on its way
+        key = keys.operation_key(payment_id, Kind.CANCEL, len(ops) + 1)
+        with self._store.transaction():
+            self._store.add_operation(payment_id, Kind.CANCEL, key, {"reason": reason}, self._clock())
+        self._queue_changed()
+        self._worker.wake()
+        return payment
+
+    async def recover(self) -> None:
+        """After a restart: payments that waited for a customer are canceled; the rest resume."""
+        for payment in self._store.payments(
+            states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION), limit=10_000
+        ):
+            self._cancel(payment, "abandoned", "canceled at restart: the customer interaction was lost")
+        self._worker.wake()
+
+    async def close(self) -> None:
+        """Stop the collections in progress (their payments are left as committed)."""
+        for payment_id in list(self._collections):
+            self._stop_collection(payment_id)
+
+    # -- Stripe's answers, from the worker ----------------------------------------------------
+
+    def settle(self, op: Operation, outcome: Outcome) -> None:
+        """Apply a definite answer to an operation: it is done (or failed) and the payment moves."""
+        payment = self._store.payment(op.payment_id)
+        assert payment is not None
+        settle_kind = {
+            Kind.CREATE: self._settle_create,
+            Kind.ADOPT: self._settle_create,
+            Kind.CONFIRM: self._settle_confirm,
+            Kind.CAPTURE: self._settle_capture,
+            Kind.CANCEL: self._settle_cancel,
+        }[Kind(op.kind)]
+        settle_kind(payment, op, outcome)
+
+    def hold(self, op: Operation, outcome: Unknown) -> None:
+        """No answer: the worker will retry; meanwhile an offline-capable payment may go on without Stripe."""
+        payment = self._store.payment(op.payment_id)
+        if payment is None or not outcome.unreachable or payment.request.offline is not OfflineMode.PREFER_ONLINE:
+            return
+        if payment.state is State.CREATING and op.kind == Kind.CREATE:
+            payment = self._commit(
+                payment, payment.moved_to(State.COLLECTING, self._clock()), "Stripe unreachable: collecting offline"
+            )
+            self._begin_collection(payment)
+        elif payment.state is State.PROCESSING:
+            self._go_offline(payment)
+
+    def _settle_create(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        now = self._clock()
+        if op.kind == Kind.ADOPT and isinstance(outcome, WrongState):
+            self._fail(payment, op, "INVALID_STATE", outcome.message)
+            return
+        intent = outcome.intent if isinstance(outcome, Succeeded) else None
+        if intent is None:
+            message = getattr(outcome, "message", type(outcome).__name__)
+            if payment.state is State.CANCELED:
+                self._finish_op(op, OpStatus.FAILED, message)
+            else:
+                self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the PaymentIntent: {message}")
+            return
+        after = replace(payment, payment_intent=intent.id, updated_at=now)
+        if payment.state is State.CREATING:
+            after = after.moved_to(State.COLLECTING, now)
+        after = self._commit(payment, after, f"PaymentIntent {intent.id}", done=op)
+        if after.state is State.COLLECTING and after.payment_id not in self._collections:
+            self._begin_collection(after)
+
+    def _settle_confirm(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        now = self._clock()
+        if isinstance(outcome, Declined):
+            if payment.offline:
+                logger.error(
+                    "offline payment %s (order %s) was declined when forwarded: %s; the goods were already given",
+                    payment.payment_id, payment.order_id, outcome.decline.message,
+                )  # fmt: skip
+                self._fail(payment, op, "OFFLINE_DECLINED", f"declined when forwarded: {outcome.decline.message}")
+                return
+            after = payment.moved_to(State.DECLINED, now, decline=outcome.decline)
+            self._commit(payment, after, f"declined: {outcome.decline.decline_code or outcome.decline.code}", done=op)
+            return
+        intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
+        if intent is not None and intent.status in ("requires_capture", "succeeded"):
+            self._authorised(payment, op, intent)
+            return
+        if intent is not None and intent.status == "canceled":
+            self._fail(
+                payment, op, _cancel_reason(intent), f"the PaymentIntent was canceled ({intent.cancellation_reason})"
+            )
+            return
+        self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the authorisation: {_describe(outcome)}")
+
+    def _settle_capture(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
+        if intent is not None and intent.status == "succeeded":
+            after = payment.moved_to(State.CAPTURED, self._clock(), captured_amount=intent.amount_received)
+            self._commit(payment, after, f"captured {intent.amount_received}", done=op)
+            return
+        if intent is not None and intent.status == "canceled":
+            logger.error(
+                "capture of payment %s (order %s) failed: the authorisation ended before it (%s)",
+                payment.payment_id, payment.order_id, intent.cancellation_reason,
+            )  # fmt: skip
+            self._fail(payment, op, _cancel_reason(intent), "the authorisation expired or was canceled before capture")
+            return
+        logger.error("capture of payment %s failed: %s", payment.payment_id, _describe(outcome))
+        self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the capture: {_describe(outcome)}")
+
+    def _settle_cancel(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
+        if isinstance(outcome, NotFound) or (intent is not None and intent.status == "canceled"):
+            self._finish_op(op, OpStatus.DONE, None)
+            return
+        if intent is not None and intent.status == "succeeded":
+            logger.critical(
+                "payment %s was canceled here but its PaymentIntent %s is captured at Stripe: refund it by hand",
+                payment.payment_id, intent.id,
+            )  # fmt: skip
+        self._finish_op(op, OpStatus.FAILED, _describe(outcome))
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _authorise(self, before: Payment, method: CollectedPaymentMethod, read: Payment | None = None) -> Payment:
+        """The card is read and the customer agreed: queue the authorisation (or store it offline).
+
+        `read` is `before` with what the read changed (card, attempts), committed together.
+        """
+        current = read or before
+        attempt = current.attempts
+        key = keys.operation_key(current.payment_id, Kind.CONFIRM, attempt)
+        offline = not self._worker.health.reachable and self._offline_allowed(current)
+        target = State.QUEUED_OFFLINE if offline else State.PROCESSING
+        after = current.moved_to(target, self._clock(), offline=offline or current.offline)
+        return self._commit(
+            before, after, "card read: stored offline" if offline else "card read: authorising",
+            new_ops=[(Kind.CONFIRM, key, {"payment_method": method.reference, "attempt": attempt})],
+        )  # fmt: skip
+
+    def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
+        now = self._clock()
+        card = intent.card or payment.card
+        if intent.status == "succeeded":
+            after = payment.moved_to(
+                State.CAPTURED, now, captured_amount=intent.amount_received, card=card, decline=None, error=None
+            )
+            self._commit(payment, after, "authorised and captured", done=op)
+            return
+        after = payment.moved_to(
+            State.AUTHORIZED, now, card=card, decline=None, error=None, capture_before=intent.capture_before
+        )
+        after = self._commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
+        if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:
+            self._queue_capture(after, payment.capture_amount or payment.request.amount, "automatic capture")
+
+    def _queue_capture(self, payment: Payment, amount: int, why: str) -> Payment:
+        after = payment.moved_to(State.CAPTURING, self._clock(), capture_amount=amount)
+        key = keys.operation_key(payment.payment_id, Kind.CAPTURE)
+        return self._commit(
+            payment, after, f"{why}: capture {amount} queued", new_ops=[(Kind.CAPTURE, key, {"amount": amount})]
+        )
+
+    def _cancel(self, payment: Payment, reason: str, detail: str) -> Payment:
+        """Cancel here at once; the PaymentIntent's cancel follows through the outbox when one may exist."""
+        now = self._clock()
+        # The POS backend's PaymentIntent exists already; ours may, once its create was sent.
+        may_exist = payment.payment_intent is not None or payment.request.payment_intent_client_secret is not None
+        dropped = []
+        for op in self._store.operations_of(payment.payment_id):
+            if op.status != OpStatus.PENDING:
+                continue
+            if op.attempts > 0:
+                may_exist = True  # it may have reached Stripe: let it finish, then cancel what it made
+            else:
+                dropped.append(op.but(status=OpStatus.DROPPED, updated_at=now))
+        key = keys.operation_key(payment.payment_id, Kind.CANCEL)
+        new_ops = [(Kind.CANCEL, key, {"reason": reason})] if may_exist else []
+        self._collected.pop(payment.payment_id, None)
+        after = payment.moved_to(State.CANCELED, now)
+        return self._commit(payment, after, detail, new_ops=new_ops, updates=dropped)
+
+    def _go_offline(self, payment: Payment) -> None:
+        problem = self._offline_problem(payment.request)
+        if problem:
+            error = PaymentError("OFFLINE_LIMIT", problem)
+            if payment.error != error:
+                self._commit(payment, replace(payment, error=error, updated_at=self._clock()), problem)
+            return
+        after = payment.moved_to(State.QUEUED_OFFLINE, self._clock(), offline=True)
+        self._commit(payment, after, "Stripe unreachable: authorisation stored for forwarding")
+        logger.warning("payment %s (order %s) stored offline for forwarding", payment.payment_id, payment.order_id)
+
+    def _fail(self, payment: Payment, op: Operation, reason: str, message: str) -> None:
+        if payment.state in (State.CANCELED, State.FAILED, State.CAPTURED):
+            self._finish_op(op, OpStatus.FAILED, message)
+            return
+        after = payment.moved_to(State.FAILED, self._clock(), error=PaymentError(reason, message))
+        self._commit(payment, after, f"failed: {message}", failed=op)
+        self._stop_collection(payment.payment_id)
+
+    def _finish_op(self, op: Operation, status: str, error: str | None) -> None:
+        with self._store.transaction():
+            self._store.save_operation(op.but(status=status, last_error=error, updated_at=self._clock()))
+        self._queue_changed()
+
+    # -- the reader ---------------------------------------------------------------------------
+
+    def _begin_collection(self, payment: Payment) -> None:
+        self._collections[payment.payment_id] = asyncio.create_task(self._collect(payment.payment_id))
+
+    def _stop_collection(self, payment_id: str) -> None:
+        task = self._collections.pop(payment_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _collect(self, payment_id: str) -> None:
+        payment = self._store.payment(payment_id)
+        assert payment is not None
+        relay = _ReaderRelay(self._events, payment_id)
+        try:
+            method = await self._reader.collect(payment.request.amount, payment.request.currency, relay)
+        except ReaderError as error:
+            current = self._store.payment(payment_id)
+            if current is not None and current.state is State.COLLECTING:
+                failed = replace(
+                    current, error=PaymentError("READER_UNAVAILABLE", error.message), updated_at=self._clock()
+                )
+                self._commit(current, failed, f"reader: {error.code}")
+            return
+        finally:
+            if self._collections.get(payment_id) is asyncio.current_task():
+                del self._collections[payment_id]
+        current = self._store.payment(payment_id)
+        if current is None or current.state is not State.COLLECTING:
+            return  # canceled or failed while the card was being read
+        card = Card(method.brand, method.last4, method.read_method)
+        read = replace(
+            current, card=card, attempts=current.attempts + 1, error=None, decline=None, updated_at=self._clock()
+        )
+        if current.request.confirm:
+            self._collected[payment_id] = method
+            self._commit(
+                current, read.moved_to(State.AWAITING_CONFIRMATION, self._clock()), "card read: awaiting confirmation"
+            )
+        else:
+            self._authorise(current, method, read)
+
+    def _require_free_reader(self, but: str | None = None) -> None:
+        for holder in self._store.payments(states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION)):
+            if holder.payment_id != but:
+                raise RequestRefused(
+                    "BUSY",
+                    f"the reader is held by payment {holder.payment_id} (order {holder.order_id})",
+                    retryable=True,
+                )
+
+    # -- offline ------------------------------------------------------------------------------
+
+    def _offline_allowed(self, payment: Payment) -> bool:
+        return payment.request.offline is OfflineMode.PREFER_ONLINE and self._offline_problem(payment.request) is None
+
+    def _check_offline_limits(self, request: PaymentRequest) -> None:
+        problem = self._offline_problem(request) if request.offline is OfflineMode.PREFER_ONLINE else None
+        if problem:
+            raise RequestRefused("OFFLINE_LIMIT", f"Stripe cannot be reached and {problem}", retryable=True)
+
+    def _offline_problem(self, request: PaymentRequest) -> str | None:
+        limits = self._settings.offline
+        stored = self._store.payments(states=(State.QUEUED_OFFLINE,), limit=10_000)
+        same_currency = sum(p.request.amount for p in stored if p.request.currency == request.currency)
+        if request.amount > limits.max_payment_amount:
+            return f"one offline payment may be at most {limits.max_payment_amount} (minor units)"
+        if same_currency + request.amount > limits.max_total_amount:
+            return f"offline payments in {request.currency} may total at most {limits.max_total_amount}"
+        if len(stored) >= limits.max_count:
+            return f"at most {limits.max_count} payments may be stored offline"
+        oldest = min((p.created_at for p in stored), default=None)
+        if oldest is not None and self._clock() - oldest > limits.max_age_s:
+            return "an offline payment has waited longer than allowed; forward it first"
+        return None
+
+    # -- committing and telling ---------------------------------------------------------------
+
+    def _commit(
+        self,
+        before: Payment,
+        after: Payment,
+        detail: str,
+        *,
+        new_ops: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        updates: Sequence[Operation] = (),
+        done: Operation | None = None,
+        failed: Operation | None = None,
+    ) -> Payment:
+        now = self._clock()
+        finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
+            op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
+        ]
+        with self._store.transaction():
+            self._store.save_payment(before, after, detail)
+            for op in (*updates, *finished):
+                self._store.save_operation(op)
+            for kind, key, params in new_ops:
+                self._store.add_operation(after.payment_id, kind, key, params, now)
+        logger.info(
+            "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail
+        )
+        self._told(after, queued=bool(new_ops or updates or finished))
+        return after
+
+    def _told(self, payment: Payment, *, queued: bool) -> None:
+        self._events.publish(Event("payment", "payment.state", payment.to_json()))
+        if queued:
+            self._queue_changed()
+            self._worker.wake()
+
+    def _queue_changed(self) -> None:
+        stats = self._store.queue_stats()
+        oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
+        self._events.publish(Event("queue", "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
+
+    def _metadata(self, payment: Payment) -> dict[str, str]:
+        return {
+            **payment.request.metadata,
+            "order_id": payment.order_id,
+            "terminal_id": self._settings.terminal_id,
+            "payment_id": payment.payment_id,
+        }
+
+
+class _ReaderRelay:
+    """Passes the reader's prompts on as events tagged with the payment they belong to."""
+
+    def __init__(self, events: EventHub, payment_id: str) -> None:
+        self._events = events
+        self._payment_id = payment_id
+
+    def input_options(self, options: list[str]) -> None:
+        self._events.publish(
+            Event("reader", "reader.input_options", {"payment_id": self._payment_id, "options": options})
+        )
+
+    def display_message(self, message: str) -> None:
+        text = DISPLAY_MESSAGES.get(message, message.replace("_", " ").capitalize())
+        data = {"payment_id": self._payment_id, "message": message, "text": text}
+        self._events.publish(Event("reader", "reader.display_message", data))
+
+    def card_event(self, event: str) -> None:
+        self._events.publish(Event("reader", "reader.card", {"payment_id": self._payment_id, "event": event}))
+
+
+def _new_payment_id() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "pay_" + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def _cancel_reason(intent: IntentView) -> str:
+    return (
+        "AUTHORIZATION_EXPIRED" if intent.cancellation_reason in ("automatic", "expired") else "PAYMENT_INTENT_CANCELED"
+    )
+
+
+def _describe(outcome: Outcome) -> str:
+    return str(getattr(outcome, "message", None) or type(outcome).__name__)

@@ -1,0 +1,446 @@
+"""The durable record: payments, the operations outbox and the history of every state change.
+
+One SQLite file (WAL, synchronous=FULL: a commit is on the disk when it returns), one writer:
+the daemon opens one Store and uses it from one thread. Schema changes are numbered migrations
+recorded in `PRAGMA user_version`; a file newer than this code is refused, never rewritten.
+Card numbers and secrets never reach it: a card is brand, last4 and read method, and a payment
+method is the reader's opaque reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .model import CaptureMode, Card, Decline, OfflineMode, Payment, PaymentError, PaymentRequest, State
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE payments (
+        payment_id      TEXT PRIMARY KEY,
+        order_id        TEXT NOT NULL UNIQUE,
+        request         TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        payment_intent  TEXT,
+        card            TEXT,
+        decline         TEXT,
+        error           TEXT,
+        captured_amount INTEGER NOT NULL DEFAULT 0,
+        capture_amount  INTEGER,
+        capture_before  INTEGER,
+        offline         INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX payments_by_state ON payments(state);
+    CREATE INDEX payments_by_created ON payments(created_at);
+    CREATE TABLE operations (
+        op_id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        payment_id      TEXT NOT NULL REFERENCES payments(payment_id),
+        kind            TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        params          TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        key_first_sent_at REAL,
+        needs_truth     INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX operations_pending ON operations(status, next_attempt_at);
+    CREATE TABLE history (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        payment_id  TEXT NOT NULL REFERENCES payments(payment_id),
+        at          REAL NOT NULL,
+        from_state  TEXT,
+        to_state    TEXT NOT NULL,
+        detail      TEXT NOT NULL
+    );
+    CREATE INDEX history_by_payment ON history(payment_id, seq);
+    CREATE TRIGGER history_is_append_only_u BEFORE UPDATE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    CREATE TRIGGER history_is_append_only_d BEFORE DELETE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    """,
+)
+
+
+# Settings Store.pragma may read: each is a plain query without an argument, which changes nothing.
+_READABLE_PRAGMAS = frozenset({"journal_mode", "synchronous", "foreign_keys", "user_version", "busy_timeout"})
+
+
+class StorageError(Exception):
+    """The store cannot be used: full, read-only, corrupt, or from a newer readerhost."""
+
+
+class OpStatus:
+    PENDING = "pending"  # to be sent (again)
+    DONE = "done"  # Stripe's answer was applied to the payment
+    FAILED = "failed"  # given up for good; the payment says why
+    DROPPED = "dropped"  # never sent, and no longer wanted (e.g. a create canceled before its first try)
+
+
+@dataclass(frozen=True)
+class Operation:
+    op_id: int
+    payment_id: str
+    kind: str
+    idempotency_key: str
+    params: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    updated_at: float
+    key_first_sent_at: float | None = None
+    needs_truth: bool = False
+    last_error: str | None = None
+
+    def but(self, **changes: Any) -> Operation:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    payment_id: str
+    at: float
+    from_state: str | None
+    to_state: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    pending: int
+    oldest_created_at: float | None
+    offline_count: int = 0
+    offline_amount_by_currency: dict[str, int] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (or create) the store at `path`, migrating an older schema in place."""
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        except (OSError, sqlite3.Error) as error:
+            raise StorageError(f"cannot open the store {path}: {error}") from error
+        store = cls(connection, path)
+        try:
+            if existed and path.stat().st_size == 0:
+                raise StorageError(f"the store {path} is empty (truncated?): refusing to start over")
+            store._refuse_newer_schema()  # before anything writes to a file we do not understand
+            store._configure()
+            store._check_writable()
+            store._migrate()
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise StorageError(f"the store {path} cannot be read ({error}); it is kept as it is") from error
+        except StorageError:
+            connection.close()
+            raise
+        return store
+
+    def _refuse_newer_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"the store {self.path} has schema version {version}, newer than this readerhost "
+                f"understands ({len(MIGRATIONS)}): upgrade readerhost"
+            )
+
+    def _check_writable(self) -> None:
+        """Fail at start, not at the first payment, when the store cannot take a write."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            raise StorageError(f"the store {self.path} cannot be written: {error}") from error
+
+    def _configure(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError(f"the store {self.path} cannot use write-ahead logging (got {mode})")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StorageError(f"the store {self.path} is damaged: {check}")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def pragma(self, name: str) -> object:
+        """The current value of one of a few settings of this store's connection, for diagnostics and tests."""
+        if name not in _READABLE_PRAGMAS:
+            raise ValueError(f"not a readable pragma: {name!r}")
+        return self._db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable change: BEGIN IMMEDIATE ... COMMIT, or nothing at all."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StorageError(f"the store {self.path} cannot be written: {error}") from error
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise StorageError(f"the store {self.path} cannot be written: {error}") from error
+            raise
+
+    # -- payments -----------------------------------------------------------------------------
+
+    def insert_payment(self, payment: Payment, detail: str) -> None:
+        self._db.execute(
+            "INSERT INTO payments (payment_id, order_id, request, state, payment_intent, card, decline, error,"
+            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (payment.payment_id, payment.order_id, *_payment_columns(payment)),
+        )
+        self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
+
+    def save_payment(self, before: Payment, after: Payment, detail: str) -> None:
+        """Write `after` over `before`, recording the change of state (if any) in the history."""
+        cursor = self._db.execute(
+            "UPDATE payments SET request=?, state=?, payment_intent=?, card=?, decline=?, error=?,"
+            " captured_amount=?, capture_amount=?, capture_before=?, offline=?, attempts=?, created_at=?,"
+            " updated_at=? WHERE payment_id=? AND state=?",
+            (*_payment_columns(after), after.payment_id, before.state.value),
+        )
+        if cursor.rowcount != 1:
+            raise StorageError(f"payment {after.payment_id} changed underneath (expected state {before.state})")
+        if after.state != before.state:
+            self._record(after.payment_id, after.updated_at, before.state, after.state, detail)
+
+    def _record(self, payment_id: str, at: float, before: State | None, after: State, detail: str) -> None:
+        self._db.execute(
+            "INSERT INTO history (payment_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+            (payment_id, at, before.value if before else None, after.value, detail),
+        )
+
+    def payment(self, payment_id: str) -> Payment | None:
+        row = self._db.execute("SELECT * FROM payments WHERE payment_id=?", (payment_id,)).fetchone()
+        return _payment_from_row(row, self._columns("payments")) if row else None
+
+    def payment_by_order(self, order_id: str) -> Payment | None:
+        row = self._db.execute("SELECT * FROM payments WHERE order_id=?", (order_id,)).fetchone()
+        return _payment_from_row(row, self._columns("payments")) if row else None
+
+    def payments(
+        self, *, states: Sequence[State] | None = None, since: float | None = None, limit: int = 100
+    ) -> list[Payment]:
+        """Payments newest first, optionally only in some states or created since a time."""
+        clauses: list[str] = []
+        args: list[object] = []
+        if states is not None:
+            clauses.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(state.value for state in states)
+        if since is not None:
+            clauses.append("created_at >= ?")
+            args.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM payments {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",  # noqa: S608 - placeholders only
+            (*args, limit),
+        ).fetchall()
+        columns = self._columns("payments")
+        return [_payment_from_row(row, columns) for row in rows]
+
+    def history(self, payment_id: str) -> list[HistoryEntry]:
+        rows = self._db.execute(
+            "SELECT seq, payment_id, at, from_state, to_state, detail FROM history WHERE payment_id=? ORDER BY seq",
+            (payment_id,),
+        ).fetchall()
+        return [HistoryEntry(*row) for row in rows]
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    def add_operation(
+        self, payment_id: str, kind: str, idempotency_key: str, params: dict[str, Any], now: float
+    ) -> Operation:
+        cursor = self._db.execute(
+            "INSERT INTO operations (payment_id, kind, idempotency_key, params, status, next_attempt_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (payment_id, kind, idempotency_key, json.dumps(params, sort_keys=True), OpStatus.PENDING, now, now, now),
+        )
+        op_id = cursor.lastrowid
+        assert op_id is not None
+        return Operation(op_id, payment_id, kind, idempotency_key, params, OpStatus.PENDING, 0, now, now, now)
+
+    def save_operation(self, op: Operation) -> None:
+        self._db.execute(
+            "UPDATE operations SET idempotency_key=?, params=?, status=?, attempts=?, next_attempt_at=?,"
+            " key_first_sent_at=?, needs_truth=?, last_error=?, updated_at=? WHERE op_id=?",
+            (
+                op.idempotency_key,
+                json.dumps(op.params, sort_keys=True),
+                op.status,
+                op.attempts,
+                op.next_attempt_at,
+                op.key_first_sent_at,
+                int(op.needs_truth),
+                op.last_error,
+                op.updated_at,
+                op.op_id,
+            ),
+        )
+
+    def operation(self, op_id: int) -> Operation | None:
+        row = self._db.execute("SELECT * FROM operations WHERE op_id=?", (op_id,)).fetchone()
+        return _operation_from_row(row, self._columns("operations")) if row else None
+
+    def operations_of(self, payment_id: str) -> list[Operation]:
+        rows = self._db.execute("SELECT * FROM operations WHERE payment_id=? ORDER BY op_id", (payment_id,)).fetchall()
+        columns = self._columns("operations")
+        return [_operation_from_row(row, columns) for row in rows]
+
+    def next_operations(self) -> list[Operation]:
+        """The operation each payment must do next: its oldest pending one, soonest due first."""
+        rows = self._db.execute(
+            "SELECT * FROM operations WHERE op_id IN ("
+            " SELECT MIN(op_id) FROM operations WHERE status=? GROUP BY payment_id)"
+            " ORDER BY next_attempt_at, op_id",
+            (OpStatus.PENDING,),
+        ).fetchall()
+        columns = self._columns("operations")
+        return [_operation_from_row(row, columns) for row in rows]
+
+    def queue_stats(self) -> QueueStats:
+        pending, oldest = self._db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM operations WHERE status=?", (OpStatus.PENDING,)
+        ).fetchone()
+        offline: dict[str, int] = {}
+        rows = self._db.execute("SELECT request FROM payments WHERE state=?", (State.QUEUED_OFFLINE.value,)).fetchall()
+        for (request,) in rows:
+            data = json.loads(request)
+            offline[data["currency"]] = offline.get(data["currency"], 0) + data["amount"]
+        count = len(rows)
+        return QueueStats(pending, oldest, count, offline)
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (triggers keep their inner semicolons)."""
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _payment_columns(payment: Payment) -> tuple[Any, ...]:
+    request = payment.request
+    return (
+        json.dumps(
+            {
+                "order_id": request.order_id,
+                "amount": request.amount,
+                "currency": request.currency,
+                "description": request.description,
+                "metadata": request.metadata,
+                "capture": request.capture.value,
+                "confirm": request.confirm,
+                "offline": request.offline.value,
+                "payment_intent_client_secret": request.payment_intent_client_secret,
+            },
+            sort_keys=True,
+        ),
+        payment.state.value,
+        payment.payment_intent,
+        json.dumps(payment.card.to_json()) if payment.card else None,
+        json.dumps(payment.decline.to_json()) if payment.decline else None,
+        json.dumps(payment.error.to_json()) if payment.error else None,
+        payment.captured_amount,
+        payment.capture_amount,
+        payment.capture_before,
+        int(payment.offline),
+        payment.attempts,
+        payment.created_at,
+        payment.updated_at,
+    )
+
+
+def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
+    data = dict(zip(columns, row, strict=True))
+    request = json.loads(data["request"])
+    card = json.loads(data["card"]) if data["card"] else None
+    decline = json.loads(data["decline"]) if data["decline"] else None
+    error = json.loads(data["error"]) if data["error"] else None
+    return Payment(
+        payment_id=data["payment_id"],
+        request=PaymentRequest(
+            order_id=request["order_id"],
+            amount=request["amount"],
+            currency=request["currency"],
+            description=request["description"],
+            metadata=request["metadata"],
+            capture=CaptureMode(request["capture"]),
+            confirm=request["confirm"],
+            offline=OfflineMode(request["offline"]),
+            payment_intent_client_secret=request["payment_intent_client_secret"],
+        ),
+        state=State(data["state"]),
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        payment_intent=data["payment_intent"],
+        card=Card(**card) if card else None,
+        decline=Decline(**decline) if decline else None,
+        error=PaymentError(**error) if error else None,
+        captured_amount=data["captured_amount"],
+        capture_amount=data["capture_amount"],
+        capture_before=data["capture_before"],
+        offline=bool(data["offline"]),
+        attempts=data["attempts"],
+    )
+
+
+def _operation_from_row(row: Sequence[Any], columns: list[str]) -> Operation:
+    data = dict(zip(columns, row, strict=True))
+    return Operation(
+        op_id=data["op_id"],
+        payment_id=data["payment_id"],
+        kind=data["kind"],
+        idempotency_key=data["idempotency_key"],
+        params=json.loads(data["params"]),
+        status=data["status"],
+        attempts=data["attempts"],
+        next_attempt_at=data["next_attempt_at"],
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        key_first_sent_at=data["key_first_sent_at"],
+        needs_truth=bool(data["needs_truth"]),
+        last_error=data["last_error"],
+    )

@@ -1,0 +1,110 @@
+"""Checks on what a POS asks for, before anything is stored or sent to Stripe.
+
+Each failure names the field at fault, so the API can answer `INVALID_PARAMS` with `data.field`.
+The limits are Stripe's (metadata, amounts, currencies) or the POS protocol's (order ids).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+from . import currencies
+from .model import CaptureMode, OfflineMode, PaymentRequest
+
+ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+CLIENT_SECRET = re.compile(r"(pi_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+")
+RESERVED_METADATA = ("order_id", "terminal_id", "payment_id")  # the daemon sets these on every PaymentIntent
+METADATA_MAX_KEYS = 50 - len(RESERVED_METADATA)
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+DESCRIPTION_MAX = 1000
+
+
+class InvalidRequest(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def payment_request(params: dict[str, Any]) -> PaymentRequest:
+    """A PaymentRequest from payment.start's parameters, or InvalidRequest naming the field."""
+    known = {
+        "order_id", "amount", "currency", "description", "metadata", "capture", "confirm", "offline",
+        "payment_intent_client_secret",
+    }  # fmt: skip
+    for name in params:
+        if name not in known:
+            raise InvalidRequest(name, f"unknown parameter {name!r}")
+    order_id = params.get("order_id")
+    if not isinstance(order_id, str) or not ORDER_ID.fullmatch(order_id):
+        raise InvalidRequest("order_id", "order_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+    currency = params.get("currency")
+    if not isinstance(currency, str) or currency not in currencies.SUPPORTED:
+        raise InvalidRequest("currency", "currency must be a lowercase ISO 4217 code that Stripe supports, e.g. usd")
+    amount = params.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvalidRequest("amount", "amount must be a positive integer in the currency's minor unit")
+    minimum = currencies.MINIMUM_AMOUNT.get(currency, 1)
+    if amount < minimum:
+        raise InvalidRequest(
+            "amount", f"amount is below Stripe's minimum of {currencies.format_amount(minimum, currency)}"
+        )
+    if amount > currencies.MAXIMUM_AMOUNT:
+        raise InvalidRequest(
+            "amount",
+            f"amount is above Stripe's maximum of {currencies.format_amount(currencies.MAXIMUM_AMOUNT, currency)}",
+        )
+    description = params.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > DESCRIPTION_MAX):
+        raise InvalidRequest("description", f"description must be a string of at most {DESCRIPTION_MAX} characters")
+    capture = _choice(params, "capture", CaptureMode, CaptureMode.MANUAL)
+    offline = _choice(params, "offline", OfflineMode, OfflineMode.REQUIRE_ONLINE)
+    confirm = params.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise InvalidRequest("confirm", "confirm must be true or false")
+    secret = params.get("payment_intent_client_secret")
+    if secret is not None and (not isinstance(secret, str) or not CLIENT_SECRET.fullmatch(secret)):
+        raise InvalidRequest("payment_intent_client_secret", "not a PaymentIntent client secret (pi_..._secret_...)")
+    return PaymentRequest(
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        metadata=metadata(params.get("metadata", {})),
+        capture=capture,
+        confirm=confirm,
+        offline=offline,
+        payment_intent_client_secret=secret,
+    )
+
+
+def metadata(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata", "metadata must be an object of string keys and string values")
+    if len(value) > METADATA_MAX_KEYS:
+        raise InvalidRequest("metadata", f"metadata may have at most {METADATA_MAX_KEYS} keys")
+    for key, item in value.items():
+        if key in RESERVED_METADATA:
+            raise InvalidRequest(f"metadata.{key}", f"metadata key {key!r} is set by readerhost itself")
+        if not key or len(key) > METADATA_KEY_MAX or "[" in key or "]" in key:
+            raise InvalidRequest(
+                f"metadata.{key}", f"metadata keys must be 1-{METADATA_KEY_MAX} characters without [ or ]"
+            )
+        if not isinstance(item, str) or len(item) > METADATA_VALUE_MAX:
+            raise InvalidRequest(
+                f"metadata.{key}", f"metadata values must be strings of at most {METADATA_VALUE_MAX} characters"
+            )
+    return dict(value)
+
+
+_Choice = TypeVar("_Choice", CaptureMode, OfflineMode)
+
+
+def _choice(params: dict[str, Any], name: str, kind: type[_Choice], default: _Choice) -> _Choice:
+    value = params.get(name, default.value)
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidRequest(name, f"{name} must be one of {', '.join(m.value for m in kind)}") from None

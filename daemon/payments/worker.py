@@ -1,0 +1,304 @@
+"""The worker: the only sender of queued Stripe mutations.
+
+It takes each payment's oldest pending operation when it is due, commits the attempt (its key,
+its count) before sending, sends it in a thread, and hands the outcome to the payment service,
+which commits the result before anyone is told. Failures back off exponentially with jitter up
+to a cap; requests are paced below a configured rate and pause on 429s. A key that may have
+expired, a replayed 5xx or a key conflict first makes the worker learn the truth from Stripe.
+It sleeps until the next operation is due or new work arrives: no polling while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from .events import Event, EventHub
+from .keys import next_generation
+from .model import Payment
+from .operations import Gateway, Verdict, judge, learn_truth, send
+from .outcomes import KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .store import Operation, OpStatus, Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 4  # operations in flight at once (never two of one payment)
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    requests_per_second: float = 20.0  # below Stripe's test-mode 25/s
+    rate_limit_pause_s: float = 2.0  # the first pause after a 429; doubles while 429s go on
+    key_max_age_s: float = 23 * 3600  # Stripe keeps keys >= 24 h: older ones may be gone
+    authentication_retry_s: float = 300.0  # a refused API key is retried (a technician may fix it)
+    unreachable_after: int = 3  # consecutive failures before Stripe counts as unreachable
+    probe_interval_s: float = 15.0  # while unreachable with nothing queued, look every so often
+
+
+@dataclass
+class StripeHealth:
+    reachable: bool = True
+    consecutive_failures: int = 0
+    last_ok_at: float | None = None
+    authentication_failed: bool = False
+
+
+Settle = Callable[[Operation, Outcome], None]
+Hold = Callable[[Operation, Unknown], None]
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        gateway: Gateway,
+        events: EventHub,
+        settings: WorkerSettings = WorkerSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._events = events
+        self._settings = settings
+        self._clock = clock
+        self._settle: Settle | None = None
+        self._hold: Hold | None = None
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._paused_until = 0.0
+        self._rate_limit_pause = settings.rate_limit_pause_s
+        self._next_send_at = 0.0
+        self._next_probe_at = 0.0
+        self._stopping = False
+        self.health = StripeHealth()
+
+    def attach(self, settle: Settle, hold: Hold) -> None:
+        """Connect the payment service: `settle` applies an answer, `hold` a retry after no answer."""
+        self._settle, self._hold = settle, hold
+
+    def wake(self) -> None:
+        """New or rescheduled work: look at the outbox again."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            delay = self._start_due_operations()
+            if not self.health.reachable and not self._busy:
+                # Nothing in flight would tell us when Stripe is back: look now and then.
+                now = self._clock()
+                if now >= self._next_probe_at:
+                    self._next_probe_at = now + self._settings.probe_interval_s
+                    self._start(self._probe())
+                until_probe = self._next_probe_at - now
+                delay = until_probe if delay is None else min(delay, until_probe)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def stop(self) -> None:
+        """Finish the operations in flight (their results are committed), start no more."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start_due_operations(self) -> float | None:
+        """Start what is due; return the seconds until the next operation is due (None: nothing waits)."""
+        now = self._clock()
+        waits: list[float] = []
+        for op in self._store.next_operations():
+            if op.payment_id in self._busy:
+                continue
+            due_at = max(op.next_attempt_at, self._paused_until)
+            if due_at > now:
+                waits.append(due_at - now)
+            elif len(self._busy) < self._settings.concurrency:
+                self._busy.add(op.payment_id)
+                self._start(self._execute(op))
+        return min(waits) if waits else None
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, op: Operation) -> None:
+        try:
+            await self._attempt(op)
+        except Exception:
+            # A bug must not stop the queue: log it, and try this operation again later.
+            logger.exception("operation %s (%s of %s) failed unexpectedly", op.op_id, op.kind, op.payment_id)
+            with contextlib.suppress(Exception), self._store.transaction():
+                self._store.save_operation(
+                    op.but(next_attempt_at=self._clock() + self._settings.backoff_cap_s, updated_at=self._clock())
+                )
+        finally:
+            self._busy.discard(op.payment_id)
+            self._wake.set()
+
+    async def _attempt(self, op: Operation) -> None:
+        payment = self._store.payment(op.payment_id)
+        assert payment is not None, f"operation {op.op_id} without its payment"
+        now = self._clock()
+        key_may_be_gone = op.key_first_sent_at is not None and now - op.key_first_sent_at > self._settings.key_max_age_s
+        if op.needs_truth or key_may_be_gone:
+            resolved = await self._learn_truth(op, payment)
+            if resolved is None:
+                return
+            op = resolved
+        await self._pace()
+        now = self._clock()
+        op = op.but(attempts=op.attempts + 1, key_first_sent_at=op.key_first_sent_at or now, updated_at=now)
+        with self._store.transaction():
+            self._store.save_operation(op)  # commit the attempt before sending it
+        logger.debug(
+            "sending %s for %s under key %s (attempt %d)", op.kind, op.payment_id, op.idempotency_key, op.attempts
+        )
+        outcome = await asyncio.to_thread(send, self._gateway, op.kind, op.idempotency_key, op.params, payment)
+        self._handle(op, outcome)
+
+    async def _learn_truth(self, op: Operation, payment: Payment) -> Operation | None:
+        """Ask Stripe what it holds; settle the operation, or return it re-keyed to send anew."""
+        await self._pace()
+        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment)
+        self._note_health(truth)
+        verdict = judge(op.kind, truth)
+        now = self._clock()
+        logger.info("learned the truth for %s of %s: %s", op.kind, op.payment_id, verdict.value)
+        if verdict is Verdict.DONE:
+            assert isinstance(truth, Succeeded | WrongState)
+            assert truth.intent is not None
+            self._settle_with(op, Succeeded(truth.intent, replayed=True))
+            return None
+        if verdict is Verdict.CONCLUSIVE:
+            intent = truth.intent if isinstance(truth, Succeeded | WrongState) else None
+            self._settle_with(
+                op, WrongState(f"Stripe holds the PaymentIntent as {intent.status if intent else 'missing'}", intent)
+            )
+            return None
+        if verdict is Verdict.WAIT:
+            reason = truth.message if isinstance(truth, Unknown | Refused) else "Stripe is still processing"
+            self._reschedule(op, Unknown(reason), now)
+            return None
+        fresh = op.but(
+            idempotency_key=next_generation(op.idempotency_key),
+            key_first_sent_at=None,
+            needs_truth=False,
+            updated_at=now,
+        )
+        with self._store.transaction():
+            self._store.save_operation(fresh)  # the new key is durable before it is used
+        return fresh
+
+    def _handle(self, op: Operation, outcome: Outcome) -> None:
+        self._note_health(outcome)
+        now = self._clock()
+        if isinstance(outcome, Unknown):
+            if outcome.rate_limited:
+                self._paused_until = now + self._rate_limit_pause
+                self._rate_limit_pause = min(self._rate_limit_pause * 2, self._settings.backoff_cap_s)
+            assert self._hold is not None
+            self._hold(op, outcome)
+            self._reschedule(op, outcome, now, needs_truth=outcome.replayed_server_error)
+            return
+        self._rate_limit_pause = self._settings.rate_limit_pause_s
+        if isinstance(outcome, KeyConflict):
+            self._reschedule(op, Unknown(outcome.message), now, needs_truth=True, soon=True)
+            return
+        if isinstance(outcome, Refused) and outcome.authentication:
+            logger.error(
+                "Stripe refused the API key: %s; retrying in %.0f s",
+                outcome.message,
+                self._settings.authentication_retry_s,
+            )
+            with self._store.transaction():
+                self._store.save_operation(
+                    op.but(
+                        next_attempt_at=now + self._settings.authentication_retry_s,
+                        last_error=outcome.message,
+                        updated_at=now,
+                    )
+                )
+            return
+        self._settle_with(op, outcome)
+
+    def _settle_with(self, op: Operation, outcome: Outcome) -> None:
+        assert self._settle is not None
+        self._settle(op, outcome)
+
+    def _reschedule(
+        self, op: Operation, outcome: Unknown, now: float, *, needs_truth: bool = False, soon: bool = False
+    ) -> None:
+        exponent = max(op.attempts - 1, 0)
+        delay = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**exponent)
+        delay *= random.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
+        current = self._store.operation(op.op_id)
+        if current is None or current.status != OpStatus.PENDING:
+            return  # settled meanwhile (e.g. by the service's hold)
+        with self._store.transaction():
+            self._store.save_operation(
+                current.but(
+                    next_attempt_at=now + (0.0 if soon else delay),
+                    needs_truth=current.needs_truth or needs_truth,
+                    last_error=outcome.message,
+                    updated_at=now,
+                )
+            )
+
+    def _note_health(self, outcome: Outcome) -> None:
+        """Count answers and silences: a 429 is an answer, a reset, timeout, 409 or 5xx is not."""
+        answered = not isinstance(outcome, Unknown) or outcome.rate_limited
+        health = self.health
+        was_reachable = health.reachable
+        if answered:
+            health.consecutive_failures = 0
+            health.reachable = True
+            health.last_ok_at = self._clock()
+            health.authentication_failed = isinstance(outcome, Refused) and outcome.authentication
+        else:
+            health.consecutive_failures += 1
+            if health.consecutive_failures >= self._settings.unreachable_after:
+                health.reachable = False
+        if health.reachable != was_reachable:
+            logger.warning("Stripe is %s", "reachable again" if health.reachable else "unreachable")
+            self._events.publish(
+                Event(
+                    "system",
+                    "system.stripe",
+                    {"reachable": health.reachable, "consecutive_failures": health.consecutive_failures},
+                )
+            )
+            if health.reachable:
+                self._bring_forward()
+
+    def _bring_forward(self) -> None:
+        """Stripe is back: what waits for a retry goes now, not at the end of its backoff."""
+        now = self._clock()
+        with self._store.transaction():
+            for op in self._store.next_operations():
+                if op.next_attempt_at > now:
+                    self._store.save_operation(op.but(next_attempt_at=now, updated_at=now))
+        self._wake.set()
+
+    async def _pace(self) -> None:
+        """Keep below the configured request rate (one request per 1/rate seconds)."""
+        now = time.monotonic()
+        interval = 1.0 / self._settings.requests_per_second
+        send_at = max(now, self._next_send_at)
+        self._next_send_at = send_at + interval
+        if send_at > now:
+            await asyncio.sleep(send_at - now)
+
+    async def _probe(self) -> None:
+        """Ask Stripe for an empty page of PaymentIntents: any answer means it is reachable."""
+        far = int(self._clock()) + 10 * 365 * 86400
+        answer = await asyncio.to_thread(self._gateway.list_intents, created_gte=far, created_lt=far + 1, page_size=1)
+        self._note_health(answer if isinstance(answer, Unknown | Refused) else NotFound("probe answered"))

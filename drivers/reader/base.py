@@ -1,0 +1,59 @@
+"""The interface between the daemon and a card reader.
+
+A reader collects one payment method at a time: given an amount, it prompts the customer,
+reports what to show (input options, display messages, card inserted/removed) and hands back
+an opaque payment-method reference with what may be shown of the card. It never hands over a
+card number. Collection is canceled by canceling the task that awaits `collect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
+# ReaderDisplayMessage), and the card events.
+INPUT_OPTIONS = ("swipe", "insert", "tap")
+DISPLAY_MESSAGES = {
+    "retry_card": "Retry card",
+    "insert_card": "Insert card",
+    "insert_or_swipe_card": "Insert or swipe card",
+    "swipe_card": "Swipe card",
+    "remove_card": "Remove card",
+    "multiple_contactless_cards_detected": "More than one card detected: present one card",
+    "try_another_read_method": "Try another read method",
+    "try_another_card": "Try another card",
+    "card_removed_too_early": "Card removed too early",
+}
+CARD_EVENTS = ("card_inserted", "card_removed")
+
+
+@dataclass(frozen=True)
+class CollectedPaymentMethod:
+    reference: str  # the reader's opaque payment-method reference (e.g. pm_...)
+    brand: str
+    last4: str
+    read_method: str
+
+
+class ReaderError(Exception):
+    """A collection that ended without a payment method; `code` is in the daemon's vocabulary."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ReaderListener(Protocol):
+    def input_options(self, options: list[str]) -> None: ...
+
+    def display_message(self, message: str) -> None: ...
+
+    def card_event(self, event: str) -> None: ...
+
+
+class Reader(Protocol):
+    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+        """Wait for the customer's card; raises ReaderError, or CancelledError when canceled."""
+        ...

@@ -1,0 +1,62 @@
+"""A reader driven by its caller: tests (and later the simulated reader) present cards on cue.
+
+`collect` announces the input options, then waits for the next scripted step: a card to hand
+back, a display message to show first, or a failure. No timers: every step is pushed by whoever
+plays the customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .base import CollectedPaymentMethod, ReaderError, ReaderListener
+
+
+@dataclass(frozen=True)
+class _Message:
+    message: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    code: str
+    message: str
+
+
+_Step = CollectedPaymentMethod | _Message | _Failure
+
+
+class ScriptedReader:
+    def __init__(self, input_options: tuple[str, ...] = ("tap", "insert", "swipe")) -> None:
+        self._steps: asyncio.Queue[_Step] = asyncio.Queue()
+        self._input_options = list(input_options)
+        self.collecting = asyncio.Event()  # set while a collection waits for a card
+        self.collections = 0
+
+    def present(
+        self, reference: str, brand: str = "visa", last4: str = "4242", read_method: str = "contactless_emv"
+    ) -> None:
+        self._steps.put_nowait(CollectedPaymentMethod(reference, brand, last4, read_method))
+
+    def show(self, message: str) -> None:
+        self._steps.put_nowait(_Message(message))
+
+    def fail(self, code: str, message: str) -> None:
+        self._steps.put_nowait(_Failure(code, message))
+
+    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+        self.collections += 1
+        listener.input_options(self._input_options)
+        self.collecting.set()
+        try:
+            while True:
+                step = await self._steps.get()
+                if isinstance(step, _Message):
+                    listener.display_message(step.message)
+                elif isinstance(step, _Failure):
+                    raise ReaderError(step.code, step.message)
+                else:
+                    return step
+        finally:
+            self.collecting.clear()

@@ -1,0 +1,216 @@
+"""The payment flow end to end: service -> store -> worker -> stripe-python -> HTTP -> emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import EmulatorHandle
+from support.payments_core import run, running_core
+
+from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.validation import InvalidRequest
+
+
+def test_happy_path_creates_authorises_and_captures_once(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.service.start({"order_id": "A-1001", "amount": 1250, "currency": "usd"})
+            assert payment.state is State.CREATING
+            await core.until_state(payment.payment_id, State.COLLECTING)
+            await core.until_collecting()
+            core.reader.present("pm_card_present_visa", "visa", "4242", "contactless_emv")
+            authorised = await core.until_state(payment.payment_id, State.AUTHORIZED)
+            assert authorised.card is not None
+            assert (authorised.card.brand, authorised.card.last4) == ("visa", "4242")
+            assert authorised.capture_before is not None
+            capturing = await core.service.capture(payment.payment_id, 1000)
+            assert capturing.state is State.CAPTURING
+            captured = await core.until_state(payment.payment_id, State.CAPTURED)
+            assert captured.captured_amount == 1000
+            assert core.states_told(payment.payment_id) == [
+                "creating", "collecting", "processing", "authorized", "capturing", "captured",
+            ]  # fmt: skip
+            created = core.journal("payment_intent.create")
+            assert len(created) == 1
+            assert created[0].metadata == {
+                "order_id": "A-1001",
+                "terminal_id": "kiosk-1",
+                "payment_id": payment.payment_id,
+            }
+            assert created[0].object == captured.payment_intent
+            assert [e.amount for e in core.journal("payment_intent.capture")] == [1000]
+            history = core.store.history(payment.payment_id)
+            assert [h.to_state for h in history] == core.states_told(payment.payment_id)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("payment_method", "amount", "decline_code"),
+    [
+        ("pm_card_present_charge_declined_insufficient_funds", 2000, "insufficient_funds"),
+        ("pm_card_present_visa", 2005, "generic_decline"),
+        ("pm_card_present_visa", 2075, "pin_try_exceeded"),
+    ],
+)
+def test_a_decline_keeps_the_payment_intent_for_another_card(
+    stripe_emulator: EmulatorHandle, tmp_path: Path, payment_method: str, amount: int, decline_code: str
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.service.start({"order_id": "B-1", "amount": amount, "currency": "usd"})
+            await core.until_collecting()
+            core.reader.present(payment_method)
+            declined = await core.until_state(payment.payment_id, State.DECLINED)
+            assert declined.decline is not None
+            assert declined.decline.decline_code == decline_code
+            with pytest.raises(RequestRefused) as refused:
+                await core.service.capture(payment.payment_id)
+            assert refused.value.reason == "INVALID_STATE"
+            await core.service.collect_again(payment.payment_id)
+            await core.until_collecting()
+            core.reader.present("pm_card_present_mastercard", "mastercard", "4444")
+            # An amount that declines by its ending declines every card: the second card is refused
+            # too, on the same PaymentIntent; a declining test card's amount approves with another.
+            final = await core.until_state(payment.payment_id, State.AUTHORIZED, State.DECLINED)
+            confirms = core.journal("payment_intent.confirm")
+            assert len(confirms) == 2
+            assert {c.object for c in confirms} == {final.payment_intent}
+            assert len(core.journal("payment_intent.create")) == 1
+            assert final.attempts == 2
+            expected = State.DECLINED if amount % 100 else State.AUTHORIZED
+            assert final.state is expected
+
+    run(scenario())
+
+
+def test_the_same_order_returns_the_same_payment_and_other_parameters_conflict(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            first = await core.service.start({"order_id": "C-1", "amount": 1000, "currency": "usd"})
+            again = await core.service.start({"order_id": "C-1", "amount": 1000, "currency": "usd"})
+            assert again.payment_id == first.payment_id
+            with pytest.raises(RequestRefused) as conflict:
+                await core.service.start({"order_id": "C-1", "amount": 1500, "currency": "usd"})
+            assert conflict.value.reason == "IDEMPOTENCY_CONFLICT"
+            with pytest.raises(RequestRefused) as busy:
+                await core.service.start({"order_id": "C-2", "amount": 1000, "currency": "usd"})
+            assert busy.value.reason == "BUSY"
+            await core.until_state(first.payment_id, State.COLLECTING)
+            await core.until_queue_empty()
+            assert len(core.journal("payment_intent.create")) == 1
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"order_id": "D-1", "amount": 0, "currency": "usd"}, "amount"),
+        ({"order_id": "D-1", "amount": -5, "currency": "usd"}, "amount"),
+        ({"order_id": "D-1", "amount": 10.5, "currency": "usd"}, "amount"),
+        ({"order_id": "D-1", "amount": True, "currency": "usd"}, "amount"),
+        ({"order_id": "D-1", "amount": 49, "currency": "usd"}, "amount"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "xyz"}, "currency"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "USD"}, "currency"),
+        ({"order_id": "x" * 201, "amount": 1000, "currency": "usd"}, "order_id"),
+        ({"order_id": "bad id", "amount": 1000, "currency": "usd"}, "order_id"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "metadata": {"k": 1}}, "metadata.k"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "metadata": {"k" * 41: "v"}}, "metadata." + "k" * 41),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "metadata": {"k": "v" * 501}}, "metadata.k"),
+        (
+            {"order_id": "D-1", "amount": 1000, "currency": "usd", "metadata": {f"k{i}": "v" for i in range(48)}},
+            "metadata",
+        ),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "metadata": {"order_id": "x"}}, "metadata.order_id"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "capture": "later"}, "capture"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "offline": "force_offline"}, "offline"),
+        ({"order_id": "D-1", "amount": 1000, "currency": "usd", "tip": 5}, "tip"),
+    ],
+)
+def test_invalid_requests_are_refused_before_anything_is_stored_or_sent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path, params: dict[str, object], field: str
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            with pytest.raises(InvalidRequest) as invalid:
+                await core.service.start(params)
+            assert invalid.value.field == field
+            assert core.store.payments() == []
+            assert core.journal() == []
+
+    run(scenario())
+
+
+def test_cancel_while_collecting_stops_the_reader_and_cancels_the_payment_intent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.service.start({"order_id": "E-1", "amount": 1000, "currency": "usd"})
+            await core.until_collecting()
+            canceled = await core.service.cancel(payment.payment_id)
+            assert canceled.state is State.CANCELED
+            await core.until_queue_empty()
+            assert not core.reader.collecting.is_set()
+            cancels = core.journal("payment_intent.cancel")
+            assert [(c.object, c.status) for c in cancels] == [(canceled.payment_intent, "canceled")]
+            # The reader is free again, and a second cancel changes nothing.
+            assert (await core.service.cancel(payment.payment_id)).state is State.CANCELED
+            await core.service.start({"order_id": "E-2", "amount": 1000, "currency": "usd"})
+
+    run(scenario())
+
+
+def test_an_authorised_payment_canceled_is_never_captured(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.authorise("F-1")
+            await core.service.cancel(payment.payment_id, "abandoned")
+            await core.until_queue_empty()
+            with pytest.raises(RequestRefused) as refused:
+                await core.service.capture(payment.payment_id)
+            assert refused.value.reason == "INVALID_STATE"
+            assert core.journal("payment_intent.capture") == []
+            assert [c.status for c in core.journal("payment_intent.cancel")] == ["canceled"]
+
+    run(scenario())
+
+
+def test_automatic_capture_and_the_confirmation_step(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.service.start(
+                {"order_id": "G-1", "amount": 1500, "currency": "usd", "capture": "automatic", "confirm": True}
+            )
+            await core.until_collecting()
+            core.reader.present("pm_card_present_amex", "amex", "0005")
+            await core.until_state(payment.payment_id, State.AWAITING_CONFIRMATION)
+            assert core.journal("payment_intent.confirm") == []  # nothing is authorised before the customer says so
+            await core.service.confirm(payment.payment_id)
+            captured = await core.until_state(payment.payment_id, State.CAPTURED)
+            assert captured.captured_amount == 1500
+            assert [e.amount for e in core.journal("payment_intent.capture")] == [1500]
+
+    run(scenario())
+
+
+def test_capture_asked_twice_is_one_capture(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.authorise("H-1")
+            await core.service.capture(payment.payment_id, 800)
+            again = await core.service.capture(payment.payment_id, 800)
+            assert again.state in (State.CAPTURING, State.CAPTURED)
+            with pytest.raises(RequestRefused):
+                await core.service.capture(payment.payment_id, 900)
+            with pytest.raises(InvalidRequest):
+                await core.service.capture(payment.payment_id, 1001)
+            await core.until_state(payment.payment_id, State.CAPTURED)
+            assert len(core.journal("payment_intent.capture")) == 1
+
+    run(scenario())

@@ -1,0 +1,137 @@
+"""End-of-day reconciliation against the emulator: abandoned authorisations canceled, lost captures captured."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EmulatorHandle, make_client
+from support.payments_core import Core, run, running_core
+
+from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.reconcile import Reconciler
+
+
+async def authorised(core: Core, order_id: str, card: str = "pm_card_present_visa") -> str:
+    return (await core.authorise(order_id, card=card)).payment_id
+
+
+def reconciler(core: Core, **kwargs: object) -> Reconciler:
+    from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
+
+    gateway = StripeGateway(GatewaySettings(api_key="sk_test_reconcile", api_base=core.emulator.url))
+    return Reconciler(core.store, gateway, core.service, "kiosk-1", **kwargs)  # type: ignore[arg-type]
+
+
+def foreign_intent(emulator: EmulatorHandle, terminal_id: str, order_id: str, *, capture: bool = False) -> str:
+    """A PaymentIntent made outside this daemon (another terminal, or lost from this store)."""
+    client = make_client(emulator.url)
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card_present"],
+            "capture_method": "manual",
+            "metadata": {"terminal_id": terminal_id, "order_id": order_id},
+        }
+    )
+    client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_present_visa"})
+    if capture:
+        client.v1.payment_intents.capture(intent.id)
+    return intent.id
+
+
+def test_dry_run_reports_and_touches_nothing(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            abandoned = await authorised(core, "A-1")
+            completed = await authorised(core, "A-2")
+            other_terminal = foreign_intent(stripe_emulator, "kiosk-2", "Z-1")
+            before = len(core.journal())
+            report = await reconciler(core, grace_s=0).run(completed_order_ids=["A-2"])
+            assert report.dry_run
+            assert report.checked == 2  # the other terminal's PaymentIntent is not ours to judge
+            assert [f.payment_id for f in report.to_capture] == [completed]
+            assert [f.payment_id for f in report.to_cancel] == [abandoned]
+            assert other_terminal not in {f.payment_intent for f in report.to_cancel + report.to_capture}
+            assert report.done == []
+            assert len(core.journal()) == before
+            assert core.payment(abandoned).state is State.AUTHORIZED
+            text = report.render()
+            assert "dry run" in text
+            assert "A-1" in text
+
+    run(scenario())
+
+
+def test_applying_cancels_the_abandoned_and_captures_the_completed_once(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            abandoned = await authorised(core, "B-1")
+            completed = await authorised(core, "B-2")
+            fresh = await authorised(core, "B-3")
+            report = await reconciler(core, grace_s=0).run(completed_order_ids=["B-2"], dry_run=False)
+            assert {f.payment_id for f in report.done} == {abandoned, completed, fresh}
+            await core.until_queue_empty()
+            assert core.payment(abandoned).state is State.CANCELED
+            assert core.payment(completed).state is State.CAPTURED
+            assert len(core.journal("payment_intent.capture")) == 1
+            # A second run finds nothing left to do.
+            again = await reconciler(core, grace_s=0).run(completed_order_ids=["B-2"], dry_run=False)
+            assert again.to_capture == again.to_cancel == []
+
+    run(scenario())
+
+
+def test_fresh_authorisations_and_unknown_intents_are_left_to_a_person(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            fresh = await authorised(core, "C-1")
+            lost = foreign_intent(stripe_emulator, "kiosk-1", "C-2")
+            foreign_intent(stripe_emulator, "kiosk-1", "C-3", capture=True)
+            double = foreign_intent(stripe_emulator, "kiosk-1", "C-3")
+            report = await reconciler(core).run(completed_order_ids=["C-2", "C-3"], dry_run=False)
+            skipped = {f.payment_intent: f.reason for f in report.skipped}
+            assert "minutes ago" in skipped[core.payment(fresh).payment_intent or ""]
+            assert "Dashboard" in skipped[lost]
+            assert [f.payment_intent for f in report.to_cancel] == [double]
+            assert "another payment" in report.to_cancel[0].reason
+            assert core.payment(fresh).state is State.AUTHORIZED
+            assert len(core.journal("payment_intent.capture")) == 1  # only the foreign one made above
+
+    run(scenario())
+
+
+def test_a_capture_deadline_within_a_day_is_warned_about(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db", clock=clock) as core:
+            await authorised(core, "D-1", "pm_card_present_mastercard")
+            offset[0] += 30 * 3600
+            stripe_emulator.emulator.advance_clock(30 * 3600)
+            report = await reconciler(core, clock=clock).run()
+            assert any("must be captured before" in w for w in report.warnings)
+
+    run(scenario())
+
+
+def test_stripe_unreachable_is_a_clear_refusal(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    from readerhost.daemon.payments.service import RequestRefused
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            stripe_emulator.emulator.add_fault({"path": ".", "action": "down"})
+            with pytest.raises(RequestRefused) as refused:
+                await reconciler(core).run()
+            assert refused.value.reason == "STRIPE_UNAVAILABLE"
+
+    run(scenario())

@@ -1,0 +1,84 @@
+"""A daemon killed with SIGKILL mid-operation: a new process over the same file reaches the same end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import EmulatorHandle
+from support.payments_core import run, running_core
+
+from readerhost.daemon.payments.model import State
+
+CHILD = Path(__file__).resolve().parents[1] / "support" / "payment_child.py"
+
+
+def kill_when_in_flight(emulator: EmulatorHandle, db: Path, order_id: str, stop_at: str, path: str) -> str:
+    """Start the child, wait until Stripe holds its request in flight, SIGKILL it; the payment id."""
+    rule = emulator.emulator.add_fault({"method": "POST", "path": path, "action": "delay_during", "seconds": 1.5})
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), emulator.url, str(db), order_id, stop_at],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("payment "), line
+        deadline = time.monotonic() + 30
+        while rule.fired == 0:  # the request is now held by the emulator, its key in flight
+            assert child.poll() is None, "the child died on its own"
+            assert time.monotonic() < deadline, "the request never reached Stripe"
+            time.sleep(0.01)  # polling the emulator's counter, not waiting for time to pass
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return line.split()[1]
+
+
+def test_killed_during_capture_the_next_process_captures_once_with_the_same_key(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    db = tmp_path / "store.db"
+    payment_id = kill_when_in_flight(stripe_emulator, db, "K-1", "capture", "/capture$")
+
+    async def restarted() -> None:
+        async with running_core(stripe_emulator, db) as core:
+            assert core.payment(payment_id).state is State.CAPTURING
+            captured = await core.until_state(payment_id, State.CAPTURED)
+            assert captured.captured_amount == 1000
+            captures = core.journal("payment_intent.capture")
+            assert [c.idempotency_key for c in captures] == [f"{payment_id}:capture"]
+            assert len(core.journal("payment_intent.create")) == 1
+
+    run(restarted())
+
+
+def test_killed_during_create_the_next_process_cancels_what_was_made(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    db = tmp_path / "store.db"
+    payment_id = kill_when_in_flight(stripe_emulator, db, "K-2", "create", r"/v1/payment_intents$")
+
+    async def restarted() -> None:
+        async with running_core(stripe_emulator, db) as core:
+            canceled = core.payment(payment_id)
+            assert canceled.state is State.CANCELED  # the customer interaction is gone
+            await core.until_queue_empty()
+            created = core.journal("payment_intent.create")
+            assert len(created) == 1
+            assert [(c.object, c.status) for c in core.journal("payment_intent.cancel")] == [
+                (created[0].object, "canceled")
+            ]
+            # The order keeps its one payment: asking again does not make a second PaymentIntent.
+            again = await core.service.start({"order_id": "K-2", "amount": 1000, "currency": "usd"})
+            assert again.payment_id == payment_id
+
+    run(restarted())
