@@ -377,8 +377,15 @@ class PaymentService:
         if payment.state in (State.CANCELED, State.FAILED, State.CAPTURED):
             self._finish_op(op, OpStatus.FAILED, message)
             return
-        after = payment.moved_to(State.FAILED, self._clock(), error=PaymentError(reason, message))
-        self._commit(payment, after, f"failed: {message}", failed=op)
+        now = self._clock()
+        after = payment.moved_to(State.FAILED, now, error=PaymentError(reason, message))
+        # What was queued behind the failed operation has nothing left to act on (a cancel still does).
+        behind = [
+            other.but(status=OpStatus.DROPPED, updated_at=now)
+            for other in self._store.operations_of(payment.payment_id)
+            if other.status == OpStatus.PENDING and other.op_id != op.op_id and other.kind != Kind.CANCEL
+        ]
+        self._commit(payment, after, f"failed: {message}", failed=op, updates=behind)
         self._stop_collection(payment.payment_id)
 
     def _finish_op(self, op: Operation, status: str, error: str | None) -> None:

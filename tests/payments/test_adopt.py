@@ -66,3 +66,22 @@ def test_an_adopted_payment_intent_for_another_amount_fails_before_the_card(
             assert core.journal("payment_intent.update") == []  # a PaymentIntent we cannot use is left as it was
 
     run(scenario())
+
+
+def test_an_unknown_client_secret_fails_the_payment_without_a_card(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            secret = "pi_DoesNotExist0000000000_secret_abcdefghijklmnopqrstuvwxy"
+            payment = await core.service.start(
+                {"order_id": "P-3", "amount": 2500, "currency": "usd", "payment_intent_client_secret": secret}
+            )
+            failed = await core.until_state(payment.payment_id, State.FAILED)
+            assert failed.error is not None
+            assert failed.error.reason == "STRIPE_REFUSED"
+            assert core.reader.collections == 0
+            assert core.store.queue_stats().pending == 0
+            assert core.journal() == []
+
+    run(scenario())
