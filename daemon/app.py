@@ -1,0 +1,299 @@
+"""`readerhostd`: the composition root.
+
+Start order: configuration, the Stripe side (the built-in emulator when no key is configured),
+the store, the worker, the reader, the payment service, then the socket. Stop order is the
+reverse: stop accepting, cancel a waiting collection, let operations in flight commit their
+results, close the store, stop the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .api.listen import SocketInUse, bind_unix_socket
+from .api.methods import Methods
+from .api.protocol import PROTOCOL_VERSION, notification_line
+from .api.server import ApiServer, Client, PeerPolicy, ServerLimits
+from .config import (
+    EMULATOR_KEY,
+    Config,
+    ConfigError,
+    load_config,
+    mode_of,
+    resolve_api_key,
+    resolve_socket_path,
+    resolve_store_path,
+)
+from .payments.events import Event, EventHub
+from .payments.model import rfc3339
+from .payments.service import OfflineLimits, PaymentService, RequestRefused, ServiceSettings
+from .payments.store import StorageError, Store
+from .payments.worker import Worker, WorkerSettings
+
+logger = logging.getLogger("readerhostd")
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("readerhost")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Daemon:
+    def __init__(self, config: Config, env: Mapping[str, str], *, cwd: Path, home: Path) -> None:
+        self.config = config
+        self.boot_id = str(uuid.uuid4())
+        self.started_at = time.monotonic()
+        self.version = version()
+        self._env = env
+        self._api_key = resolve_api_key(config, env)
+        self.mode = mode_of(self._api_key, config)
+        if self.mode == "live" and config.reader.driver == "simulated":
+            raise ConfigError(
+                f"{config.source}: [reader] driver: the simulated reader has only test cards and cannot take "
+                "payments with a live Stripe key; configure a real reader or a test key"
+            )
+        self.socket_path = resolve_socket_path(config, env, cwd)
+        self.store_path = resolve_store_path(config, env, home)
+        self._events = EventHub()
+        self._seq = 0
+        self._owners: dict[str, int] = {}
+        self._display: list[str] = []
+        self._display_timer: asyncio.TimerHandle | None = None
+        self._emulator: Any = None
+        self._emulator_thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._serving = False  # the socket is ours to remove
+        self._started = False
+
+    # -- start and stop -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        api_base, api_key = self._stripe_endpoint()
+        from readerhost.drivers.reader.simulated import SimulatedReader
+
+        from .payments.gateway import GatewaySettings, StripeGateway
+        from .payments.reconcile import Reconciler
+
+        self._store = store = Store.open(self.store_path)
+        stripe_config = self.config.stripe
+        gateway = StripeGateway(
+            GatewaySettings(
+                api_key=api_key,
+                api_base=api_base,
+                connect_timeout_s=stripe_config.connect_timeout_s,
+                read_timeout_s=stripe_config.read_timeout_s,
+                max_network_retries=stripe_config.max_network_retries,
+            )
+        )
+        self.worker = Worker(
+            store, gateway, self._events, WorkerSettings(requests_per_second=stripe_config.requests_per_second)
+        )
+        simulated = self.config.reader.simulated
+        self.reader = SimulatedReader(simulated.card, simulated.present_after_s, simulated.retry_card_once)
+        payments = self.config.payments
+        offline = OfflineLimits(
+            payments.offline_max_payment_amount,
+            payments.offline_max_total_amount,
+            payments.offline_max_count,
+            payments.offline_max_age_s,
+        )
+        self.service = PaymentService(
+            store, self.worker, self.reader, self._events, ServiceSettings(stripe_config.terminal_id, offline)
+        )
+        reconciler = Reconciler(
+            store, gateway, self.service, stripe_config.terminal_id, grace_s=payments.reconcile_grace_s
+        )
+        api = self.config.api
+        self.server = ApiServer(
+            Methods(self.service, reconciler, self, self._owners),
+            self.banner,
+            PeerPolicy(frozenset(api.allowed_uids), frozenset(api.allowed_gids)),
+            ServerLimits(api.max_clients, api.max_queued_messages, api.slow_client_timeout_s),
+            on_disconnect=self._client_left,
+        )
+        self._events.subscribe(self._forward)
+        await self.service.recover()
+        self._worker_task = asyncio.create_task(self.worker.run())
+        await self.server.serve(bind_unix_socket(self.socket_path))
+        self._serving = True
+        self._started = True
+        logger.info(
+            "readerhostd %s ready on %s (mode %s%s, store %s)",
+            self.version, self.socket_path, self.mode,
+            f", Stripe emulator at {api_base}" if self.mode == "emulator" else "", self.store_path,
+        )  # fmt: skip
+        if self.mode == "emulator":
+            logger.warning("no Stripe API key configured: payments go to the built-in Stripe emulator, not to Stripe")
+
+    def _stripe_endpoint(self) -> tuple[str | None, str]:
+        if self.mode == "emulator" and not self.config.stripe.api_base:
+            from readerhost.sim.stripe_emulator import EmulatorHTTPServer, StripeEmulator
+
+            self._emulator = EmulatorHTTPServer(StripeEmulator(), self.config.stripe.emulator_port)
+            self._emulator_thread = threading.Thread(
+                target=self._emulator.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-emulator", daemon=True
+            )
+            self._emulator_thread.start()
+            return self._emulator.url, EMULATOR_KEY
+        return self.config.stripe.api_base or None, self._api_key or EMULATOR_KEY
+
+    async def stop(self) -> None:
+        if hasattr(self, "server"):
+            await self.server.close()
+        if self._serving:
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
+        if hasattr(self, "service"):
+            await self.service.close()
+        if hasattr(self, "worker"):
+            await self.worker.stop()
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+        if self._store is not None:
+            self._store.close()
+        if self._emulator is not None:
+            self._emulator.emulator.stop()
+            self._emulator.shutdown()
+            self._emulator.server_close()
+        if self._started:
+            logger.info("readerhostd stopped")
+
+    # -- what clients see ---------------------------------------------------------------------
+
+    def banner(self) -> dict[str, Any]:
+        return {"protocol": PROTOCOL_VERSION, "daemon": self.version, "boot_id": self.boot_id, "mode": self.mode}
+
+    def status(self) -> dict[str, Any]:
+        health = self.worker.health
+        assert self._store is not None
+        stats = self._store.queue_stats()
+        return {
+            "daemon": self.version,
+            "protocol": PROTOCOL_VERSION,
+            "boot_id": self.boot_id,
+            "mode": self.mode,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "reader": self.reader_status(),
+            "stripe": {
+                "reachable": health.reachable,
+                "consecutive_failures": health.consecutive_failures,
+                "last_ok_at": rfc3339(health.last_ok_at) if health.last_ok_at else None,
+            },
+            "queue": self.queue_status(),
+            "offline": {"count": stats.offline_count, "amount_by_currency": stats.offline_amount_by_currency},
+        }
+
+    def reader_status(self) -> dict[str, Any]:
+        return self.reader.status()
+
+    def queue_status(self) -> dict[str, Any]:
+        assert self._store is not None
+        stats = self._store.queue_stats()
+        oldest = None if stats.oldest_created_at is None else round(time.time() - stats.oldest_created_at, 1)
+        return {"pending": stats.pending, "oldest_age_s": oldest}
+
+    def show_text(self, lines: list[str], ttl_s: float | None) -> None:
+        self._display = list(lines)
+        if self._display_timer is not None:
+            self._display_timer.cancel()
+            self._display_timer = None
+        if ttl_s is not None:
+            self._display_timer = asyncio.get_running_loop().call_later(ttl_s, self.show_text, [], None)
+        self._events.publish(Event("display", "display.changed", {"lines": list(self._display)}))
+
+    def present_card(self, card: str) -> None:
+        try:
+            self.reader.present(card)
+        except ValueError as error:
+            raise RequestRefused("NOT_FOUND", str(error)) from None
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _forward(self, event: Event) -> None:
+        """Number each event (per boot) and hand it to the subscribed clients."""
+        self._seq += 1
+        if event.type == "payment.state" and event.data.get("state") not in (
+            "creating",
+            "collecting",
+            "awaiting_confirmation",
+        ):
+            self._owners.pop(str(event.data.get("payment_id")), None)
+        params = {
+            "topic": event.topic, "type": event.type, "seq": self._seq, "boot_id": self.boot_id,
+            "at": rfc3339(time.time()), "data": event.data,
+        }  # fmt: skip
+        self.server.publish(event.topic, notification_line("event", params))
+
+    async def _client_left(self, client: Client) -> None:
+        """A client gone while its payment still waits for a card: that collection is canceled."""
+        for payment_id, owner in list(self._owners.items()):
+            if owner != client.number:
+                continue
+            self._owners.pop(payment_id, None)
+            with contextlib.suppress(RequestRefused):
+                payment = self.service.get(payment_id=payment_id)
+                if payment.holds_reader:
+                    logger.info("client %d left: canceling its payment %s", client.number, payment_id)
+                    await self.service.cancel(payment_id, "abandoned")
+
+
+async def serve(daemon: Daemon) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await daemon.start()
+        await stopping.wait()
+        logger.info("stopping")
+    finally:
+        await daemon.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="readerhostd", description="The readerhost card-reader daemon.")
+    parser.add_argument("--config", metavar="PATH", help="configuration file (default: $READERHOST_CONFIG, "
+                        "/etc/readerhost/readerhost.toml if it exists, else built-in defaults)")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"readerhostd {version()}")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, os.environ)
+    except ConfigError as error:
+        print(f"readerhostd: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log.level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        daemon = Daemon(config, os.environ, cwd=Path.cwd(), home=Path.home())
+        asyncio.run(serve(daemon))
+    except ConfigError as error:
+        print(f"readerhostd: {error}", file=sys.stderr)
+        return 2
+    except (StorageError, SocketInUse) as error:
+        print(f"readerhostd: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"readerhostd: {error.strerror}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

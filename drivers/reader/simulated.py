@@ -1,0 +1,74 @@
+"""The simulated reader (the default driver): a card reader that needs no hardware.
+
+It behaves like a reader without a display: it announces the input options, optionally asks
+for the card to be presented again once ("retry_card"), and hands over one of the Stripe
+emulator's test payment methods — the configured card after a delay, or the card a technician
+names with `readerhostctl present CARD`. It never sees or makes up a card number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from .base import CollectedPaymentMethod, ReaderListener
+
+INPUT_OPTIONS = ["tap", "insert", "swipe"]
+
+
+def card_named(name: str) -> CollectedPaymentMethod:
+    """The emulator's test card `name` as a reader would hand it over; ValueError for unknown names."""
+    from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
+
+    card = TEST_CARDS.get(name)
+    if card is None:
+        raise ValueError(f"unknown test card {name!r}; known: {', '.join(TEST_CARDS)}")
+    return CollectedPaymentMethod(card.reference, card.brand, card.last4, card.default_read_method)
+
+
+class SimulatedReader:
+    id = "sim-1"
+    model = "simulated"
+    serial = "SIM-0001"
+
+    def __init__(self, card: str = "visa", present_after_s: float = 2.0, retry_card_once: bool = False) -> None:
+        card_named(card)  # refuse an unknown card at start, not at the first payment
+        self._card = card
+        self._present_after_s = present_after_s
+        self._retry_card_once = retry_card_once
+        self._presented: asyncio.Queue[CollectedPaymentMethod] = asyncio.Queue()
+        self.state = "ready"
+
+    def present(self, card: str) -> None:
+        """Present a test card now (to the collection in progress, or to the next one)."""
+        self._presented.put_nowait(card_named(card))
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "id": self.id, "model": self.model, "serial": self.serial, "battery": None}
+
+    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+        self.state = "collecting"
+        try:
+            listener.input_options(list(INPUT_OPTIONS))
+            if self._retry_card_once:  # the first read fails, as a chip read sometimes does
+                await self._next_card(self._present_after_s)
+                listener.card_event("card_inserted")
+                listener.display_message("retry_card")
+                listener.card_event("card_removed")
+            method = await self._next_card(self._present_after_s)
+            if method.read_method == "contact_emv":
+                listener.card_event("card_inserted")
+                listener.display_message("remove_card")
+                listener.card_event("card_removed")
+            return method
+        finally:
+            self.state = "ready"
+
+    async def _next_card(self, after_s: float) -> CollectedPaymentMethod:
+        """The card a technician presents, or the configured one once `after_s` has passed."""
+        if after_s < 0:
+            return await self._presented.get()
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self._presented.get(), timeout=after_s)
+        return card_named(self._card)

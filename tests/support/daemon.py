@@ -1,0 +1,163 @@
+"""readerhostd for tests: in-process (fast, for protocol conformance) or as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from readerhost.daemon.app import Daemon
+from readerhost.daemon.config import load_config
+
+# The simulated reader waits for `reader.present` unless a test says otherwise.
+DEFAULT_CONFIG = """
+[reader.simulated]
+present_after_s = -1
+"""
+
+
+def write_config(tmp_path: Path, text: str = DEFAULT_CONFIG) -> Path:
+    path = tmp_path / "readerhost.toml"
+    path.write_text(text)
+    return path
+
+
+def daemon_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no Stripe key (built-in emulator) and every path under tmp_path."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("STRIPE_API_KEY", "READERHOST_CONFIG", "CREDENTIALS_DIRECTORY")
+    }
+    env.update(
+        READERHOST_SOCKET=str(tmp_path / "api.sock"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(tmp_path: Path, config_text: str = DEFAULT_CONFIG) -> AsyncIterator[Daemon]:
+    """The daemon in this process and event loop; its socket is `daemon.socket_path`."""
+    env = daemon_env(tmp_path)
+    config = load_config(str(write_config(tmp_path, config_text)), env)
+    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+@dataclass
+class DaemonProcess:
+    process: subprocess.Popen[str]
+    socket_path: Path
+    stderr_lines: list[str]
+
+
+@contextlib.contextmanager
+def daemon_process(tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: float = 30.0) -> Iterator[DaemonProcess]:
+    """readerhostd as a real process; yields once it says it is ready. Stopped with SIGTERM."""
+    env = daemon_env(tmp_path)
+    config = write_config(tmp_path, config_text)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "readerhost.daemon.app", "--config", str(config)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            line = process.stderr.readline()
+            if not line:
+                raise AssertionError(f"readerhostd exited ({process.wait()}): {''.join(lines)}")
+            lines.append(line)
+            if " ready on " in line:
+                break
+            assert time.monotonic() < deadline, "readerhostd did not get ready"
+        yield DaemonProcess(process, Path(env["READERHOST_SOCKET"]), lines)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class LineClient:
+    """A raw protocol client over a real socket, for conformance tests: lines in, JSON out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(cls, path: Path) -> LineClient:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=2**20)
+        return cls(reader, writer)
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def receive(self, timeout: float = 10.0) -> dict[str, Any]:
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not line:
+            raise ConnectionError("the daemon closed the connection")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        """Send a request; return its response, keeping the events that arrive meanwhile."""
+        self.next_id += 1
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
+        if params is not None:
+            request["params"] = params
+        await self.send_raw(json.dumps(request).encode() + b"\n")
+        while True:
+            message = await self.receive(timeout)
+            if message.get("id") == self.next_id:
+                return message
+            self.events.append(message)
+
+    async def event(self, predicate: Any = None, timeout: float = 10.0) -> dict[str, Any]:
+        """The next event (matching `predicate`, if given), from those kept or those to come."""
+        while True:
+            for index, message in enumerate(self.events):
+                if message.get("method") == "event" and (predicate is None or predicate(message["params"])):
+                    return self.events.pop(index)
+            message = await self.receive(timeout)
+            self.events.append(message)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+def socket_accepts(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
