@@ -1,6 +1,7 @@
 """Maps the top-level source folders onto the `readerhost` namespace.
 
-daemon/ -> readerhost.daemon, drivers/ -> readerhost.drivers, sim/ -> readerhost.sim.
+client/ -> readerhost.client, daemon/ -> readerhost.daemon, drivers/ -> readerhost.drivers,
+sim/ -> readerhost.sim.
 `readerhost` itself is an implicit namespace package (it has no folder of its own).
 """
 
@@ -8,7 +9,12 @@ from pathlib import Path
 
 from setuptools import setup
 
-SOURCE_FOLDERS = {"daemon": "readerhost.daemon", "drivers": "readerhost.drivers", "sim": "readerhost.sim"}
+SOURCE_FOLDERS = {
+    "client": "readerhost.client",
+    "daemon": "readerhost.daemon",
+    "drivers": "readerhost.drivers",
+    "sim": "readerhost.sim",
+}
 
 
 def mapped_packages() -> tuple[list[str], dict[str, str]]:

@@ -44,6 +44,7 @@ from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
 
 logger = logging.getLogger("readerhostd")
+HOLDING_READER = ("creating", "collecting", "awaiting_confirmation")
 
 
 def version() -> str:
@@ -70,7 +71,6 @@ class Daemon:
         self.socket_path = resolve_socket_path(config, env, cwd)
         self.store_path = resolve_store_path(config, env, home)
         self._events = EventHub()
-        self._seq = 0
         self._owners: dict[str, int] = {}
         self._display: list[str] = []
         self._display_timer: asyncio.TimerHandle | None = None
@@ -220,27 +220,31 @@ class Daemon:
         self._events.publish(Event("display", "display.changed", {"lines": list(self._display)}))
 
     def present_card(self, card: str) -> None:
+        from readerhost.drivers.reader.simulated import NotCollecting
+
         try:
             self.reader.present(card)
+        except NotCollecting as error:
+            raise RequestRefused("INVALID_STATE", str(error)) from None
         except ValueError as error:
             raise RequestRefused("NOT_FOUND", str(error)) from None
 
     # -- events -------------------------------------------------------------------------------
 
     def _forward(self, event: Event) -> None:
-        """Number each event (per boot) and hand it to the subscribed clients."""
-        self._seq += 1
-        if event.type == "payment.state" and event.data.get("state") not in (
-            "creating",
-            "collecting",
-            "awaiting_confirmation",
-        ):
+        """Hand each event to the subscribed clients, numbered per connection."""
+        if event.type == "payment.state" and event.data.get("state") not in HOLDING_READER:
             self._owners.pop(str(event.data.get("payment_id")), None)
-        params = {
-            "topic": event.topic, "type": event.type, "seq": self._seq, "boot_id": self.boot_id,
-            "at": rfc3339(time.time()), "data": event.data,
-        }  # fmt: skip
-        self.server.publish(event.topic, notification_line("event", params))
+        at = rfc3339(time.time())
+
+        def line_for(seq: int) -> bytes:
+            params = {
+                "topic": event.topic, "type": event.type, "seq": seq, "boot_id": self.boot_id, "at": at,
+                "data": event.data,
+            }  # fmt: skip
+            return notification_line("event", params)
+
+        self.server.publish(event.topic, line_for)
 
     async def _client_left(self, client: Client) -> None:
         """A client gone while its payment still waits for a card: that collection is canceled."""

@@ -276,13 +276,18 @@ class _Table:
 
         return self._get(key, default, read)
 
-    def number(self, key: str, default: float, *, above: float | None = None) -> float:
-        must = "a number" if above is None else f"a number above {above:g}"
+    def number(self, key: str, default: float, *, above: float | None = None, at_least: float | None = None) -> float:
+        must = "a number"
+        if above is not None:
+            must = f"a number above {above:g}"
+        elif at_least is not None:
+            must = f"a number of at least {at_least:g}"
 
         def read(value: object) -> float:
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise self.fail(key, must, value)
-            if not math.isfinite(value) or (above is not None and value <= above):
+            too_low = (above is not None and value <= above) or (at_least is not None and value < at_least)
+            if not math.isfinite(value) or too_low:
                 raise self.fail(key, must, value)
             return float(value)
 
@@ -365,7 +370,7 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
             ),
             offline_max_count=payments.integer("offline_max_count", d.payments.offline_max_count, low=1),
             offline_max_age_s=payments.number("offline_max_age_s", d.payments.offline_max_age_s, above=0),
-            reconcile_grace_s=payments.number("reconcile_grace_s", d.payments.reconcile_grace_s, above=0),
+            reconcile_grace_s=payments.number("reconcile_grace_s", d.payments.reconcile_grace_s, at_least=0),
         ),
         log=LogConfig(level=log.choice("level", d.log.level, LOG_LEVELS)),
         source=source,

@@ -1,17 +1,31 @@
-"""The README's first command runs the demo: it must complete and show one capture per captured payment."""
+"""The README's first command: readerhostd on embedded defaults, and a sample payment through its socket."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def test_demo_runs_a_scripted_day_through_the_emulator() -> None:
+def test_the_main_job_takes_a_sample_payment_through_the_daemon(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("READERHOST_CONFIG", "READERHOST_SOCKET")}
+    env.update(XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
     done = subprocess.run(
-        [sys.executable, "-m", "readerhost.sim.demo"], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "readerhost.sim.demo", "--once"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    assert "first card declined: insufficient_funds" in done.stdout
-    assert "answer replayed: True" in done.stdout
-    assert "10 mutations, 2 captures" in done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    out = done.stdout
+    assert "ready on" in out
+    assert "emulator" in out
+    assert "tap" in out  # the reader's prompt was shown
+    assert "captured" in out
+    assert (tmp_path / "state" / "readerhost" / "readerhost.db").exists()
+    assert not (tmp_path / "run" / "readerhost" / "api.sock").exists()  # the daemon stopped and cleaned up

@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from readerhost.daemon.payments.model import Payment, State
+from readerhost.daemon.payments.model import State
 from readerhost.daemon.payments.reconcile import Reconciler
 from readerhost.daemon.payments.service import PaymentService, RequestRefused
 from readerhost.daemon.payments.store import StorageError
@@ -234,9 +234,3 @@ def _timestamp(params: dict[str, Any], name: str) -> float | None:
     if moment.tzinfo is None:
         raise RpcError.invalid_params(name, f"{name} needs a time zone (Z or +hh:mm)")
     return moment.timestamp()
-
-
-def payment_owner_cleanup(owners: dict[str, int], payment: Payment) -> None:
-    """Forget who started a payment once it no longer holds the reader."""
-    if not payment.holds_reader:
-        owners.pop(payment.payment_id, None)

@@ -87,6 +87,7 @@ class Client:
     topics: set[str] = field(default_factory=set)
     full_since: float | None = None
     closed: bool = False
+    seq: int = 0  # the last event number given to this connection
     sender: asyncio.Task[None] | None = None
 
     def describe(self) -> str:
@@ -133,17 +134,21 @@ class ApiServer:
             self._close(client, "the daemon is stopping")
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2.0)
-        for task, writer in list(self._connections.items()):
-            writer.transport.abort()  # ends a reader still draining a refused client's input
-            task.cancel()
+        for writer in list(self._connections.values()):
+            writer.transport.abort()  # each reader then sees the end of its connection and returns
         if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            await asyncio.wait(set(self._connections), timeout=2.0)
 
-    def publish(self, topic: str, line: bytes) -> None:
-        """Queue an event line for every client subscribed to `topic`, without ever waiting."""
+    def publish(self, topic: str, line_for: Callable[[int], bytes]) -> None:
+        """Queue an event for every client subscribed to `topic`, without ever waiting.
+
+        Each connection numbers its events 1, 2, 3...: a gap tells a client it missed some
+        (it fell too far behind) and should re-read what it cares about.
+        """
         for client in list(self._clients):
             if topic in client.topics:
-                self._offer(client, line)
+                client.seq += 1
+                self._offer(client, line_for(client.seq))
 
     # -- one connection -----------------------------------------------------------------------
 

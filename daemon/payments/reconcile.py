@@ -63,28 +63,6 @@ class Report:
             "warnings": list(self.warnings),
         }
 
-    def render(self) -> str:
-        """The report as a technician reads it."""
-        lines = [
-            f"Reconciliation{' (dry run: nothing changed)' if self.dry_run else ''}: "
-            f"{self.checked} PaymentIntents of this terminal checked"
-        ]
-        sections = (
-            ("To capture", self.to_capture),
-            ("To cancel", self.to_cancel),
-            ("Done", self.done),
-            ("Skipped", self.skipped),
-        )
-        for title, findings in sections:
-            if findings:
-                lines.append(f"{title}:")
-                lines.extend(
-                    f"  {f.payment_intent}  order {f.order_id or '?'}  {f.amount} {f.currency}  {f.reason}"
-                    for f in findings
-                )
-        lines.extend(f"Warning: {w}" for w in self.warnings)
-        return "\n".join(lines)
-
 
 class Reconciler:
     def __init__(

@@ -17,6 +17,10 @@ from .base import CollectedPaymentMethod, ReaderListener
 INPUT_OPTIONS = ["tap", "insert", "swipe"]
 
 
+class NotCollecting(RuntimeError):
+    """A card presented while no payment waits for one."""
+
+
 def card_named(name: str) -> CollectedPaymentMethod:
     """The emulator's test card `name` as a reader would hand it over; ValueError for unknown names."""
     from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
@@ -41,8 +45,11 @@ class SimulatedReader:
         self.state = "ready"
 
     def present(self, card: str) -> None:
-        """Present a test card now (to the collection in progress, or to the next one)."""
-        self._presented.put_nowait(card_named(card))
+        """Present a test card to the collection in progress (ValueError for an unknown card)."""
+        method = card_named(card)
+        if self.state != "collecting":
+            raise NotCollecting("the reader is not waiting for a card")
+        self._presented.put_nowait(method)
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "id": self.id, "model": self.model, "serial": self.serial, "battery": None}
@@ -64,6 +71,8 @@ class SimulatedReader:
             return method
         finally:
             self.state = "ready"
+            while not self._presented.empty():  # a card nobody took is not the next customer's
+                self._presented.get_nowait()
 
     async def _next_card(self, after_s: float) -> CollectedPaymentMethod:
         """The card a technician presents, or the configured one once `after_s` has passed."""

@@ -297,9 +297,9 @@ ERRORS = [
         "[stripe] requests_per_second must be a number above 0, not 0",
     ),
     (
-        "grace-zero",
-        "[payments]\nreconcile_grace_s = 0\n",
-        "[payments] reconcile_grace_s must be a number above 0, not 0",
+        "grace-negative",
+        "[payments]\nreconcile_grace_s = -1\n",
+        "[payments] reconcile_grace_s must be a number of at least 0, not -1",
     ),
     (
         "bad-choice",

@@ -46,8 +46,7 @@ def test_sigterm_during_a_collection_then_restart_keeps_what_was_committed(tmp_p
         paid_id, waiting_id = run(first_life(daemon.socket_path))
         daemon.process.send_signal(signal.SIGTERM)
         assert daemon.process.wait(timeout=20) == 0
-        assert daemon.process.stderr is not None
-        rest = daemon.process.stderr.read()
+        rest = daemon.log.rest()
         assert "Traceback" not in rest
         assert "stopped" in rest
         assert not socket_accepts(daemon.socket_path)

@@ -58,9 +58,6 @@ def test_dry_run_reports_and_touches_nothing(stripe_emulator: EmulatorHandle, tm
             assert report.done == []
             assert len(core.journal()) == before
             assert core.payment(abandoned).state is State.AUTHORIZED
-            text = report.render()
-            assert "dry run" in text
-            assert "A-1" in text
 
     run(scenario())
 

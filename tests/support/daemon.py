@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from readerhost.daemon.app import Daemon
 from readerhost.daemon.config import load_config
@@ -57,11 +59,53 @@ async def running_daemon(tmp_path: Path, config_text: str = DEFAULT_CONFIG) -> A
         await daemon.stop()
 
 
+class LogLines:
+    """A process's output read to its end in a thread (a full pipe would stall the process),
+    waited on line by line with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._done = threading.Event()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
+        """The first line from here on that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no such line within {timeout} s; saw {self.seen}") from None
+            if line is None:
+                self._done.set()
+                raise AssertionError(f"the output ended; saw {self.seen}")
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+    def rest(self, timeout: float = 30.0) -> str:
+        """Everything up to the end of the output (the process must be ending)."""
+        deadline = time.monotonic() + timeout
+        while not self._done.is_set():
+            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                self._done.set()
+            else:
+                self.seen.append(line)
+        return "\n".join(self.seen)
+
+
 @dataclass
 class DaemonProcess:
     process: subprocess.Popen[str]
     socket_path: Path
-    stderr_lines: list[str]
+    log: LogLines
 
 
 @contextlib.contextmanager
@@ -76,19 +120,11 @@ def daemon_process(tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: f
         stdout=subprocess.DEVNULL,
         text=True,
     )
-    lines: list[str] = []
+    assert process.stderr is not None
+    log = LogLines(process.stderr)
     try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            line = process.stderr.readline()
-            if not line:
-                raise AssertionError(f"readerhostd exited ({process.wait()}): {''.join(lines)}")
-            lines.append(line)
-            if " ready on " in line:
-                break
-            assert time.monotonic() < deadline, "readerhostd did not get ready"
-        yield DaemonProcess(process, Path(env["READERHOST_SOCKET"]), lines)
+        log.until(lambda line: " ready on " in line, timeout)
+        yield DaemonProcess(process, Path(env["READERHOST_SOCKET"]), log)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -106,7 +142,8 @@ class LineClient:
         self.reader = reader
         self.writer = writer
         self.next_id = 0
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # received, not yet taken by event()
+        self.seen_events: list[dict[str, Any]] = []  # every event notification, in arrival order
 
     @classmethod
     async def connect(cls, path: Path) -> LineClient:
@@ -122,6 +159,8 @@ class LineClient:
         if not line:
             raise ConnectionError("the daemon closed the connection")
         message: dict[str, Any] = json.loads(line)
+        if message.get("method") == "event":
+            self.seen_events.append(message["params"])
         return message
 
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
