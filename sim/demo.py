@@ -3,8 +3,9 @@
 It starts `readerhostd` with no configuration — the simulated reader and the built-in Stripe
 emulator, nothing real is charged — waits until it is ready, takes a sample payment through its
 socket with `readerhostctl pay` (which shows the reader's prompts and the states as they come),
-shows `readerhostctl status`, and keeps the daemon running until Ctrl-C so that you can try
-`readerhostctl` yourself in another terminal. `--once` stops after the sample payment.
+shows `readerhostctl status`, and — when run on a terminal — keeps the daemon running until
+Ctrl-C so that you can try `readerhostctl` yourself in another terminal. Without a terminal (a
+script, CI), or with `--once`, it stops the daemon after the sample payment.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ def _ctl(socket_path: Path, *args: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="readerhost-demo", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--once", action="store_true", help="stop the daemon after the sample payment")
+    parser.add_argument(
+        "--once", action="store_true", help="stop the daemon after the sample payment (the default without a terminal)"
+    )
     parser.add_argument("--amount", type=int, default=1250, help="the sample payment, in cents (default 1250)")
     args = parser.parse_args(argv)
+    # SIGTERM ends the demo like Ctrl-C does: the daemon it started is stopped, never orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     env = {k: v for k, v in os.environ.items() if k != "STRIPE_API_KEY"}  # the demo never charges for real
     try:
         socket_path = resolve_socket_path(load_config(None, env), env, Path.cwd())
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         paid = _ctl(socket_path, "pay", str(args.amount), "--capture", "auto")
         _ctl(socket_path, "status")
-        if args.once:
+        if args.once or not sys.stdin.isatty():
             return paid
         print(
             f"\nreaderhostd keeps running on {socket_path}. In another terminal, try:\n"
