@@ -120,6 +120,7 @@ class FaultTable:
     def __init__(self) -> None:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
+        self._fired = threading.Condition(self._lock)
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -134,8 +135,14 @@ class FaultTable:
                     rule.fired += 1
                     if rule.exhausted():
                         self._rules.remove(rule)
+                    self._fired.notify_all()
                     return rule
             return None
+
+    def wait_fired(self, rule: FaultRule, times: int = 1, timeout: float | None = None) -> bool:
+        """Block until `rule` has fired `times` times (True), or the timeout passes (False)."""
+        with self._fired:
+            return self._fired.wait_for(lambda: rule.fired >= times, timeout)
 
     def armed(self) -> list[FaultRule]:
         with self._lock:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import EmulatorHandle
@@ -29,11 +28,9 @@ def kill_when_in_flight(emulator: EmulatorHandle, db: Path, order_id: str, stop_
         assert child.stdout is not None
         line = child.stdout.readline()
         assert line.startswith("payment "), line
-        deadline = time.monotonic() + 30
-        while rule.fired == 0:  # the request is now held by the emulator, its key in flight
-            assert child.poll() is None, "the child died on its own"
-            assert time.monotonic() < deadline, "the request never reached Stripe"
-            time.sleep(0.01)  # polling the emulator's counter, not waiting for time to pass
+        # Once the rule fired, the request is held by the emulator with its key in flight.
+        assert emulator.emulator.faults.wait_fired(rule, timeout=30), "the request never reached Stripe"
+        assert child.poll() is None, "the child died on its own"
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     finally:
