@@ -13,14 +13,15 @@ from types import TracebackType
 from typing import Any
 
 from . import wire
+from .base import ClientBase
 from .errors import CannotConnect, ConnectionLost, ProtocolError, ReaderhostError
 from .paths import default_socket_path
-from .wire import Banner, Event, ProtocolVersion, Response, Timestamp
+from .wire import Banner, Event, Response, Timestamp
 
 _DEFAULT: Any = object()  # "the client's call timeout"
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """A connection to readerhostd. Create it with `await AsyncClient.connect(...)`."""
 
     def __init__(
@@ -80,24 +81,6 @@ class AsyncClient:
             writer.close()
             raise
         return cls(reader, writer, banner, path=where, call_timeout=call_timeout, max_events=max_events)
-
-    # -- what the banner said ------------------------------------------------------------------
-
-    @property
-    def protocol(self) -> ProtocolVersion:
-        return self.banner.protocol
-
-    @property
-    def boot_id(self) -> str:
-        return self.banner.boot_id
-
-    @property
-    def mode(self) -> str:
-        return self.banner.mode
-
-    @property
-    def closed(self) -> bool:
-        return self._lost is not None
 
     # -- requests ------------------------------------------------------------------------------
 

@@ -16,15 +16,16 @@ from typing import Any
 
 from . import wire
 from .aio import _why
+from .base import ClientBase
 from .errors import CannotConnect, ConnectionLost, ProtocolError
 from .paths import default_socket_path
-from .wire import Banner, Event, ProtocolVersion, Response, Timestamp
+from .wire import Banner, Event, Response, Timestamp
 
 _DEFAULT: Any = object()
 _CHUNK = 64 * 1024
 
 
-class Client:
+class Client(ClientBase):
     """A blocking connection to readerhostd. Create it with `Client.connect(...)`; events that
     arrive while a call waits for its answer are kept for next_event()/events()."""
 
@@ -92,24 +93,6 @@ class Client:
         return cls(
             sock, banner, path=where, buffered=bytes(buffer[end:]), call_timeout=call_timeout, max_events=max_events
         )
-
-    # -- what the banner said ------------------------------------------------------------------
-
-    @property
-    def protocol(self) -> ProtocolVersion:
-        return self.banner.protocol
-
-    @property
-    def boot_id(self) -> str:
-        return self.banner.boot_id
-
-    @property
-    def mode(self) -> str:
-        return self.banner.mode
-
-    @property
-    def closed(self) -> bool:
-        return self._lost is not None
 
     # -- requests ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import pytest
 from support.daemon import DaemonProcess, LogLines, daemon_env, daemon_process
 
 from readerhost.client import Client, Event
-from readerhost.daemon import ctl
+from readerhost.daemon.ctl import exit_codes, formatting
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 COMMANDS = ("status", "pay", "capture", "cancel", "get", "list", "watch", "reconcile", "present", "display")
@@ -144,7 +144,7 @@ def test_pay_shows_the_prompt_and_the_states_and_ends_authorized(run_ctl: Callab
 
 def test_a_decline_exits_4_and_names_it(run_ctl: Callable[..., Ran]) -> None:
     result = run_ctl("pay", "1205", "--card", "visa", "--order", "T-DECL")
-    assert result.code == ctl.EXIT_DECLINED == 4
+    assert result.code == exit_codes.EXIT_DECLINED == 4
     assert "state: declined - generic_decline: Your card was declined." in result.stdout
     assert result.stdout.splitlines()[-1].startswith("declined (generic_decline")
     machine = run_ctl("--json", "pay", "1000", "--card", "charge_declined_insufficient_funds", "--order", "T-DECL2")
@@ -291,7 +291,7 @@ def test_reconcile_from_a_file_that_is_missing_is_a_usage_error(run_ctl: Callabl
 
 def test_an_unreachable_socket_exits_3(run_ctl: Callable[..., Ran], tmp_path: Path) -> None:
     result = run_ctl("status", at=tmp_path / "nobody.sock")
-    assert result.code == ctl.EXIT_NO_DAEMON == 3
+    assert result.code == exit_codes.EXIT_NO_DAEMON == 3
     line = one_error_line(result)
     assert f"cannot connect to readerhostd at {tmp_path / 'nobody.sock'}: no such socket" in line
     stale = tmp_path / "stale.sock"
@@ -336,7 +336,7 @@ def test_the_socket_comes_from_the_environment(daemon: DaemonProcess, tmp_path: 
 )
 def test_bad_usage_exits_2(run_ctl: Callable[..., Ran], args: list[str]) -> None:
     result = run_ctl(*args)
-    assert result.code == ctl.EXIT_USAGE == 2, result
+    assert result.code == exit_codes.EXIT_USAGE == 2, result
     assert "usage: readerhostctl" in result.stderr
     assert result.stdout == ""
 
@@ -344,7 +344,7 @@ def test_bad_usage_exits_2(run_ctl: Callable[..., Ran], args: list[str]) -> None
 def test_help_documents_the_exit_codes() -> None:
     result = subprocess.run([*CTL, "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0
-    for line in ctl.EXIT_CODES.splitlines()[1:]:
+    for line in exit_codes.EXIT_CODES.splitlines()[1:]:
         assert line in result.stdout
     for code in (0, 1, 2, 3, 4, 5, 130):
         assert f"  {code} " in result.stdout
@@ -367,6 +367,12 @@ def test_the_documentation_names_every_command_and_exit_code() -> None:
 # -- long-running commands: followed line by line -------------------------------------------------
 
 
+def interruptible() -> None:
+    """Ctrl-C as a terminal delivers it: a test run started in the background (CI) hands its
+    children an ignored SIGINT, which a user's readerhostctl never has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def ctl_process(daemon: DaemonProcess, tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
@@ -376,6 +382,7 @@ def ctl_process(daemon: DaemonProcess, tmp_path: Path, *args: str) -> Iterator[s
         stderr=subprocess.PIPE,
         text=True,
         env=ctl_env(tmp_path),
+        preexec_fn=interruptible,  # noqa: PLW1509 - single-threaded enough: it only resets a signal
     )
     try:
         yield process
@@ -400,7 +407,7 @@ def test_watch_prints_events_until_ctrl_c(daemon: DaemonProcess, tmp_path: Path,
         payment = paid(run_ctl, "1600", "T-WATCH")
         lines.until(lambda line: "payment.state" in line and payment["payment_id"] in line and "authorized" in line)
         watch.send_signal(signal.SIGINT)
-        assert watch.wait(timeout=WAIT) == ctl.EXIT_INTERRUPTED == 130
+        assert watch.wait(timeout=WAIT) == exit_codes.EXIT_INTERRUPTED == 130
         stderr = watch.stderr.read()
         assert stderr == ""
 
@@ -462,7 +469,10 @@ class Terminal:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.master, slave = pty.openpty()
-        self.process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+        self.process = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+            preexec_fn=interruptible,  # noqa: PLW1509 - it only resets a signal
+        )  # fmt: skip
         os.close(slave)
         self.output = ""
 
@@ -538,7 +548,7 @@ def test_answering_no_on_a_terminal_cancels(daemon: DaemonProcess, tmp_path: Pat
         raise
     finally:
         code = terminal.close()
-    assert code == ctl.EXIT_NOT_PAID == 5
+    assert code == exit_codes.EXIT_NOT_PAID == 5
     assert run_ctl("--json", "get", "--order", "T-NO").json()["state"] == "canceled"
 
 
@@ -546,25 +556,25 @@ def test_answering_no_on_a_terminal_cancels(daemon: DaemonProcess, tmp_path: Pat
 
 
 def test_money_is_shown_with_its_currency() -> None:
-    assert ctl.money(1250, "usd") == "12.50 USD"
-    assert ctl.money(5, "eur") == "0.05 EUR"
-    assert ctl.money(1250, "jpy") == "1250 JPY"
-    assert ctl.money(100000, "krw") == "100000 KRW"
-    assert ctl.money(123456, "gbp") == "1234.56 GBP"
+    assert formatting.money(1250, "usd") == "12.50 USD"
+    assert formatting.money(5, "eur") == "0.05 EUR"
+    assert formatting.money(1250, "jpy") == "1250 JPY"
+    assert formatting.money(100000, "krw") == "100000 KRW"
+    assert formatting.money(123456, "gbp") == "1234.56 GBP"
 
 
 def test_event_lines_for_a_technician() -> None:
     def event(event_type: str, data: dict[str, Any]) -> Event:
         return Event("t", event_type, 1, "b", "2026-11-26T08:00:00.000Z", data)
 
-    assert ctl.event_summary(event("queue.changed", {"pending": 2, "oldest_age_s": 12.5})) == (
+    assert formatting.event_summary(event("queue.changed", {"pending": 2, "oldest_age_s": 12.5})) == (
         "2 waiting for Stripe, oldest 12.5 s"
     )
-    assert ctl.event_summary(event("system.stripe", {"reachable": False, "consecutive_failures": 3})) == (
+    assert formatting.event_summary(event("system.stripe", {"reachable": False, "consecutive_failures": 3})) == (
         "UNREACHABLE (3 failures in a row)"
     )
-    assert ctl.event_summary(event("reader.card", {"payment_id": "pay_1", "event": "card_inserted"})) == (
+    assert formatting.event_summary(event("reader.card", {"payment_id": "pay_1", "event": "card_inserted"})) == (
         "pay_1 card inserted"
     )
-    assert ctl.event_summary(event("display.changed", {"lines": []})) == "(cleared)"
-    assert ctl.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'
+    assert formatting.event_summary(event("display.changed", {"lines": []})) == "(cleared)"
+    assert formatting.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'

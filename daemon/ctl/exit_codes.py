@@ -1,0 +1,22 @@
+"""readerhostctl's exit codes, and how `--help` explains them (docs/readerhostctl.md lists them too)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DAEMON_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_DAEMON = 3
+EXIT_DECLINED = 4
+EXIT_NOT_PAID = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}    done (pay: authorized, captured or queued offline)
+  {EXIT_DAEMON_ERROR}    the daemon answered with an error (printed with its reason, e.g. NOT_FOUND)
+  {EXIT_USAGE}    usage error (a wrong or missing argument)
+  {EXIT_NO_DAEMON}    cannot connect to the daemon, or the connection was lost
+  {EXIT_DECLINED}    pay: the card was declined
+  {EXIT_NOT_PAID}    pay: the payment was canceled or failed
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); pay cancels a collection still waiting for a card
+"""

@@ -1,0 +1,138 @@
+"""Payments, money, cards and events as text for a technician: one-liners and detail rows."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from readerhost.client import Event
+from readerhost.daemon.payments.currencies import ZERO_DECIMAL
+
+READ_METHODS = {
+    "contactless_emv": "contactless",
+    "contact_emv": "chip",
+    "magnetic_stripe_track2": "swipe",
+    "magnetic_stripe_fallback": "swipe (fallback)",
+    "contactless_magstripe_mode": "contactless (magstripe)",
+}
+
+
+def money(amount: int | None, currency: str | None) -> str:
+    """`12.50 USD`; zero-decimal currencies without decimals (`1250 JPY`)."""
+    if amount is None or currency is None:
+        return "?"
+    code = currency.lower()
+    if code in ZERO_DECIMAL:
+        return f"{amount} {code.upper()}"
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), 100)
+    return f"{sign}{whole}.{cents:02d} {code.upper()}"
+
+
+def card_text(card: Any) -> str:
+    if not isinstance(card, dict):
+        return ""
+    method = READ_METHODS.get(str(card.get("read_method")), str(card.get("read_method") or "").replace("_", " "))
+    text = f"{card.get('brand', 'card')} ****{card.get('last4', '????')}"
+    return f"{text} ({method})" if method else text
+
+
+def decline_text(decline: Any) -> str:
+    if not isinstance(decline, dict):
+        return ""
+    code = decline.get("decline_code") or decline.get("code") or "declined"
+    return f"{code}: {decline.get('message') or 'the card was declined'}"
+
+
+def error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return ""
+    return f"{error.get('message', '')} ({error.get('reason', '?')})"
+
+
+def payment_line(payment: dict[str, Any]) -> str:
+    """One payment on one line: id, order, amount, state, card, why."""
+    parts = [
+        str(payment.get("payment_id")),
+        f"order {payment.get('order_id')}",
+        money(payment.get("amount"), payment.get("currency")),
+        str(payment.get("state")),
+    ]
+    if payment.get("card"):
+        parts.append(card_text(payment["card"]))
+    if payment.get("state") == "declined" and payment.get("decline"):
+        parts.append(decline_text(payment["decline"]))
+    if payment.get("error"):
+        parts.append(error_text(payment["error"]))
+    if payment.get("offline"):
+        parts.append("offline")
+    return "  ".join(parts)
+
+
+def payment_details(payment: dict[str, Any]) -> list[str]:
+    currency = payment.get("currency")
+    rows = [
+        ("payment", payment.get("payment_id")),
+        ("order", payment.get("order_id")),
+        ("amount", money(payment.get("amount"), currency)),
+        ("state", payment.get("state")),
+        ("card", card_text(payment.get("card")) or None),
+        ("captured", money(payment.get("captured_amount"), currency) if payment.get("captured_amount") else None),
+        ("decline", decline_text(payment.get("decline")) or None),
+        ("error", error_text(payment.get("error")) or None),
+        ("offline", "yes: authorised without Stripe, forwarded later" if payment.get("offline") else None),
+        ("attempts", payment.get("attempts")),
+        ("intent", payment.get("payment_intent")),
+        ("created", payment.get("created_at")),
+        ("updated", payment.get("updated_at")),
+    ]
+    return [f"{name:<9} {value}" for name, value in rows if value is not None]
+
+
+def event_summary(event: Event) -> str:
+    data = event.data
+    payment_id = data.get("payment_id", "")
+    if event.type == "payment.state":
+        return payment_line(data)
+    if event.type == "reader.input_options":
+        return f"{payment_id} present a card: {', '.join(str(o) for o in data.get('options', []))}"
+    if event.type == "reader.display_message":
+        return f"{payment_id} {data.get('text') or data.get('message')}"
+    if event.type == "reader.card":
+        return f"{payment_id} {str(data.get('event', '')).replace('_', ' ')}"
+    if event.type in ("reader.connected", "reader.disconnected"):
+        reason = f" ({data['reason']})" if data.get("reason") else ""
+        return f"{data.get('model', '')} {data.get('id', '')}{reason}".strip()
+    if event.type == "queue.changed":
+        return queue_text(data)
+    if event.type == "system.stripe":
+        return stripe_text(data)
+    if event.type == "display.changed":
+        lines = data.get("lines") or []
+        return " | ".join(str(line) for line in lines) if lines else "(cleared)"
+    return json.dumps(data, ensure_ascii=False)
+
+
+def queue_text(queue: dict[str, Any]) -> str:
+    pending = queue.get("pending", 0)
+    if not pending:
+        return "nothing waiting for Stripe"
+    oldest = queue.get("oldest_age_s")
+    return f"{pending} waiting for Stripe" + (f", oldest {oldest:g} s" if isinstance(oldest, int | float) else "")
+
+
+def stripe_text(stripe: dict[str, Any]) -> str:
+    failures = stripe.get("consecutive_failures", 0)
+    text = "reachable" if stripe.get("reachable") else f"UNREACHABLE ({failures} failures in a row)"
+    if stripe.get("last_ok_at"):
+        text += f", last answer {stripe['last_ok_at']}"
+    return text
+
+
+def clock_time(at: str) -> str:
+    """The local wall-clock time of an RFC 3339 timestamp, for event lines."""
+    try:
+        return datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S.%f")[:-3]
+    except ValueError:
+        return at
