@@ -84,6 +84,11 @@ class Worker:
         """Connect the payment service: `settle` applies an answer, `hold` a retry after no answer."""
         self._settle, self._hold = settle, hold
 
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The payments whose operation is being carried out right now."""
+        return frozenset(self._busy)
+
     def wake(self) -> None:
         """New or rescheduled work: look at the outbox again."""
         self._wake.set()
@@ -145,18 +150,24 @@ class Worker:
             self._wake.set()
 
     async def _attempt(self, op: Operation) -> None:
-        payment = self._store.payment(op.payment_id)
-        assert payment is not None, f"operation {op.op_id} without its payment"
         now = self._clock()
         key_may_be_gone = op.key_first_sent_at is not None and now - op.key_first_sent_at > self._settings.key_max_age_s
         if op.needs_truth or key_may_be_gone:
-            resolved = await self._learn_truth(op, payment)
-            if resolved is None:
+            payment = self._store.payment(op.payment_id)
+            assert payment is not None, f"operation {op.op_id} without its payment"
+            if await self._learn_truth(op, payment) is None:
                 return
-            op = resolved
         await self._pace()
+        # Read again after waiting: the service may have dropped this operation meanwhile (a cancel
+        # before its first try), and a stale copy must never be written back over that.
+        current = self._store.operation(op.op_id)
+        payment = self._store.payment(op.payment_id)
+        if current is None or current.status != OpStatus.PENDING or payment is None:
+            return
         now = self._clock()
-        op = op.but(attempts=op.attempts + 1, key_first_sent_at=op.key_first_sent_at or now, updated_at=now)
+        op = current.but(
+            attempts=current.attempts + 1, key_first_sent_at=current.key_first_sent_at or now, updated_at=now
+        )
         with self._store.transaction():
             self._store.save_operation(op)  # commit the attempt before sending it
         logger.debug(
@@ -188,8 +199,11 @@ class Worker:
             reason = truth.message if isinstance(truth, Unknown | Refused) else "Stripe is still processing"
             self._reschedule(op, Unknown(reason), now)
             return None
-        fresh = op.but(
-            idempotency_key=next_generation(op.idempotency_key),
+        current = self._store.operation(op.op_id)
+        if current is None or current.status != OpStatus.PENDING:
+            return None  # settled or dropped while Stripe was asked
+        fresh = current.but(
+            idempotency_key=next_generation(current.idempotency_key),
             key_first_sent_at=None,
             needs_truth=False,
             updated_at=now,

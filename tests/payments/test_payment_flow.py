@@ -214,3 +214,28 @@ def test_capture_asked_twice_is_one_capture(stripe_emulator: EmulatorHandle, tmp
             assert len(core.journal("payment_intent.capture")) == 1
 
     run(scenario())
+
+
+def test_a_create_canceled_while_it_waits_for_its_turn_is_never_sent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from support.payments_core import FAST_WORKER
+
+    slow = replace(FAST_WORKER, requests_per_second=1.0)  # every request waits a second for its turn
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db", worker_settings=slow) as core:
+            first = await core.service.start({"order_id": "W-1", "amount": 1000, "currency": "usd"})
+            await core.until_state(first.payment_id, State.COLLECTING)
+            await core.service.cancel(first.payment_id)  # its cancel takes the next turn
+            second = await core.service.start({"order_id": "W-2", "amount": 1000, "currency": "usd"})
+            await core.until(lambda: second.payment_id in core.worker.in_flight, what="the create to wait its turn")
+            await core.service.cancel(second.payment_id)
+            await core.until_queue_empty()
+            await core.until(lambda: not core.worker.in_flight, what="the worker to be idle")
+            assert [c.metadata["order_id"] for c in core.journal("payment_intent.create")] == ["W-1"]
+            assert [op.status for op in core.store.operations_of(second.payment_id)] == ["dropped"]
+
+    run(scenario())
