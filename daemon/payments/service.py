@@ -199,8 +199,11 @@ class PaymentService:
 
     async def close(self) -> None:
         """Stop the collections in progress (their payments are left as committed)."""
+        stopping = list(self._collections.values())
         for payment_id in list(self._collections):
             self._stop_collection(payment_id)
+        if stopping:
+            await asyncio.wait(stopping, timeout=5.0)
 
     # -- Stripe's answers, from the worker ----------------------------------------------------
 

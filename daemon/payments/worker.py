@@ -141,10 +141,12 @@ class Worker:
         except Exception:
             # A bug must not stop the queue: log it, and try this operation again later.
             logger.exception("operation %s (%s of %s) failed unexpectedly", op.op_id, op.kind, op.payment_id)
-            with contextlib.suppress(Exception), self._store.transaction():
-                self._store.save_operation(
-                    op.but(next_attempt_at=self._clock() + self._settings.backoff_cap_s, updated_at=self._clock())
-                )
+            with contextlib.suppress(Exception):
+                current = self._store.operation(op.op_id)
+                if current is not None and current.status == OpStatus.PENDING:
+                    later = self._clock() + self._settings.backoff_cap_s
+                    with self._store.transaction():
+                        self._store.save_operation(current.but(next_attempt_at=later, updated_at=self._clock()))
         finally:
             self._busy.discard(op.payment_id)
             self._wake.set()
