@@ -55,7 +55,17 @@ def version() -> str:
 
 
 class Daemon:
-    def __init__(self, config: Config, env: Mapping[str, str], *, cwd: Path, home: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        env: Mapping[str, str],
+        *,
+        cwd: Path,
+        home: Path,
+        display_bus: object | None = None,
+        gpio_factory: object | None = None,
+    ) -> None:
+        """`display_bus` and `gpio_factory` stand in for the I²C bus and the pin factory (tests)."""
         self.config = config
         self.boot_id = str(uuid.uuid4())
         self.started_at = time.monotonic()
@@ -79,6 +89,9 @@ class Daemon:
         self._store: Store | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._serving = False  # the socket is ours to remove
+        self._display_bus = display_bus
+        self._gpio_factory = gpio_factory
+        self.ui: Any = None  # the kiosk UI (daemon.ui.controller.UiController), when a display or GPIO is set up
         self._started = False
 
     # -- start and stop -----------------------------------------------------------------------
@@ -128,6 +141,7 @@ class Daemon:
             on_disconnect=self._client_left,
         )
         self._events.subscribe(self._forward)
+        self._start_ui()
         await self.service.recover()
         self._worker_task = asyncio.create_task(self.worker.run())
         await self.server.serve(bind_unix_socket(self.socket_path))
@@ -140,6 +154,35 @@ class Daemon:
         )  # fmt: skip
         if self.mode == "emulator":
             logger.warning("no Stripe API key configured: payments go to the built-in Stripe emulator, not to Stripe")
+
+    def _start_ui(self) -> None:
+        """The OLED and the buttons and LEDs, when configured; the daemon runs the same without them."""
+        from readerhost.drivers.display import Panel
+        from readerhost.drivers.gpio import Controls
+
+        panel = Panel.open(self.config.display, bus=self._display_bus)
+        controls = Controls.open(
+            self.config.gpio, asyncio.get_running_loop(), self._pressed, factory=self._gpio_factory
+        )
+        if panel is None and controls is None:
+            return
+        from .ui.controller import UiController
+
+        self.ui = UiController(panel, controls, self.service, mode=self.mode, technician_info=self._technician_info)
+        self._events.subscribe(self.ui.on_event)
+        self.ui.refresh()
+
+    def _pressed(self, button: str) -> None:
+        if self.ui is not None:
+            self.ui.on_press(button)
+
+    def _technician_info(self) -> dict[str, Any]:
+        reader = self.reader.status()
+        return {
+            "reader": f"{reader['id']} {reader['state']}",
+            "queue": self.queue_status()["pending"],
+            "version": self.version,
+        }
 
     def _stripe_endpoint(self) -> tuple[str | None, str]:
         if self.mode == "emulator" and not self.config.stripe.api_base:
@@ -161,6 +204,8 @@ class Daemon:
                 self.socket_path.unlink()
         if hasattr(self, "service"):
             await self.service.close()
+        if self.ui is not None:
+            self.ui.close()
         if hasattr(self, "worker"):
             await self.worker.stop()
         if self._worker_task is not None:

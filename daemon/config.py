@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from readerhost.drivers.display import DISPLAY_KINDS, DisplaySettings
+from readerhost.drivers.gpio import GpioSettings
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -139,6 +142,8 @@ class Config:
     stripe: StripeConfig = field(default_factory=StripeConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = BUILT_IN  # the file it came from, or "built-in defaults"
 
@@ -301,6 +306,33 @@ class _Table:
 
         return self._get(key, default, read)
 
+    def optional_pin(self, key: str, default: int | None) -> int | None:
+        """A GPIO (BCM) pin number, or -1 in the file for none."""
+        must = "a BCM pin number from 0 to 27, or -1 for none"
+
+        def read(value: object) -> int | None:
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= 27:
+                raise self.fail(key, must, value)
+            return None if value == -1 else value
+
+        return self._get(key, default, read)
+
+    def pins(self, key: str, default: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        must = "three BCM pin numbers [red, green, blue], or [] for none"
+
+        def read(value: object) -> tuple[int, int, int] | None:
+            if value == []:
+                return None
+            if (
+                not isinstance(value, list)
+                or len(value) != 3
+                or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in value)
+            ):
+                raise self.fail(key, must, value)
+            return (value[0], value[1], value[2])
+
+        return self._get(key, default, read)
+
     def ids(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
         must = f"a list of whole numbers from 0 to {_MAX_ID}, like [1000, 1001]"
 
@@ -330,6 +362,8 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
     reader = _table(document, source, "reader", ReaderConfig)
     simulated = _table(reader.data, source, "reader.simulated", SimulatedReaderConfig, key="simulated")
     payments = _table(document, source, "payments", PaymentsConfig)
+    display = _table(document, source, "display", DisplaySettings)
+    gpio = _table(document, source, "gpio", GpioSettings)
     log = _table(document, source, "log", LogConfig)
 
     d = Config()
@@ -371,6 +405,32 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
             offline_max_count=payments.integer("offline_max_count", d.payments.offline_max_count, low=1),
             offline_max_age_s=payments.number("offline_max_age_s", d.payments.offline_max_age_s, above=0),
             reconcile_grace_s=payments.number("reconcile_grace_s", d.payments.reconcile_grace_s, at_least=0),
+        ),
+        display=DisplaySettings(
+            kind=display.choice("kind", d.display.kind, DISPLAY_KINDS),
+            interface=display.choice("interface", d.display.interface, ("i2c", "spi")),
+            i2c_bus=display.integer("i2c_bus", d.display.i2c_bus, low=0, high=255),
+            i2c_address=display.integer("i2c_address", d.display.i2c_address, low=0x03, high=0x77),
+            spi_port=display.integer("spi_port", d.display.spi_port, low=0, high=15),
+            spi_device=display.integer("spi_device", d.display.spi_device, low=0, high=15),
+            width=display.integer("width", d.display.width, low=32, high=256),
+            height=display.integer("height", d.display.height, low=16, high=128),
+            rotate=display.integer("rotate", d.display.rotate, low=0, high=3),
+            contrast=display.integer("contrast", d.display.contrast, low=0, high=255),
+            dim_after_s=display.number("dim_after_s", d.display.dim_after_s, at_least=0),
+            sleep_after_s=display.number("sleep_after_s", d.display.sleep_after_s, at_least=0),
+            snapshot_dir=display.path("snapshot_dir", d.display.snapshot_dir),
+        ),
+        gpio=GpioSettings(
+            enabled=gpio.flag("enabled", d.gpio.enabled),
+            ok_pin=gpio.optional_pin("ok_pin", d.gpio.ok_pin),
+            cancel_pin=gpio.optional_pin("cancel_pin", d.gpio.cancel_pin),
+            led_pin=gpio.optional_pin("led_pin", d.gpio.led_pin),
+            led_rgb_pins=gpio.pins("led_rgb_pins", d.gpio.led_rgb_pins),
+            buzzer_pin=gpio.optional_pin("buzzer_pin", d.gpio.buzzer_pin),
+            bounce_s=gpio.number("bounce_s", d.gpio.bounce_s, at_least=0),
+            hold_s=gpio.number("hold_s", d.gpio.hold_s, above=0),
+            pin_factory=gpio.choice("pin_factory", d.gpio.pin_factory, ("", "lgpio", "rpigpio", "pigpio", "native")),
         ),
         log=LogConfig(level=log.choice("level", d.log.level, LOG_LEVELS)),
         source=source,

@@ -1,7 +1,8 @@
 """`readerhost-demo`: the daemon's main job on its embedded defaults, with a sample payment.
 
-It starts `readerhostd` with no configuration — the simulated reader and the built-in Stripe
-emulator, nothing real is charged — waits until it is ready, takes a sample payment through its
+It starts `readerhostd` on its built-in defaults — the simulated reader and the built-in Stripe
+emulator, nothing real is charged — with one addition: the kiosk's OLED is drawn in the terminal.
+It waits until the daemon is ready, takes a sample payment through its
 socket with `readerhostctl pay` (which shows the reader's prompts and the states as they come),
 shows `readerhostctl status`, and — when run on a terminal — keeps the daemon running until
 Ctrl-C so that you can try `readerhostctl` yourself in another terminal. Without a terminal (a
@@ -16,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -54,9 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"readerhost-demo: {error}", file=sys.stderr)
         return 2
-    print("Starting readerhostd on its embedded defaults: the simulated reader and the built-in Stripe emulator.")
+    print(
+        "Starting readerhostd on its embedded defaults: the simulated reader and the built-in Stripe emulator,\n"
+        "with the kiosk's 128x64 OLED drawn in this terminal."
+    )
+    config = tempfile.NamedTemporaryFile("w", prefix="readerhost-demo-", suffix=".toml", delete=False)  # noqa: SIM115
+    with config:
+        config.write('[display]\nkind = "terminal"\n')
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "readerhost.daemon.app"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "readerhost.daemon.app", "--config", config.name],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     ready, failed = threading.Event(), threading.Event()
     threading.Thread(target=_relay, args=(daemon.stderr, ready, failed), daemon=True).start()
@@ -81,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        os.unlink(config.name)
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
             try:

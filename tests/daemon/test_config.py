@@ -238,7 +238,7 @@ ERRORS = [
     (
         "unknown-table",
         "[apu]\nsocket = 'x'\n",
-        "unknown table [apu] (known: api, store, stripe, reader, payments, log)",
+        "unknown table [apu] (known: api, store, stripe, reader, payments, display, gpio, log)",
     ),
     (
         "unknown-key",
@@ -659,3 +659,24 @@ def test_importing_the_config_loads_neither_stripe_nor_the_simulator() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[display]\nkind = 'lcd'\n", "[display] kind"),
+        ("[display]\nrotate = 4\n", "[display] rotate"),
+        ("[gpio]\nok_pin = 40\n", "[gpio] ok_pin"),
+        ("[gpio]\nled_rgb_pins = [1, 2]\n", "[gpio] led_rgb_pins"),
+        ("[gpio]\nhold_s = 0\n", "[gpio] hold_s"),
+    ],
+)
+def test_display_and_gpio_mistakes_name_their_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(write(tmp_path, text))
+
+
+def test_display_and_gpio_settings_are_read(tmp_path: Path) -> None:
+    text = "[display]\nkind = 'sh1106'\nheight = 32\n\n[gpio]\nenabled = true\nbuzzer_pin = 18\nled_pin = -1\n"
+    config = load_config(str(write(tmp_path, text)), {})
+    assert (config.display.kind, config.display.height) == ("sh1106", 32)
+    assert (config.gpio.enabled, config.gpio.buzzer_pin, config.gpio.led_pin) == (True, 18, None)

@@ -1,0 +1,195 @@
+"""The kiosk as a whole: readerhostd with its OLED on luma's real driver over a recording I²C bus and
+its buttons and LED on gpiozero's MockFactory, taking payments with the simulated reader."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.daemon import LineClient, daemon_env, write_config
+from support.oled import RecordingBus
+
+from readerhost.daemon.app import Daemon
+from readerhost.daemon.config import load_config
+from readerhost.daemon.ui.screens import render
+
+KIOSK = """
+[display]
+kind = "ssd1306"
+
+[gpio]
+enabled = true
+hold_s = 0.2
+
+[reader.simulated]
+present_after_s = -1
+"""
+
+
+@pytest.fixture
+def factory() -> Iterator[Any]:
+    from gpiozero import Device  # type: ignore[import-untyped]
+    from gpiozero.pins.mock import MockFactory, MockPWMPin  # type: ignore[import-untyped]
+
+    mock = MockFactory(pin_class=MockPWMPin)
+    yield mock
+    mock.reset()
+    Device.pin_factory = None
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+async def kiosk(tmp_path: Path, bus: Any, factory: Any, config: str = KIOSK) -> Daemon:
+    env = daemon_env(tmp_path)
+    daemon = Daemon(
+        load_config(str(write_config(tmp_path, config)), env), env, cwd=tmp_path, home=tmp_path,
+        display_bus=bus, gpio_factory=factory,
+    )  # fmt: skip
+    await daemon.start()
+    return daemon
+
+
+async def pos(daemon: Daemon) -> LineClient:
+    client = await LineClient.connect(daemon.socket_path)
+    await client.receive()
+    await client.call("events.subscribe", {"topics": ["payment", "reader"]})
+    return client
+
+
+def state_is(state: str) -> Any:
+    return lambda e: e["type"] == "payment.state" and e["data"]["state"] == state
+
+
+def press(factory: Any, pin: int) -> None:
+    """A short press from another thread, as lgpio delivers it."""
+    worker = threading.Thread(target=lambda: (factory.pin(pin).drive_low(), factory.pin(pin).drive_high()))
+    worker.start()
+    worker.join()
+
+
+def kinds(daemon: Daemon) -> list[str]:
+    return [screen.kind for screen in daemon.ui.shown]
+
+
+def test_a_payment_walks_through_its_screens_and_the_panel_shows_each(tmp_path: Path, factory: Any) -> None:
+    bus = RecordingBus()
+
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, bus, factory)
+        try:
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "K-1", "amount": 1250, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            await client.call("reader.present", {"card": "visa"})
+            await client.event(state_is("authorized"))
+            await client.close()
+            assert kinds(daemon)[:1] == ["idle"]
+            assert "amount_due" in kinds(daemon)
+            assert kinds(daemon)[-1] == "approved"
+            amount_due = next(s for s in daemon.ui.shown if s.kind == "amount_due" and s.options)
+            assert amount_due.headline == "$12.50"
+            assert set(amount_due.options) == {"tap", "insert", "swipe"}
+            assert daemon.ui.shown[-1].marker == "EMU"  # never mistaken for a live terminal
+            # What the panel shows is exactly what was rendered, frame by frame.
+            frames = bus.frames()
+            assert frames[-1].tobytes() == render(daemon.ui.shown[-1]).tobytes()
+            assert not frames[0].getbbox()  # luma clears the panel once when it starts
+            assert len(frames) == 1 + len(daemon.ui.shown)  # then one frame per new screen: only on change
+        finally:
+            await daemon.stop()
+
+    run(scenario())
+
+
+def test_ok_confirms_and_cancel_cancels_with_the_buttons(tmp_path: Path, factory: Any) -> None:
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory)
+        try:
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "K-2", "amount": 900, "currency": "usd", "confirm": True})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            await client.call("reader.present", {"card": "visa"})
+            await client.event(state_is("awaiting_confirmation"))
+            assert daemon.ui.screen.kind == "confirm"
+            assert daemon.ui.screen.buttons == ("OK", "Cancel")
+            press(factory, 17)  # OK
+            await client.event(state_is("authorized"))
+
+            cancel_me = await client.call("payment.start", {"order_id": "K-3", "amount": 900, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            press(factory, 27)  # Cancel
+            canceled = await client.event(state_is("canceled"))
+            assert canceled["params"]["data"]["payment_id"] == cancel_me["result"]["payment_id"]
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    run(scenario())
+
+
+def test_holding_a_button_shows_the_technician_screen_and_the_led_follows(tmp_path: Path, factory: Any) -> None:
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory)
+        try:
+            led = factory.pin(22)
+            assert led.state == 1  # steady: ready
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "K-4", "amount": 900, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            assert daemon.ui.screen.kind == "amount_due"
+            held = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            original = daemon.ui.on_press
+
+            def noted(button: str) -> None:
+                original(button)
+                if button.endswith("_held"):
+                    loop.call_soon(held.set)
+
+            daemon.ui.on_press = noted  # observe the press the GPIO delivers
+            threading.Thread(target=factory.pin(17).drive_low).start()
+            await asyncio.wait_for(held.wait(), 10)
+            assert daemon.ui.screen.kind == "technician"
+            assert any(line.startswith("Queue") for line in daemon.ui.screen.lines)
+            threading.Thread(target=factory.pin(17).drive_high).start()
+            payment = (await client.call("payment.get", {"order_id": "K-4"}))["result"]
+            assert payment["state"] == "collecting"  # holding OK did not confirm or cancel anything
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    run(scenario())
+
+
+def test_without_a_panel_or_gpio_the_daemon_still_takes_payments(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class AbsentBus(RecordingBus):
+        def write_i2c_block_data(self, addr: int, ctrl: int, data: list[int]) -> None:
+            raise OSError(121, "Remote I/O error")
+
+    config = KIOSK.replace("hold_s = 0.2", 'hold_s = 0.2\npin_factory = "native"')
+
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, AbsentBus(), None, config)
+        try:
+            assert daemon.ui is None
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "K-5", "amount": 700, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            await client.call("reader.present", {"card": "visa"})
+            await client.event(state_is("authorized"))
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    with caplog.at_level("WARNING"):
+        run(scenario())
+    assert any("0x3C" in r.getMessage() for r in caplog.records)
+    assert any("no GPIO" in r.getMessage() for r in caplog.records)
