@@ -94,6 +94,7 @@ class UiController:
         self._drew_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.screen: Screen | None = None  # the screen shown last (also when no panel is attached)
+        self.controls_pattern = "off"  # the status LED's pattern
         self.shown: list[Screen] = []  # every screen shown, in order (kept short: for diagnostics and tests)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -171,8 +172,9 @@ class UiController:
             self.shown = [*self.shown[-199:], screen]
             if self._panel is not None and self._panel.show(render(screen, self._panel.width, self._panel.height)):
                 self._drew_at = now
+        self.controls_pattern = self._led_pattern(screen)
         if self._controls is not None:
-            self._controls.led(self._led_pattern(screen))
+            self._controls.led(self.controls_pattern)
         self._schedule(now)
 
     def _schedule(self, now: float) -> None:

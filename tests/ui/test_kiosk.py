@@ -79,28 +79,29 @@ def kinds(daemon: Daemon) -> list[str]:
 
 def test_a_payment_walks_through_its_screens_and_the_panel_shows_each(tmp_path: Path, factory: Any) -> None:
     bus = RecordingBus()
+    config = KIOSK.replace("present_after_s = -1", "present_after_s = -1\nretry_card_once = true")
 
     async def scenario() -> None:
-        daemon = await kiosk(tmp_path, bus, factory)
+        daemon = await kiosk(tmp_path, bus, factory, config)
         try:
             client = await pos(daemon)
             await client.call("payment.start", {"order_id": "K-1", "amount": 1250, "currency": "usd"})
             await client.event(lambda e: e["type"] == "reader.input_options")
-            await client.call("reader.present", {"card": "visa"})
+            await client.call("reader.present", {"card": "visa"})  # the first read fails...
+            await client.event(lambda e: e["type"] == "reader.display_message")
+            await client.call("reader.present", {"card": "visa"})  # ...the second one is taken
             await client.event(state_is("authorized"))
             await client.close()
-            assert kinds(daemon)[:1] == ["idle"]
-            assert "amount_due" in kinds(daemon)
-            assert kinds(daemon)[-1] == "approved"
-            amount_due = next(s for s in daemon.ui.shown if s.kind == "amount_due" and s.options)
-            assert amount_due.headline == "$12.50"
-            assert set(amount_due.options) == {"tap", "insert", "swipe"}
-            assert daemon.ui.shown[-1].marker == "EMU"  # never mistaken for a live terminal
+            assert kinds(daemon) == ["idle", "amount_due", "reader_message", "amount_due", "processing", "approved"]
+            retry = daemon.ui.shown[2]
+            assert retry.lines == ("Retry card",)
+            assert daemon.ui.shown[1].headline == "$12.50"
+            assert set(daemon.ui.shown[1].options) == {"tap", "insert", "swipe"}
+            assert {screen.marker for screen in daemon.ui.shown} == {"EMU"}  # never mistaken for a live terminal
             # What the panel shows is exactly what was rendered, frame by frame.
             frames = bus.frames()
-            assert frames[-1].tobytes() == render(daemon.ui.shown[-1]).tobytes()
             assert not frames[0].getbbox()  # luma clears the panel once when it starts
-            assert len(frames) == 1 + len(daemon.ui.shown)  # then one frame per new screen: only on change
+            assert [f.tobytes() for f in frames[1:]] == [render(s).tobytes() for s in daemon.ui.shown]
         finally:
             await daemon.stop()
 
@@ -126,6 +127,12 @@ def test_ok_confirms_and_cancel_cancels_with_the_buttons(tmp_path: Path, factory
             press(factory, 27)  # Cancel
             canceled = await client.event(state_is("canceled"))
             assert canceled["params"]["data"]["payment_id"] == cancel_me["result"]["payment_id"]
+            await daemon.worker.stop()  # let the PaymentIntent's cancel finish before looking at Stripe
+            stripe = daemon._emulator.emulator
+            intent = canceled["params"]["data"]["payment_intent"]
+            assert [(e.object, e.status) for e in stripe.journal_entries() if e.op == "payment_intent.cancel"] == [
+                (intent, "canceled")
+            ]
             await client.close()
         finally:
             await daemon.stop()
@@ -143,6 +150,7 @@ def test_holding_a_button_shows_the_technician_screen_and_the_led_follows(tmp_pa
             await client.call("payment.start", {"order_id": "K-4", "amount": 900, "currency": "usd"})
             await client.event(lambda e: e["type"] == "reader.input_options")
             assert daemon.ui.screen.kind == "amount_due"
+            assert daemon.ui.controls_pattern == "blink"  # waiting for a card
             held = asyncio.Event()
             loop = asyncio.get_running_loop()
             original = daemon.ui.on_press
