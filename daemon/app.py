@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import os
@@ -37,11 +38,13 @@ from .config import (
     resolve_socket_path,
     resolve_store_path,
 )
+from .journal import MessageId, configure_logging
 from .payments.events import Event, EventHub
 from .payments.model import rfc3339
 from .payments.service import OfflineLimits, PaymentService, RequestRefused, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
+from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 logger = logging.getLogger("readerhostd")
 HOLDING_READER = ("creating", "collecting", "awaiting_confirmation")
@@ -88,7 +91,9 @@ class Daemon:
         self._emulator_thread: threading.Thread | None = None
         self._store: Store | None = None
         self._worker_task: asyncio.Task[None] | None = None
-        self._serving = False  # the socket is ours to remove
+        self._serving = False  # the socket is ours to remove (not when systemd passed it)
+        self._notifier: Notifier | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
         self._display_bus = display_bus
         self._gpio_factory = gpio_factory
         self.ui: Any = None  # the kiosk UI (daemon.ui.controller.UiController), when a display or GPIO is set up
@@ -129,7 +134,7 @@ class Daemon:
         self.service = PaymentService(
             store, self.worker, self.reader, self._events, ServiceSettings(stripe_config.terminal_id, offline)
         )
-        reconciler = Reconciler(
+        self.reconciler = reconciler = Reconciler(
             store, gateway, self.service, stripe_config.terminal_id, grace_s=payments.reconcile_grace_s
         )
         api = self.config.api
@@ -144,16 +149,78 @@ class Daemon:
         self._start_ui()
         await self.service.recover()
         self._worker_task = asyncio.create_task(self.worker.run())
-        await self.server.serve(bind_unix_socket(self.socket_path))
-        self._serving = True
+        activated = listen_sockets(self._env).get("api")
+        if activated is not None:
+            self.socket_path = Path(activated.getsockname())
+            await self.server.serve(activated)  # systemd owns this socket: it stays when we stop
+        else:
+            await self.server.serve(bind_unix_socket(self.socket_path))
+            self._serving = True
         self._started = True
+        self._tell_systemd()
         logger.info(
             "readerhostd %s ready on %s (mode %s%s, store %s)",
             self.version, self.socket_path, self.mode,
             f", Stripe emulator at {api_base}" if self.mode == "emulator" else "", self.store_path,
+            extra={"journal": {"MESSAGE_ID": MessageId.DAEMON_STARTED}},
         )  # fmt: skip
         if self.mode == "emulator":
             logger.warning("no Stripe API key configured: payments go to the built-in Stripe emulator, not to Stripe")
+
+    def reload(self, config_path: str | None) -> None:
+        """SIGHUP: re-read the configuration and apply what can change safely while running —
+        the log level, the offline limits, the reconciliation grace. A broken file changes nothing."""
+        if self._notifier is not None:
+            self._notifier.reloading()
+        try:
+            fresh = load_config(config_path, self._env)
+        except ConfigError as error:
+            logger.error("reload refused, nothing changed: %s", error)
+        else:
+            logging.getLogger().setLevel(fresh.log.level.upper())
+            payments = fresh.payments
+            self.service.set_offline_limits(
+                OfflineLimits(
+                    payments.offline_max_payment_amount,
+                    payments.offline_max_total_amount,
+                    payments.offline_max_count,
+                    payments.offline_max_age_s,
+                )
+            )
+            self.reconciler.grace_s = payments.reconcile_grace_s
+            self.config = dataclasses.replace(self.config, log=fresh.log, payments=fresh.payments)
+            logger.info(
+                "reloaded %s: log level %s, offline limits and reconciliation grace", fresh.source, fresh.log.level
+            )
+        if self._notifier is not None:
+            self._notifier.reloaded(self.status_line())
+
+    def _tell_systemd(self) -> None:
+        """READY once the socket accepts; STATUS kept current; the watchdog proves loop and worker alive."""
+        self._notifier = Notifier.from_env(self._env)
+        if self._notifier is None:
+            return
+        watchdog = Watchdog.from_env(self._env, self._notifier)
+        if watchdog is not None:
+            self._watchdog_task = asyncio.create_task(watchdog.run(self._healthy))
+        self._notifier.ready(self.status_line())
+        self._events.subscribe(self._status_changed)
+
+    def _status_changed(self, event: Event) -> None:
+        if self._notifier is not None:
+            self._notifier.status(self.status_line())  # sent only when the line changed
+
+    async def _healthy(self) -> bool:
+        """The event loop answers (we are running on it) and the worker's loop is alive."""
+        return self._worker_task is not None and not self._worker_task.done()
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: e.g. "ready · reader sim-1 ready · 0 queued · online"."""
+        reader = self.reader.status()
+        queue = self.queue_status()["pending"]
+        stripe = "online" if self.worker.health.reachable else "Stripe unreachable"
+        mode = "" if self.mode == "live" else f" · {self.mode} mode"
+        return f"ready · reader {reader['id']} {reader['state']} · {queue} queued · {stripe}{mode}"
 
     def _start_ui(self) -> None:
         """The OLED and the buttons and LEDs, when configured; the daemon runs the same without them."""
@@ -197,6 +264,10 @@ class Daemon:
         return self.config.stripe.api_base or None, self._api_key or EMULATOR_KEY
 
     async def stop(self) -> None:
+        if self._notifier is not None:
+            self._notifier.stopping()
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
         if hasattr(self, "server"):
             await self.server.close()
         if self._serving:
@@ -304,15 +375,17 @@ class Daemon:
                     await self.service.cancel(payment_id, "abandoned")
 
 
-async def serve(daemon: Daemon) -> None:
+async def serve(daemon: Daemon, config_path: str | None = None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload, config_path)
     try:
         await daemon.start()
+        unset_environment(os.environ)  # what systemd handed over is ours alone, not a child's
         await stopping.wait()
-        logger.info("stopping")
+        logger.info("stopping", extra={"journal": {"MESSAGE_ID": MessageId.DAEMON_STOPPING}})
     finally:
         await daemon.stop()
 
@@ -328,10 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"readerhostd: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log.level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(config.log.level, os.environ)
     try:
         daemon = Daemon(config, os.environ, cwd=Path.cwd(), home=Path.home())
-        asyncio.run(serve(daemon))
+        asyncio.run(serve(daemon, args.config))
     except ConfigError as error:
         print(f"readerhostd: {error}", file=sys.stderr)
         return 2

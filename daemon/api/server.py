@@ -93,6 +93,9 @@ class Client:
     def describe(self) -> str:
         return f"client {self.number} (pid {self.peer.pid}, uid {self.peer.uid})"
 
+    def journal_fields(self) -> dict[str, int]:
+        return {"PEER_PID": self.peer.pid, "PEER_UID": self.peer.uid}
+
 
 Handler = Callable[[Client, str, dict[str, Any]], Awaitable[Any]]
 Hook = Callable[[Client], Awaitable[None]]
@@ -157,15 +160,21 @@ class ApiServer:
         peer = Peer.of(connection)
         client = Client(next(self._numbers), peer, writer, asyncio.Queue(self._limits.max_queued_messages))
         if not self._policy.allows(peer):
-            logger.warning("refused %s: not in the allowed users or groups", client.describe())
+            logger.warning(
+                "refused %s: not in the allowed users or groups", client.describe(),
+                extra={"journal": client.journal_fields()},
+            )  # fmt: skip
             await self._refuse(writer, RpcError.app("FORBIDDEN", "this user may not use the readerhost socket"))
             return
         if len(self._clients) >= self._limits.max_clients:
-            logger.warning("refused %s: %d clients already connected", client.describe(), len(self._clients))
+            logger.warning(
+                "refused %s: %d clients already connected", client.describe(), len(self._clients),
+                extra={"journal": client.journal_fields()},
+            )  # fmt: skip
             await self._refuse(writer, RpcError.app("BUSY", "too many clients are connected", retryable=True))
             return
         self._clients.add(client)
-        logger.info("%s connected", client.describe())
+        logger.info("%s connected", client.describe(), extra={"journal": client.journal_fields()})
         client.sender = asyncio.create_task(self._send(client))
         self._tasks.add(client.sender)
         client.sender.add_done_callback(self._tasks.discard)
@@ -217,13 +226,15 @@ class ApiServer:
         except BadRequest as bad:
             await self._answer(client, error_line(bad.request_id, bad.error))
             return
-        logger.info("%s: %s", client.describe(), request.method)
+        logger.info("%s: %s", client.describe(), request.method, extra={"journal": client.journal_fields()})
         try:
             result = await self._handler(client, request.method, request.params)
         except RpcError as error:
             reply = error_line(request.id, error)
         except Exception:
-            logger.exception("%s: %s failed", client.describe(), request.method)
+            logger.exception(
+                "%s: %s failed", client.describe(), request.method, extra={"journal": client.journal_fields()}
+            )
             reply = error_line(request.id, RpcError(INTERNAL_ERROR, "internal error: see the daemon's log"))
         else:
             reply = result_line(request.id, result)

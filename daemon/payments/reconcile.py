@@ -10,16 +10,21 @@ queues the captures and cancels in the outbox like any other mutation.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from readerhost.daemon.journal import MessageId
 
 from .model import Payment, State, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView
 from .service import PaymentService, RequestRefused
 from .store import Store
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 7 * 86400  # longer than any card-present authorisation lives
 DEADLINE_WARNING_S = 24 * 3600
@@ -79,7 +84,7 @@ class Reconciler:
         self._gateway = gateway
         self._service = service
         self._terminal_id = terminal_id
-        self._grace_s = grace_s  # an authorisation this fresh may still be captured by its POS
+        self.grace_s = grace_s  # an authorisation this fresh may still be captured by its POS
         self._clock = clock
 
     async def run(
@@ -107,13 +112,17 @@ class Reconciler:
             payment = self._payment_of(intent)
             finding = _finding(intent, payment)
             if intent.capture_before is not None and intent.capture_before - now < DEADLINE_WARNING_S:
-                report.warnings.append(
+                warning = (
                     f"{intent.id} (order {finding.order_id}) must be captured before {rfc3339(intent.capture_before)}"
                 )
+                report.warnings.append(warning)
+                fields = {"MESSAGE_ID": MessageId.CAPTURE_DEADLINE_NEAR, "PAYMENT_INTENT": intent.id,
+                          "ORDER_ID": finding.order_id, "PAYMENT_ID": finding.payment_id}  # fmt: skip
+                logger.warning("capture deadline near: %s", warning, extra={"journal": fields})
             if payment is not None and payment.state in IN_PROGRESS:
                 report.skipped.append(_because(finding, f"payment is {payment.state}: still in progress"))
                 continue
-            if payment is not None and payment.state is State.AUTHORIZED and now - payment.updated_at < self._grace_s:
+            if payment is not None and payment.state is State.AUTHORIZED and now - payment.updated_at < self.grace_s:
                 report.skipped.append(_because(finding, "authorised minutes ago: its POS may still capture it"))
                 continue
             asked = payment is not None and payment.capture_amount is not None

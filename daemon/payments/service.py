@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from readerhost.daemon.journal import MessageId
 from readerhost.drivers.reader.base import DISPLAY_MESSAGES, CollectedPaymentMethod, Reader, ReaderError
 
 from . import keys, validation
@@ -189,6 +190,10 @@ class PaymentService:
         self._worker.wake()
         return payment
 
+    def set_offline_limits(self, limits: OfflineLimits) -> None:
+        """New offline limits (a configuration reload); payments already stored are not affected."""
+        self._settings = replace(self._settings, offline=limits)
+
     async def recover(self) -> None:
         """After a restart: payments that waited for a customer are canceled; the rest resume."""
         for payment in self._store.payments(
@@ -260,6 +265,7 @@ class PaymentService:
                 logger.error(
                     "offline payment %s (order %s) was declined when forwarded: %s; the goods were already given",
                     payment.payment_id, payment.order_id, outcome.decline.message,
+                    extra={"journal": _journal_fields(payment, payment)},
                 )  # fmt: skip
                 self._fail(payment, op, "OFFLINE_DECLINED", f"declined when forwarded: {outcome.decline.message}")
                 return
@@ -287,10 +293,14 @@ class PaymentService:
             logger.error(
                 "capture of payment %s (order %s) failed: the authorisation ended before it (%s)",
                 payment.payment_id, payment.order_id, intent.cancellation_reason,
+                extra={"journal": _journal_fields(payment, payment)},
             )  # fmt: skip
             self._fail(payment, op, _cancel_reason(intent), "the authorisation expired or was canceled before capture")
             return
-        logger.error("capture of payment %s failed: %s", payment.payment_id, _describe(outcome))
+        logger.error(
+            "capture of payment %s failed: %s", payment.payment_id, _describe(outcome),
+            extra={"journal": _journal_fields(payment, payment)},
+        )  # fmt: skip
         self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the capture: {_describe(outcome)}")
 
     def _settle_cancel(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
@@ -302,6 +312,7 @@ class PaymentService:
             logger.critical(
                 "payment %s was canceled here but its PaymentIntent %s is captured at Stripe: refund it by hand",
                 payment.payment_id, intent.id,
+                extra={"journal": _journal_fields(payment, payment)},
             )  # fmt: skip
         self._finish_op(op, OpStatus.FAILED, _describe(outcome))
 
@@ -374,7 +385,10 @@ class PaymentService:
             return
         after = payment.moved_to(State.QUEUED_OFFLINE, self._clock(), offline=True)
         self._commit(payment, after, "Stripe unreachable: authorisation stored for forwarding")
-        logger.warning("payment %s (order %s) stored offline for forwarding", payment.payment_id, payment.order_id)
+        logger.warning(
+            "payment %s (order %s) stored offline for forwarding", payment.payment_id, payment.order_id,
+            extra={"journal": _journal_fields(payment, payment)},
+        )  # fmt: skip
 
     def _fail(self, payment: Payment, op: Operation, reason: str, message: str) -> None:
         if payment.state in (State.CANCELED, State.FAILED, State.CAPTURED):
@@ -495,9 +509,11 @@ class PaymentService:
                 self._store.save_operation(op)
             for kind, key, params in new_ops:
                 self._store.add_operation(after.payment_id, kind, key, params, now)
-        logger.info(
-            "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail
-        )
+        logger.log(
+            logging.WARNING if after.state is State.FAILED else logging.INFO,
+            "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail,
+            extra={"journal": _journal_fields(before, after)},
+        )  # fmt: skip
         self._told(after, queued=bool(new_ops or updates or finished))
         return after
 
@@ -519,6 +535,30 @@ class PaymentService:
             "terminal_id": self._settings.terminal_id,
             "payment_id": payment.payment_id,
         }
+
+
+# The journal's MESSAGE_ID for a payment entering each state (from queued_offline, authorized is "forwarded").
+_STATE_MESSAGE_IDS = {
+    State.AUTHORIZED: MessageId.PAYMENT_AUTHORISED,
+    State.DECLINED: MessageId.PAYMENT_DECLINED,
+    State.CAPTURED: MessageId.PAYMENT_CAPTURED,
+    State.FAILED: MessageId.PAYMENT_FAILED,
+    State.CANCELED: MessageId.PAYMENT_CANCELED,
+    State.QUEUED_OFFLINE: MessageId.OFFLINE_STORED,
+}
+
+
+def _journal_fields(before: Payment, after: Payment) -> dict[str, str]:
+    """The journal fields of a change of payment: ids only (never the card, a key or a client secret)."""
+    fields = {"PAYMENT_ID": after.payment_id, "ORDER_ID": after.order_id}
+    if after.payment_intent:
+        fields["PAYMENT_INTENT"] = after.payment_intent.partition("_secret_")[0]
+    if after.state is not before.state:
+        if before.state is State.QUEUED_OFFLINE and after.state is State.AUTHORIZED:
+            fields["MESSAGE_ID"] = MessageId.OFFLINE_FORWARDED
+        elif after.state in _STATE_MESSAGE_IDS:
+            fields["MESSAGE_ID"] = _STATE_MESSAGE_IDS[after.state]
+    return fields
 
 
 class _ReaderRelay:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from readerhost.daemon.journal import MessageId
+
 from .events import Event, EventHub
 from .keys import next_generation
 from .model import Payment
@@ -284,7 +286,13 @@ class Worker:
             if health.consecutive_failures >= self._settings.unreachable_after:
                 health.reachable = False
         if health.reachable != was_reachable:
-            logger.warning("Stripe is %s", "reachable again" if health.reachable else "unreachable")
+            message_id = MessageId.STRIPE_BACK if health.reachable else MessageId.STRIPE_UNREACHABLE
+            fields = {"MESSAGE_ID": message_id, "QUEUE_DEPTH": self._store.queue_stats().pending}
+            logger.log(
+                logging.INFO if health.reachable else logging.WARNING,
+                "Stripe is %s", "reachable again" if health.reachable else "unreachable",
+                extra={"journal": fields},
+            )  # fmt: skip
             self._events.publish(
                 Event(
                     "system",

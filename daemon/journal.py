@@ -1,0 +1,206 @@
+"""Logging to the systemd journal in its native protocol, with structured fields, in pure Python.
+
+Each log record becomes one datagram on journald's socket: `NAME=value\\n` per field, or
+`NAME\\n<u64 little-endian length><bytes>\\n` when the value holds a newline. An entry too large
+for a datagram goes as a sealed memfd passed with SCM_RIGHTS, as journald expects.
+
+Structured fields come from one `extra` key, so that they can never collide with LogRecord
+attributes:
+
+    fields = {"PAYMENT_ID": payment_id, "MESSAGE_ID": MessageId.PAYMENT_CAPTURED}
+    logger.info("payment %s captured", payment_id, extra={"journal": fields})
+
+Only the fields named here and in `journal` are sent (never the record's other attributes), so
+nothing reaches the journal that the message and its explicit fields do not show.
+"""
+
+from __future__ import annotations
+
+import array
+import enum
+import errno
+import fcntl
+import logging
+import os
+import re
+import socket
+import struct
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+SYSLOG_IDENTIFIER = "readerhostd"
+STDERR_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+# journald keeps a client's field only when it is made of A-Z, 0-9 and _, does not start with a
+# digit or with _ (those are its own trusted fields) and is at most 64 characters long.
+_FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+FieldValue = str | bytes | int
+
+
+@enum.unique
+class MessageId(enum.StrEnum):
+    """The journal's MESSAGE_IDs of readerhostd (explained in systemd/readerhost.catalog); never change one."""
+
+    PAYMENT_AUTHORISED = "3d8f498e29944e50acb0e544a7c43ebd"
+    PAYMENT_DECLINED = "f85c7c265e284848b76a205b4bfc44e3"
+    PAYMENT_CAPTURED = "f6e746b28cc248e9898de0100f63710e"
+    PAYMENT_FAILED = "0e66016014124d5ba09318d7ca92fbc1"
+    PAYMENT_CANCELED = "7220d8db6a7a4419bb9d00920beddcc8"
+    READER_CONNECTED = "907add30e039444eba792460373a85b3"
+    READER_LOST = "976bab143f4241fa8f9a97549e336b85"
+    STRIPE_UNREACHABLE = "8138879011204432bd5e076d544ed852"
+    STRIPE_BACK = "25591cf96bab45288015a0c4bc9b1a6f"
+    OFFLINE_STORED = "1dfc535b3fc34c42b62a3d00bf57b8f0"
+    OFFLINE_FORWARDED = "509824b2dd2548f4bca3c6c40483f8fa"
+    CAPTURE_DEADLINE_NEAR = "964efb87d0004dde8406ed2b5ea9b194"
+    DAEMON_STARTED = "65441a468cb54a14a161ac1b581fce11"
+    DAEMON_STOPPING = "4a454785f84742debc1968ce8eaaed84"
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: debug 7, info 6, warning 4, error 3, critical 2."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+def valid_field_name(name: object) -> bool:
+    return isinstance(name, str) and _FIELD_NAME.fullmatch(name) is not None
+
+
+def encode_field(name: str, value: FieldValue) -> bytes:
+    """One field in the native protocol; a value with a newline takes the length-prefixed form."""
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "backslashreplace")
+    key = name.encode("ascii")
+    if b"\n" in data:
+        return key + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+    return key + b"=" + data + b"\n"
+
+
+def encode_entry(fields: Iterable[tuple[str, FieldValue]]) -> bytes:
+    return b"".join(encode_field(name, value) for name, value in fields)
+
+
+class JournalHandler(logging.Handler):
+    """Sends each record to journald as one native-protocol entry (see the module's docstring)."""
+
+    def __init__(
+        self,
+        level: int = logging.NOTSET,
+        *,
+        socket_path: str = JOURNAL_SOCKET,
+        identifier: str = SYSLOG_IDENTIFIER,
+    ) -> None:
+        super().__init__(level)
+        self.socket_path = socket_path
+        self.identifier = identifier
+        self._socket: socket.socket | None = None  # opened on the first record, not before
+        self.setFormatter(logging.Formatter("%(message)s"))  # level and logger travel as fields
+
+    def fields(self, record: logging.LogRecord) -> list[tuple[str, FieldValue]]:
+        """The entry's fields: the handler's own first, then the record's valid `journal` extras."""
+        own: list[tuple[str, FieldValue]] = [
+            ("MESSAGE", self.format(record)),
+            ("PRIORITY", syslog_priority(record.levelno)),
+            ("SYSLOG_IDENTIFIER", self.identifier),
+            ("LOGGER", record.name),
+            ("CODE_FILE", record.pathname),
+            ("CODE_LINE", record.lineno),
+            ("CODE_FUNC", record.funcName),
+        ]
+        taken = {name for name, _ in own}
+        extra = getattr(record, "journal", None)
+        if isinstance(extra, Mapping):
+            for name, value in extra.items():
+                if value is None or not valid_field_name(name) or name in taken:
+                    continue
+                own.append((name, value if isinstance(value, str | bytes | int) else str(value)))
+                taken.add(name)
+        return own
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send(encode_entry(self.fields(record)))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+        finally:
+            self.release()
+        super().close()
+
+    def _send(self, entry: bytes) -> None:
+        if self._socket is None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self._socket.sendto(entry, self.socket_path)
+        except OSError as error:
+            if error.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
+                raise
+            self._send_as_memfd(self._socket, entry)
+
+    def _send_as_memfd(self, sock: socket.socket, entry: bytes) -> None:
+        """Too large for a datagram: write it to a memfd, seal it, and pass the descriptor."""
+        fd = os.memfd_create("readerhost-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            view = memoryview(entry)
+            while view:
+                view = view[os.write(fd, view) :]
+            seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            rights = array.array("i", [fd])
+            sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)], 0, self.socket_path)
+        finally:
+            os.close(fd)
+
+
+def under_journald(env: Mapping[str, str], *, stderr_fd: int = 2, socket_path: str = JOURNAL_SOCKET) -> bool:
+    """Whether systemd runs us with the journal at hand.
+
+    True when JOURNAL_STREAM names our stderr (`st_dev:st_ino`, as systemd sets it), or when
+    INVOCATION_ID is set (we are a systemd unit) and journald's socket exists.
+    """
+    stream = env.get("JOURNAL_STREAM", "")
+    if stream:
+        device, _, inode = stream.partition(":")
+        try:
+            status = os.fstat(stderr_fd)
+            if (status.st_dev, status.st_ino) == (int(device), int(inode)):
+                return True
+        except (OSError, ValueError):
+            pass
+    return bool(env.get("INVOCATION_ID")) and Path(socket_path).is_socket()
+
+
+def configure_logging(level: str, env: Mapping[str, str]) -> None:
+    """The daemon's logging: the journal under systemd, else `LEVEL name: message` lines on stderr.
+
+    Stripe's library logs every request at info: it is kept to warnings unless `level` is debug,
+    and even then to info, because its debug lines carry whole response bodies, and a
+    PaymentIntent's holds its client secret. Like logging.basicConfig, a root logger that already
+    has handlers keeps them.
+    """
+    handler: logging.Handler
+    if under_journald(env):
+        handler = JournalHandler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(STDERR_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.getLogger("stripe").setLevel(logging.INFO if level.lower() == "debug" else logging.WARNING)

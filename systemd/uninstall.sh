@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# uninstall.sh: remove what install.sh installed. Keeps the payment store (/var/lib/readerhost),
+# /etc/readerhost and the readerhost user unless --purge. As root. See docs/operations.md.
+#
+# Running it twice changes nothing the second time.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: uninstall.sh [--purge [--force]] [--root DIR]
+       uninstall.sh --help
+
+Stops and disables readerhostd.socket, readerhostd.service and readerhost-reconcile.timer, and
+removes what install.sh installed: the units, the sysusers.d, tmpfiles.d and modules-load.d files,
+the udev rules, the journal catalog, the documentation, /usr/local/bin/readerhostctl and
+/opt/readerhost (the venv).
+
+Kept, unless --purge:
+  /var/lib/readerhost   the payment store: every payment's history, and requests not yet sent
+                        to Stripe (captures, offline payments)
+  /etc/readerhost       readerhost.toml and the Stripe key
+  the user readerhost and the group readerhost-pos (the store's owner; POS users' membership)
+install.sh puts the service back on top of them, as it was.
+
+Options:
+  --purge     also delete /var/lib/readerhost, /etc/readerhost and /run/readerhost, the user
+              readerhost and the group readerhost-pos. Refused while the store holds money not
+              yet settled with Stripe (payments authorised, capturing, processing or stored
+              offline, or requests waiting to be sent): settle them first (docs/operations.md)
+  --force     with --purge: delete the store even then (that money may never be collected)
+  --root DIR  remove the files under DIR instead of / (a staging tree, a test): no systemctl,
+              udevadm, journalctl, userdel or groupdel
+  -h, --help  show this help
+EOF
+}
+
+PROG=uninstall.sh
+say() { printf '%s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die() {
+    printf '%s: %s\n' "$PROG" "$*" >&2
+    exit 1
+}
+usage_error() {
+    printf '%s: %s (see --help)\n' "$PROG" "$*" >&2
+    exit 2
+}
+
+UNITS=(readerhost-reconcile.timer readerhost-reconcile.service readerhostd.socket readerhostd.service)
+UNIT_DIR=/usr/local/lib/systemd/system
+FILES=(
+    /usr/local/lib/sysusers.d/readerhost.conf
+    /usr/local/lib/tmpfiles.d/readerhost.conf
+    /usr/local/lib/modules-load.d/readerhost.conf
+    /usr/local/bin/readerhostctl
+)
+UDEV_RULES=/etc/udev/rules.d/99-readerhost.rules
+CATALOG=/usr/local/lib/systemd/catalog/readerhost.catalog
+TREES=(/opt/readerhost /usr/local/share/doc/readerhost)
+STORE_DIR=/var/lib/readerhost
+DATA=(/var/lib/readerhost /etc/readerhost /run/readerhost)
+
+ARGS=("$@")
+ROOT=
+PURGE=0
+FORCE=0
+while (($#)); do
+    case $1 in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    --purge) PURGE=1 && shift ;;
+    --force) FORCE=1 && shift ;;
+    --root)
+        (($# >= 2)) && [[ -n $2 ]] || usage_error "--root needs a folder"
+        ROOT=$2
+        shift 2
+        ;;
+    --root=*) ROOT=${1#*=} && shift ;;
+    *) usage_error "unknown argument: $1" ;;
+    esac
+done
+if ((FORCE && !PURGE)); then usage_error "--force only goes with --purge"; fi
+
+if [[ -n $ROOT ]]; then
+    [[ -d $ROOT ]] || die "no folder $ROOT"
+    ROOT=$(cd -- "$ROOT" && pwd -P)
+    [[ $ROOT == / ]] && ROOT=
+fi
+STAGING=${ROOT:+yes}
+if [[ -z $STAGING ]]; then
+    ((EUID == 0)) || die "run it as root: sudo $0 ${ARGS[*]}"
+fi
+
+# Before anything changes: --purge must not throw away money that Stripe has not settled yet.
+# The store is read from a copy (with its write-ahead log), so that the check leaves no file behind.
+unsettled() {
+    python3 - "$1" <<'EOF'
+import os, shutil, sqlite3, sys, tempfile
+store = sys.argv[1]
+scratch = tempfile.mkdtemp()
+copy = os.path.join(scratch, "store.db")
+shutil.copyfile(store, copy)
+if os.path.exists(store + "-wal"):
+    shutil.copyfile(store + "-wal", copy + "-wal")
+db = sqlite3.connect(copy)
+pending = db.execute("SELECT count(*) FROM operations WHERE status = 'pending'").fetchone()[0]
+at_stake = db.execute(
+    "SELECT count(*) FROM payments WHERE state IN ('processing', 'queued_offline', 'authorized', 'capturing')"
+).fetchone()[0]
+db.close()
+shutil.rmtree(scratch)
+print(f"{at_stake} payments authorised but not yet captured or forwarded, {pending} requests waiting for Stripe"
+      if pending or at_stake else "")
+EOF
+}
+if ((PURGE && !FORCE)); then
+    for db in "$ROOT$STORE_DIR"/*.db; do
+        [[ -f $db ]] || continue
+        if ! what=$(unsettled "$db" 2>&1 | tail -n 1); then
+            die "cannot read the payment store $db to check it before --purge: $what (add --force to delete it unread)"
+        fi
+        if [[ -n $what ]]; then
+            die "refusing to --purge: ${db#"$ROOT"} holds $what. Let readerhostd send them (readerhostctl status shows the queue; readerhostctl reconcile --apply settles authorisations), or add --force to delete them anyway"
+        fi
+    done
+fi
+
+CHANGES=0
+remove() { # remove PATH...: files or folders under ROOT, saying which existed
+    local path
+    for path in "$@"; do
+        if [[ -e $ROOT$path || -L $ROOT$path ]]; then
+            rm -rf -- "$ROOT$path"
+            say "removed $path"
+            CHANGES=$((CHANGES + 1))
+        fi
+    done
+}
+
+if [[ -n $STAGING ]]; then
+    say "skipped (--root): systemctl disable --now ${UNITS[*]}"
+else
+    # The timer first, then the socket before the daemon, so that nothing starts the daemon again.
+    for unit in "${UNITS[@]}"; do
+        if [[ $(systemctl is-enabled "$unit" 2>/dev/null || true) == enabled ]]; then
+            systemctl disable --quiet "$unit"
+            say "disabled $unit"
+            CHANGES=$((CHANGES + 1))
+        fi
+        if systemctl is-active --quiet "$unit"; then
+            systemctl stop "$unit"
+            say "stopped $unit"
+            CHANGES=$((CHANGES + 1))
+        fi
+    done
+fi
+
+units_before=$CHANGES
+for unit in "${UNITS[@]}"; do remove "$UNIT_DIR/$unit"; done
+UNITS_REMOVED=$((CHANGES - units_before))
+remove "${FILES[@]}"
+before=$CHANGES
+remove "$UDEV_RULES"
+UDEV_REMOVED=$((CHANGES - before))
+before=$CHANGES
+remove "$CATALOG"
+CATALOG_REMOVED=$((CHANGES - before))
+remove "${TREES[@]}"
+
+if [[ -n $STAGING ]]; then
+    say "skipped (--root): systemctl daemon-reload, udevadm control --reload, journalctl --update-catalog"
+else
+    if ((UNITS_REMOVED)); then
+        systemctl daemon-reload
+        systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
+    fi
+    if ((UDEV_REMOVED)); then udevadm control --reload; fi
+    if ((CATALOG_REMOVED)); then journalctl --update-catalog; fi
+fi
+
+if ((PURGE)); then
+    remove "${DATA[@]}"
+    if [[ -n $STAGING ]]; then
+        say "skipped (--root): userdel readerhost; groupdel readerhost-pos"
+    else
+        if getent passwd readerhost >/dev/null; then
+            userdel readerhost
+            say "deleted the user readerhost"
+            CHANGES=$((CHANGES + 1))
+        fi
+        if getent group readerhost-pos >/dev/null; then
+            groupdel readerhost-pos
+            say "deleted the group readerhost-pos"
+            CHANGES=$((CHANGES + 1))
+        fi
+    fi
+else
+    kept=()
+    for path in /var/lib/readerhost /etc/readerhost; do
+        [[ -e $ROOT$path ]] && kept+=("$path")
+    done
+    if ((${#kept[@]})); then
+        say "kept ${kept[*]} (the payment store, the configuration and the Stripe key) and the user readerhost: uninstall.sh --purge deletes them"
+    fi
+fi
+
+((CHANGES)) || say "nothing to remove: readerhost is not installed"
