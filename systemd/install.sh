@@ -32,6 +32,7 @@ Installs readerhostd from this checkout, as root:
 Options:
   --stripe-key-file PATH  install (or replace) the Stripe secret key held in PATH: one line,
                           sk_live_..., sk_test_..., rk_live_... or rk_test_...; never shown.
+                          PATH may be a pipe: --stripe-key-file <(pass show stripe/kiosk).
                           A running readerhostd is restarted to use a new key.
   --root DIR              install the files under DIR instead of / (a staging tree, a test):
                           no apt, no venv, no sysusers, tmpfiles, modprobe, udevadm, journalctl
@@ -86,26 +87,34 @@ while (($#)); do
     esac
 done
 
-if [[ -n $ROOT ]]; then
-    mkdir -p -- "$ROOT"
-    ROOT=$(cd -- "$ROOT" && pwd -P)
-    [[ $ROOT == / ]] && ROOT=
-fi
-STAGING=${ROOT:+yes}
-if [[ -z $STAGING ]]; then
+CLEANUP=() # removed on exit, however the script ends
+trap 'rm -rf -- "${CLEANUP[@]}"' EXIT
+
+if [[ -z $ROOT ]] || [[ $(cd -- "$ROOT" 2>/dev/null && pwd -P) == / ]]; then
+    ROOT=
     ((EUID == 0)) || die "run it as root: sudo $0 ${ARGS[*]}"
     command -v systemctl >/dev/null || die "systemctl not found: this needs a system run by systemd"
 fi
 
-# Check the key before anything changes. Its content never reaches the output: only grep -q and
-# cmp read it.
+# Check the key before anything changes. It is read once, into a private file in memory (so that
+# PATH may be a pipe: --stripe-key-file <(pass show stripe)); its content never reaches the output.
+KEY_COPY=
 if [[ -n $KEY_FILE ]]; then
-    [[ -f $KEY_FILE && -r $KEY_FILE ]] || die "cannot read the Stripe key file $KEY_FILE"
-    if [[ $(LC_ALL=C grep -c '[^[:space:]]' -- "$KEY_FILE" || true) != 1 ]] ||
-        ! LC_ALL=C grep -Eq '^[[:space:]]*[sr]k_(test|live)_[!-~]+[[:space:]]*$' -- "$KEY_FILE"; then
+    [[ -r $KEY_FILE && ! -d $KEY_FILE ]] || die "cannot read the Stripe key file $KEY_FILE"
+    KEY_COPY=$(mktemp -p /dev/shm 2>/dev/null || mktemp)
+    CLEANUP+=("$KEY_COPY")
+    cat -- "$KEY_FILE" >"$KEY_COPY"
+    if [[ $(LC_ALL=C grep -c '[^[:space:]]' -- "$KEY_COPY" || true) != 1 ]] ||
+        ! LC_ALL=C grep -Eq '^[[:space:]]*[sr]k_(test|live)_[!-~]+[[:space:]]*$' -- "$KEY_COPY"; then
         die "$KEY_FILE does not hold a Stripe secret key (one line starting with sk_live_, sk_test_, rk_live_ or rk_test_; a publishable key pk_... does not work); its content is not shown"
     fi
 fi
+
+if [[ -n $ROOT ]]; then
+    mkdir -p -- "$ROOT"
+    ROOT=$(cd -- "$ROOT" && pwd -P)
+fi
+STAGING=${ROOT:+yes}
 
 CHANGES=0
 WROTE=0 # set by put_file and put_dir: 1 when they changed something
@@ -175,12 +184,14 @@ if [[ -n $STAGING ]]; then
 else
     missing=()
     installed_pkg python3-venv || missing+=(python3-venv)
-    for optional in python3-lgpio python3-spidev; do
-        installed_pkg "$optional" && continue
-        if [[ -n $(apt-cache policy "$optional" 2>/dev/null | grep 'Candidate: [^(]') ]]; then
-            missing+=("$optional")
+    for optional in python3-lgpio:"the buttons, LED and buzzer (GPIO) stay off" \
+        python3-spidev:"an SPI display stays off"; do
+        package=${optional%%:*}
+        installed_pkg "$package" && continue
+        if [[ -n $(apt-cache policy "$package" 2>/dev/null | grep 'Candidate: [^(]') ]]; then
+            missing+=("$package")
         else
-            warn "$optional is not in this system's package archive (not Raspberry Pi OS?): without it, GPIO (lgpio) or SPI displays (spidev) stay off"
+            warn "$package is not in this system's package archive (not Raspberry Pi OS?): without it, ${optional#*:}"
         fi
     done
     if ((${#missing[@]})); then
@@ -216,14 +227,12 @@ else
     stamp=$(source_stamp)
     if [[ $(cat -- "$VENV/.readerhost-source" 2>/dev/null || true) != "$stamp" ]]; then
         build=$(mktemp -d)
-        trap 'rm -rf -- "$build"' EXIT
+        CLEANUP+=("$build")
         (cd -- "$CHECKOUT" && cp -R -- "${SOURCES[@]}" "$build/")
         find "$build" -name __pycache__ -prune -exec rm -rf {} +
         say "pip install readerhost[$EXTRAS] into $VENV"
         "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "$build[$EXTRAS]"
         printf '%s\n' "$stamp" >"$VENV/.readerhost-source"
-        rm -rf -- "$build"
-        trap - EXIT
         CODE_CHANGED=1
         CHANGES=$((CHANGES + 1))
     fi
@@ -288,10 +297,10 @@ fi
 # 6. The Stripe key -------------------------------------------------------------------------------
 KEY_CHANGED=0
 if [[ -n $KEY_FILE ]]; then
-    put_file "$KEY_FILE" "$KEY" 0600 root:root
+    put_file "$KEY_COPY" "$KEY" 0600 root:root
     KEY_CHANGED=$WROTE
     ((KEY_CHANGED)) || say "the Stripe key in $KEY is already this one"
-    if [[ $(mode_of "$KEY_FILE") =~ [1-7]$ ]]; then
+    if [[ -f $KEY_FILE && $(mode_of "$KEY_FILE") =~ [1-7]$ ]]; then
         warn "$KEY_FILE is readable by other users: delete it now that the key is installed (or chmod 600 it)"
     fi
 fi

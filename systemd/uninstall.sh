@@ -197,13 +197,13 @@ if ((PURGE)); then
         fi
     fi
 else
-    kept=()
-    for path in /var/lib/readerhost /etc/readerhost; do
-        [[ -e $ROOT$path ]] && kept+=("$path")
-    done
-    if ((${#kept[@]})); then
-        say "kept ${kept[*]} (the payment store, the configuration and the Stripe key) and the user readerhost: uninstall.sh --purge deletes them"
+    if [[ -e $ROOT/var/lib/readerhost ]]; then
+        say "kept /var/lib/readerhost: the payment store (payments' history, and anything not yet sent to Stripe)"
     fi
+    if [[ -e $ROOT/etc/readerhost ]]; then
+        say "kept /etc/readerhost: the configuration and the Stripe key"
+    fi
+    say "kept the user readerhost and the group readerhost-pos. uninstall.sh --purge deletes all of these"
 fi
 
 ((CHANGES)) || say "nothing to remove: readerhost is not installed"

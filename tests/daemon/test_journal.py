@@ -416,7 +416,7 @@ def test_the_catalog_explains_every_message_id_for_technicians() -> None:
         headers, _, text = body.partition("\n\n")
         assert headers.splitlines()[0].startswith("Subject: "), message_id
         assert "Defined-By: readerhost" in headers.splitlines(), message_id
-        assert "Support: see /usr/share/doc/readerhost/operations.md" in headers.splitlines(), message_id
+        assert "Support: see /usr/local/share/doc/readerhost/operations.md" in headers.splitlines(), message_id
         assert len(text.split()) >= 10, message_id
     for message_id in MessageId:
         assert len(message_id.value) == 32

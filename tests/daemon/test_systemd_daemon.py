@@ -69,6 +69,15 @@ def test_ready_only_once_serving_then_status_watchdog_reload_and_stopping(tmp_pa
         assert ready["STATUS"].startswith("ready · reader sim-1 ready · 0 queued · online")
         assert notify.until("WATCHDOG")["WATCHDOG"] == "1"
         assert notify.until("WATCHDOG")["WATCHDOG"] == "1"  # and again: pinged at half of WATCHDOG_USEC
+        pos = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        pos.connect(str(socket_path))
+        pos.sendall(b'{"jsonrpc":"2.0","id":1,"method":"payment.start","params":'
+                    b'{"order_id":"S-1","amount":1000,"currency":"usd"}}\n')  # fmt: skip
+        seen = [notify.until("STATUS")["STATUS"]]  # STATUS follows the daemon, one change at a time
+        while "reader sim-1 collecting" not in seen[-1]:
+            seen.append(notify.until("STATUS")["STATUS"])
+        assert any("1 queued" in status for status in seen)
+        pos.close()
         process.send_signal(signal.SIGHUP)
         assert notify.until("RELOADING")["RELOADING"] == "1"
         assert notify.until("READY")["READY"] == "1"

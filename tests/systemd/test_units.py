@@ -119,17 +119,23 @@ class Scripts:
         self.key_file.write_text(KEY + "\n")
         self.key_file.chmod(0o600)
 
-    def run(self, script: Path, *args: str, expect: int = 0) -> str:
+    def run(self, script: Path, *args: str, expect: int = 0, stdin: str | None = None) -> str:
         result = subprocess.run(
-            ["bash", str(script), *args], capture_output=True, text=True, env=self.env, timeout=60, check=False
+            ["bash", str(script), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
         )
         output = result.stdout + result.stderr
         assert result.returncode == expect, f"{script.name} {' '.join(args)} exited {result.returncode}:\n{output}"
         assert not self.calls.exists(), f"a --root run touched the machine: {self.calls.read_text()}"
         return output
 
-    def install(self, *args: str, expect: int = 0) -> str:
-        return self.run(INSTALL, "--root", str(self.root), *args, expect=expect)
+    def install(self, *args: str, expect: int = 0, stdin: str | None = None) -> str:
+        return self.run(INSTALL, "--root", str(self.root), *args, expect=expect, stdin=stdin)
 
     def uninstall(self, *args: str, expect: int = 0) -> str:
         return self.run(UNINSTALL, "--root", str(self.root), *args, expect=expect)
@@ -216,6 +222,10 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
         str(resolve_socket_path(Config(), {"RUNTIME_DIRECTORY": runtime}, Path("/")))
     ]
     assert service["Service.RuntimeDirectoryPreserve"] == ["yes"]
+    # The folder must belong to readerhost before the socket appears in it: if the service's start had to
+    # chown it, systemd would chown the socket too, and POS users would lose their group.
+    tmpfiles = (UNITS_DIR / "tmpfiles.d/readerhost.conf").read_text()
+    assert re.search(rf"^d {runtime}\s+0755 readerhost readerhost ", tmpfiles, re.MULTILINE)
     state = "/var/lib/" + service["Service.StateDirectory"][0]
     assert resolve_store_path(Config(), {"STATE_DIRECTORY": state}, Path("/nonexistent")).parent == Path(state)
     assert "STORE_DIR=/var/lib/readerhost\n" in UNINSTALL.read_text()
@@ -345,6 +355,13 @@ def test_install_keeps_the_configuration_and_replaces_the_key_without_showing_it
     assert "nothing to change" in again
 
 
+def test_install_takes_the_key_from_a_pipe(scripts: Scripts) -> None:
+    output = scripts.install("--stripe-key-file", "/dev/stdin", stdin=KEY + "\n")
+    assert (scripts.root / "etc/readerhost/stripe-api-key").read_text() == KEY + "\n"
+    assert "installed /etc/readerhost/stripe-api-key" in output
+    assert KEY not in output
+
+
 @pytest.mark.parametrize(
     "content",
     ["pk_live_51PublishableKeysDoNotWork000000\n", f"{KEY}\n{OTHER_KEY}\n", f"STRIPE_API_KEY={KEY}\n", ""],
@@ -367,7 +384,8 @@ def test_uninstall_keeps_the_store_and_configuration_unless_purged(scripts: Scri
 
     output = scripts.uninstall()
 
-    assert "kept /var/lib/readerhost /etc/readerhost" in output
+    assert "kept /var/lib/readerhost: the payment store" in output
+    assert "kept /etc/readerhost: the configuration and the Stripe key" in output
     assert "--purge" in output
     assert (root / "var/lib/readerhost/readerhost.db").is_file()
     assert (root / "etc/readerhost/stripe-api-key").read_text() == KEY + "\n"
