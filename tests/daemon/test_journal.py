@@ -563,18 +563,23 @@ def namespace_child(workdir: Path) -> int:
     os.makedirs(RUNTIME_JOURNAL)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_", "LISTEN_"))}
     env["SYSTEMD_LOG_TARGET"] = "console"  # journald's own messages to its stderr, not to the host's kernel log
+    # journald says READY=1 over sd_notify once it serves, as it does to systemd: wait for that.
+    ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ready.bind(str(workdir / "notify.sock"))
+    ready.settimeout(5)
+    env["NOTIFY_SOCKET"] = str(workdir / "notify.sock")
     with (workdir / "journald.log").open("w") as journald_log:
         journald = subprocess.Popen(
             ["setpriv", "--pdeathsig", "TERM", JOURNALD],  # it dies with us, whatever happens
             env=env, stdin=subprocess.DEVNULL, stdout=journald_log, stderr=journald_log,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 5
-        while not os.path.exists(JOURNAL_SOCKET):
-            if journald.poll() is not None or time.monotonic() > deadline:
-                print("journald did not start:", (workdir / "journald.log").read_text(), file=sys.stderr)
-                return 1
-            time.sleep(0.01)
+        try:
+            while b"READY=1" not in ready.recv(4096):
+                pass
+        except TimeoutError:
+            print("journald did not start:", (workdir / "journald.log").read_text(), file=sys.stderr)
+            return 1
         logged = subprocess.run(
             [sys.executable, __file__, "log", str(workdir)], capture_output=True, text=True, timeout=20, check=False
         )
@@ -582,8 +587,9 @@ def namespace_child(workdir: Path) -> int:
             print(logged.stdout, logged.stderr, file=sys.stderr)
             return 1
         subprocess.run(["journalctl", "--sync"], capture_output=True, timeout=10, check=False)
+        # journalctl reads the files journald writes; the last line logged appears once they are flushed.
         deadline = time.monotonic() + 5
-        while not journalctl(f"MESSAGE_ID={MessageId.DAEMON_STOPPING}"):  # the last line logged
+        while not journalctl(f"MESSAGE_ID={MessageId.DAEMON_STOPPING}"):
             if time.monotonic() > deadline:
                 print("the entries never showed up", file=sys.stderr)
                 return 1
