@@ -461,8 +461,11 @@ def test_sysusers_and_tmpfiles_make_the_user_groups_and_folders(tmp_path: Path) 
     (root / "etc/readerhost").mkdir(mode=0o755)
     (root / "etc/readerhost/stripe-api-key").write_text(KEY)
     (root / "etc/readerhost/stripe-api-key").chmod(0o644)
-    tmpfiles = ["systemd-tmpfiles", f"--root={root}", "--create", str(UNITS_DIR / "tmpfiles.d/readerhost.conf")]
-    subprocess.run(tmpfiles, check=True, capture_output=True, timeout=30)
+    # The configuration comes on stdin: with --root, newer systemd 252 point releases look for a
+    # named file inside the root.
+    tmpfiles = ["systemd-tmpfiles", f"--root={root}", "--create", "-"]
+    conf = (UNITS_DIR / "tmpfiles.d/readerhost.conf").read_text()
+    subprocess.run(tmpfiles, input=conf, text=True, check=True, capture_output=True, timeout=30)
 
     uid, gid = int(user[2]), int(groups["readerhost"][2])
     etc, run = (root / "etc/readerhost").stat(), (root / "run/readerhost").stat()
