@@ -35,6 +35,11 @@ def _relay(stream: object, ready: threading.Event, failed: threading.Event) -> N
     failed.set()
 
 
+def _copy(stream: object) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        print(line, end="", flush=True)
+
+
 def _ctl(socket_path: Path, *args: str) -> int:
     command = [sys.executable, "-m", "readerhost.daemon.ctl", "--socket", str(socket_path), *args]
     print(f"\n$ readerhostctl {shlex.join(args)}", flush=True)
@@ -66,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "readerhost.daemon.app", "--config", config.name],
         env=env,
+        stdout=subprocess.PIPE,  # the OLED preview: whole frames, one after another, between the other lines
         stderr=subprocess.PIPE,
         text=True,
     )
     ready, failed = threading.Event(), threading.Event()
     threading.Thread(target=_relay, args=(daemon.stderr, ready, failed), daemon=True).start()
+    threading.Thread(target=_copy, args=(daemon.stdout,), daemon=True).start()
     try:
         while not ready.wait(0.2):  # a daemon that exits early ends the wait too
             if failed.is_set() or daemon.poll() is not None:
