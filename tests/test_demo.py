@@ -27,6 +27,7 @@ def test_the_main_job_takes_a_sample_payment_through_the_daemon(tmp_path: Path) 
     assert "emulator" in out
     assert "tap" in out  # the reader's prompt was shown
     assert "captured" in out
+    assert out.count("┌") >= 4  # the OLED drawn in the terminal: idle, amount due, processing, approved
     assert (tmp_path / "state" / "readerhost" / "readerhost.db").exists()
     assert not (tmp_path / "run" / "readerhost" / "api.sock").exists()  # the daemon stopped and cleaned up
 
