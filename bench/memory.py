@@ -1,0 +1,252 @@
+"""Memory: steady-state RSS and USS of a real readerhostd after one payment, against the floor.
+
+RSS is `Rss` and USS is `Private_Clean + Private_Dirty` from /proc/PID/smaps_rollup. The floor is
+`python -c "import stripe"` kept alive, and a bare interpreter, measured the same way. What the
+rest is spent on is measured by importing each heavy module in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from readerhost.client import Client
+
+from .common import Result, spread, table
+from .startup import SIMULATED_ONLY, external_config, external_emulator, running_daemon
+
+KEY = "memory"
+TARGET_MB = 45.0
+SETTLE_S = 2.0  # after the payment, before measuring
+
+UI_CONFIG = """
+[display]
+kind = "terminal"
+
+[gpio]
+enabled = true
+"""
+UI_ENV = {"GPIOZERO_PIN_FACTORY": "mock"}
+
+# Modules imported one at a time in a fresh interpreter, for what the daemon's RSS is spent on.
+HEAVY_MODULES = (
+    "asyncio",
+    "sqlite3",
+    "requests",
+    "stripe",
+    "PIL.Image",
+    "luma.oled.device",
+    "gpiozero",
+    "readerhost.sim.stripe_emulator",
+    "readerhost.daemon.app",
+)
+
+_SMAPS_SNIPPET = (
+    "def rss():\n"
+    "    fields = {}\n"
+    "    for line in open('/proc/self/smaps_rollup'):\n"
+    "        parts = line.split()\n"
+    "        if len(parts) >= 3 and parts[-1] == 'kB':\n"
+    "            fields[parts[0].rstrip(':')] = int(parts[1])\n"
+    "    return fields['Rss'], fields['Private_Clean'] + fields['Private_Dirty']\n"
+)
+
+
+def smaps(pid: int) -> tuple[float, float]:
+    """(RSS, USS) of a process in MB (1 MB = 1024 kB here)."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1] == "kB":
+            fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields["Rss"] / 1024, (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+
+
+_order_ids = itertools.count(1)
+
+
+def one_payment(socket_path: Path) -> str:
+    """Start a payment, present a card when the reader asks, capture once authorised; the final state."""
+    with Client.connect(socket_path) as client:
+        client.subscribe(["payment", "reader"])
+        payment = client.start_payment(f"bench-{time.time_ns()}-{next(_order_ids)}", 1250, "usd", capture="manual")
+        payment_id = payment["payment_id"]
+        client.wait_for_event(
+            lambda e: e.type == "reader.input_options" and e.data.get("payment_id") == payment_id, timeout=30
+        )
+        client.present("visa")
+        final = ("authorized", "captured", "declined", "canceled", "failed")
+        event = client.wait_for_event(
+            lambda e: e.type == "payment.state" and e.data["payment_id"] == payment_id and e.data["state"] in final,
+            timeout=30,
+        )
+        if event.data["state"] != "authorized":
+            return str(event.data["state"])
+        client.capture(payment_id)
+        event = client.wait_for_event(
+            lambda e: (
+                e.type == "payment.state"
+                and e.data["payment_id"] == payment_id
+                and e.data["state"] in ("captured", "failed")
+            ),
+            timeout=30,
+        )
+        return str(event.data["state"])
+
+
+@contextmanager
+def _kept_alive(code: str) -> Iterator[int]:
+    """`python -c CODE` that then waits on stdin; yields its pid once CODE has run."""
+    script = code + "\nimport sys\nprint('up', flush=True)\nsys.stdin.read()\n"
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdin is not None
+        if process.stdout.readline().strip() != "up":
+            raise RuntimeError(f"python -c {code!r} did not start")
+        yield process.pid
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=15)
+
+
+def _measure_daemon(config: str, env: dict[str, str], notes: list[str]) -> tuple[float, float]:
+    with running_daemon(config, env) as daemon:
+        state = one_payment(daemon.socket_path)
+        if state != "captured":
+            notes.append(f"a benchmark payment ended {state}, not captured")
+        time.sleep(SETTLE_S)
+        log = "\n".join(daemon.log)
+        if "Traceback" in log:
+            notes.append("the daemon logged a traceback: " + log[-500:])
+        for line in daemon.log:  # a display or GPIO that did not come up would make the figures meaningless
+            if line.startswith("WARNING") and ("GPIO" in line or "display" in line.lower()) and line not in notes:
+                notes.append(f"the daemon said: {line}")
+        return smaps(daemon.pid)
+
+
+def _measure_floor(code: str) -> tuple[float, float]:
+    with _kept_alive(code) as pid:
+        time.sleep(SETTLE_S)
+        return smaps(pid)
+
+
+def import_costs() -> list[tuple[str, float, float, float]]:
+    """(module, RSS MB added, USS MB added, import seconds) of importing it alone in a fresh interpreter."""
+    costs = []
+    for module in HEAVY_MODULES:
+        script = (
+            _SMAPS_SNIPPET + "import time, json\nr0, u0 = rss()\nt0 = time.perf_counter()\n"
+            f"import {module}\n"
+            "t1 = time.perf_counter()\nr1, u1 = rss()\n"
+            "print(json.dumps([(r1 - r0) / 1024, (u1 - u0) / 1024, t1 - t0]))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            costs.append((module, float("nan"), float("nan"), float("nan")))
+            continue
+        rss, uss, seconds = json.loads(done.stdout.strip().splitlines()[-1])
+        costs.append((module, rss, uss, seconds))
+    return costs
+
+
+def _emulator_loaded(api_base: str, by_module: dict[str, float]) -> str:
+    """Whether a daemon pointed at an external emulator still imports the emulator package (-X importtime)."""
+    alone = by_module.get("readerhost.sim.stripe_emulator", float("nan"))
+    with running_daemon(external_config(api_base), python_flags=("-X", "importtime")) as daemon:
+        pass
+    imported = [line for line in daemon.log if line.startswith("import time:")]
+    raw = [line.rsplit("|", 1)[-1] for line in imported]
+    names = [name.strip() for name in raw]
+    if "readerhost.sim.stripe_emulator.server" not in names:
+        return (
+            "A daemon pointed at an external emulator (as live) does not load the emulator: it reads only the "
+            f"test-card table of `readerhost.sim.stripe_emulator` for its simulated reader ({alone:.1f} MB with "
+            "the package, most of it shared)."
+        )
+    # -X importtime lists a module once it is done, indented by depth: its importer is the next line less indented.
+    index = names.index("readerhost.sim.stripe_emulator.server")
+    depth = len(raw[index]) - len(raw[index].lstrip())
+    importer = next((n.strip() for n in raw[index + 1 :] if len(n) - len(n.lstrip()) < depth), "?")
+    return (
+        "A daemon pointed at an external emulator (as live) still loads the emulator's HTTP server "
+        f"(`-X importtime` shows it imported by `{importer}`): a live daemon should not pay for it."
+    )
+
+
+def run(quick: bool) -> Result:
+    repetitions = 1 if quick else 3
+    notes: list[str] = []
+    emulator: AbstractContextManager[tuple[str, int]] = external_emulator()
+    with emulator as (api_base, _):
+        variants: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+            (
+                "readerhostd, simulated reader, built-in emulator (emulator mode)",
+                lambda: _measure_daemon(SIMULATED_ONLY, {}, notes),
+            ),
+            (
+                "readerhostd, simulated reader, external emulator (as live: no emulator inside)",
+                lambda: _measure_daemon(external_config(api_base), {}, notes),
+            ),
+            (
+                "readerhostd + OLED (`terminal`) + GPIO (mock pins), external emulator",
+                lambda: _measure_daemon(external_config(api_base, UI_CONFIG), UI_ENV, notes),
+            ),
+            ('floor: `python -c "import stripe"` kept alive', lambda: _measure_floor("import stripe")),
+            ("floor: bare interpreter (`python -c pass` kept alive)", lambda: _measure_floor("pass")),
+        ]
+        figures: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _ in variants}
+        for _ in range(repetitions):  # alternating: one of each per repetition
+            for name, measure in variants:
+                rss, uss = measure()
+                figures[name][0].append(rss)
+                figures[name][1].append(uss)
+    rows = [[name, spread(rss, " MB"), spread(uss, " MB")] for name, (rss, uss) in figures.items()]
+    daemon_rss = [statistics.median(figures[name][0]) for name, _ in variants[:3]]
+    met = max(daemon_rss) <= TARGET_MB
+    live_rss = statistics.median(figures[variants[1][0]][0])
+    ui_rss = statistics.median(figures[variants[2][0]][0])
+    builtin_rss = statistics.median(figures[variants[0][0]][0])
+    stripe_rss = statistics.median(figures[variants[3][0]][0])
+    bare_rss = statistics.median(figures[variants[4][0]][0])
+
+    costs = import_costs()
+    emulator_note = _emulator_loaded(api_base, {module: rss for module, rss, _, _ in costs})
+    cost_rows = [
+        [f"`import {module}`", f"{rss:.1f} MB", f"{uss:.1f} MB", f"{seconds * 1000:.0f} ms"]
+        for module, rss, uss, seconds in sorted(costs, key=lambda c: -c[1] if c[1] == c[1] else 0)
+    ]
+
+    text = table(["process", "RSS", "USS"], rows)
+    text += "\n\nWhat importing each module alone adds to a fresh interpreter (overlapping: requests is part of "
+    text += "stripe's cost, everything is part of readerhost.daemon.app's):\n\n"
+    text += table(["module", "RSS added", "USS added", "import time"], cost_rows)
+
+    notes.extend(
+        [
+            f"{repetitions} repetition(s), alternating the five processes; median (min-max). Each daemon is measured "
+            f"{SETTLE_S:g} s after one payment went through the socket (payment.start, reader.present on "
+            "reader.input_options, payment.capture), so its lazily imported modules are loaded.",
+            f"Target: ≤ {TARGET_MB:g} MB RSS — {'met' if met else 'not met with everything configured'} "
+            f"(built-in emulator {builtin_rss:.1f} MB, external emulator {live_rss:.1f} MB, "
+            f"with OLED and GPIO {ui_rss:.1f} MB).",
+            f"Of the live-like daemon's {live_rss:.1f} MB, the bare interpreter is {bare_rss:.1f} MB and "
+            f"`import stripe` brings it to {stripe_rss:.1f} MB; the daemon's own modules, asyncio, sqlite3 and its "
+            f"working data make the remaining {live_rss - stripe_rss:.1f} MB. Running the built-in emulator "
+            f"(its HTTP server thread and stored objects) adds {builtin_rss - live_rss:.1f} MB in emulator mode.",
+            emulator_note,
+            f"The OLED and GPIO add {ui_rss - live_rss:.1f} MB (PIL, luma.oled, gpiozero with its mock pin factory "
+            "via GPIOZERO_PIN_FACTORY=mock; the `terminal` panel draws to stdout, sent to /dev/null).",
+            'There is no serial reader driver in this version ([reader] driver = "serial" is refused), so a '
+            "daemon with a serial reader (pyserial) could not be measured.",
+        ]
+    )
+    return Result(KEY, "Memory", text, tuple(notes), met)
