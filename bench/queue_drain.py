@@ -14,11 +14,10 @@ emulator keeps no such counter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,8 @@ async def _scenario(count: int, label: str, settings: Any) -> Drain:
         # 2. Stripe goes down; a core with the settings under test captures everything.
         outage = emulator.add_fault({"path": ".", "action": "down", "times": -1})
         counts = Counts()
-        async with _drain_core(handle, db, settings, counts) as drain:
+        counting = _counting_gateway_class(counts)
+        async with running_core(handle, db, worker_settings=settings, gateway_class=counting) as drain:
             for payment_id in ids:
                 await drain.service.capture(payment_id)
             await asyncio.sleep(OUTAGE_S)
@@ -172,46 +172,8 @@ def _missing(payment_id: str) -> Any:
     raise AssertionError(f"payment {payment_id} vanished")
 
 
-@contextlib.asynccontextmanager
-async def _drain_core(handle: Any, db: Path, settings: Any, counts: Counts) -> AsyncIterator[Any]:
-    """The core as tests/support/payments_core.running_core assembles it, with a counting gateway."""
-    from conftest import TEST_KEY
-    from support.payments_core import Core
-
-    from readerhost.daemon.payments.events import EventHub
-    from readerhost.daemon.payments.gateway import GatewaySettings
-    from readerhost.daemon.payments.service import OfflineLimits, PaymentService, ServiceSettings
-    from readerhost.daemon.payments.store import Store
-    from readerhost.daemon.payments.worker import Worker
-    from readerhost.drivers.reader.scripted import ScriptedReader
-
-    store = Store.open(db)
-    gateway = _counting_gateway(
-        GatewaySettings(
-            api_key=TEST_KEY, api_base=handle.url, connect_timeout_s=1.0, read_timeout_s=2.0, max_network_retries=0
-        ),
-        counts,
-    )
-    events = EventHub()
-    worker = Worker(store, gateway, events, settings)
-    reader = ScriptedReader()
-    service = PaymentService(store, worker, reader, events, ServiceSettings("kiosk-1", OfflineLimits()))
-    core = Core(handle, store, events, worker, reader, service)
-    events.subscribe(core.record)
-    await service.recover()
-    runner = asyncio.create_task(worker.run())
-    try:
-        yield core
-    finally:
-        await service.close()
-        await worker.stop()
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        store.close()
-
-
-def _counting_gateway(settings: Any, counts: Counts) -> Any:
+def _counting_gateway_class(counts: Counts) -> Any:
+    """A StripeGateway that counts every call's outcome in `counts` (writes, reads, 429s)."""
     from readerhost.daemon.payments.gateway import StripeGateway
     from readerhost.daemon.payments.outcomes import Outcome
 
@@ -251,7 +213,7 @@ def _counting_gateway(settings: Any, counts: Counts) -> Any:
             counts.note("list", False, answer)
             return answer
 
-    return CountingGateway(settings)
+    return CountingGateway
 
 
 def _result(count: int, runs: list[Drain], default: Any) -> Result:

@@ -100,9 +100,11 @@ async def running_core(
     network_retries: int = 0,
     read_timeout_s: float = 2.0,
     clock: Callable[[], float] = time.time,
+    gateway_class: type[StripeGateway] = StripeGateway,
 ) -> AsyncIterator[Core]:
+    """`gateway_class` may be a StripeGateway subclass that observes the calls (benchmarks count them)."""
     store = Store.open(db)
-    gateway = StripeGateway(
+    gateway = gateway_class(
         GatewaySettings(
             api_key=TEST_KEY,
             api_base=emulator.url,
