@@ -1,0 +1,1 @@
+"""The reader link protocol: codec, host session and transports (docs/reader-link-protocol.md)."""
