@@ -1,0 +1,110 @@
+"""One collection on the device: from COLLECT to its one result (COLLECTED or ERROR), run by a
+DeviceScript. Cancellation (CANCEL, HELLO, host silence, link loss) is the task being cancelled;
+the device sends CANCELED itself when the host asked for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from readerhost.drivers.reader.link.codec import MessageType
+from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
+
+from .script import DeviceScript
+
+Emit = Callable[[MessageType, Mapping[str, Any]], None]
+
+ERROR_TEXT = {
+    "card_read_timed_out": "No card was presented in time.",
+    "card_read_failed": "The card could not be read.",
+    "card_removed": "The card was removed too early.",
+    "reader_busy": "A collection is already in progress.",
+    "reader_battery_critically_low": "The reader's battery is critically low.",
+    "not_collecting": "There is no collection to cancel.",
+    "unsupported_version": "None of the host's protocol versions is supported.",
+    "malformed_message": "The message was malformed.",
+    "internal_error": "The reader failed.",
+}
+
+
+@dataclass(frozen=True)
+class CollectRequest:
+    collection: int
+    amount: int
+    currency: str
+    wait_s: int
+
+
+class Collection:
+    def __init__(
+        self, request: CollectRequest, script: DeviceScript, emit: Emit, on_waiting: Callable[[], None]
+    ) -> None:
+        self.request = request
+        self.ended = False  # set in the same step as the result is queued: a later CANCEL finds it over
+        self._script = script
+        self._emit = emit
+        self._on_waiting = on_waiting
+        self._card: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def present(self, card: str) -> bool:
+        """Hand a test card to this collection; False when it no longer takes one."""
+        if card not in TEST_CARDS:
+            raise ValueError(f"unknown test card {card!r}")
+        if self.ended or self._card.done():
+            return False
+        self._card.set_result(card)
+        return True
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request.wait_s
+        script, n = self._script, self.request.collection
+        self._emit(MessageType.INPUT_OPTIONS, {"collection": n, "options": list(script.input_options)})
+        for prompt in script.prompts:
+            await asyncio.sleep(script.delay_s)
+            self._emit(MessageType.DISPLAY_MESSAGE, {"collection": n, "message": prompt})
+        self._on_waiting()
+        if script.error is not None:
+            await asyncio.sleep(min(script.present_after_s, max(0.0, deadline - loop.time())))
+            self._finish_with_error(script.error if loop.time() < deadline else "card_read_timed_out")
+            return
+        timer = None
+        if script.card is not None:
+            timer = loop.call_later(script.present_after_s, self.present, script.card)
+        try:
+            name = await asyncio.wait_for(asyncio.shield(self._card), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self._finish_with_error("card_read_timed_out")
+            return
+        finally:
+            if timer is not None:
+                timer.cancel()
+        await self._read(name)
+
+    async def _read(self, name: str) -> None:
+        script, n, card = self._script, self.request.collection, TEST_CARDS[name]
+        read_method = script.read_method or ("contact_emv" if script.card_events else card.default_read_method)
+        if script.card_events:
+            self._emit(MessageType.CARD, {"collection": n, "event": "card_inserted"})
+            await asyncio.sleep(script.delay_s)
+            self._emit(MessageType.CARD, {"collection": n, "event": "card_removed"})
+            await asyncio.sleep(script.delay_s)
+        self.ended = True
+        self._emit(
+            MessageType.COLLECTED,
+            {
+                "collection": n,
+                "reference": card.reference,
+                "brand": card.brand,
+                "last4": card.last4,
+                "read_method": read_method,
+            },
+        )
+
+    def _finish_with_error(self, code: str) -> None:
+        self.ended = True
+        self._emit(
+            MessageType.ERROR, {"collection": self.request.collection, "code": code, "message": ERROR_TEXT[code]}
+        )
