@@ -1,0 +1,134 @@
+"""The virtual radio: one bumble `LocalLink`, a controller and a bumble `Device` per node on it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from bumble.controller import Controller
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
+
+if TYPE_CHECKING:
+    from .client import BumbleBleakClient
+    from .scanner import BumbleBleakScanner
+
+
+@dataclass(frozen=True)
+class _Node:
+    controller: Controller
+    device: Device
+
+
+class VirtualRadio:
+    """Bumble's virtual controllers joined by one link; use as `async with VirtualRadio() as radio`.
+
+    Nodes are powered-on bumble `Device`s (`add_device`); the bleak backends share one of them, the
+    `adapter`, as bleak shares the host's adapter. Leaving the context powers every node off.
+    """
+
+    def __init__(self) -> None:
+        self._link: LocalLink | None = None
+        self._nodes: list[_Node] = []
+        self._adapter: Device | None = None
+        self._adapter_lock = asyncio.Lock()
+        # The adapter makes one connection attempt at a time, as bumble allows.
+        self.connect_lock = asyncio.Lock()
+        self._scanners = 0
+        self._addresses = 0
+
+    async def __aenter__(self) -> VirtualRadio:
+        self._link = LocalLink()  # type: ignore[no-untyped-call]  # bumble leaves its __init__ unannotated
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def new_address(self) -> str:
+        """A fresh random static address (the two top bits set, as the core spec requires)."""
+        self._addresses += 1
+        return f"C0:DE:00:00:{self._addresses >> 8:02X}:{self._addresses & 0xFF:02X}"
+
+    async def add_device(self, name: str, address: str | None = None) -> Device:
+        """A powered-on bumble Device with its own controller on this radio."""
+        if self._link is None:
+            raise RuntimeError("the radio is not open: use `async with VirtualRadio() as radio`")
+        controller = Controller(name, link=self._link)
+        device = Device(
+            name=name, address=Address(address or self.new_address()), host=Host(controller, AsyncPipeSink(controller))
+        )
+        self._nodes.append(_Node(controller, device))
+        await device.power_on()
+        return device
+
+    async def adapter(self) -> Device:
+        """The central that the bleak backends share, created on first use."""
+        async with self._adapter_lock:
+            if self._adapter is None:
+                self._adapter = await self.add_device("bleak-adapter")
+            return self._adapter
+
+    async def start_scanning(self) -> Device:
+        """Scan on the adapter; scanners share the scan, counted, as BlueZ shares discovery."""
+        adapter = await self.adapter()
+        self._scanners += 1
+        if self._scanners == 1:
+            await adapter.start_scanning(filter_duplicates=False)
+        return adapter
+
+    async def stop_scanning(self) -> None:
+        self._scanners -= 1
+        if self._scanners == 0 and self._adapter is not None and self._adapter.is_scanning:
+            await self._adapter.stop_scanning()
+
+    def forget_connection_attempt(self, device: Device) -> None:
+        """Clear a connection attempt that was given up on.
+
+        Bumble's virtual controller answers LE_Create_Connection_Cancel but never ends the attempt,
+        so it would connect to the peer whenever it next advertises, and refuse any new attempt.
+        """
+        for node in self._nodes:
+            if node.device is device:
+                node.controller.pending_le_connection = None
+
+    async def close(self) -> None:
+        """Power every node off and leave the link; idempotent."""
+        nodes, self._nodes = self._nodes, []
+        for node in nodes:
+            await _power_off(node.device)
+            if self._link is not None and node.controller in self._link.controllers:
+                self._link.remove_controller(node.controller)
+        self._adapter = None
+        self._scanners = 0
+
+    def bleak_backends(self) -> tuple[type[BumbleBleakClient], type[BumbleBleakScanner]]:
+        """bleak backend classes bound to this radio, for `BleakClient(..., backend=...)` and
+        `BleakScanner(..., backend=...)` (bleak takes a class, so the radio rides on a subclass)."""
+        from .client import BumbleBleakClient
+        from .scanner import BumbleBleakScanner
+
+        radio = self
+
+        class Client(BumbleBleakClient):
+            default_radio = radio
+
+        class Scanner(BumbleBleakScanner):
+            default_radio = radio
+
+        return Client, Scanner
+
+
+async def _power_off(device: Device) -> None:
+    # Stop the controller's advertising timer first: it would keep firing into a closed link.
+    if device.is_advertising:
+        await device.stop_advertising()
+    if device.is_scanning:
+        await device.stop_scanning()
+    await device.power_off()
