@@ -44,6 +44,7 @@ from .payments.model import rfc3339
 from .payments.service import OfflineLimits, PaymentService, RequestRefused, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
+from .readers import open_reader
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 logger = logging.getLogger("readerhostd")
@@ -67,8 +68,10 @@ class Daemon:
         home: Path,
         display_bus: object | None = None,
         gpio_factory: object | None = None,
+        ble_backends: tuple[Any, Any] | None = None,
     ) -> None:
-        """`display_bus` and `gpio_factory` stand in for the I²C bus and the pin factory (tests)."""
+        """`display_bus`, `gpio_factory` and `ble_backends` (bleak's client and scanner backends) stand
+        in for the I²C bus, the pin factory and the Bluetooth stack (tests)."""
         self.config = config
         self.boot_id = str(uuid.uuid4())
         self.started_at = time.monotonic()
@@ -96,6 +99,7 @@ class Daemon:
         self._watchdog_task: asyncio.Task[None] | None = None
         self._display_bus = display_bus
         self._gpio_factory = gpio_factory
+        self._ble_backends = ble_backends
         self.ui: Any = None  # the kiosk UI (daemon.ui.controller.UiController), when a display or GPIO is set up
         self._started = False
 
@@ -103,8 +107,6 @@ class Daemon:
 
     async def start(self) -> None:
         api_base, api_key = self._stripe_endpoint()
-        from readerhost.drivers.reader.simulated import SimulatedReader
-
         from .payments.gateway import GatewaySettings, StripeGateway
         from .payments.reconcile import Reconciler
 
@@ -122,8 +124,10 @@ class Daemon:
         self.worker = Worker(
             store, gateway, self._events, WorkerSettings(requests_per_second=stripe_config.requests_per_second)
         )
-        simulated = self.config.reader.simulated
-        self.reader = SimulatedReader(simulated.card, simulated.present_after_s, simulated.retry_card_once)
+        self.reader = open_reader(
+            self.config.reader, self._reader_changed, f"readerhostd {self.version}", self._ble_backends
+        )
+        await self.reader.start()
         payments = self.config.payments
         offline = OfflineLimits(
             payments.offline_max_payment_amount,
@@ -216,11 +220,26 @@ class Daemon:
 
     def status_line(self) -> str:
         """One line for `systemctl status`: e.g. "ready · reader sim-1 ready · 0 queued · online"."""
-        reader = self.reader.status()
         queue = self.queue_status()["pending"]
         stripe = "online" if self.worker.health.reachable else "Stripe unreachable"
         mode = "" if self.mode == "live" else f" · {self.mode} mode"
-        return f"ready · reader {reader['id']} {reader['state']} · {queue} queued · {stripe}{mode}"
+        return f"ready · reader {self._reader_summary()} · {queue} queued · {stripe}{mode}"
+
+    def _reader_summary(self) -> str:
+        """e.g. "sim-1 ready", or "disconnected" for a reader never reached."""
+        reader = self.reader.status()
+        return f"{reader['id']} {reader['state']}" if reader["id"] else str(reader["state"])
+
+    def _reader_changed(self, kind: str, data: dict[str, Any]) -> None:
+        """The reader's link came up or went down: the journal, the POS and the screen hear of it."""
+        fields = {"READER_ID": str(data.get("id")), "READER_MODEL": str(data.get("model"))}
+        if kind == "reader.connected":
+            fields["MESSAGE_ID"] = MessageId.READER_CONNECTED
+            logger.info("reader %s (%s) %s", data["id"], data["model"], data["reason"], extra={"journal": fields})
+        else:
+            fields["MESSAGE_ID"] = MessageId.READER_LOST
+            logger.warning("reader %s lost: %s", data["id"], data["reason"], extra={"journal": fields})
+        self._events.publish(Event("reader", kind, data))
 
     def _start_ui(self) -> None:
         """The OLED and the buttons and LEDs, when configured; the daemon runs the same without them."""
@@ -244,9 +263,8 @@ class Daemon:
             self.ui.on_press(button)
 
     def _technician_info(self) -> dict[str, Any]:
-        reader = self.reader.status()
         return {
-            "reader": f"{reader['id']} {reader['state']}",
+            "reader": self._reader_summary(),
             "queue": self.queue_status()["pending"],
             "version": self.version,
         }
@@ -275,6 +293,8 @@ class Daemon:
                 self.socket_path.unlink()
         if hasattr(self, "service"):
             await self.service.close()
+        if hasattr(self, "reader"):
+            await self.reader.stop()
         if self.ui is not None:
             self.ui.close()
         if hasattr(self, "worker"):
@@ -336,8 +356,12 @@ class Daemon:
         self._events.publish(Event("display", "display.changed", {"lines": list(self._display)}))
 
     def present_card(self, card: str) -> None:
-        from readerhost.drivers.reader.simulated import NotCollecting
+        from readerhost.drivers.reader.simulated import NotCollecting, SimulatedReader
 
+        if not isinstance(self.reader, SimulatedReader):
+            raise RequestRefused(
+                "UNSUPPORTED", f"the {self.config.reader.driver} reader takes real cards, not test cards"
+            )
         try:
             self.reader.present(card)
         except NotCollecting as error:

@@ -50,12 +50,13 @@ MAX_SOCKET_PATH_BYTES = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 READER_DRIVERS = ("simulated", "serial", "ble", "stripe_terminal")
 # The one place that says which drivers this version has; later versions widen it (and then drop it).
-AVAILABLE_READER_DRIVERS = ("simulated",)
+AVAILABLE_READER_DRIVERS = ("simulated", "serial", "ble")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECRET_KEY_NAMES = ("api_key", "secret_key", "key")  # refused anywhere in [stripe]
 
 Mode = Literal["emulator", "test", "live"]
 
+_BLE_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9._-]{1,40}")
 _TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 _API_KEY = re.compile(r"[sr]k_(?:test|live)_[!-~]+")
@@ -116,9 +117,27 @@ class SimulatedReaderConfig:
 
 
 @dataclass(frozen=True)
+class SerialReaderConfig:
+    device: str = ""  # required for the serial driver, e.g. /dev/serial/by-id/usb-...
+    baudrate: int = 115_200
+
+
+@dataclass(frozen=True)
+class BleReaderConfig:
+    address: str = ""  # empty: the first device advertising the reader link service
+    scan_timeout_s: float = 10.0
+    connect_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
 class ReaderConfig:
     driver: str = "simulated"
+    card_wait_s: int = 60  # how long a serial or BLE reader waits for a card before giving up
+    cancel_confirm_s: float = 2.0  # how long a cancel waits for the reader's word before resetting the link
+    reconnect_max_s: float = 30.0  # the longest wait between two attempts to reach a lost reader
     simulated: SimulatedReaderConfig = field(default_factory=SimulatedReaderConfig)
+    serial: SerialReaderConfig = field(default_factory=SerialReaderConfig)
+    ble: BleReaderConfig = field(default_factory=BleReaderConfig)
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,11 @@ def _check_available(config: Config) -> None:
         raise ConfigError(
             f"{config.source}: [reader] driver: reader driver '{driver}' is not available in this version "
             f"(available: {', '.join(AVAILABLE_READER_DRIVERS)})"
+        )
+    if driver == "serial" and not config.reader.serial.device:
+        raise ConfigError(
+            f"{config.source}: [reader.serial] device: the serial reader needs its device, "
+            'e.g. device = "/dev/serial/by-id/usb-..." (ls /dev/serial/by-id/ lists them)'
         )
 
 
@@ -361,6 +385,8 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
     stripe = _table(document, source, "stripe", StripeConfig)
     reader = _table(document, source, "reader", ReaderConfig)
     simulated = _table(reader.data, source, "reader.simulated", SimulatedReaderConfig, key="simulated")
+    serial = _table(reader.data, source, "reader.serial", SerialReaderConfig, key="serial")
+    ble = _table(reader.data, source, "reader.ble", BleReaderConfig, key="ble")
     payments = _table(document, source, "payments", PaymentsConfig)
     display = _table(document, source, "display", DisplaySettings)
     gpio = _table(document, source, "gpio", GpioSettings)
@@ -389,6 +415,18 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
         ),
         reader=ReaderConfig(
             driver=reader.choice("driver", d.reader.driver, READER_DRIVERS),
+            card_wait_s=reader.integer("card_wait_s", d.reader.card_wait_s, low=5, high=3600),
+            cancel_confirm_s=reader.number("cancel_confirm_s", d.reader.cancel_confirm_s, above=0),
+            reconnect_max_s=reader.number("reconnect_max_s", d.reader.reconnect_max_s, above=0),
+            serial=SerialReaderConfig(
+                device=serial.path("device", d.reader.serial.device),
+                baudrate=serial.integer("baudrate", d.reader.serial.baudrate, low=50, high=4_000_000),
+            ),
+            ble=BleReaderConfig(
+                address=ble.string("address", d.reader.ble.address, check=_check_ble_address),
+                scan_timeout_s=ble.number("scan_timeout_s", d.reader.ble.scan_timeout_s, above=0),
+                connect_timeout_s=ble.number("connect_timeout_s", d.reader.ble.connect_timeout_s, above=0),
+            ),
             simulated=SimulatedReaderConfig(
                 card=simulated.string("card", d.reader.simulated.card, check=_check_card),
                 present_after_s=simulated.number("present_after_s", d.reader.simulated.present_after_s),
@@ -465,6 +503,12 @@ def _walk(table: Mapping[str, object], where: tuple[str, ...]) -> Iterator[tuple
                 yield from _walk(item, (*where, key))
             else:
                 yield where, key, item
+
+
+def _check_ble_address(value: str) -> str | None:
+    if not value or _BLE_ADDRESS.fullmatch(value):
+        return None
+    return 'a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader by scanning'
 
 
 def _check_terminal_id(value: str) -> str | None:

@@ -9,7 +9,7 @@ card number. Collection is canceled by canceling the task that awaits `collect`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
 # ReaderDisplayMessage), and the card events.
@@ -56,4 +56,16 @@ class ReaderListener(Protocol):
 class Reader(Protocol):
     async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
         """Wait for the customer's card; raises ReaderError, or CancelledError when canceled."""
+        ...
+
+
+class ReaderDriver(Reader, Protocol):
+    """A reader the daemon owns: started and stopped with it, and described in status.get."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]:
+        """{state, id, model, serial, battery, ...}; state is ready, collecting, connecting, ..."""
         ...

@@ -44,6 +44,12 @@ class SimulatedReader:
         self._presented: asyncio.Queue[CollectedPaymentMethod] = asyncio.Queue()
         self.state = "ready"
 
+    async def start(self) -> None:
+        pass  # nothing to connect to
+
+    async def stop(self) -> None:
+        pass
+
     def present(self, card: str) -> None:
         """Present a test card to the collection in progress (ValueError for an unknown card)."""
         method = card_named(card)

@@ -334,11 +334,26 @@ ERRORS = [
     ),
     ("path-tilde", '[store]\npath = "~/payments.db"\n', "[store] path must be an absolute path (~ is not expanded)"),
     (
-        "driver-serial-unavailable",
+        "serial-without-device",
         '[reader]\ndriver = "serial"\n',
-        "[reader] driver: reader driver 'serial' is not available in this version (available: simulated)",
+        '[reader.serial] device: the serial reader needs its device, e.g. device = "/dev/serial/by-id/usb-..."',
     ),
-    ("driver-ble-unavailable", '[reader]\ndriver = "ble"\n', "reader driver 'ble' is not available in this version"),
+    (
+        "serial-bad-baud",
+        "[reader.serial]\nbaudrate = 0\n",
+        "[reader.serial] baudrate must be a whole number from 50 to 4000000, not 0",
+    ),
+    (
+        "ble-bad-address",
+        '[reader.ble]\naddress = "C0:FF:EE"\n',
+        '[reader.ble] address must be a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader by scanning, not "C0:FF:EE"',
+    ),
+    (
+        "card-wait-too-short",
+        "[reader]\ncard_wait_s = 1\n",
+        "[reader] card_wait_s must be a whole number from 5 to 3600, not 1",
+    ),
+    ("serial-unknown-key", '[reader.serial]\nport = "/dev/ttyACM0"\n', "unknown key [reader.serial] port"),
     (
         "driver-stripe-terminal-unavailable",
         '[reader]\ndriver = "stripe_terminal"\n',
@@ -425,10 +440,25 @@ def test_a_value_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
 
 def test_an_unavailable_driver_is_refused_only_by_load_config(tmp_path: Path) -> None:
     # The parser knows every driver; only the availability check (one place) refuses the unbuilt ones.
-    config = Config(reader=dataclasses.replace(Config().reader, driver="serial"))
-    assert config.reader.driver == "serial"
-    message = error_of(write(tmp_path, '[reader]\ndriver = "serial"\n'))
-    assert "reader driver 'serial' is not available in this version" in message
+    config = Config(reader=dataclasses.replace(Config().reader, driver="stripe_terminal"))
+    assert config.reader.driver == "stripe_terminal"
+    message = error_of(write(tmp_path, '[reader]\ndriver = "stripe_terminal"\n'))
+    assert "reader driver 'stripe_terminal' is not available in this version" in message
+
+
+def test_a_serial_reader_is_configured_by_its_device(tmp_path: Path) -> None:
+    path = write(tmp_path, '[reader]\ndriver = "serial"\ncard_wait_s = 30\n[reader.serial]\ndevice = "tty-link"\n')
+    reader = load(path).reader
+    assert (reader.driver, reader.card_wait_s) == ("serial", 30)
+    assert reader.serial.device == str(tmp_path / "tty-link")  # relative to the file's folder
+    assert reader.serial.baudrate == 115_200
+
+
+def test_a_ble_reader_may_be_found_by_address_or_by_scanning(tmp_path: Path) -> None:
+    scanning = load(write(tmp_path, '[reader]\ndriver = "ble"\n')).reader
+    assert (scanning.driver, scanning.ble.address) == ("ble", "")
+    named = load(write(tmp_path, '[reader]\ndriver = "ble"\n[reader.ble]\naddress = "C0:FF:EE:12:34:56"\n', "b.toml"))
+    assert named.reader.ble.address == "C0:FF:EE:12:34:56"
 
 
 # -- the socket -------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""The reader link over Bluetooth LE, with bleak: the device is a GATT server with the link
+service (docs/reader-link-protocol.md § 5); the host writes to RX and is notified on TX, in pieces
+of at most ATT_MTU - 3 bytes.
+
+`backend` / `scanner_backend` are bleak's own injection points (None: the platform's, BlueZ on a
+Pi); the tests pass backends built on bumble's virtual controllers. Without D-Bus, bleak raises a
+bare FileNotFoundError rather than BleakError, so both are caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from .link.transport import LinkLost, LinkUnavailable
+
+SERVICE_UUID = "5f6d0001-2b7c-4e8a-9d41-3a0c8e5b7f21"
+RX_UUID = "5f6d0002-2b7c-4e8a-9d41-3a0c8e5b7f21"  # host -> device: write without response
+TX_UUID = "5f6d0003-2b7c-4e8a-9d41-3a0c8e5b7f21"  # device -> host: notify
+DEFAULT_ATT_MTU = 23
+
+
+@dataclass(frozen=True)
+class BleSettings:
+    address: str | None = None  # None: the first device advertising the link service
+    scan_timeout_s: float = 10.0
+    connect_timeout_s: float = 15.0
+
+
+class BleTransport:
+    def __init__(self, settings: BleSettings, backend: Any = None, scanner_backend: Any = None) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._scanner_backend = scanner_backend
+
+    def describe(self) -> dict[str, Any]:
+        return {"transport": "ble", "address": self._settings.address or f"any with service {SERVICE_UUID}"}
+
+    async def connect(self) -> BleConnection:
+        from bleak import BleakClient, BleakScanner  # only a daemon configured for BLE loads bleak
+        from bleak.exc import BleakError
+
+        settings = self._settings
+        try:
+            target: Any = settings.address
+            if target is None:
+                target = await BleakScanner.find_device_by_filter(
+                    lambda _device, advertisement: SERVICE_UUID in advertisement.service_uuids,
+                    timeout=settings.scan_timeout_s,
+                    service_uuids=[SERVICE_UUID],
+                    backend=self._scanner_backend,
+                )
+                if target is None:
+                    raise LinkUnavailable(
+                        f"no device advertising the reader link service within {settings.scan_timeout_s:g} s"
+                    )
+            connection = BleConnection(asyncio.get_running_loop())
+            client = BleakClient(
+                target,
+                disconnected_callback=connection.disconnected,
+                timeout=settings.connect_timeout_s,
+                backend=self._backend,
+            )
+            await asyncio.wait_for(client.connect(), settings.connect_timeout_s)
+            try:
+                await connection.attach(client)
+            except BaseException:
+                with contextlib.suppress(BleakError, OSError, TimeoutError):
+                    await client.disconnect()
+                raise
+        except LinkUnavailable:
+            raise
+        except TimeoutError:
+            raise LinkUnavailable(f"connecting timed out after {settings.connect_timeout_s:g} s") from None
+        except (BleakError, OSError) as error:
+            raise LinkUnavailable(_explain(error)) from None
+        return connection
+
+
+def _explain(error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "Bluetooth is not available (no D-Bus or no BlueZ: is bluetooth.service running?)"
+    text = str(error) or type(error).__name__
+    return f"Bluetooth: {text}"
+
+
+class BleConnection:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._client: Any = None
+        self._incoming: asyncio.Queue[bytes | LinkLost] = asyncio.Queue()
+        self._piece = DEFAULT_ATT_MTU - 3
+
+    async def attach(self, client: Any) -> None:
+        """Find the link service and subscribe to TX; LinkUnavailable if the device lacks them."""
+        from bleak.exc import BleakError
+
+        service = client.services.get_service(SERVICE_UUID)
+        if (
+            service is None
+            or service.get_characteristic(RX_UUID) is None
+            or service.get_characteristic(TX_UUID) is None
+        ):
+            raise LinkUnavailable("the device has no reader link service")
+        self._client = client
+        self._piece = max(DEFAULT_ATT_MTU, int(client.mtu_size)) - 3
+        try:
+            await client.start_notify(TX_UUID, self._notified)
+        except BleakError as error:
+            raise LinkUnavailable(f"cannot subscribe to the link's notifications: {error}") from None
+
+    def _notified(self, _characteristic: Any, data: bytearray) -> None:
+        if data:
+            self._incoming.put_nowait(bytes(data))
+
+    def disconnected(self, _client: Any) -> None:
+        """bleak's disconnected_callback: called from the event loop when the link drops."""
+        self._incoming.put_nowait(LinkLost("the Bluetooth connection dropped"))
+
+    async def read(self) -> bytes:
+        item = await self._incoming.get()
+        if isinstance(item, LinkLost):
+            self._incoming.put_nowait(item)
+            raise item
+        return item
+
+    async def write(self, data: bytes) -> None:
+        from bleak.exc import BleakError
+
+        if self._client is None:
+            raise LinkLost("not connected")
+        try:
+            for start in range(0, len(data), self._piece):
+                await self._client.write_gatt_char(RX_UUID, data[start : start + self._piece], response=False)
+        except (BleakError, OSError) as error:
+            raise LinkLost(f"a Bluetooth write failed: {error}") from None
+
+    async def close(self) -> None:
+        from bleak.exc import BleakError
+
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(BleakError, OSError, TimeoutError):
+                await asyncio.wait_for(client.disconnect(), 5.0)
