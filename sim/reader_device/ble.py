@@ -50,7 +50,7 @@ def advertising_payloads(name: str) -> tuple[bytes, bytes]:
 
     The service UUID always goes in the advertising data (hosts scan for it); the name goes there
     too when it fits, else the advertising data carries as much of it as fits (a shortened name)
-    and the scan response the whole name, as real peripherals do.
+    and the scan response the whole name (shortened too past 29 bytes), as real peripherals do.
     """
     head = [
         data_types.Flags(
@@ -58,13 +58,19 @@ def advertising_payloads(name: str) -> tuple[bytes, bytes]:
         ),
         data_types.CompleteListOf128BitServiceUUIDs([UUID(LINK_SERVICE_UUID)]),
     ]
-    whole = bytes(AdvertisingData([*head, data_types.CompleteLocalName(name)]))
-    if len(whole) <= LEGACY_ADVERTISING_BYTES:
-        return whole, b""
-    room = LEGACY_ADVERTISING_BYTES - len(bytes(AdvertisingData(head))) - 2  # 2: length and type
-    short = name.encode()[:room].decode(errors="ignore")
-    advertising = bytes(AdvertisingData([*head, data_types.ShortenedLocalName(short)]))
-    return advertising, bytes(AdvertisingData([data_types.CompleteLocalName(name)]))
+    room = LEGACY_ADVERTISING_BYTES - len(bytes(AdvertisingData(head)))
+    advertising = bytes(AdvertisingData([*head, _name_field(name, room)]))
+    if len(name.encode()) + 2 <= room:
+        return advertising, b""
+    return advertising, bytes(AdvertisingData([_name_field(name, LEGACY_ADVERTISING_BYTES)]))
+
+
+def _name_field(name: str, room: int) -> data_types.CompleteLocalName | data_types.ShortenedLocalName:
+    """The name in `room` bytes (2 of them the field's length and type): complete, or shortened."""
+    encoded = name.encode()
+    if len(encoded) + 2 <= room:
+        return data_types.CompleteLocalName(name)
+    return data_types.ShortenedLocalName(encoded[: room - 2].decode(errors="ignore"))
 
 
 class _Session:
