@@ -96,7 +96,7 @@ class BumbleBleakClient(BaseBleakClient):
         async with asyncio.timeout(timeout):
             connection = await self._open(adapter, self._peer_address)
             try:
-                self.services = await self._discover(connection)
+                self.services = await self._att(self._discover(connection))
             except BaseException:
                 await _disconnect(connection)
                 raise

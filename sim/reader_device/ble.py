@@ -109,6 +109,7 @@ class ReaderPeripheral:
         )
         self._session: _Session | None = None
         self._task: asyncio.Task[None] | None = None
+        self._refusals: set[asyncio.Task[None]] = set()
         self._closing = False
         self._idle = asyncio.Event()
         self._connected = asyncio.Event()
@@ -174,7 +175,9 @@ class ReaderPeripheral:
     def _on_connection(self, connection: Connection) -> None:
         if self._session is not None or self._closing:
             log.info("refusing a second central %s: one connection at a time", connection.peer_address)
-            asyncio.get_running_loop().create_task(_disconnect(connection))
+            refusal = asyncio.get_running_loop().create_task(_disconnect(connection))
+            self._refusals.add(refusal)  # the loop keeps only a weak reference to tasks
+            refusal.add_done_callback(self._refusals.discard)
             return
         session = _Session(connection)
         self._session = session
