@@ -41,7 +41,8 @@ def test_the_crc_is_zlibs_crc32_big_endian_over_the_payload() -> None:
 def test_an_encoded_frame_has_exactly_one_zero_byte_at_its_end() -> None:
     body = {"collection": 1, "amount": 256, "currency": "eur", "wait_s": 60}
     frame = encode(Message(MessageType.COLLECT, 256, body))
-    assert frame.count(0) == 1 and frame.endswith(b"\x00")
+    assert frame.count(0) == 1
+    assert frame.endswith(b"\x00")
 
 
 @given(st.binary(max_size=3000))
@@ -135,13 +136,15 @@ def test_a_frame_with_a_bad_crc_is_a_frame_error() -> None:
     frame = bytearray(encode(Message(MessageType.PING, 1)))
     frame[-2] ^= 0x01
     (error,) = FrameDecoder().feed(bytes(frame))
-    assert isinstance(error, FrameError) and "CRC" in str(error)
+    assert isinstance(error, FrameError)
+    assert "CRC" in str(error)
 
 
 def test_endless_bytes_without_a_delimiter_are_discarded_until_the_next_one() -> None:
     decoder = FrameDecoder()
     results = decoder.feed(b"\x01" * 5000)
-    assert len(results) == 1 and isinstance(results[0], FrameError)
+    assert len(results) == 1
+    assert isinstance(results[0], FrameError)
     assert decoder.feed(b"\x01\x01" + b"\x00" + encode(Message(MessageType.PING, 2))) == [Message(MessageType.PING, 2)]
 
 
@@ -167,7 +170,8 @@ def _raw_frame(payload: bytes) -> bytes:
 )
 def test_an_intact_but_malformed_message_names_the_problem_and_keeps_its_seq(payload: bytes, problem: str) -> None:
     (error,) = FrameDecoder().feed(_raw_frame(payload))
-    assert isinstance(error, MessageError) and problem in str(error)
+    assert isinstance(error, MessageError)
+    assert problem in str(error)
     assert error.seq == 5
 
 

@@ -47,11 +47,13 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(tmp_path: Path, config_text: str = DEFAULT_CONFIG) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    tmp_path: Path, config_text: str = DEFAULT_CONFIG, ble_backends: tuple[Any, Any] | None = None
+) -> AsyncIterator[Daemon]:
     """The daemon in this process and event loop; its socket is `daemon.socket_path`."""
     env = daemon_env(tmp_path)
     config = load_config(str(write_config(tmp_path, config_text)), env)
-    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path)
+    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path, ble_backends=ble_backends)
     await daemon.start()
     try:
         yield daemon

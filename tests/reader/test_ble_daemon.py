@@ -1,0 +1,109 @@
+"""readerhostd with a Bluetooth LE reader: real bleak through its public API, on a bumble-backed
+backend, with the device emulator as a GATT peripheral on the same virtual radio. The POS sees it
+all through the real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from support.daemon import LineClient, running_daemon
+
+from readerhost.sim.ble_radio import VirtualRadio
+from readerhost.sim.reader_device.ble import peripheral_on
+from readerhost.sim.reader_device.device import DeviceScript, ReaderDevice
+
+CONFIG = """
+[reader]
+driver = "ble"
+reconnect_max_s = 0.5
+[reader.ble]
+scan_timeout_s = 3
+connect_timeout_s = 5
+"""
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+def of_type(kind: str, **data: Any) -> Any:
+    return lambda e: e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
+
+
+async def subscribed_when_connected(path: Path) -> LineClient:
+    """A POS subscribed to payment and reader events, once the daemon has its reader."""
+    pos = await LineClient.connect(path)
+    await pos.receive()  # the banner
+    snapshot = (await pos.call("events.subscribe", {"topics": ["payment", "reader"]}))["result"]["snapshot"]
+    if snapshot["reader"]["state"] != "ready":
+        await pos.event(of_type("reader.connected"))
+    return pos
+
+
+def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with VirtualRadio() as radio:
+            device = ReaderDevice(script=DeviceScript(card=None, prompts=("insert_or_swipe_card",)))
+            async with (
+                peripheral_on(radio, device) as peripheral,
+                running_daemon(tmp_path, CONFIG, radio.bleak_backends()) as daemon,
+            ):
+                pos = await subscribed_when_connected(daemon.socket_path)
+                status = (await pos.call("status.get"))["result"]["reader"]
+                assert (status["state"], status["serial"], status["link"]["transport"]) == ("ready", "EMU-0001", "ble")
+
+                # A whole payment: the reader's prompts reach the POS, the card is authorised.
+                await pos.call("payment.start", {"order_id": "B-1", "amount": 1250, "currency": "eur"})
+                await pos.event(of_type("reader.display_message", message="insert_or_swipe_card"))
+                device.present("visa")
+                authorised = await pos.event(of_type("payment.state", state="authorized"))
+                assert authorised["params"]["data"]["card"]["last4"] == "4242"
+                await pos.call("payment.capture", {"payment_id": authorised["params"]["data"]["payment_id"]})
+
+                # The reader drops the connection while waiting for a card.
+                started = await pos.call("payment.start", {"order_id": "B-2", "amount": 990, "currency": "eur"})
+                payment_id = started["result"]["payment_id"]
+                await pos.event(of_type("reader.input_options", payment_id=payment_id))
+                await peripheral.disconnect()
+                failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+                assert failed["params"]["data"]["error"]["reason"] == "READER_UNAVAILABLE"
+                assert failed["params"]["data"]["state"] == "collecting"  # not lost: collectable again
+                await pos.event(of_type("reader.disconnected", id="EMU-0001"))
+                await pos.event(of_type("reader.connected", reason="reconnected"))
+
+                # Back by itself: the same payment takes the card on the same PaymentIntent.
+                await pos.call("payment.collect_again", {"payment_id": payment_id})
+                await asyncio.wait_for(device.wait_collecting(), 10)
+                device.present("mastercard")
+                done = await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+                assert done["params"]["data"]["card"]["brand"] == "mastercard"
+                await pos.close()
+
+    run(scenario())
+
+
+def test_three_remote_disconnects_and_reconnects(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with VirtualRadio() as radio:
+            device = ReaderDevice(script=DeviceScript(card="visa", present_after_s=0))
+            async with (
+                peripheral_on(radio, device) as peripheral,
+                running_daemon(tmp_path, CONFIG, radio.bleak_backends()) as daemon,
+            ):
+                pos = await subscribed_when_connected(daemon.socket_path)
+                for cycle in range(3):
+                    await peripheral.wait_connected()
+                    await peripheral.disconnect()
+                    await pos.event(of_type("reader.disconnected"))
+                    await pos.event(of_type("reader.connected", reason="reconnected"))
+                    await pos.call(
+                        "payment.start", {"order_id": f"C-{cycle}", "amount": 1000 + 100 * cycle, "currency": "eur"}
+                    )
+                    await pos.event(of_type("payment.state", state="authorized"))
+                status = (await pos.call("status.get"))["result"]["reader"]
+                assert status["link"]["connections"] == 4
+                await pos.close()
+
+    run(scenario())
