@@ -74,14 +74,15 @@ class Collection:
         if script.card is not None:
             timer = loop.call_later(script.present_after_s, self.present, script.card)
         try:
-            name = await asyncio.wait_for(asyncio.shield(self._card), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            self._finish_with_error("card_read_timed_out")
-            return
+            # Not wait_for: in 3.11 it swallows a cancel that comes with the card.
+            await asyncio.wait({self._card}, timeout=max(0.0, deadline - loop.time()))
         finally:
             if timer is not None:
                 timer.cancel()
-        await self._read(name)
+        if not self._card.done():
+            self._finish_with_error("card_read_timed_out")
+            return
+        await self._read(self._card.result())
 
     async def _read(self, name: str) -> None:
         script, n, card = self._script, self.request.collection, TEST_CARDS[name]

@@ -77,11 +77,10 @@ class Outbox:
         try:
             for _attempt in range(1 + self._timings.retransmissions):
                 await self._write(frame)
-                try:
-                    await asyncio.wait_for(asyncio.shield(acked), self._timings.ack_timeout_s)
-                except TimeoutError:
-                    continue
-                return True
+                # Not wait_for: in 3.11 it swallows a cancel (a HELLO) that comes with the ACK.
+                done, _ = await asyncio.wait({acked}, timeout=self._timings.ack_timeout_s)
+                if done:
+                    return True
             return False
         finally:
             self._in_flight = None
