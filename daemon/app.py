@@ -254,7 +254,16 @@ class Daemon:
             return
         from .ui.controller import UiController
 
-        self.ui = UiController(panel, controls, self.service, mode=self.mode, technician_info=self._technician_info)
+        # A serial or BLE reader is not reached yet: the screen says so until reader.connected.
+        reader_connected = self.reader.status()["state"] not in ("connecting", "disconnected")
+        self.ui = UiController(
+            panel,
+            controls,
+            self.service,
+            mode=self.mode,
+            technician_info=self._technician_info,
+            reader_connected=reader_connected,
+        )
         self._events.subscribe(self.ui.on_event)
         self.ui.refresh()
 

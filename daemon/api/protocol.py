@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = {"major": 1, "minor": 1}  # 1.1 adds reader.present and the display.changed event
+PROTOCOL_VERSION = {"major": 1, "minor": 2}  # 1.1: reader.present, display.changed; 1.2: link readers
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700

@@ -82,6 +82,7 @@ class UiController:
         mode: str,
         technician_info: Callable[[], dict[str, Any]],
         clock: Callable[[], float] = time.monotonic,
+        reader_connected: bool = True,
     ) -> None:
         self._panel = panel
         self._controls = controls
@@ -89,7 +90,7 @@ class UiController:
         self._marker = MARKERS.get(mode)
         self._technician_info = technician_info
         self._clock = clock
-        self._view = _View()
+        self._view = _View(reader_connected=reader_connected)
         self._timers: list[asyncio.TimerHandle] = []
         self._drew_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -212,6 +213,8 @@ class UiController:
             )
         payment = view.payment
         state = payment.get("state") if payment else None
+        if not view.reader_connected and state in ("creating", "collecting"):
+            return catalog.reader_disconnected()  # "tap your card" would be a lie while it is gone
         if payment is not None and (state in WAITING or state in ("processing", "declined") or view.result_until > now):
             return self._payment_screen(payment, str(state))
         if not view.reader_connected:

@@ -346,7 +346,8 @@ ERRORS = [
     (
         "ble-bad-address",
         '[reader.ble]\naddress = "C0:FF:EE"\n',
-        '[reader.ble] address must be a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader by scanning, not "C0:FF:EE"',
+        '[reader.ble] address must be a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader '
+        'by scanning, not "C0:FF:EE"',
     ),
     (
         "card-wait-too-short",

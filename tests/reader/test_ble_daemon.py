@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from support.daemon import LineClient, running_daemon
+from support.oled import RecordingBus
 
 from readerhost.sim.ble_radio import VirtualRadio
 from readerhost.sim.reader_device.ble import peripheral_on
 from readerhost.sim.reader_device.device import DeviceScript, ReaderDevice
 
 CONFIG = """
+[display]
+kind = "ssd1306"
 [reader]
 driver = "ble"
 reconnect_max_s = 0.5
@@ -48,9 +51,14 @@ def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path
             device = ReaderDevice(script=DeviceScript(card=None, prompts=("insert_or_swipe_card",)))
             async with (
                 peripheral_on(radio, device) as peripheral,
-                running_daemon(tmp_path, CONFIG, radio.bleak_backends()) as daemon,
+                running_daemon(
+                    tmp_path, CONFIG, ble_backends=radio.bleak_backends(), display_bus=RecordingBus()
+                ) as daemon,
             ):
                 pos = await subscribed_when_connected(daemon.socket_path)
+                # Until the reader answered, the kiosk's screen said so.
+                assert daemon.ui.shown[0].kind == "reader_disconnected"
+                assert daemon.ui.screen.kind == "idle"
                 status = (await pos.call("status.get"))["result"]["reader"]
                 assert (status["state"], status["serial"], status["link"]["transport"]) == ("ready", "EMU-0001", "ble")
 
@@ -71,6 +79,7 @@ def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path
                 assert failed["params"]["data"]["error"]["reason"] == "READER_UNAVAILABLE"
                 assert failed["params"]["data"]["state"] == "collecting"  # not lost: collectable again
                 await pos.event(of_type("reader.disconnected", id="EMU-0001"))
+                assert any(screen.kind == "reader_disconnected" for screen in daemon.ui.shown[1:])
                 await pos.event(of_type("reader.connected", reason="reconnected"))
 
                 # Back by itself: the same payment takes the card on the same PaymentIntent.
@@ -90,7 +99,7 @@ def test_three_remote_disconnects_and_reconnects(tmp_path: Path) -> None:
             device = ReaderDevice(script=DeviceScript(card="visa", present_after_s=0))
             async with (
                 peripheral_on(radio, device) as peripheral,
-                running_daemon(tmp_path, CONFIG, radio.bleak_backends()) as daemon,
+                running_daemon(tmp_path, CONFIG, ble_backends=radio.bleak_backends()) as daemon,
             ):
                 pos = await subscribed_when_connected(daemon.socket_path)
                 for cycle in range(3):

@@ -47,13 +47,12 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(
-    tmp_path: Path, config_text: str = DEFAULT_CONFIG, ble_backends: tuple[Any, Any] | None = None
-) -> AsyncIterator[Daemon]:
-    """The daemon in this process and event loop; its socket is `daemon.socket_path`."""
+async def running_daemon(tmp_path: Path, config_text: str = DEFAULT_CONFIG, **stand_ins: Any) -> AsyncIterator[Daemon]:
+    """The daemon in this process and event loop; its socket is `daemon.socket_path`. `stand_ins`
+    (display_bus, gpio_factory, ble_backends) replace hardware, as Daemon's keyword arguments."""
     env = daemon_env(tmp_path)
     config = load_config(str(write_config(tmp_path, config_text)), env)
-    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path, ble_backends=ble_backends)
+    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path, **stand_ins)
     await daemon.start()
     try:
         yield daemon
