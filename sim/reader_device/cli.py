@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import selectors
 import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from . import control
 from .device import ReaderDevice
@@ -92,14 +93,22 @@ def _on_event(name: str, fields: Mapping[str, Any]) -> None:
     _say({"event": name, **fields})
 
 
+def _pollable(stream: TextIO) -> bool:
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream.fileno(), selectors.EVENT_READ)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 async def _control(device: ReaderDevice, port: PluggablePty) -> None:
     """Serve the control channel on stdin until EOF; without a readable stdin there is none."""
+    if not _pollable(sys.stdin):
+        return  # e.g. /dev/null or a file: epoll refuses them
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (OSError, ValueError):
-        return  # e.g. stdin is /dev/null or a file
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         if line.strip():
             _say(await control.handle(line.decode(errors="replace"), device, port))
@@ -110,8 +119,8 @@ async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Na
     try:
         port = PluggablePty(device, args.link)
         path = port.plug()
-    except OSError as error:
-        print(f"{PROG}: cannot open a pty: {error}", file=sys.stderr)
+    except OSError as error:  # no ptys left, or --link names something that is not a symlink
+        print(f"{PROG}: cannot plug in: {error}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
