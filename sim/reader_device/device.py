@@ -21,9 +21,14 @@ What it does, device side of each rule:
 - set_battery() sends BATTERY when the level moved 5 points or more since last reported (WELCOME
   or BATTERY) or charging started or stopped, as the protocol says; it always updates WELCOME's values.
 
-`received` lists every intact message in arrival order (ACKs and repeats included), `frame_errors`
-counts damaged frames dropped; `on_event(name, fields)` tells an observer (the CLI) what happens:
-welcome, collecting, collected, error, canceled, link_lost, host_silent.
+`stop_answering()` makes it deaf and mute: nothing is read, acknowledged or sent (a message in
+flight then goes unacknowledged, so the device loses the link and wants a new HELLO when it
+answers again). `garble_next()` damages outgoing frames, ACKs included.
+
+`received` lists every intact message heard, in arrival order (ACKs and repeats included),
+`frame_errors` counts damaged frames dropped; `on_event(name, fields)` tells an observer (the CLI)
+what happens: welcome, unsupported_version, collecting, collected, error, canceled, link_lost,
+host_silent.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class PluggablePty:
     """A ReaderDevice on a pty that can be unplugged and plugged in again."""
 
     def __init__(self, device: ReaderDevice, link: Path | None = None) -> None:
-        if link is not None and (link.exists() or link.is_symlink()) and not link.is_symlink():
+        if link is not None and link.exists() and not link.is_symlink():  # a stale symlink is replaced
             raise FileExistsError(f"{link} exists and is not a symlink")
         self._device = device
         self._link = link

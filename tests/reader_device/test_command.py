@@ -41,7 +41,7 @@ def test_runs_until_a_signal_then_exits_0_and_removes_the_link(
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--card", "4000056655665556"], "unknown test card"),
+        (["--card", "visa_platinum"], "unknown test card"),
         (["--battery", "200"], "battery"),
         (["--battery", "full"], "--battery"),
         (["--prompt", "smile"], "display message"),

@@ -274,7 +274,7 @@ def test_received_records_every_intact_message_and_counts_damaged_frames() -> No
 
 def test_script_values_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown test card"):
-        DeviceScript(card="4242424242424242")
+        DeviceScript(card="visa_platinum")
     with pytest.raises(ValueError, match="display message"):
         DeviceScript(prompts=("hello",))
     with pytest.raises(ValueError, match="error code"):
