@@ -93,6 +93,7 @@ class PaymentService:
                 )
             return existing
         self._require_free_reader()
+        self._require_reader()
         if not self._worker.health.reachable and request.offline is OfflineMode.REQUIRE_ONLINE:
             raise RequestRefused(
                 "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this payment requires online", retryable=True
@@ -137,6 +138,7 @@ class PaymentService:
         if payment.state is not State.DECLINED and not reader_failed:
             raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}: nothing to collect again")
         self._require_free_reader(but=payment_id)
+        self._require_reader()
         payment = self._commit(payment, payment.moved_to(State.COLLECTING, self._clock(), error=None), "collect again")
         self._begin_collection(payment)
         return payment
@@ -460,6 +462,12 @@ class PaymentService:
                     f"the reader is held by payment {holder.payment_id} (order {holder.order_id})",
                     retryable=True,
                 )
+
+    def _require_reader(self) -> None:
+        """A reader that is gone (unplugged, out of range) is said so before anything is asked of Stripe."""
+        problem = self._reader.unavailable()
+        if problem is not None:
+            raise RequestRefused("READER_UNAVAILABLE", problem, retryable=True)
 
     # -- offline ------------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class Reader(Protocol):
         """Wait for the customer's card; raises ReaderError, or CancelledError when canceled."""
         ...
 
+    def unavailable(self) -> str | None:
+        """Why the reader cannot collect now (e.g. not connected), or None when it can."""
+        ...
+
 
 class ReaderDriver(Reader, Protocol):
     """A reader the daemon owns: started and stopped with it, and described in status.get."""

@@ -63,7 +63,9 @@ class BleTransport:
                 timeout=settings.connect_timeout_s,
                 backend=self._backend,
             )
-            await asyncio.wait_for(client.connect(), settings.connect_timeout_s)
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel (the daemon stopping).
+            async with asyncio.timeout(settings.connect_timeout_s):
+                await client.connect()
             try:
                 await connection.attach(client)
             except BaseException:
@@ -143,4 +145,5 @@ class BleConnection:
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(BleakError, OSError, TimeoutError):
-                await asyncio.wait_for(client.disconnect(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await client.disconnect()

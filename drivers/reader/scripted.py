@@ -33,6 +33,10 @@ class ScriptedReader:
         self._input_options = list(input_options)
         self.collecting = asyncio.Event()  # set while a collection waits for a card
         self.collections = 0
+        self.gone: str | None = None  # set to play a reader that cannot collect (unplugged, ...)
+
+    def unavailable(self) -> str | None:
+        return self.gone
 
     def present(
         self, reference: str, brand: str = "visa", last4: str = "4242", read_method: str = "contactless_emv"

@@ -121,7 +121,8 @@ class SerialConnection:
 
 
 def _short(error: Exception) -> str:
+    """An unplugged device shows as EIO, or as readable with no data (pyserial's words): say so plainly."""
     text = str(error)
-    if "returned no data" in text:
-        return "the device disconnected"
+    if "returned no data" in text or getattr(error, "errno", None) == errno.EIO or "[Errno 5]" in text:
+        return "the device disconnected (unplugged?)"
     return text

@@ -50,6 +50,9 @@ class SimulatedReader:
     async def stop(self) -> None:
         pass
 
+    def unavailable(self) -> str | None:
+        return None  # always there
+
     def present(self, card: str) -> None:
         """Present a test card to the collection in progress (ValueError for an unknown card)."""
         method = card_named(card)

@@ -146,6 +146,32 @@ def test_invalid_requests_are_refused_before_anything_is_stored_or_sent(
     run(scenario())
 
 
+def test_a_reader_that_is_gone_refuses_new_payments_before_anything_is_stored_or_sent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            core.reader.gone = "the reader is not connected (unplugged)"
+            with pytest.raises(RequestRefused) as refused:
+                await core.service.start({"order_id": "U-1", "amount": 1000, "currency": "usd"})
+            assert (refused.value.reason, refused.value.retryable) == ("READER_UNAVAILABLE", True)
+            assert "unplugged" in refused.value.message
+            assert core.store.payments() == []
+            assert core.journal() == []
+            core.reader.gone = None
+            payment = await core.service.start({"order_id": "U-1", "amount": 1000, "currency": "usd"})
+            await core.until_collecting()
+            core.reader.fail("READER_UNAVAILABLE", "the link was lost")
+            await core.until(lambda: core.service.get(payment_id=payment.payment_id).error is not None)
+            core.reader.gone = "the reader is not connected (unplugged)"
+            with pytest.raises(RequestRefused) as again:
+                await core.service.collect_again(payment.payment_id)
+            assert again.value.reason == "READER_UNAVAILABLE"
+            assert core.service.get(payment_id=payment.payment_id).error is not None  # unchanged
+
+    run(scenario())
+
+
 def test_cancel_while_collecting_stops_the_reader_and_cancels_the_payment_intent(
     stripe_emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

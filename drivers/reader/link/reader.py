@@ -109,6 +109,11 @@ class LinkReader:
             "link": link,
         }
 
+    def unavailable(self) -> str | None:
+        if self._session is None:
+            return f"the reader is not connected ({self._down_reason})"
+        return None
+
     # -- keeping the link up ----------------------------------------------------------------------
 
     async def _supervise(self) -> None:
@@ -142,7 +147,10 @@ class LinkReader:
         try:
             try:
                 await session.send(MessageType.HELLO, {"versions": PROTOCOL_VERSIONS, "host": self._host[:64]})
-                welcome = await asyncio.wait_for(asyncio.shield(self._welcome), self._settings.hello_timeout_s)
+                # asyncio.timeout, not wait_for, here and below: in 3.11 wait_for can swallow a cancel
+                # that arrives with the result, and a stopping daemon must be able to stop this task.
+                async with asyncio.timeout(self._settings.hello_timeout_s):
+                    welcome = await asyncio.shield(self._welcome)
             except TimeoutError:
                 raise LinkLost("no WELCOME in answer to HELLO") from None
             self._up(session, welcome)
@@ -217,7 +225,8 @@ class LinkReader:
                         MessageType.COLLECT,
                         {"collection": number, "amount": amount, "currency": currency, "wait_s": wait_s},
                     )
-                    return await asyncio.wait_for(asyncio.shield(collection.result), wait_s + HOST_GRACE_S)
+                    async with asyncio.timeout(wait_s + HOST_GRACE_S):
+                        return await asyncio.shield(collection.result)
                 except LinkLost as error:
                     raise ReaderError("READER_UNAVAILABLE", f"the reader's link was lost ({error.reason})") from None
                 except TimeoutError:
