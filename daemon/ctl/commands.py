@@ -11,7 +11,16 @@ from readerhost.client import Client, ConnectionLost
 from readerhost.client.wire import TOPICS
 
 from .exit_codes import EXIT_OK
-from .formatting import clock_time, event_summary, money, payment_details, payment_line, queue_text, stripe_text
+from .formatting import (
+    clock_time,
+    event_summary,
+    money,
+    payment_details,
+    payment_line,
+    queue_text,
+    reader_text,
+    stripe_text,
+)
 from .output import Output
 
 Command = Callable[[Client, argparse.Namespace, Output], int]
@@ -30,12 +39,7 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
         f"mode {mode}{note}"
     )
     out.line(f"{'up':<8} {status.get('uptime_s')} s (boot {status.get('boot_id')})")
-    reader = status.get("reader") or {}
-    battery = f", battery {reader['battery']}%" if reader.get("battery") is not None else ""
-    out.line(
-        f"{'reader':<8} {reader.get('state')}: {reader.get('model')} {reader.get('id')} "
-        f"(serial {reader.get('serial')}){battery}"
-    )
+    out.line(f"{'reader':<8} {reader_text(status.get('reader') or {})}")
     out.line(f"{'stripe':<8} {stripe_text(status.get('stripe') or {})}")
     out.line(f"{'queue':<8} {queue_text(status.get('queue') or {})}")
     offline = status.get("offline") or {}

@@ -122,6 +122,23 @@ def queue_text(queue: dict[str, Any]) -> str:
     return f"{pending} waiting for Stripe" + (f", oldest {oldest:g} s" if isinstance(oldest, int | float) else "")
 
 
+def reader_text(reader: dict[str, Any]) -> str:
+    """e.g. "ready: readerhost-emulator EMU-0001 (serial EMU-0001), battery 80% · serial /dev/readerhost-reader",
+    or "disconnected · serial /dev/readerhost-reader: cannot open ...: no such device (unplugged?)"."""
+    link = reader.get("link") or {}
+    where = " ".join(str(link[key]) for key in ("transport", "device", "address") if link.get(key))
+    where = f" · {where}" if where else ""
+    why = f": {link['last_error']}" if link.get("last_error") else ""
+    if reader.get("id") is None:  # never reached: there is no identity to show yet
+        return f"{reader.get('state')}{where}{why}"
+    firmware = f", firmware {reader['firmware']}" if reader.get("firmware") else ""
+    battery = f", battery {reader['battery']}%" if reader.get("battery") is not None else ""
+    if reader.get("charging"):
+        battery += " (charging)"
+    identity = f"{reader.get('model')} {reader['id']} (serial {reader.get('serial')}){firmware}{battery}"
+    return f"{reader.get('state')}: {identity}{where}{why}"
+
+
 def stripe_text(stripe: dict[str, Any]) -> str:
     failures = stripe.get("consecutive_failures", 0)
     text = "reachable" if stripe.get("reachable") else f"UNREACHABLE ({failures} failures in a row)"

@@ -563,6 +563,25 @@ def test_money_is_shown_with_its_currency() -> None:
     assert formatting.money(123456, "gbp") == "1234.56 GBP"
 
 
+def test_the_reader_line_tells_a_technician_what_and_where_and_why_not() -> None:
+    link = {"transport": "serial", "device": "/dev/readerhost-reader", "connected": True, "last_error": None}
+    connected = {
+        "state": "ready", "id": "EMU-0001", "model": "readerhost-emulator", "serial": "EMU-0001",
+        "firmware": "1.0.0", "battery": 80, "charging": True, "link": link,
+    }  # fmt: skip
+    assert formatting.reader_text(connected) == (
+        "ready: readerhost-emulator EMU-0001 (serial EMU-0001), firmware 1.0.0, battery 80% (charging)"
+        " · serial /dev/readerhost-reader"
+    )
+    why = "cannot open /dev/readerhost-reader: no such device (unplugged?)"
+    never = {"state": "connecting", "id": None, "link": {**link, "connected": False, "last_error": why}}
+    assert formatting.reader_text(never) == f"connecting · serial /dev/readerhost-reader: {why}"
+    lost = {**connected, "state": "disconnected", "link": {**link, "last_error": "the Bluetooth connection dropped"}}
+    assert formatting.reader_text(lost).endswith(": the Bluetooth connection dropped")
+    simulated = {"state": "ready", "id": "sim-1", "model": "simulated", "serial": "SIM-0001", "battery": None}
+    assert formatting.reader_text(simulated) == "ready: simulated sim-1 (serial SIM-0001)"
+
+
 def test_event_lines_for_a_technician() -> None:
     def event(event_type: str, data: dict[str, Any]) -> Event:
         return Event("t", event_type, 1, "b", "2026-11-26T08:00:00.000Z", data)
