@@ -5,9 +5,11 @@ all through the real socket."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.daemon import LineClient, running_daemon
 from support.oled import RecordingBus
 
@@ -116,3 +118,77 @@ def test_three_remote_disconnects_and_reconnects(tmp_path: Path) -> None:
                 await pos.close()
 
     run(scenario())
+
+
+def test_garbled_frames_and_a_cancel_the_reader_never_answers_over_ble(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        async with VirtualRadio() as radio:
+            device = ReaderDevice(script=DeviceScript(card="visa", present_after_s=0))
+            async with (
+                peripheral_on(radio, device),
+                running_daemon(
+                    tmp_path,
+                    CONFIG.replace("[reader]\n", "[reader]\ncancel_confirm_s = 0.5\n"),
+                    ble_backends=radio.bleak_backends(),
+                ) as daemon,
+            ):
+                pos = await subscribed_when_connected(daemon.socket_path)
+                device.garble_next(3)
+                await pos.call("payment.start", {"order_id": "G-1", "amount": 1250, "currency": "eur"})
+                await pos.event(of_type("payment.state", state="authorized"))
+
+                device.set_script(DeviceScript(card=None))
+                started = await pos.call("payment.start", {"order_id": "G-2", "amount": 1250, "currency": "eur"})
+                await asyncio.wait_for(device.wait_collecting(), 10)
+                device.stop_answering()
+                canceled = await pos.call("payment.cancel", {"payment_id": started["result"]["payment_id"]})
+                assert canceled["result"]["state"] == "canceled"
+                lost = await pos.event(of_type("reader.disconnected"))
+                assert "cancel" in lost["params"]["data"]["reason"].lower()
+                device.stop_answering(False)
+                await pos.event(of_type("reader.connected", reason="reconnected"))
+                await pos.close()
+
+    with caplog.at_level(logging.WARNING, logger="readerhost.reader"):
+        run(scenario())
+    assert sum("dropped a damaged frame" in message for message in caplog.messages) == 3
+
+
+def test_without_bluetooth_the_daemon_runs_and_says_why_it_has_no_reader(tmp_path: Path) -> None:
+    # No injected backend: bleak's own (BlueZ over D-Bus), on a machine with no Bluetooth at all.
+    async def scenario() -> str:
+        said = LogLineSeen("unavailable")
+        logging.getLogger("readerhost.reader").addHandler(said)
+        try:
+            async with running_daemon(tmp_path, CONFIG) as daemon:
+                await asyncio.wait_for(said.seen.wait(), 20)  # the first attempt failed, and was logged
+                pos = await LineClient.connect(daemon.socket_path)
+                await pos.receive()
+                reader = (await pos.call("status.get"))["result"]["reader"]
+                assert reader["state"] == "connecting"
+                assert reader["link"]["connected"] is False
+                refused = await pos.call("payment.start", {"order_id": "N-1", "amount": 1250, "currency": "eur"})
+                assert refused["error"]["data"]["reason"] == "READER_UNAVAILABLE"
+                assert reader["link"]["last_error"] in refused["error"]["message"]
+                await pos.close()
+                return str(reader["link"]["last_error"])
+        finally:
+            logging.getLogger("readerhost.reader").removeHandler(said)
+
+    why = run(scenario())
+    assert why.startswith(("Bluetooth is not available", "Bluetooth: "))
+
+
+class LogLineSeen(logging.Handler):
+    """Sets `seen` when a log line containing `text` is emitted (from the event loop's thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.WARNING)
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
