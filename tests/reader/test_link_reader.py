@@ -300,3 +300,23 @@ async def test_battery_reports_reach_the_status_and_a_low_battery_the_log(caplog
             await asyncio.wait_for(r.reader.collect(100, "eur", Prompts()), WAIT_S)
         assert (r.reader.status()["battery"], r.reader.status()["charging"]) == (12, False)
         assert any("battery low: 12%" in m for m in caplog.messages)
+
+
+class BrokenPrompts(Prompts):
+    def input_options(self, options: list[str]) -> None:
+        raise RuntimeError("a bug in whoever listens")
+
+
+@in_loop
+async def test_a_bug_while_handling_the_device_costs_a_link_reset_not_the_reader(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with rig(DeviceScript(card="visa", present_after_s=0)) as r:
+        await connected(r)
+        with caplog.at_level(logging.ERROR, logger="readerhost.reader"), pytest.raises(ReaderError) as error:
+            await asyncio.wait_for(r.reader.collect(100, "eur", BrokenPrompts()), WAIT_S)
+        assert error.value.code == "READER_UNAVAILABLE"
+        assert any("failed handling what the device sent" in m for m in caplog.messages)
+        await connected(r, 2)
+        method = await asyncio.wait_for(r.reader.collect(100, "eur", Prompts()), WAIT_S)
+        assert method.reference == "pm_card_present_visa"

@@ -130,7 +130,11 @@ class LinkReader:
                 await asyncio.sleep(self._backoff(failures))
                 failures += 1
                 continue
-            reason = await self._serve(connection)
+            try:
+                reason = await self._serve(connection)
+            except Exception:  # a bug of ours must not end reconnection for good
+                logger.exception("reader link: failed serving the connection")
+                reason = "an internal error in the daemon (see the log)"
             failures = 0 if reason is None else failures + 1
             if reason is not None:
                 last_logged = reason

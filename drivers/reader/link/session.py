@@ -116,6 +116,9 @@ class Session:
                     await self._handle(item)
         except LinkLost as error:
             self.abandon(error.reason)
+        except Exception:  # a bug of ours must cost a link reset, not the reader for good
+            logger.exception("reader link: failed handling what the device sent")
+            self.abandon("an internal error in the daemon (see the log)")
 
     async def _handle(self, item: Message | Exception) -> None:
         if isinstance(item, FrameError):
