@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, running_daemon
+from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
 from support.oled import RecordingBus
 
 from readerhost.sim.ble_radio import VirtualRadio
@@ -31,20 +31,6 @@ connect_timeout_s = 5
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 60))
-
-
-def of_type(kind: str, **data: Any) -> Any:
-    return lambda e: e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
-
-
-async def subscribed_when_connected(path: Path) -> LineClient:
-    """A POS subscribed to payment and reader events, once the daemon has its reader."""
-    pos = await LineClient.connect(path)
-    await pos.receive()  # the banner
-    snapshot = (await pos.call("events.subscribe", {"topics": ["payment", "reader"]}))["result"]["snapshot"]
-    if snapshot["reader"]["state"] != "ready":
-        await pos.event(of_type("reader.connected"))
-    return pos
 
 
 def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, daemon_process, running_daemon
+from support.daemon import daemon_process, of_type, running_daemon, subscribed_when_connected
 from support.reader_emulator import reader_emulator
 
 
@@ -28,19 +28,6 @@ cancel_confirm_s = {cancel_confirm_s}
 [reader.serial]
 device = "{link}"
 """
-
-
-def of_type(kind: str, **data: Any) -> Any:
-    return lambda e: e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
-
-
-async def subscribed_when_connected(path: Path) -> LineClient:
-    pos = await LineClient.connect(path)
-    await pos.receive()  # the banner
-    snapshot = (await pos.call("events.subscribe", {"topics": ["payment", "reader"]}))["result"]["snapshot"]
-    if snapshot["reader"]["state"] != "ready":
-        await pos.event(of_type("reader.connected"))
-    return pos
 
 
 def test_a_payment_with_prompts_then_an_unplug_mid_collection_and_a_replug(tmp_path: Path) -> None:

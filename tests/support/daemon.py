@@ -192,6 +192,21 @@ class LineClient:
             await self.writer.wait_closed()
 
 
+def of_type(kind: str, **data: Any) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for LineClient.event: an event of `kind` whose data has these values."""
+    return lambda e: e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
+
+
+async def subscribed_when_connected(path: Path) -> LineClient:
+    """A POS subscribed to payment and reader events, once the daemon has its reader."""
+    pos = await LineClient.connect(path)
+    await pos.receive()  # the banner
+    snapshot = (await pos.call("events.subscribe", {"topics": ["payment", "reader"]}))["result"]["snapshot"]
+    if snapshot["reader"]["state"] != "ready":
+        await pos.event(of_type("reader.connected"))
+    return pos
+
+
 def socket_accepts(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
