@@ -1,8 +1,9 @@
 """Startup: from exec to READY=1 over sd_notify, against the floor of `python -c "import stripe"`.
 
-Also holds the small helpers the memory and idle benchmarks share: a real readerhostd process with
-a temporary configuration and every path under a temporary folder (as tests/support/daemon.py
-does), a notify socket, and an external Stripe emulator.
+Also holds the small helpers the memory, idle and reader-link benchmarks share: a real readerhostd
+process with a temporary configuration and every path under a temporary folder (as
+tests/support/daemon.py does), a notify socket, an external Stripe emulator and the reader link
+emulator on a pty.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ present_after_s = -1
 """
 
 
-def external_config(api_base: str, extra: str = "") -> str:
-    """The simulated reader talking to an emulator outside the daemon (what a live kiosk looks like)."""
-    return f'{SIMULATED_ONLY}\n[stripe]\napi_base = "{api_base}"\n{extra}'
+def external_config(api_base: str, extra: str = "", *, reader: str = SIMULATED_ONLY) -> str:
+    """A reader (the simulated one unless told) talking to an emulator outside the daemon (as live)."""
+    return f'{reader}\n[stripe]\napi_base = "{api_base}"\n{extra}'
+
+
+def serial_reader(device: Path) -> str:
+    """The `[reader]` tables of a serial (reader link) reader on `device`."""
+    return f'[reader]\ndriver = "serial"\n\n[reader.serial]\ndevice = "{device}"\n'
 
 
 def daemon_env(folder: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -192,6 +198,28 @@ def external_emulator() -> Iterator[tuple[str, int]]:
         if match is None:
             raise RuntimeError(f"the emulator did not start: {line!r}")
         yield match.group(1), process.pid
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def reader_emulator(link: Path, *flags: str, timeout: float = 10.0) -> Iterator[int]:
+    """`readerhost-reader-emulator --link LINK FLAGS` as a separate process; yields its pid once LINK is there.
+
+    Its stdout (a JSON line per event) goes to a file beside LINK: a pipe nobody reads would fill
+    and stall it, and a thread reading it would share the measured process's CPU.
+    """
+    output = link.with_name(link.name + ".out")
+    command = [sys.executable, "-m", "readerhost.sim.reader_device.cli", "--link", str(link), *flags]
+    with output.open("w") as out:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while f"link: {link}" not in output.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the reader emulator did not start: {output.read_text()[-500:]!r}")
+            time.sleep(0.02)
+        yield process.pid
     finally:
         _stop(process)
 
