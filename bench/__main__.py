@@ -23,7 +23,17 @@ from pathlib import Path
 
 from bench.common import Result
 
-MODULES = ("payment_overhead", "api_latency", "durability", "memory", "startup", "idle", "queue_drain", "oled")
+MODULES = (
+    "payment_overhead",
+    "api_latency",
+    "durability",
+    "memory",
+    "startup",
+    "idle",
+    "queue_drain",
+    "oled",
+    "reader_link",
+)
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
 

@@ -1,4 +1,5 @@
-"""The benchmark suite still runs: a quick pass of the payment, latency and durability benchmarks.
+"""The benchmark suite still runs: a quick pass of the payment, latency, durability and reader link
+benchmarks (the last starts the reader emulator on a pty and drives the daemon's serial reader).
 
 Benchmarks assert nothing about speed; this only checks that they run to the end and report.
 """
@@ -27,6 +28,7 @@ def test_quick_benchmarks_run_and_report_each_section() -> None:
             "payment-overhead",
             "api-latency",
             "durability",
+            "reader-link",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -35,6 +37,6 @@ def test_quick_benchmarks_run_and_report_each_section() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for title in ("### Payment overhead", "### API latency", "### Durability"):
+    for title in ("### Payment overhead", "### API latency", "### Durability", "### Reader link"):
         assert title in done.stdout, done.stdout
     assert "FAILED" not in done.stdout
