@@ -7,7 +7,8 @@ advertises the link service and a local name, exposes RX (write, write without r
 send)`, where `receive` yields the bytes written to RX (b"" once the central is gone) and `send`
 notifies TX in pieces of at most ATT_MTU - 3 bytes. When `serve` returns while the central is still
 connected (the device dropped the link), the peripheral disconnects it: the host sees a remote
-disconnect. Importing this module loads bumble (about 300 ms): the daemon never does.
+disconnect. `unplug` makes the reader vanish (disconnected, not advertising, refusing centrals)
+until `plug`. Importing this module loads bumble (about 300 ms): the daemon never does.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class ReaderPeripheral:
         self._task: asyncio.Task[None] | None = None
         self._refusals: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._unplugged = False  # gone dark by `unplug`: not advertising, refusing centrals
         self._idle = asyncio.Event()
         self._connected = asyncio.Event()
         self.connections = 0  # connections served so far
@@ -123,6 +125,11 @@ class ReaderPeripheral:
     @property
     def connected(self) -> bool:
         return self._session is not None and self._session.connected
+
+    @property
+    def plugged(self) -> bool:
+        """False between `unplug` and `plug`."""
+        return not self._unplugged
 
     async def start(self) -> None:
         self.device.add_service(Service(LINK_SERVICE_UUID, [self._rx, self._tx]))
@@ -153,10 +160,31 @@ class ReaderPeripheral:
         if session is not None and session.connected:
             await _disconnect(session.connection)
 
+    async def unplug(self) -> None:
+        """Vanish, as a reader switched off: stop advertising, disconnect the central (a remote
+        disconnect), refuse connections until `plug`. RuntimeError when already unplugged."""
+        if self._unplugged:
+            raise RuntimeError("not plugged in")
+        self._unplugged = True
+        await self._go_quiet()
+        if self.device.is_advertising:  # a serve that ended just before may have advertised again
+            await self.device.stop_advertising()
+
+    async def plug(self) -> None:
+        """Advertise and accept a central again after `unplug`; RuntimeError when plugged in."""
+        if not self._unplugged:
+            raise RuntimeError("already plugged in")
+        self._unplugged = False
+        await self._advertise()
+
     async def close(self) -> None:
         """Stop advertising, end the connection and its `serve`."""
         self._closing = True
         self.device.remove_listener(Device.EVENT_CONNECTION, self._on_connection)
+        await self._go_quiet()
+
+    async def _go_quiet(self) -> None:
+        """Stop advertising, disconnect the central and wait for its `serve` to end."""
         if self.device.is_advertising:
             await self.device.stop_advertising()
         await self.disconnect()
@@ -173,8 +201,8 @@ class ReaderPeripheral:
     # -- connections ---------------------------------------------------------------------------
 
     def _on_connection(self, connection: Connection) -> None:
-        if self._session is not None or self._closing:
-            log.info("refusing a second central %s: one connection at a time", connection.peer_address)
+        if self._session is not None or self._closing or self._unplugged:
+            log.info("refusing central %s: one connection at a time, none while unplugged", connection.peer_address)
             refusal = asyncio.get_running_loop().create_task(_disconnect(connection))
             self._refusals.add(refusal)  # the loop keeps only a weak reference to tasks
             refusal.add_done_callback(self._refusals.discard)
@@ -205,7 +233,7 @@ class ReaderPeripheral:
                 await _disconnect(session.connection)  # the device dropped the link
             self._session = None
             self._connected.clear()
-            if not self._closing:
+            if not (self._closing or self._unplugged):
                 await self._advertise()
 
     async def _notify(self, session: _Session, data: bytes) -> None:
