@@ -11,10 +11,11 @@ Bluetooth at all (CI, containers, a laptop without an adapter).
         client = BleakClient(device, backend=client_backend)
 
 Each device on the radio gets its own bumble controller; the bleak side shares one "adapter" device
-per radio, as bleak shares hci0 on Linux. The backends follow bleak's BlueZ backend where they must
-choose: connecting by address scans for it first (`BleakDeviceNotFoundError` when absent), the
-disconnected callback fires on local and remote disconnects alike, I/O after a disconnect raises
-`BleakError("Not connected")`.
+per radio, as bleak shares hci0 on Linux. `expose_controller` adds a controller whose host is
+another process, reached over bumble's TCP transport (the emulator's `--ble tcp-client:...`).
+The backends follow bleak's BlueZ backend where they must choose: connecting by address scans for
+it first (`BleakDeviceNotFoundError` when absent), the disconnected callback fires on local and
+remote disconnects alike, I/O after a disconnect raises `BleakError("Not connected")`.
 
 Limits (of bumble's virtual controller, not of real radios): no radio timing, loss or RSSI (always
 -50 dBm); scan responses repeat the advertising data, so a name that only fits in a scan response is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -12,7 +13,8 @@ from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
-from bumble.transport.common import AsyncPipeSink
+from bumble.transport.common import AsyncPipeSink, Transport
+from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
 if TYPE_CHECKING:
     from .client import BumbleBleakClient
@@ -35,6 +37,7 @@ class VirtualRadio:
     def __init__(self) -> None:
         self._link: LocalLink | None = None
         self._nodes: list[_Node] = []
+        self._exposed: list[tuple[Controller, Transport]] = []
         self._adapter: Device | None = None
         self._adapter_lock = asyncio.Lock()
         # The adapter makes one connection attempt at a time, as bumble allows.
@@ -67,6 +70,24 @@ class VirtualRadio:
         self._nodes.append(_Node(controller, device))
         await device.power_on()
         return device
+
+    async def expose_controller(self, name: str) -> str:
+        """A controller on this radio whose host is elsewhere: another process connects to the
+        returned bumble transport spec (`tcp-client:127.0.0.1:PORT`) and drives it over HCI, as a
+        host drives a USB dongle. The port is the system's choice, so tests never collide."""
+        if self._link is None:
+            raise RuntimeError("the radio is not open: use `async with VirtualRadio() as radio`")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            transport = await open_tcp_server_transport_with_socket(sock)
+        except BaseException:
+            sock.close()
+            raise
+        controller = Controller(name, host_source=transport.source, host_sink=transport.sink, link=self._link)
+        self._exposed.append((controller, transport))
+        return f"tcp-client:127.0.0.1:{port}"
 
     async def adapter(self) -> Device:
         """The central that the bleak backends share, created on first use."""
@@ -105,6 +126,12 @@ class VirtualRadio:
             await _power_off(node.device)
             if self._link is not None and node.controller in self._link.controllers:
                 self._link.remove_controller(node.controller)
+        exposed, self._exposed = self._exposed, []
+        for controller, transport in exposed:
+            _stop_advertising(controller)  # its host may be gone without saying so
+            await _close_tcp_server(transport)
+            if self._link is not None and controller in self._link.controllers:
+                self._link.remove_controller(controller)
         self._adapter = None
         self._scanners = 0
 
@@ -132,3 +159,23 @@ async def _power_off(device: Device) -> None:
     if device.is_scanning:
         await device.stop_scanning()
     await device.power_off()
+
+
+async def _close_tcp_server(transport: Transport) -> None:
+    """Close bumble's TCP server transport: its close() leaves the listening socket and the
+    connection open, so close its asyncio server and the connection (the sink's) ourselves."""
+    await transport.close()
+    connection: asyncio.BaseTransport | None = getattr(transport.sink, "transport", None)
+    if connection is not None:
+        connection.close()
+    server: asyncio.Server | None = getattr(transport, "server", None)
+    if server is not None:
+        server.close()
+        await server.wait_closed()
+
+
+def _stop_advertising(controller: Controller) -> None:
+    """Stop a controller's advertising timers, which would keep firing into a closed link."""
+    controller.le_legacy_advertiser.stop()
+    for advertising_set in controller.advertising_sets.values():
+        advertising_set.stop()
