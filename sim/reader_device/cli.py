@@ -2,29 +2,27 @@
 
 Prints `pty: /dev/pts/N` (and `link: PATH`) once the pty is ready, then takes control commands on
 stdin (control.py) and reports on stdout, one JSON line each: answers, and events such as
-{"event": "collecting", "collection": 1, "amount": 1250, "currency": "eur"}.
+{"event": "collecting", "collection": 1, "amount": 1250, "currency": "eur"}. With --ble TRANSPORT
+it is a Bluetooth LE peripheral instead (ble_cli.py), with the same console (console.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
-import selectors
-import signal
+import re
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
 
-from . import control
+from . import console, control
 from .device import ReaderDevice
 from .pty import PluggablePty
 from .script import DeviceIdentity, DeviceScript, LinkTimings
 
-PROG = "readerhost-reader-emulator"
+PROG = console.PROG
+# A random static address has its two top bits set: the first byte is C0-FF.
+_STATIC_ADDRESS = re.compile(r"[C-Fc-f][0-9A-Fa-f](:[0-9A-Fa-f]{2}){5}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pty", action="store_true", default=True, help="serve on a pseudo-terminal (default)")
     parser.add_argument("--link", type=Path, metavar="PATH", help="keep a symlink PATH to the pty while plugged in")
-    parser.add_argument("--ble", metavar="TRANSPORT", help="serve over Bluetooth LE instead (not available yet)")
+    parser.add_argument(
+        "--ble",
+        metavar="TRANSPORT",
+        help="serve over Bluetooth LE instead, on a bumble HCI transport: usb:0, serial:/dev/ttyUSB0, "
+        "tcp-client:HOST:PORT, ...",
+    )
+    parser.add_argument("--ble-name", metavar="NAME", help="the local name advertised (default readerhost-emu)")
+    parser.add_argument(
+        "--ble-address", metavar="ADDR", help="a random static address to keep (default: a fresh one each run)"
+    )
     parser.add_argument(
         "--card", default="visa", metavar="NAME|none", help="test card presented by itself (default visa)"
     )
@@ -81,55 +88,41 @@ def _configure(args: argparse.Namespace) -> tuple[DeviceIdentity, DeviceScript]:
     )
     if args.host_silence <= 0:
         raise ValueError("--host-silence must be positive")
+    if args.ble is None and (args.ble_address is not None or args.ble_name is not None):
+        raise ValueError("--ble-name and --ble-address go with --ble")
+    if args.ble is not None and args.link is not None:
+        raise ValueError("--link is for a pty, not --ble")
+    if args.ble_address is not None and not _STATIC_ADDRESS.fullmatch(args.ble_address):
+        raise ValueError("--ble-address takes a random static address such as C0:DE:00:00:00:01 (first byte C0-FF)")
     return identity, script
 
 
-def _say(fields: Mapping[str, Any]) -> None:
-    with contextlib.suppress(BrokenPipeError):  # nobody listens any more; run on until told to stop
-        print(json.dumps(dict(fields)), flush=True)
-
-
-def _on_event(name: str, fields: Mapping[str, Any]) -> None:
-    _say({"event": name, **fields})
-
-
-def _pollable(stream: TextIO) -> bool:
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(stream.fileno(), selectors.EVENT_READ)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-async def _control(device: ReaderDevice, port: PluggablePty) -> None:
-    """Serve the control channel on stdin until EOF; without a readable stdin there is none."""
-    if not _pollable(sys.stdin):
-        return  # e.g. /dev/null or a file: epoll refuses them
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        if line.strip():
-            _say(await control.handle(line.decode(errors="replace"), device, port))
-
-
 async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Namespace) -> int:
-    device = ReaderDevice(identity, script, timings=LinkTimings(host_silence_s=args.host_silence), on_event=_on_event)
+    timings = LinkTimings(host_silence_s=args.host_silence)
+    device = ReaderDevice(identity, script, timings=timings, on_event=console.on_event)
+    if args.ble is not None:
+        from . import ble_cli  # loads bumble, which the pty mode does without
+
+        return await ble_cli.serve(device, args.ble, name=args.ble_name, address=args.ble_address)
+    return await _serve_pty(device, args.link)
+
+
+async def _serve_pty(device: ReaderDevice, link: Path | None) -> int:
     try:
-        port = PluggablePty(device, args.link)
+        port = PluggablePty(device, link)
         path = port.plug()
     except OSError as error:  # no ptys left, or --link names something that is not a symlink
         print(f"{PROG}: cannot plug in: {error}", file=sys.stderr)
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = console.stop_on_signals()
     print(f"pty: {path}", flush=True)
-    if args.link is not None:
-        print(f"link: {args.link}", flush=True)
-    controlling = loop.create_task(_control(device, port))
+    if link is not None:
+        print(f"link: {link}", flush=True)
+
+    async def handle(line: str) -> console.Answer:
+        return await control.handle(line, device, port)
+
+    controlling = asyncio.get_running_loop().create_task(console.serve_control(handle))
     try:
         await stop.wait()
     finally:
@@ -141,9 +134,6 @@ async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Na
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.ble is not None:
-        print(f"{PROG}: --ble is not available yet", file=sys.stderr)
-        return 2
     try:
         identity, script = _configure(args)
     except ValueError as error:

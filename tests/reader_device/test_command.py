@@ -47,7 +47,10 @@ def test_runs_until_a_signal_then_exits_0_and_removes_the_link(
         (["--prompt", "smile"], "display message"),
         (["--error", "oops"], "error code"),
         (["--versions", "one"], "--versions"),
-        (["--ble", "hci0"], "--ble"),
+        (["--ble-name", "shop"], "go with --ble"),
+        (["--ble", "usb:0", "--link", "reader"], "--link"),
+        (["--ble", "usb:0", "--ble-address", "00:11:22:33:44:55"], "random static address"),
+        (["--ble", "usb:0", "--ble-address", "C0:DE"], "random static address"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message(flags: list[str], named: str) -> None:

@@ -1,0 +1,142 @@
+"""`readerhost-reader-emulator --ble TRANSPORT`: the device as a GATT peripheral (ble.py) on any bumble
+HCI transport — `usb:0` (a USB Bluetooth dongle), `serial:/dev/ttyUSB0`, `tcp-client:HOST:PORT`, ...
+
+Prints `ble: ADDRESS NAME` once advertising, then the console of the pty mode (console.py,
+control.py) with three commands of its own: `unplug` makes the reader vanish (the central is
+disconnected — the host sees a remote disconnect — and the reader stops advertising and refuses
+centrals), `replug` makes it advertise again (after an unplug first when plugged in), and `status`
+answers `ble`, `plugged` and `connected` instead of `pty`. Loads bumble: cli.py imports this module
+only in --ble mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.transport import open_transport
+from bumble.transport.common import Transport
+
+from . import console, control
+from .ble import DEFAULT_NAME, ReaderPeripheral
+from .device import ReaderDevice
+from .pty import PluggablePty
+
+log = logging.getLogger(__name__)
+
+START_S = 10.0  # something that is no controller never answers HCI_Reset
+STOP_S = 5.0
+PORT_COMMANDS = ("unplug", "replug", "status")
+
+
+class BleControl:
+    """control.py's commands, with unplug, replug and status meaning the peripheral instead of a pty."""
+
+    def __init__(self, device: ReaderDevice, peripheral: ReaderPeripheral) -> None:
+        self._device = device
+        self._peripheral = peripheral
+        # control.handle takes the pty for the port commands, answered here instead; it never
+        # touches it for the others, so an unplugged one stands in.
+        self._no_pty = PluggablePty(device)
+
+    async def handle(self, line: str) -> console.Answer:
+        command = _port_command(line)
+        if command is None:
+            return await control.handle(line, self._device, self._no_pty)
+        name, value = command
+        if value is not True:
+            return {"error": f"{name} takes true"}
+        peripheral = self._peripheral
+        try:
+            if name == "unplug":
+                await peripheral.unplug()
+            elif name == "replug":
+                if peripheral.plugged:
+                    await peripheral.unplug()
+                await peripheral.plug()
+        except RuntimeError as error:  # unplugging twice
+            return {"error": str(error)}
+        if name == "status":
+            return {
+                "ok": True,
+                "ble": peripheral.address,
+                "plugged": peripheral.plugged,
+                "connected": peripheral.connected,
+                "collecting": self._device.collecting,
+                "received": len(self._device.received),
+            }
+        return {"ok": True, "ble": peripheral.address} if name == "replug" else {"ok": True}
+
+
+def _port_command(line: str) -> tuple[str, object] | None:
+    """(name, value) when `line` is one of PORT_COMMANDS alone; None for anything else."""
+    try:
+        command = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(command, dict) and len(command) == 1:
+        ((name, value),) = command.items()
+        if name in PORT_COMMANDS:
+            return name, value
+    return None
+
+
+async def serve(device: ReaderDevice, spec: str, *, name: str | None, address: str | None) -> int:
+    """Serve `device` on the transport `spec` until SIGTERM or SIGINT (0) or the transport is lost (1).
+    `address`: a random static address (None: a fresh one)."""
+    stop = console.stop_on_signals()
+    try:
+        transport = await asyncio.wait_for(open_transport(spec), START_S)
+    except Exception as error:  # bumble raises anything from ValueError to USB errors
+        return _fail(f"cannot open the Bluetooth transport {spec!r}: {_one_line(error)}")
+    try:
+        return await _serve_on(transport, device, spec, name or DEFAULT_NAME, address, stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(transport.close(), STOP_S)
+
+
+async def _serve_on(
+    transport: Transport, device: ReaderDevice, spec: str, name: str, address: str | None, stop: asyncio.Event
+) -> int:
+    hci = Device.with_hci(name, Address(address) if address else Address.ANY_RANDOM, transport.source, transport.sink)
+    peripheral = ReaderPeripheral(hci, device, name=name)
+    try:
+        await asyncio.wait_for(hci.power_on(), START_S)  # ANY_RANDOM: a fresh static address
+        await asyncio.wait_for(peripheral.start(), START_S)
+    except Exception as error:
+        return _fail(f"no Bluetooth controller to advertise on at {spec!r}: {_one_line(error)}")
+    print(f"ble: {peripheral.address} {name}", flush=True)
+    lost = transport.source.terminated  # the dongle pulled out, the TCP peer gone
+    lost.add_done_callback(lambda _: stop.set())
+    controlling = asyncio.get_running_loop().create_task(console.serve_control(BleControl(device, peripheral).handle))
+    try:
+        await stop.wait()
+    finally:
+        controlling.cancel()
+    if lost.done():
+        cause = None if lost.cancelled() else lost.exception()
+        return _fail(f"the Bluetooth transport {spec!r} closed" + (f": {_one_line(cause)}" if cause else ""))
+    try:
+        # Let the controller stop advertising and drop the central before the transport closes.
+        await asyncio.wait_for(peripheral.close(), STOP_S)
+        await asyncio.wait_for(hci.power_off(), STOP_S)
+    except Exception as error:
+        log.warning("did not stop cleanly: %r", error)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"{console.PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {START_S:g} s"
+    return " ".join(str(error).split()) or type(error).__name__
