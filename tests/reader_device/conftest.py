@@ -1,11 +1,13 @@
-"""The emulator as a child process on a pty, and a host on its far end; both stopped in teardown."""
+"""The emulator as a child process on a pty or over BLE, and a host on its far end; all stopped in teardown."""
 
 from __future__ import annotations
 
+import subprocess
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import pytest
-from support.link_host import EmulatorProcess, LinkHost
+from support.link_host import MODULE, EmulatorProcess, LinkHost
 
 StartEmulator = Callable[..., EmulatorProcess]
 OpenHost = Callable[..., LinkHost]
@@ -19,6 +21,46 @@ def start_emulator() -> Iterator[StartEmulator]:
     def start(*args: str, command: list[str] | None = None) -> EmulatorProcess:
         defaults = [] if "--present-after" in args else ["--present-after", "0.1"]
         emulator = EmulatorProcess(*defaults, *args, command=command)
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+class BleEmulatorProcess(EmulatorProcess):
+    """The emulator with --ble: its first line is `ble: ADDRESS NAME` instead of `pty: PATH`.
+
+    Its controller lives in the test's event loop, so a test calls the blocking methods (and the
+    constructor, which waits for that line) in a thread: asyncio.to_thread(...)."""
+
+    def __init__(self, *args: str) -> None:
+        # EmulatorProcess.__init__ insists on a pty line: the same set-up, another first line.
+        self.process = subprocess.Popen(
+            [*MODULE, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert self.process.stdout is not None
+        self._fd = self.process.stdout.fileno()
+        self._buffer = b""
+        self._lines = deque()
+        self.events = []
+        try:
+            first = self.line(timeout=10)
+            assert first.startswith("ble: "), first
+        except BaseException:
+            self.stop()
+            raise
+        self.address, self.name = first.removeprefix("ble: ").split(" ", 1)
+
+
+@pytest.fixture
+def start_ble_emulator() -> Iterator[Callable[..., BleEmulatorProcess]]:
+    """Start `readerhost-reader-emulator` with these arguments (--ble TRANSPORT among them); call in a thread."""
+    started: list[BleEmulatorProcess] = []
+
+    def start(*args: str) -> BleEmulatorProcess:
+        emulator = BleEmulatorProcess(*args)
         started.append(emulator)
         return emulator
 
