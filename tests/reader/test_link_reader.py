@@ -320,3 +320,14 @@ async def test_a_bug_while_handling_the_device_costs_a_link_reset_not_the_reader
         await connected(r, 2)
         method = await asyncio.wait_for(r.reader.collect(100, "eur", Prompts()), WAIT_S)
         assert method.reference == "pm_card_present_visa"
+
+
+@in_loop
+async def test_a_message_goes_on_as_soon_as_its_ack_arrives_not_when_the_ack_timeout_ends() -> None:
+    # With a 30 s ACK timeout, waiting out the timeout on every send would blow the test's 10 s.
+    patient = LinkSettings(**{**FAST.__dict__, "timings": LinkTimings(ack_timeout_s=30.0, keepalive_s=60.0)})
+    async with rig(DeviceScript(card="visa", present_after_s=0), settings=patient) as r:
+        await connected(r)
+        for _ in range(3):
+            method = await asyncio.wait_for(r.reader.collect(100, "eur", Prompts()), WAIT_S)
+            assert method.reference == "pm_card_present_visa"

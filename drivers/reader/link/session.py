@@ -65,7 +65,9 @@ class Session:
                         logger.debug("reader link: no ACK for %s seq %d, sending it again", kind.name, seq)
                     await self._write(frame)
                     waiting: set[asyncio.Future[Any]] = {acked, self._lost}
-                    done, _ = await asyncio.wait(waiting, timeout=self._timings.ack_timeout_s)
+                    done, _ = await asyncio.wait(
+                        waiting, timeout=self._timings.ack_timeout_s, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if acked in done:
                         return
                     if self._lost in done:
