@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 
@@ -25,65 +24,33 @@ from bumble.transport.common import Transport
 from . import console, control
 from .ble import DEFAULT_NAME, ReaderPeripheral
 from .device import ReaderDevice
-from .pty import PluggablePty
 
 log = logging.getLogger(__name__)
 
 START_S = 10.0  # something that is no controller never answers HCI_Reset
 STOP_S = 5.0
-PORT_COMMANDS = ("unplug", "replug", "status")
 
 
-class BleControl:
-    """control.py's commands, with unplug, replug and status meaning the peripheral instead of a pty."""
+class PeripheralPort:
+    """The control channel's unplug, replug and status for the peripheral (control.Port): unplug
+    disconnects the central and stops advertising, replug advertises again."""
 
     def __init__(self, device: ReaderDevice, peripheral: ReaderPeripheral) -> None:
         self._device = device
         self._peripheral = peripheral
-        # control.handle takes the pty for the port commands, answered here instead; it never
-        # touches it for the others, so an unplugged one stands in.
-        self._no_pty = PluggablePty(device)
 
-    async def handle(self, line: str) -> console.Answer:
-        command = _port_command(line)
-        if command is None:
-            return await control.handle(line, self._device, self._no_pty)
-        name, value = command
-        if value is not True:
-            return {"error": f"{name} takes true"}
+    async def unplug(self) -> None:
+        await self._peripheral.unplug()
+
+    async def replug(self) -> control.Answer:
+        if self._peripheral.plugged:
+            await self._peripheral.unplug()
+        await self._peripheral.plug()
+        return {"ble": self._peripheral.address}
+
+    def describe(self) -> control.Answer:
         peripheral = self._peripheral
-        try:
-            if name == "unplug":
-                await peripheral.unplug()
-            elif name == "replug":
-                if peripheral.plugged:
-                    await peripheral.unplug()
-                await peripheral.plug()
-        except RuntimeError as error:  # unplugging twice
-            return {"error": str(error)}
-        if name == "status":
-            return {
-                "ok": True,
-                "ble": peripheral.address,
-                "plugged": peripheral.plugged,
-                "connected": peripheral.connected,
-                "collecting": self._device.collecting,
-                "received": len(self._device.received),
-            }
-        return {"ok": True, "ble": peripheral.address} if name == "replug" else {"ok": True}
-
-
-def _port_command(line: str) -> tuple[str, object] | None:
-    """(name, value) when `line` is one of PORT_COMMANDS alone; None for anything else."""
-    try:
-        command = json.loads(line)
-    except ValueError:
-        return None
-    if isinstance(command, dict) and len(command) == 1:
-        ((name, value),) = command.items()
-        if name in PORT_COMMANDS:
-            return name, value
-    return None
+        return {"ble": peripheral.address, "plugged": peripheral.plugged, "connected": peripheral.connected}
 
 
 async def serve(device: ReaderDevice, spec: str, *, name: str | None, address: str | None) -> int:
@@ -114,7 +81,12 @@ async def _serve_on(
     print(f"ble: {peripheral.address} {name}", flush=True)
     lost = transport.source.terminated  # the dongle pulled out, the TCP peer gone
     lost.add_done_callback(lambda _: stop.set())
-    controlling = asyncio.get_running_loop().create_task(console.serve_control(BleControl(device, peripheral).handle))
+    port = PeripheralPort(device, peripheral)
+
+    async def handle(line: str) -> control.Answer:
+        return await control.handle(line, device, port)
+
+    controlling = asyncio.get_running_loop().create_task(console.serve_control(handle))
     try:
         await stop.wait()
     finally:

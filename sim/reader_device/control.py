@@ -2,32 +2,48 @@
 
 Commands (one key each, plus `charging` with `battery`):
   {"present": "visa"}           present a test card to the collection waiting for one
-  {"unplug": true}              close the pty: the host's port fails; the link name is removed
-  {"replug": true}              a new pty, the link name pointed at it; answers {"ok": true, "pty": ...}
+  {"unplug": true}              the reader vanishes (pty: closed, link name removed; BLE: disconnected, silent)
+  {"replug": true}              it comes back (pty: a new one; BLE: advertising); answers {"ok": true, "pty"/"ble": ...}
   {"stop_answering": true}      hang (false: answer again)
   {"garble_next": 2}            damage the next 2 outgoing frames
   {"battery": 15, "charging": false}   change the battery (BATTERY is sent as the protocol says)
   {"script": {"card": null, "prompts": ["retry_card"]}}   change these script fields, from the next collection
-  {"status": true}              {"ok": true, "pty": ..., "collecting": n or null, "received": count}
-Answers are {"ok": true, ...} or {"error": "..."}.
+  {"status": true}              {"ok": true, "pty"/"ble": ..., "collecting": n or null, "received": count}
+Answers are {"ok": true, ...} or {"error": "..."}. What unplug, replug and status mean is the
+transport's (a Port: pty.PluggablePty, ble_cli.PeripheralPort).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from .device import ReaderDevice
-from .pty import PluggablePty
 
 Answer = dict[str, Any]
+
+
+class Port(Protocol):
+    """How the emulated reader is attached, as the control channel sees it."""
+
+    async def unplug(self) -> None:
+        """The reader vanishes from the host's view; RuntimeError when it is not plugged in."""
+        ...
+
+    async def replug(self) -> Answer:
+        """It comes back (unplugged first when plugged in); what the answer adds, e.g. {"pty": path}."""
+        ...
+
+    def describe(self) -> Answer:
+        """What `status` tells of the attachment, e.g. {"pty": path or None}."""
+        ...
 
 
 class ControlError(Exception):
     """A command that cannot be carried out; its text is the answer."""
 
 
-async def handle(line: str, device: ReaderDevice, port: PluggablePty) -> Answer:
+async def handle(line: str, device: ReaderDevice, port: Port) -> Answer:
     """Carry out one command line; never raises for bad input."""
     try:
         command = json.loads(line)
@@ -41,7 +57,7 @@ async def handle(line: str, device: ReaderDevice, port: PluggablePty) -> Answer:
         return {"error": str(error)}
 
 
-async def _run(command: dict[str, Any], device: ReaderDevice, port: PluggablePty) -> Answer:
+async def _run(command: dict[str, Any], device: ReaderDevice, port: Port) -> Answer:
     keys = set(command)
     if keys in ({"battery", "charging"}, {"battery"}):
         level, charging = command["battery"], command.get("charging", False)
@@ -64,9 +80,7 @@ async def _run(command: dict[str, Any], device: ReaderDevice, port: PluggablePty
         return {"ok": True}
     if name == "replug":
         _true(name, value)
-        if port.path is not None:
-            await port.unplug()
-        return {"ok": True, "pty": port.plug()}
+        return {"ok": True, **(await port.replug())}
     if name == "stop_answering":
         if not isinstance(value, bool):
             raise ControlError("stop_answering takes true or false")
@@ -84,7 +98,7 @@ async def _run(command: dict[str, Any], device: ReaderDevice, port: PluggablePty
         return {"ok": True}
     if name == "status":
         _true(name, value)
-        return {"ok": True, "pty": port.path, "collecting": device.collecting, "received": len(device.received)}
+        return {"ok": True, **port.describe(), "collecting": device.collecting, "received": len(device.received)}
     raise ControlError(
         f"unknown command {name!r} (known: present, unplug, replug, stop_answering, "
         "garble_next, battery, script, status)"

@@ -13,6 +13,7 @@ import logging
 import os
 import tty
 from pathlib import Path
+from typing import Any
 
 from .device import ReaderDevice
 
@@ -153,6 +154,15 @@ class PluggablePty:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serving
             self._serving = None
+
+    async def replug(self) -> dict[str, Any]:
+        """The control channel's replug: a fresh pty (after an unplug when plugged in)."""
+        if self._port is not None:
+            await self.unplug()
+        return {"pty": self.plug()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"pty": self.path}
 
     async def _serve(self, port: PtyPort) -> None:
         try:

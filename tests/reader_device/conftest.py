@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections import deque
 from collections.abc import Callable, Iterator
 
 import pytest
-from support.link_host import MODULE, EmulatorProcess, LinkHost
+from support.link_host import EmulatorProcess, LinkHost
 
 StartEmulator = Callable[..., EmulatorProcess]
 OpenHost = Callable[..., LinkHost]
@@ -36,22 +34,8 @@ class BleEmulatorProcess(EmulatorProcess):
     constructor, which waits for that line) in a thread: asyncio.to_thread(...)."""
 
     def __init__(self, *args: str) -> None:
-        # EmulatorProcess.__init__ insists on a pty line: the same set-up, another first line.
-        self.process = subprocess.Popen(
-            [*MODULE, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert self.process.stdout is not None
-        self._fd = self.process.stdout.fileno()
-        self._buffer = b""
-        self._lines = deque()
-        self.events = []
-        try:
-            first = self.line(timeout=10)
-            assert first.startswith("ble: "), first
-        except BaseException:
-            self.stop()
-            raise
-        self.address, self.name = first.removeprefix("ble: ").split(" ", 1)
+        super().__init__(*args, announces="ble: ", timeout=10)
+        self.address, self.name = self.announced.split(" ", 1)
 
 
 @pytest.fixture

@@ -117,7 +117,11 @@ class LinkHost:
 class EmulatorProcess:
     """The emulator command in a child process; JSON lines on its stdout, commands on its stdin."""
 
-    def __init__(self, *args: str, command: list[str] | None = None) -> None:
+    def __init__(
+        self, *args: str, command: list[str] | None = None, announces: str = "pty: ", timeout: float = 5.0
+    ) -> None:
+        """Starts it and waits up to `timeout` for its first line, `announces` and where it is
+        (`pty: PATH`, or `ble: ADDRESS NAME` with --ble), kept in `announced`."""
         self.process = subprocess.Popen(
             [*(command or MODULE), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -126,9 +130,17 @@ class EmulatorProcess:
         self._buffer = b""
         self._lines: deque[str] = deque()
         self.events: list[dict[str, Any]] = []
-        first = self.line()
-        assert first.startswith("pty: "), first
-        self.pty = first.removeprefix("pty: ")
+        try:
+            first = self.line(timeout)
+            assert first.startswith(announces), first
+        except BaseException:
+            self.stop()
+            raise
+        self.announced = first.removeprefix(announces)
+
+    @property
+    def pty(self) -> str:
+        return self.announced
 
     def line(self, timeout: float = 5.0) -> str:
         """The next line on stdout; AssertionError after `timeout`."""
