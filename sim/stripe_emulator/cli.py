@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds before a change shows in /v1/payment_intents/search (default 2)",
     )
+    parser.add_argument(
+        "--reader-processing",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds a simulated reader takes to process a presented card (default 1)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -48,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.search_lag < 0:
         print("readerhost-stripe-emulator: --search-lag must not be negative", file=sys.stderr)
         return 2
-    emulator = StripeEmulator(rate_limit=args.rate_limit, search_lag_s=args.search_lag)
+    if not 0 <= args.reader_processing <= 300:
+        print("readerhost-stripe-emulator: --reader-processing must be 0-300 seconds", file=sys.stderr)
+        return 2
+    emulator = StripeEmulator(
+        rate_limit=args.rate_limit, search_lag_s=args.search_lag, reader_processing_s=args.reader_processing
+    )
     try:
         server = EmulatorHTTPServer(emulator, args.port, verbose=args.verbose)
     except OSError as error:

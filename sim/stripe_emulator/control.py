@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from .clock import ClockError
 from .emulator import StripeEmulator
 from .faults import FaultSpecError
+from .terminal_readers import ReaderControlError
 
 ControlAnswer = tuple[int, Any]
 
@@ -22,7 +23,7 @@ class ControlError(ValueError):
 def handle_control(emulator: StripeEmulator, method: str, path: str, query: str, body: bytes) -> ControlAnswer:
     try:
         return _dispatch(emulator, method, path, query, body)
-    except ControlError as error:
+    except (ControlError, ReaderControlError) as error:
         return error.status, {"error": {"message": str(error)}}
     except (FaultSpecError, ClockError, ValueError) as error:
         return 400, {"error": {"message": str(error)}}
@@ -61,6 +62,8 @@ def _dispatch(emulator: StripeEmulator, method: str, path: str, query: str, body
             raise ControlError(400, "seconds must be a number of seconds (0 makes search read-after-write)")
         emulator.set_search_lag(seconds)
         return 200, {"seconds": seconds}
+    if route.startswith("terminal/readers/") and method == "POST":
+        return 200, emulator.configure_reader(route.removeprefix("terminal/readers/"), _json_object(body))
     if route == "reset" and method == "POST":
         emulator.reset()
         return 200, {}

@@ -32,6 +32,8 @@ from .journal import Journal, JournalEntry
 from .listing import SearchIndex, list_intents
 from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
 from .ratelimit import RateLimiter
+from .terminal_readers import ReaderStore
+from .timers import Timers
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +76,18 @@ class StripeEmulator:
     State lives in memory only: a restart of the emulator forgets every object and key.
     """
 
-    def __init__(self, *, rate_limit: float | None = None, search_lag_s: float = 2.0) -> None:
+    def __init__(
+        self, *, rate_limit: float | None = None, search_lag_s: float = 2.0, reader_processing_s: float = 1.0
+    ) -> None:
         self.clock = EmulatorClock()
+        self.timers = Timers()
         self.journal = Journal()
         self.faults = FaultTable()
         self.rate_limiter = RateLimiter()
         self.idempotency = IdempotencyStore()
         self._initial_rate_limit = rate_limit
         self._initial_search_lag_s = search_lag_s
+        self._reader_processing_s = reader_processing_s
         self._state_lock = threading.Lock()
         self._stopping = threading.Event()
         self._new_account()
@@ -94,15 +100,38 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/confirm"), self._confirm),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/capture"), self._capture),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
+            ("POST", re.compile(r"/v1/terminal/readers"), self._create_reader),
+            ("GET", re.compile(r"/v1/terminal/readers"), self._list_readers),
+            ("GET", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._retrieve_reader),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._update_reader),
+            ("DELETE", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._delete_reader),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/process_payment_intent"), self._process),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/set_reader_display"), self._display),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/cancel_action"), self._cancel_action),
+            (
+                "POST",
+                re.compile(r"/v1/test_helpers/terminal/readers/(?P<id>[^/]+)/present_payment_method"),
+                self._present,
+            ),
         ]
 
     def _new_account(self) -> None:
         self.search_index = SearchIndex(lag_s=self._initial_search_lag_s)
         self.payment_intents = PaymentIntentStore(self.journal, on_change=self._indexed)
+        self.readers = ReaderStore(
+            self.payment_intents, self.journal, self.timers, self._reader_action_due, self._reader_processing_s
+        )
         self.rate_limiter.configure(self._initial_rate_limit)
 
     def _indexed(self, intent: PaymentIntent, at: int) -> None:
         self.search_index.note(intent, self.clock.now())
+
+    def _reader_action_due(self, reader_id: str, token: int) -> None:
+        """A simulated reader has processed the card presented to it (on a timer thread)."""
+        with self._state_lock:
+            now = self.clock.timestamp()
+            self.payment_intents.expire_authorisations(now)
+            self.readers.complete(reader_id, token, now)
 
     # -- the control interface, in-process ----------------------------------------------------
 
@@ -132,9 +161,23 @@ class StripeEmulator:
         with self._state_lock:
             self.search_index.lag_s = seconds
 
+    def configure_reader(self, reader_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """A reader's control knobs, as in POST /_emulator/terminal/readers/{id}; its state after.
+
+        Raises ReaderControlError (with the HTTP status to answer) for an unknown reader or a bad request.
+        """
+        with self._state_lock:
+            return self.readers.configure(reader_id, dict(spec))
+
+    def wait_reader_action(self, reader_id: str, timeout: float = 5.0) -> bool:
+        """Block until the reader has no action in progress (True), or `timeout` seconds pass (False)."""
+        return self.readers.wait_settled(reader_id, timeout)
+
     def reset(self) -> None:
         """Forget everything: objects, keys, faults, the journal, the clock offset, the limits."""
         with self._state_lock:
+            self.timers.cancel_all()
+            self.readers.close()
             self.faults.clear()
             self.idempotency.clear()
             self.journal.clear()
@@ -142,8 +185,9 @@ class StripeEmulator:
             self._new_account()
 
     def stop(self) -> None:
-        """Cut short any fault delay in progress (used when the server shuts down)."""
+        """Cut short any fault delay in progress and drop pending reader work (the server shuts down)."""
         self._stopping.set()
+        self.timers.cancel_all()
 
     def _expire(self) -> None:
         with self._state_lock:
@@ -309,3 +353,30 @@ class StripeEmulator:
     def _cancel(self, call: Call) -> dict[str, Any]:
         intent = self.payment_intents.cancel(call.path_args["id"], call.params, call.mutation)
         return self.payment_intents.render(intent, call.params.expand())
+
+    def _create_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.create(call.params, call.mutation).to_json()
+
+    def _list_readers(self, call: Call) -> dict[str, Any]:
+        return self.readers.list(call.params)
+
+    def _retrieve_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.retrieve(call.path_args["id"], call.params).to_json()
+
+    def _update_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.update(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _delete_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.delete(call.path_args["id"], call.params, call.mutation)
+
+    def _process(self, call: Call) -> dict[str, Any]:
+        return self.readers.process_payment_intent(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _display(self, call: Call) -> dict[str, Any]:
+        return self.readers.set_reader_display(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _cancel_action(self, call: Call) -> dict[str, Any]:
+        return self.readers.cancel_action(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _present(self, call: Call) -> dict[str, Any]:
+        return self.readers.present_payment_method(call.path_args["id"], call.params, call.mutation).to_json()

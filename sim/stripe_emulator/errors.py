@@ -122,3 +122,52 @@ def unrecognized_url(method: str, path: str) -> StripeError:
         f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
         "https://support.stripe.com/.",
     )
+
+
+# -- Terminal readers (server-driven integration) ---------------------------------------------------
+
+_READER_GUIDE = "https://stripe.com/docs/terminal/payments/collect-card-payment?terminal-sdk-platform=server-driven"
+
+
+def reader_busy() -> StripeError:
+    return StripeError(
+        400,
+        "invalid_request_error",
+        f"Reader is currently busy processing another request. Please reference the integration guide at "
+        f"{_READER_GUIDE}#handle-errors for details on how to handle this error.",
+        code="terminal_reader_busy",
+        saved=True,
+    )
+
+
+def reader_offline() -> StripeError:
+    return StripeError(
+        400,
+        "invalid_request_error",
+        "Reader is currently offline, please ensure the reader is powered on and connected to the internet "
+        f"before retrying your request. Reference the integration guide at {_READER_GUIDE}#reader-offline for "
+        "details on how to handle this error.",
+        code="terminal_reader_offline",
+        saved=True,
+    )
+
+
+def reader_timeout() -> StripeError:
+    return StripeError(
+        400,
+        "invalid_request_error",
+        f"There was a timeout when sending this command to the reader. Please reference the integration guide at "
+        f"{_READER_GUIDE}#handle-errors for details on how to handle this error.",
+        code="terminal_reader_timeout",
+        saved=True,
+    )
+
+
+def intent_invalid_state() -> StripeError:
+    return StripeError(
+        400,
+        "invalid_request_error",
+        "Payment intent must be in the requires_payment_method state to be processed by a reader.",
+        code="intent_invalid_state",
+        saved=True,
+    )

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import invalid_request
 from .forms import Params
@@ -21,9 +21,10 @@ from .payment_intents import EXPANDABLE, PaymentIntent, PaymentIntentStore
 LIST_URL = "/v1/payment_intents"
 SEARCH_URL = "/v1/payment_intents/search"
 _COMPARATORS = ("gt", "gte", "lt", "lte")
+T = TypeVar("T")
 
 
-def _limit(params: Params) -> int:
+def list_limit(params: Params) -> int:
     limit = params.integer("limit")
     if limit is None:
         return 10
@@ -68,32 +69,25 @@ def _newest_first(intents: list[PaymentIntent]) -> list[PaymentIntent]:
 
 
 def list_intents(store: PaymentIntentStore, params: Params) -> dict[str, Any]:
-    limit = _limit(params)
+    limit = list_limit(params)
     created = _created_filter(params)
     customer = params.string("customer")
-    starting_after = params.string("starting_after")
-    ending_before = params.string("ending_before")
+    starting_after, ending_before = cursors(params)
     expand = params.expand()
     params.reject_unknown()
     for path in expand:  # checked up front: an empty page must refuse a bad expansion too
         if path.removeprefix("data.") == path or path.removeprefix("data.") not in EXPANDABLE:
             raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
-    if starting_after and ending_before:
-        raise invalid_request(
-            "You may only specify one of these parameters: ending_before, starting_after.", param="ending_before"
-        )
     # No customers exist in the emulator, so a customer filter matches nothing.
     ordered = [] if customer else _newest_first([i for i in store.intents.values() if created(i.created)])
-    if starting_after:
-        position = _cursor_position(store, ordered, starting_after, "starting_after")
-        window = ordered[position + 1 :]
-        page, has_more = window[:limit], len(window) > limit
-    elif ending_before:
-        position = _cursor_position(store, ordered, ending_before, "ending_before")
-        window = ordered[:position]
-        page, has_more = window[-limit:], len(window) > limit
-    else:
-        page, has_more = ordered[:limit], len(ordered) > limit
+    page, has_more = paginate(
+        ordered,
+        limit,
+        starting_after,
+        ending_before,
+        lambda cursor, param: store.get(cursor, param=param),
+        lambda intent: (intent.created, intent.seq),
+    )
     return {
         "object": "list",
         "data": [store.render(intent, expand, prefix="data.") for intent in page],
@@ -102,12 +96,46 @@ def list_intents(store: PaymentIntentStore, params: Params) -> dict[str, Any]:
     }
 
 
-def _cursor_position(store: PaymentIntentStore, ordered: list[PaymentIntent], cursor: str, param: str) -> int:
-    intent = store.get(cursor, param=param)
+def cursors(params: Params) -> tuple[str | None, str | None]:
+    """`starting_after` and `ending_before`, of which Stripe takes one at most."""
+    starting_after = params.string("starting_after")
+    ending_before = params.string("ending_before")
+    if starting_after and ending_before:
+        raise invalid_request(
+            "You may only specify one of these parameters: ending_before, starting_after.", param="ending_before"
+        )
+    return starting_after, ending_before
+
+
+def paginate(
+    ordered: list[T],
+    limit: int,
+    starting_after: str | None,
+    ending_before: str | None,
+    find: Callable[[str, str], T],
+    order: Callable[[T], tuple[int, int]],
+) -> tuple[list[T], bool]:
+    """One page of `ordered` (newest first) by Stripe's cursors, and whether there is more beyond it.
+
+    `find(id, param)` looks a cursor's object up (raising Stripe's error for an unknown id); `order`
+    is the sort key, which places a cursor that exists but is filtered out of `ordered`.
+    """
+    if starting_after:
+        position = _cursor_position(ordered, find(starting_after, "starting_after"), order, "starting_after")
+        window = ordered[position + 1 :]
+        return window[:limit], len(window) > limit
+    if ending_before:
+        position = _cursor_position(ordered, find(ending_before, "ending_before"), order, "ending_before")
+        window = ordered[:position]
+        return window[-limit:], len(window) > limit
+    return ordered[:limit], len(ordered) > limit
+
+
+def _cursor_position(ordered: list[T], item: T, order: Callable[[T], tuple[int, int]], param: str) -> int:
     try:
-        return ordered.index(intent)
+        return ordered.index(item)
     except ValueError:  # exists, but outside the filter: it still orders the list
-        later = [i for i in ordered if (i.created, i.seq) > (intent.created, intent.seq)]
+        later = [other for other in ordered if order(other) > order(item)]
         return len(later) - 1 if param == "starting_after" else len(later)
 
 
@@ -194,7 +222,7 @@ class SearchIndex:
 
     def search(self, params: Params, now: float) -> dict[str, Any]:
         query = params.required_string("query")
-        limit = _limit(params)
+        limit = list_limit(params)
         page_token = params.string("page")
         expand = params.expand()
         params.reject_unknown()

@@ -293,7 +293,7 @@ class PaymentIntentStore:
 
     def create(self, params: Params, mutation: Mutation) -> PaymentIntent:
         amount = params.required_integer("amount")
-        currency = _validate_currency(params.required_string("currency", max_length=3))
+        currency = validate_currency(params.required_string("currency", max_length=3))
         _validate_amount(amount, currency)
         types, allowed_types = self._payment_method_types(params, currency, mutation.api_version)
         capture_method = params.choice("capture_method", CAPTURE_METHODS) or "automatic_async"
@@ -302,7 +302,7 @@ class PaymentIntentStore:
                 "PaymentIntents with card_present payment method types must use capture_method=manual.",
                 param="capture_method",
             )
-        metadata = _validate_metadata(params.mapping("metadata") or {})
+        metadata = validate_metadata(params.mapping("metadata") or {})
         description = params.string("description", max_length=1000)
         receipt_email = params.string("receipt_email", max_length=800)
         suffix = params.string("statement_descriptor_suffix", max_length=22)
@@ -352,13 +352,7 @@ class PaymentIntentStore:
         expand = params.expand()
         params.reject_unknown()
         presented = self._resolve_payment_method(payment_method) if payment_method else None
-        if intent.status not in CONFIRMABLE:
-            raise unexpected_state(
-                f"You cannot confirm this PaymentIntent because it has a status of {intent.status}. Only a "
-                f"PaymentIntent with one of the following statuses may be confirmed: "
-                f"requires_confirmation, requires_action, requires_payment_method.",
-                self.render(intent, expand),
-            )
+        self._check_confirmable(intent, expand)
         if presented is None:
             if intent.payment_method is None:
                 raise unexpected_state(
@@ -370,6 +364,17 @@ class PaymentIntentStore:
             presented = self._resolve_payment_method(intent.payment_method)
         self._check_type_allowed(intent, presented)
         self._authorise(intent, presented, mutation, expand)
+        return intent
+
+    def confirm_presented(self, intent_id: str, presented: PresentedCard, mutation: Mutation) -> PaymentIntent:
+        """Confirm with the card a reader read (process_payment_intent): what `confirm` checks and does.
+
+        Raises what confirm raises; a decline (402) is raised after the attempt was applied and journaled.
+        """
+        intent = self.get(intent_id, param="payment_intent")
+        self._check_confirmable(intent, [])
+        self._check_type_allowed(intent, presented)
+        self._authorise(intent, presented, mutation, [])
         return intent
 
     def update(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
@@ -391,7 +396,7 @@ class PaymentIntentStore:
             )
         if metadata is not None:
             merged = {**intent.metadata, **metadata}
-            intent.metadata = _validate_metadata(merged)
+            intent.metadata = validate_metadata(merged)
         if amount is not None:
             intent.amount = amount
         if description is not None:
@@ -501,6 +506,15 @@ class PaymentIntentStore:
                 param="allowed_payment_method_types",
             )
         return usable, allowed
+
+    def _check_confirmable(self, intent: PaymentIntent, expand: list[str]) -> None:
+        if intent.status not in CONFIRMABLE:
+            raise unexpected_state(
+                f"You cannot confirm this PaymentIntent because it has a status of {intent.status}. Only a "
+                f"PaymentIntent with one of the following statuses may be confirmed: "
+                f"requires_confirmation, requires_action, requires_payment_method.",
+                self.render(intent, expand),
+            )
 
     def _resolve_payment_method(self, reference: str) -> PresentedCard:
         presented = resolve_payment_method(reference)
@@ -633,7 +647,7 @@ def _usable_in(kind: str, currency: str) -> bool:
     return kind != "interac_present" or currency == "cad"
 
 
-def _validate_currency(currency: str) -> str:
+def validate_currency(currency: str) -> str:
     if currency.lower() not in currencies.SUPPORTED:
         raise invalid_request(
             f"Invalid currency: {currency}. Stripe currently supports these currencies: "
@@ -659,7 +673,7 @@ def _validate_amount(amount: int, currency: str) -> None:
         )
 
 
-def _validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     kept = sum(1 for value in metadata.values() if value != "")  # an empty value unsets its key
     if kept > METADATA_MAX_KEYS:
         raise invalid_request(

@@ -1,0 +1,576 @@
+"""Terminal Readers: Stripe's simulated smart readers, driven through the API (server-driven integration).
+
+A reader takes one action at a time. `process_payment_intent` returns at once with the action
+`in_progress`, waiting for a card; the test helper `present_payment_method` hands it one, and after
+the reader's processing time (real time, on a timer) the action ends `succeeded` with the
+PaymentIntent confirmed through the same path as `/confirm`, or `failed` with the confirm's error
+code and message (a decline leaves the PaymentIntent in `requires_payment_method`). An action still
+waiting for a card can be replaced by another or canceled; one being processed cannot
+(`terminal_reader_busy`). Handlers run under the emulator's state lock; `complete` runs there too,
+from the timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import (
+    StripeError,
+    intent_invalid_state,
+    invalid_request,
+    missing_param,
+    no_such,
+    reader_busy,
+    reader_offline,
+    reader_timeout,
+    unknown_param,
+)
+from .forms import FormValue, Params
+from .ids import new_id
+from .journal import Journal
+from .listing import cursors, list_limit, paginate
+from .payment_intents import Mutation, PaymentIntentStore, validate_currency, validate_metadata
+from .presentment import present
+from .testcards import PresentedCard
+from .timers import Timers
+
+LIST_URL = "/v1/terminal/readers"
+# Registration codes that make simulated readers, and the device type each makes.
+SIMULATED_DEVICES = {
+    "simulated-wpe": "simulated_wisepos_e",
+    "simulated-s700": "simulated_stripe_s700",
+    "simulated-s710": "simulated_stripe_s710",
+}
+TIMEOUTS = ("before_apply", "after_apply")
+MAX_PROCESSING_S = 300.0
+CUSTOMER_CANCELED = "This action could not be completed due to an error on the card reader."
+
+
+class ReaderControlError(ValueError):
+    """A control request on a reader that cannot be carried out; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ReaderAction:
+    token: int
+    type: str
+    payment_intent: str | None = None
+    process_config: dict[str, Any] | None = None
+    display: dict[str, Any] | None = None
+    api_version: str = ""
+    status: str = "in_progress"
+    failure_code: str | None = None
+    failure_message: str | None = None
+    presented: PresentedCard | None = None  # a card was presented: the reader is processing it
+    processing_since: float = 0.0  # time.monotonic() of the presentation
+    timer: threading.Timer | None = None
+
+    @property
+    def collecting(self) -> bool:
+        return self.type == "process_payment_intent" and self.status == "in_progress" and self.presented is None
+
+    @property
+    def processing(self) -> bool:
+        return self.status == "in_progress" and self.presented is not None
+
+    def fail(self, code: str | None, message: str) -> None:
+        self.status, self.failure_code, self.failure_message = "failed", code, message
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "failure_code": self.failure_code,
+            "failure_message": self.failure_message,
+            "status": self.status,
+            "type": self.type,
+        }
+        if self.type == "process_payment_intent":
+            detail: dict[str, Any] = {"payment_intent": self.payment_intent}
+            if self.process_config is not None:
+                detail["process_config"] = dict(self.process_config)
+            body["process_payment_intent"] = detail
+        else:
+            body["set_reader_display"] = self.display
+        return body
+
+
+@dataclass
+class Reader:
+    id: str
+    seq: int
+    created: int
+    device_type: str
+    label: str
+    serial_number: str
+    location: str | None
+    metadata: dict[str, str]
+    processing_s: float
+    online: bool = True
+    timeout: str | None = None  # the next command to the reader times out: before or after it applies
+    action: ReaderAction | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "terminal.reader",
+            "action": self.action.to_json() if self.action else None,
+            "device_sw_version": "",
+            "device_type": self.device_type,
+            "ip_address": "0.0.0.0",  # noqa: S104 - what Stripe shows for a simulated reader
+            "label": self.label,
+            "last_seen_at": int(time.time() * 1000) if self.online else None,
+            "livemode": False,
+            "location": self.location,
+            "metadata": dict(self.metadata),
+            "serial_number": self.serial_number,
+            "status": "online" if self.online else "offline",
+        }
+
+    def control_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "online": self.online,
+            "timeout": self.timeout,
+            "processing_s": self.processing_s,
+            "action": self.action.to_json() if self.action else None,
+        }
+
+
+@dataclass
+class ReaderStore:
+    """The account's readers and what they are doing.
+
+    `on_due(reader_id, token)` is called on a timer thread when a presented card has been processed;
+    the emulator answers it by calling `complete` under its state lock.
+    """
+
+    payment_intents: PaymentIntentStore
+    journal: Journal
+    timers: Timers
+    on_due: Callable[[str, int], None]
+    processing_s: float = 1.0
+    readers: dict[str, Reader] = field(default_factory=dict)
+    _seq: int = 0
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, reader_id: str) -> Reader:
+        reader = self.readers.get(reader_id)
+        if reader is None:
+            raise no_such("terminal.reader", reader_id, param="reader")
+        return reader
+
+    def retrieve(self, reader_id: str, params: Params) -> Reader:
+        reader = self.get(reader_id)
+        _no_expansions(params)
+        params.reject_unknown()
+        return reader
+
+    def list(self, params: Params) -> dict[str, Any]:
+        limit = list_limit(params)
+        filters = {name: params.string(name) for name in ("device_type", "location", "serial_number", "status")}
+        starting_after, ending_before = cursors(params)
+        _no_expansions(params)
+        params.reject_unknown()
+        ordered = sorted(
+            (r for r in self.readers.values() if _matches(r.to_json(), filters)),
+            key=lambda r: (r.created, r.seq),
+            reverse=True,
+        )
+        page, has_more = paginate(
+            ordered,
+            limit,
+            starting_after,
+            ending_before,
+            lambda cursor, _: self.get(cursor),
+            lambda r: (r.created, r.seq),
+        )
+        return {"object": "list", "data": [r.to_json() for r in page], "has_more": has_more, "url": LIST_URL}
+
+    def wait_settled(self, reader_id: str, timeout: float) -> bool:
+        """Block until the reader has no action in progress (True), or `timeout` seconds pass (False)."""
+
+        def settled() -> bool:
+            reader = self.readers.get(reader_id)
+            return reader is None or reader.action is None or reader.action.status != "in_progress"
+
+        with self._changed:
+            return self._changed.wait_for(settled, timeout)
+
+    # -- the reader object ---------------------------------------------------------------------
+
+    def create(self, params: Params, mutation: Mutation) -> Reader:
+        code = params.required_string("registration_code")
+        label = params.string("label", max_length=5000)
+        location = params.string("location")
+        metadata = validate_metadata(params.mapping("metadata") or {})
+        _no_expansions(params)
+        params.reject_unknown()
+        device_type = SIMULATED_DEVICES.get(code)
+        if device_type is None:
+            raise invalid_request(
+                f"The registration code {code!r} is not valid. The emulator registers simulated readers only: "
+                f"{', '.join(SIMULATED_DEVICES)}.",
+                param="registration_code",
+            )
+        self._seq += 1
+        reader = Reader(
+            id=new_id("tmr"),
+            seq=self._seq,
+            created=mutation.now,
+            device_type=device_type,
+            label=label or code,
+            serial_number=str(uuid.uuid4()),
+            location=location,
+            metadata=metadata,
+            processing_s=self.processing_s,
+        )
+        self.readers[reader.id] = reader
+        self._journal("reader.create", reader, mutation, "online", None, reader.metadata)
+        return reader
+
+    def update(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        reader = self.get(reader_id)
+        label = params.string("label", max_length=5000)
+        metadata = params.mapping("metadata")
+        _no_expansions(params)
+        params.reject_unknown()
+        if label is not None:
+            reader.label = label
+        if metadata is not None:
+            reader.metadata = validate_metadata({**reader.metadata, **metadata})
+        self._journal("reader.update", reader, mutation, reader.to_json()["status"], None, reader.metadata)
+        return reader
+
+    def delete(self, reader_id: str, params: Params, mutation: Mutation) -> dict[str, Any]:
+        reader = self.get(reader_id)
+        params.reject_unknown()
+        self._end(reader.action)
+        del self.readers[reader_id]
+        self._journal("reader.delete", reader, mutation, "deleted", None, reader.metadata)
+        self._notify()
+        return {"id": reader.id, "object": "terminal.reader", "deleted": True}
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def process_payment_intent(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        reader = self.get(reader_id)
+        intent_id = params.required_string("payment_intent")
+        config = _process_config(params.raw("process_config"))
+        _no_expansions(params)
+        params.reject_unknown()
+        intent = self.payment_intents.intents.get(intent_id)
+        if intent is None:
+            raise no_such("payment_intent", intent_id, param="payment_intent", status=400)
+        self._reachable(reader)
+        if intent.status != "requires_payment_method":
+            raise intent_invalid_state()
+        late = self._command(reader)
+        self._end(reader.action)  # an action still waiting for a card is replaced
+        reader.action = ReaderAction(
+            self._token(),
+            "process_payment_intent",
+            payment_intent=intent.id,
+            process_config=config,
+            api_version=mutation.api_version,
+        )
+        self._journal("reader.process_payment_intent", reader, mutation, "in_progress", intent.amount, intent.metadata)
+        self._notify()
+        if late:
+            raise reader_timeout()
+        return reader
+
+    def set_reader_display(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        reader = self.get(reader_id)
+        kind = params.choice("type", ("cart",), required=True)
+        cart = _cart(params.raw("cart"))
+        _no_expansions(params)
+        params.reject_unknown()
+        self._reachable(reader)
+        late = self._command(reader)
+        self._end(reader.action)
+        reader.action = ReaderAction(
+            self._token(), "set_reader_display", display={"type": kind, "cart": cart}, status="succeeded"
+        )
+        self._journal("reader.set_reader_display", reader, mutation, "succeeded", cart["total"], {})
+        self._notify()
+        if late:
+            raise reader_timeout()
+        return reader
+
+    def cancel_action(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        reader = self.get(reader_id)
+        _no_expansions(params)
+        params.reject_unknown()
+        self._reachable(reader)
+        action = reader.action
+        cancelable = action is not None and (action.collecting or action.type == "set_reader_display")
+        if action is None or not cancelable:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "This reader has no action in progress to cancel.",
+                saved=True,
+            )
+        late = self._command(reader)
+        amount, metadata = self._intent_details(action)
+        self._end(action)
+        reader.action = None
+        self._journal("reader.cancel_action", reader, mutation, "canceled", amount, metadata)
+        self._notify()
+        if late:
+            raise reader_timeout()
+        return reader
+
+    def present_payment_method(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        """The test helper: a card presented to a simulated reader, processed after `processing_s`."""
+        reader = self.get(reader_id)
+        kind = params.string("type") or "card_present"
+        numbers = {name: _number(params.raw(name), name) for name in ("card_present", "interac_present")}
+        _no_expansions(params)
+        params.reject_unknown()
+        for name, number in numbers.items():
+            if number is not None and name != kind:
+                raise invalid_request(f"{name} cannot be given with type {kind}.", param=name)
+        presented = present(kind, numbers.get(kind))
+        self._reachable(reader)
+        action = reader.action
+        if action is None or not action.collecting:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "This reader has no process_payment_intent action waiting for a payment method.",
+                saved=True,
+            )
+        action.presented = presented
+        action.processing_since = time.monotonic()
+        self._arm(reader, action)
+        amount, metadata = self._intent_details(action)
+        self._journal("reader.present_payment_method", reader, mutation, "in_progress", amount, metadata)
+        self._notify()
+        return reader
+
+    def complete(self, reader_id: str, token: int, now: int) -> None:
+        """The reader has processed the presented card: confirm the PaymentIntent as `/confirm` does."""
+        reader = self.readers.get(reader_id)
+        action = reader.action if reader else None
+        if action is None or action.token != token or not action.processing:
+            return  # replaced, canceled or reset meanwhile
+        assert action.presented is not None
+        assert action.payment_intent is not None
+        try:
+            self.payment_intents.confirm_presented(
+                action.payment_intent, action.presented, Mutation(now, None, action.api_version)
+            )
+        except StripeError as error:
+            action.fail(error.code, error.message)
+        else:
+            action.status = "succeeded"
+        action.timer = None
+        self._notify()
+
+    # -- the control interface -----------------------------------------------------------------
+
+    def configure(self, reader_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Apply a control request to a reader (see docs/stripe-emulator.md); its state after."""
+        reader = self.readers.get(reader_id)
+        if reader is None:
+            raise ReaderControlError(404, f"no reader with id {reader_id!r}")
+        known = {"online", "customer_cancels", "timeout", "processing_s"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ReaderControlError(400, f"unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+        online = spec.get("online", reader.online)
+        if not isinstance(online, bool):
+            raise ReaderControlError(400, "online must be true or false")
+        timeout = spec.get("timeout", reader.timeout)
+        if timeout is not None and timeout not in TIMEOUTS:
+            raise ReaderControlError(400, f"timeout must be one of {', '.join(TIMEOUTS)}, or null")
+        processing_s = spec.get("processing_s", reader.processing_s)
+        if isinstance(processing_s, bool) or not isinstance(processing_s, (int, float)):
+            raise ReaderControlError(400, "processing_s must be a number of seconds")
+        if not 0 <= processing_s <= MAX_PROCESSING_S:
+            raise ReaderControlError(400, f"processing_s must be between 0 and {MAX_PROCESSING_S:g}")
+        cancels = spec.get("customer_cancels", False)
+        if cancels is not False and cancels is not True:
+            raise ReaderControlError(400, "customer_cancels must be true (the customer presses cancel)")
+        if cancels:
+            self._check_customer_can_cancel(reader)
+        reader.online, reader.timeout, reader.processing_s = online, timeout, float(processing_s)
+        action = reader.action
+        if cancels and action is not None:
+            action.fail("customer_canceled", CUSTOMER_CANCELED)
+        if "processing_s" in spec and action is not None and action.processing:
+            self._arm(reader, action)  # the new processing time counts from the presentation
+        self._notify()
+        return reader.control_json()
+
+    def close(self) -> None:
+        """Wake anyone waiting on a reader (the account is being forgotten)."""
+        self._notify()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _check_customer_can_cancel(self, reader: Reader) -> None:
+        action = reader.action
+        if action is None or not action.collecting:
+            raise ReaderControlError(409, "the reader is not waiting for a card: there is nothing to cancel")
+        if not (action.process_config or {}).get("enable_customer_cancellation"):
+            raise ReaderControlError(
+                409,
+                "the reader shows no cancel button: process_payment_intent was called without "
+                "process_config[enable_customer_cancellation]=true",
+            )
+
+    def _reachable(self, reader: Reader) -> None:
+        """Refuse a command to a reader that is offline, or busy processing a card."""
+        if not reader.online:
+            raise reader_offline()
+        if reader.action is not None and reader.action.processing:
+            raise reader_busy()
+
+    def _command(self, reader: Reader) -> bool:
+        """Consume a pending timeout: raise it now (before_apply), or say to raise it after applying."""
+        timeout, reader.timeout = reader.timeout, None
+        if timeout == "before_apply":
+            raise reader_timeout()
+        return timeout == "after_apply"
+
+    def _arm(self, reader: Reader, action: ReaderAction) -> None:
+        if action.timer is not None:
+            self.timers.cancel(action.timer)
+        remaining = action.processing_since + reader.processing_s - time.monotonic()
+        token = action.token
+        action.timer = self.timers.after(remaining, lambda: self.on_due(reader.id, token))
+
+    def _end(self, action: ReaderAction | None) -> None:
+        if action is not None and action.timer is not None:
+            self.timers.cancel(action.timer)
+            action.timer = None
+
+    def _token(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _intent_details(self, action: ReaderAction) -> tuple[int | None, dict[str, str]]:
+        intent = self.payment_intents.intents.get(action.payment_intent or "")
+        if intent is None:
+            return None, {}
+        return intent.amount, intent.metadata
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _journal(
+        self, op: str, reader: Reader, mutation: Mutation, status: str, amount: int | None, metadata: dict[str, str]
+    ) -> None:
+        self.journal.record(
+            at=mutation.now,
+            op=op,
+            object_id=reader.id,
+            idempotency_key=mutation.idempotency_key,
+            status=status,
+            amount=amount,
+            metadata=metadata,
+        )
+
+
+def _no_expansions(params: Params) -> None:
+    for path in params.expand():
+        raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
+
+
+def _matches(body: dict[str, Any], filters: dict[str, str | None]) -> bool:
+    return all(value is None or body[name] == value for name, value in filters.items())
+
+
+def _hash(value: FormValue | None, name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_request(f"Invalid object: {name} must be a hash", param=name)
+    for key in value:
+        if key not in allowed:
+            raise unknown_param(f"{name}[{key}]")
+    return value
+
+
+def _boolean(value: object, name: str) -> bool:
+    if value not in ("true", "false"):
+        raise invalid_request(f"Invalid boolean: {value}", param=name)
+    return value == "true"
+
+
+def _integer(value: object, name: str, *, minimum: int = 0) -> int:
+    if not isinstance(value, str) or not value.lstrip("-").isdigit() or int(value) < minimum:
+        raise invalid_request(f"Invalid integer: {value}", param=name, code="parameter_invalid_integer")
+    return int(value)
+
+
+def _process_config(value: FormValue | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    raw = _hash(value, "process_config", ("enable_customer_cancellation", "skip_tipping", "tipping"))
+    config: dict[str, Any] = {}
+    for name in ("enable_customer_cancellation", "skip_tipping"):
+        if name in raw:
+            config[name] = _boolean(raw[name], f"process_config[{name}]")
+    if "tipping" in raw:
+        tipping = _hash(raw["tipping"], "process_config[tipping]", ("amount_eligible",))
+        config["tipping"] = {name: _integer(tipping[name], f"process_config[tipping][{name}]") for name in tipping}
+    return config
+
+
+def _cart(value: FormValue | None) -> dict[str, Any]:
+    if value is None:
+        raise missing_param("cart")
+    raw = _hash(value, "cart", ("currency", "line_items", "tax", "total"))
+    for name in ("currency", "line_items", "total"):
+        if name not in raw or raw[name] in ("", None):
+            raise missing_param(f"cart[{name}]")
+    currency = raw["currency"]
+    if not isinstance(currency, str):
+        raise invalid_request("Invalid string: cart[currency] must be a string", param="cart[currency]")
+    items = raw["line_items"]
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise invalid_request("Invalid array: cart[line_items]", param="cart[line_items]")
+    line_items = []
+    for index, item in enumerate(items):
+        name = f"cart[line_items][{index}]"
+        _hash(item, name, ("amount", "description", "quantity"))
+        for field_name in ("amount", "description", "quantity"):
+            if item.get(field_name) in ("", None):
+                raise missing_param(f"{name}[{field_name}]")
+        if not isinstance(item["description"], str):
+            raise invalid_request(f"Invalid string: {name}[description]", param=f"{name}[description]")
+        line_items.append(
+            {
+                "amount": _integer(item["amount"], f"{name}[amount]"),
+                "description": item["description"],
+                "quantity": _integer(item["quantity"], f"{name}[quantity]", minimum=1),
+            }
+        )
+    return {
+        "currency": validate_currency(currency),
+        "line_items": line_items,
+        "tax": _integer(raw["tax"], "cart[tax]") if raw.get("tax") not in ("", None) else None,
+        "total": _integer(raw["total"], "cart[total]"),
+    }
+
+
+def _number(value: FormValue | None, name: str) -> str | None:
+    """The card number inside `card_present[number]` (or `interac_present[...]`), if one was sent."""
+    number = _hash(value, name, ("number",)).get("number")
+    if number is not None and not isinstance(number, str):
+        raise invalid_request(f"Invalid string: {name}[number]", param=f"{name}[number]")
+    return number or None
