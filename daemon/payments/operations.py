@@ -1,7 +1,8 @@
 """The outbox's operations: how each is sent to Stripe, and how the truth about it is learned.
 
 Kinds: `create` (a new PaymentIntent), `adopt` (take over one the POS backend created, by
-writing our metadata onto it), `confirm` (authorise with the collected payment method),
+writing our metadata onto it), `confirm` (authorise with the collected payment method; after a
+server-driven reader presented the card to Stripe itself, only read back what it left),
 `capture` and `cancel`. Every one moves a PaymentIntent at most once whatever is re-sent:
 Stripe authorises, captures or cancels a PaymentIntent only from the states before, so once
 the truth is known, sending anew under a new key can never take money twice.
@@ -13,7 +14,7 @@ import enum
 from typing import Protocol
 
 from .model import Payment
-from .outcomes import IntentView, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .outcomes import Declined, IntentView, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
 from .validation import CLIENT_SECRET
 
 
@@ -87,6 +88,8 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
         if problem:
             return WrongState(problem, current.intent)
         return gateway.update_metadata(intent_id, dict(params["metadata"]), key)  # type: ignore[call-overload]
+    if kind == Kind.CONFIRM and params.get("by_reader"):
+        return reader_outcome(gateway.retrieve_intent(intent_id))
     if kind == Kind.CONFIRM:
         return gateway.confirm_intent(intent_id, str(params["payment_method"]), key)
     if kind == Kind.CAPTURE:
@@ -95,6 +98,22 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
     if kind == Kind.CANCEL:
         return gateway.cancel_intent(intent_id, str(params["reason"]), key)
     raise ValueError(f"unknown operation kind {kind!r}")
+
+
+def reader_outcome(retrieved: Outcome) -> Outcome:
+    """A server-driven reader presented the card to Stripe itself: the PaymentIntent it left says
+    how the authorisation went, in the words a confirm would have used. Nothing is sent: a
+    PaymentIntent confirmed by the reader is never confirmed again."""
+    if not isinstance(retrieved, Succeeded):
+        return retrieved
+    intent = retrieved.intent
+    if intent.status in ("requires_capture", "succeeded", "canceled"):
+        return retrieved
+    if intent.status == "processing":
+        return Unknown(f"the PaymentIntent {intent.id} is still processing the reader's payment")
+    if intent.status == "requires_payment_method" and intent.last_decline is not None:
+        return Declined(intent.last_decline, intent)
+    return WrongState(f"the reader left the PaymentIntent {intent.id} {intent.status}, not authorised", intent)
 
 
 def unusable_for(intent: IntentView, payment: Payment) -> str | None:

@@ -23,7 +23,7 @@ from readerhost.drivers.reader.base import DISPLAY_MESSAGES, CollectedPaymentMet
 from . import keys, validation
 from .events import Event, EventHub
 from .model import TRANSITIONS, CaptureMode, Card, OfflineMode, Payment, PaymentError, PaymentRequest, State
-from .operations import Kind
+from .operations import Kind, intent_id_of
 from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
 from .store import Operation, OpStatus, Store
 from .worker import Worker
@@ -47,6 +47,7 @@ class OfflineLimits:
 class ServiceSettings:
     terminal_id: str = "readerhost"
     offline: OfflineLimits = OfflineLimits()
+    reader_works_offline: bool = True  # False for Stripe's smart readers, which go to Stripe themselves
 
 
 class RequestRefused(Exception):
@@ -97,6 +98,10 @@ class PaymentService:
         if not self._worker.health.reachable and request.offline is OfflineMode.REQUIRE_ONLINE:
             raise RequestRefused(
                 "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this payment requires online", retryable=True
+            )
+        if not self._worker.health.reachable and not self._settings.reader_works_offline:
+            raise RequestRefused(
+                "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this reader works only online", retryable=True
             )
         if not self._worker.health.reachable:
             self._check_offline_limits(request)
@@ -328,13 +333,16 @@ class PaymentService:
         current = read or before
         attempt = current.attempts
         key = keys.operation_key(current.payment_id, Kind.CONFIRM, attempt)
-        offline = not self._worker.health.reachable and self._offline_allowed(current)
+        params: dict[str, Any] = {"payment_method": method.reference, "attempt": attempt}
+        if method.processed:  # the reader went to Stripe itself, so it is online: learn what it did
+            params["by_reader"] = True
+        offline = not method.processed and not self._worker.health.reachable and self._offline_allowed(current)
         target = State.QUEUED_OFFLINE if offline else State.PROCESSING
         after = current.moved_to(target, self._clock(), offline=offline or current.offline)
-        return self._commit(
-            before, after, "card read: stored offline" if offline else "card read: authorising",
-            new_ops=[(Kind.CONFIRM, key, {"payment_method": method.reference, "attempt": attempt})],
-        )  # fmt: skip
+        detail = "card read: stored offline" if offline else "card read: authorising"
+        if method.processed:
+            detail = "the reader presented the card to Stripe: reading the outcome"
+        return self._commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
 
     def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
         now = self._clock()
@@ -427,7 +435,9 @@ class PaymentService:
         assert payment is not None
         relay = _ReaderRelay(self._events, payment_id)
         try:
-            method = await self._reader.collect(payment.request.amount, payment.request.currency, relay)
+            method = await self._reader.collect(
+                payment.request.amount, payment.request.currency, relay, payment_intent=intent_id_of(payment)
+            )
         except ReaderError as error:
             current = self._store.payment(payment_id)
             if current is not None and current.state is State.COLLECTING:

@@ -34,6 +34,9 @@ class CollectedPaymentMethod:
     brand: str
     last4: str
     read_method: str
+    # A server-driven reader (Stripe's smart readers) presents the card to Stripe itself: the
+    # PaymentIntent is already confirmed, or declined, and must be read back, not confirmed again.
+    processed: bool = False
 
 
 class ReaderError(Exception):
@@ -54,8 +57,11 @@ class ReaderListener(Protocol):
 
 
 class Reader(Protocol):
-    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
-        """Wait for the customer's card; raises ReaderError, or CancelledError when canceled."""
+    async def collect(
+        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+    ) -> CollectedPaymentMethod:
+        """Wait for the customer's card; raises ReaderError, or CancelledError when canceled.
+        `payment_intent` is the PaymentIntent the card is for (server-driven readers need it)."""
         ...
 
     def unavailable(self) -> str | None:

@@ -33,15 +33,23 @@ class ScriptedReader:
         self._input_options = list(input_options)
         self.collecting = asyncio.Event()  # set while a collection waits for a card
         self.collections = 0
+        self.payment_intents: list[str | None] = []  # what each collection was for
         self.gone: str | None = None  # set to play a reader that cannot collect (unplugged, ...)
 
     def unavailable(self) -> str | None:
         return self.gone
 
     def present(
-        self, reference: str, brand: str = "visa", last4: str = "4242", read_method: str = "contactless_emv"
+        self,
+        reference: str,
+        brand: str = "visa",
+        last4: str = "4242",
+        read_method: str = "contactless_emv",
+        *,
+        processed: bool = False,
     ) -> None:
-        self._steps.put_nowait(CollectedPaymentMethod(reference, brand, last4, read_method))
+        """The card is read; `processed`: as a server-driven reader, which presented it to Stripe itself."""
+        self._steps.put_nowait(CollectedPaymentMethod(reference, brand, last4, read_method, processed))
 
     def show(self, message: str) -> None:
         self._steps.put_nowait(_Message(message))
@@ -49,8 +57,11 @@ class ScriptedReader:
     def fail(self, code: str, message: str) -> None:
         self._steps.put_nowait(_Failure(code, message))
 
-    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+    async def collect(
+        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+    ) -> CollectedPaymentMethod:
         self.collections += 1
+        self.payment_intents.append(payment_intent)
         listener.input_options(self._input_options)
         self.collecting.set()
         try:

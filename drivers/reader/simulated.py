@@ -63,7 +63,9 @@ class SimulatedReader:
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "id": self.id, "model": self.model, "serial": self.serial, "battery": None}
 
-    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+    async def collect(
+        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+    ) -> CollectedPaymentMethod:
         self.state = "collecting"
         try:
             listener.input_options(list(INPUT_OPTIONS))

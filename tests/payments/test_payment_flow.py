@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EmulatorHandle
+import stripe
+from conftest import EmulatorHandle, make_client
 from support.payments_core import run, running_core
 
 from readerhost.daemon.payments.model import State
@@ -263,5 +264,48 @@ def test_a_create_canceled_while_it_waits_for_its_turn_is_never_sent(
             await core.until(lambda: not core.worker.in_flight, what="the worker to be idle")
             assert [c.metadata["order_id"] for c in core.journal("payment_intent.create")] == ["W-1"]
             assert [op.status for op in core.store.operations_of(second.payment_id)] == ["dropped"]
+
+    run(scenario())
+
+
+def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_again(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # Stripe's smart readers confirm the PaymentIntent themselves; the test plays that reader with
+    # stripe-python against the emulator, then hands the daemon a `processed` payment method.
+    reader_side = make_client(stripe_emulator.url)
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            # A decline first: the PaymentIntent comes back with the reader's decline on it.
+            payment = await core.service.start({"order_id": "SR-1", "amount": 2000, "currency": "usd"})
+            await core.until_collecting()
+            intent_id = core.service.get(payment_id=payment.payment_id).payment_intent
+            assert intent_id is not None
+            assert core.reader.payment_intents == [intent_id]
+            with pytest.raises(stripe.CardError):
+                reader_side.v1.payment_intents.confirm(
+                    intent_id, {"payment_method": "pm_card_present_charge_declined_insufficient_funds"}
+                )
+            core.reader.present("pm_card_present_charge_declined_insufficient_funds", processed=True)
+            declined = await core.until_state(payment.payment_id, State.DECLINED)
+            assert declined.decline is not None
+            assert declined.decline.decline_code == "insufficient_funds"
+
+            # Another card on the same PaymentIntent, approved at the reader.
+            await core.service.collect_again(payment.payment_id)
+            await core.until_collecting()
+            reader_side.v1.payment_intents.confirm(intent_id, {"payment_method": "pm_card_present_mastercard"})
+            core.reader.present("pm_card_present_mastercard", "mastercard", "4444", processed=True)
+            authorised = await core.until_state(payment.payment_id, State.AUTHORIZED)
+            assert authorised.card is not None
+            assert authorised.card.brand == "mastercard"
+            await core.service.capture(payment.payment_id)
+            await core.until_state(payment.payment_id, State.CAPTURED)
+            # The daemon confirmed nothing itself: the two confirms are the reader's.
+            confirms = core.journal("payment_intent.confirm")
+            assert len(confirms) == 2
+            assert not any(c.idempotency_key and c.idempotency_key.startswith(payment.payment_id) for c in confirms)
+            assert [e.amount for e in core.journal("payment_intent.capture")] == [2000]
 
     run(scenario())

@@ -212,7 +212,9 @@ class LinkReader:
 
     # -- collecting -------------------------------------------------------------------------------
 
-    async def collect(self, amount: int, currency: str, listener: ReaderListener) -> CollectedPaymentMethod:
+    async def collect(
+        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+    ) -> CollectedPaymentMethod:
         async with self._gate:
             session = self._session
             if session is None:
