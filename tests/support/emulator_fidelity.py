@@ -120,3 +120,21 @@ def api(
     if key is not None:
         sent["Authorization"] = f"Bearer {key}"
     return requests.request(method, f"{url}{path}", data=data, params=params, headers=sent, timeout=10)
+
+
+def simulated_reader(
+    client: stripe.StripeClient, emulator: StripeEmulator, *, processing_s: float = 0.02, code: str = "simulated-wpe"
+) -> stripe.terminal.Reader:
+    """A simulated smart reader that processes a presented card in `processing_s` seconds."""
+    reader = client.v1.terminal.readers.create(params={"registration_code": code})
+    emulator.configure_reader(reader.id, {"processing_s": processing_s})
+    return reader
+
+
+def settled(client: stripe.StripeClient, emulator: StripeEmulator, reader_id: str) -> stripe.terminal.Reader:
+    """The reader, retrieved once its action is no longer in progress (fails the test after 5 s)."""
+    assert emulator.wait_reader_action(reader_id, timeout=5.0), "the reader's action is still in progress"
+    reader = client.v1.terminal.readers.retrieve(reader_id)
+    assert reader.action is not None
+    assert reader.action.status != "in_progress"
+    return reader
