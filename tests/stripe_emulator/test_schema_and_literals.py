@@ -19,7 +19,17 @@ import pytest
 import requests
 import stripe
 from conftest import make_client
-from support.emulator_fidelity import VISA, api, authorise, body_of, create_intent, error_body, wait_until
+from support.emulator_fidelity import (
+    VISA,
+    api,
+    authorise,
+    body_of,
+    create_intent,
+    error_body,
+    settled,
+    simulated_reader,
+    wait_until,
+)
 from support.openapi import assert_matches_stripe_schema
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
@@ -175,6 +185,8 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
         run.error(f"{status}", create_intent, status, client, key=f"fails-{status}")
     run.error("500", lambda: create_intent(client, key="fails-500"), 500)  # the saved 500, replayed
 
+    exercise_readers(run)
+
     # Lists and search results, with and without expansion.
     every = api(url, "GET", "/v1/payment_intents", params={"limit": "100"})
     expanded = api(url, "GET", "/v1/payment_intents", params={"limit": "100", "expand[]": "data.latest_charge"})
@@ -188,6 +200,80 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
     counted = api(url, "GET", "/v1/payment_intents/search", params={"query": "amount>0", "expand[]": "total_count"})
     run.keep("search", "payment_intent_search_result", counted.json())
     return run
+
+
+def exercise_readers(run: Exercise) -> None:
+    """Simulated readers in every action state, their list, a deletion, and every reader error."""
+    client, emulator, url = run.client, run.emulator, run.url
+    readers, helpers = client.v1.terminal.readers, client.v1.test_helpers.terminal.readers
+    for code in ("simulated-wpe", "simulated-s700", "simulated-s710"):
+        run.keep("reader", "terminal.reader", body_of(readers.create(params={"registration_code": code})))
+    reader = simulated_reader(client, emulator)
+    updated = readers.update(reader.id, params={"label": "Till", "metadata": {"lane": "1"}})
+    run.keep("reader", "terminal.reader", body_of(updated))
+    for number, status in (("4242424242424242", "requires_capture"), ("4000000000009995", "requires_payment_method")):
+        intent = create_intent(client, 2500)
+        run.keep(
+            "reader",
+            "terminal.reader",
+            body_of(readers.process_payment_intent(reader.id, params={"payment_intent": intent.id})),
+        )
+        presented = helpers.present_payment_method(reader.id, params={"card_present": {"number": number}})
+        run.keep("reader", "terminal.reader", body_of(presented))
+        run.keep("reader", "terminal.reader", body_of(settled(client, emulator, reader.id)))
+        run.intent(status, client.v1.payment_intents.retrieve(intent.id), status)
+    waiting = create_intent(client)
+    config: Any = {"enable_customer_cancellation": True, "skip_tipping": False, "tipping": {"amount_eligible": 900}}
+    processing = readers.process_payment_intent(
+        reader.id, params={"payment_intent": waiting.id, "process_config": config}
+    )
+    run.keep("reader", "terminal.reader", body_of(processing))
+    emulator.configure_reader(reader.id, {"customer_cancels": True})
+    run.keep("reader", "terminal.reader", body_of(readers.retrieve(reader.id)))
+    cart: Any = {"currency": "usd", "line_items": [{"amount": 500, "description": "Tea", "quantity": 1}], "total": 500}
+    run.keep(
+        "reader",
+        "terminal.reader",
+        body_of(readers.set_reader_display(reader.id, params={"type": "cart", "cart": cart})),
+    )
+    run.keep("reader", "terminal.reader", body_of(readers.cancel_action(reader.id)))
+
+    busy = simulated_reader(client, emulator, processing_s=60)
+    readers.process_payment_intent(busy.id, params={"payment_intent": create_intent(client).id})
+    helpers.present_payment_method(busy.id)
+    run.error("400 terminal_reader", readers.cancel_action, 400, busy.id)
+    run.error(
+        "400 terminal_reader", readers.process_payment_intent, 400, busy.id, params={"payment_intent": waiting.id}
+    )
+    emulator.configure_reader(busy.id, {"processing_s": 0})
+    assert emulator.wait_reader_action(busy.id)
+    emulator.configure_reader(reader.id, {"online": False})
+    run.keep("reader", "terminal.reader", body_of(readers.retrieve(reader.id)))
+    run.error(
+        "400 terminal_reader", readers.process_payment_intent, 400, reader.id, params={"payment_intent": waiting.id}
+    )
+    emulator.configure_reader(reader.id, {"online": True, "timeout": "after_apply"})
+    run.error(
+        "400 terminal_reader", readers.process_payment_intent, 400, reader.id, params={"payment_intent": waiting.id}
+    )
+    run.error(
+        "400 terminal_reader",
+        readers.process_payment_intent,
+        400,
+        reader.id,
+        params={"payment_intent": authorise(client).id},
+    )
+    run.error("400 terminal_reader", helpers.present_payment_method, 400, busy.id)
+    run.error("400 invalid_request", readers.create, 400, params={"registration_code": "nothing"})
+    run.error("404 resource_missing", readers.retrieve, 404, "tmr_nothing")
+
+    run.keep("reader list", "terminal_reader_list", api(url, "GET", "/v1/terminal/readers").json())
+    run.keep(
+        "reader list",
+        "terminal_reader_list",
+        api(url, "GET", "/v1/terminal/readers", params={"status": "offline"}).json(),
+    )
+    run.keep("reader deleted", "deleted_terminal.reader", api(url, "DELETE", f"/v1/terminal/readers/{busy.id}").json())
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +312,10 @@ KINDS = [
     "500",
     "502",
     "503",
+    "reader",
+    "reader list",
+    "reader deleted",
+    "400 terminal_reader",
 ]
 
 
@@ -326,7 +416,20 @@ def card_details_in(run: Exercise, kind: str) -> Iterator[dict[str, Any]]:
             yield details[kind]
 
 
+def readers_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    yield from run.each("terminal.reader")
+    for body in run.each("terminal_reader_list"):
+        yield from body["data"]
+
+
+def reader_actions_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for reader in readers_in(run):
+        if reader["action"] is not None:
+            yield reader["action"]
+
+
 Details = stripe.Charge.PaymentMethodDetails
+Reader = stripe.terminal.Reader
 # (what, the stripe-python class and field that types it, how to find the values in the exercise)
 FIELDS: list[tuple[str, type, str, Callable[[Exercise], Iterator[Any]]]] = [
     ("PaymentIntent.status", stripe.PaymentIntent, "status", lambda r: (i["status"] for i in intents_in(r))),
@@ -401,6 +504,22 @@ FIELDS: list[tuple[str, type, str, Callable[[Exercise], Iterator[Any]]]] = [
         "account_type",
         lambda r: (d["receipt"]["account_type"] for d in card_details_in(r, "interac_present")),
     ),
+    ("Reader.device_type", Reader, "device_type", lambda r: (x["device_type"] for x in readers_in(r))),
+    ("Reader.status", Reader, "status", lambda r: (x["status"] for x in readers_in(r))),
+    ("Reader.action.status", Reader.Action, "status", lambda r: (a["status"] for a in reader_actions_in(r))),
+    ("Reader.action.type", Reader.Action, "type", lambda r: (a["type"] for a in reader_actions_in(r))),
+    (
+        "Reader.action.failure_code",
+        Reader.Action,
+        "failure_code",
+        lambda r: (a["failure_code"] for a in reader_actions_in(r)),
+    ),
+    (
+        "Reader.action.set_reader_display.type",
+        Reader.Action.SetReaderDisplay,
+        "type",
+        lambda r: (a["set_reader_display"]["type"] for a in reader_actions_in(r) if "set_reader_display" in a),
+    ),
 ]
 
 
@@ -460,6 +579,24 @@ def test_object_names(
     assert names == {expected}
 
 
+def test_reader_object_names_and_values_reached(exercised: Exercise) -> None:
+    assert literal_values(hint(Reader, "object")) == {Reader.OBJECT_NAME} == {"terminal.reader"}
+    assert {reader["object"] for reader in readers_in(exercised)} == {"terminal.reader"}
+    assert {body["object"] for body in exercised.each("terminal_reader_list")} == {"list"}
+    assert [body["deleted"] for body in exercised.each("deleted_terminal.reader")] == [True]
+    actions = list(reader_actions_in(exercised))
+    assert {action["status"] for action in actions} == {"in_progress", "succeeded", "failed"}
+    assert {action["failure_code"] for action in actions} == {None, "card_declined", "customer_canceled"}
+    assert {reader["device_type"] for reader in readers_in(exercised)} == {
+        "simulated_wisepos_e",
+        "simulated_stripe_s700",
+        "simulated_stripe_s710",
+    }
+    codes = {error["code"] for error in errors_in(exercised) if error.get("code", "").startswith("terminal_")}
+    assert codes == {"terminal_reader_busy", "terminal_reader_offline", "terminal_reader_timeout"}
+    assert "intent_invalid_state" in {error.get("code") for error in errors_in(exercised)}
+
+
 def test_nested_object_names(exercised: Exercise) -> None:
     assert {intent["object"] for intent in intents_in(exercised)} == {"payment_intent"}
     assert {charge["object"] for charge in charges_in(exercised)} == {"charge"}
@@ -482,3 +619,8 @@ def test_stripe_python_parses_every_body(exercised: Exercise) -> None:
         assert isinstance(intent, stripe.PaymentIntent)
         if isinstance(body["latest_charge"], dict):
             assert isinstance(intent.latest_charge, stripe.Charge)
+    for body in exercised.each("terminal.reader"):
+        reader = Reader.construct_from(body, "sk_test_x")
+        assert isinstance(reader, Reader)
+        if body["action"] is not None:
+            assert isinstance(reader.action, Reader.Action)
