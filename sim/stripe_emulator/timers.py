@@ -36,6 +36,10 @@ class Timers:
         timer.start()
         return timer
 
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
     def cancel(self, timer: threading.Timer) -> None:
         with self._lock:
             self._pending.discard(timer)

@@ -473,3 +473,36 @@ def test_reset_after_is_retried_and_replayed(
     assert replayed(answer)  # the retry got the response saved before the connection was reset
     assert answer.action is not None
     assert journal_ops(emulator, f"reader.{operation}") == [f"reader.{operation}"]
+
+
+# -- the control interface ------------------------------------------------------------------------
+
+
+def test_reader_control_answers_and_refusals(url: str, client: stripe.StripeClient, emulator: StripeEmulator) -> None:
+    reader = simulated_reader(client, emulator)
+    route = f"terminal/readers/{reader.id}"
+
+    state = control(url, "POST", route, {"processing_s": 2.5, "timeout": "after_apply"}).json()
+
+    assert state == {"id": reader.id, "online": True, "timeout": "after_apply", "processing_s": 2.5, "action": None}
+    assert control(url, "POST", "terminal/readers/tmr_nothing", {"online": False}).status_code == 404
+    for bad in ({"colour": "red"}, {"online": "no"}, {"timeout": "sometimes"}, {"processing_s": -1}):
+        answer = control(url, "POST", route, bad)
+        assert answer.status_code == 400, bad
+        assert answer.json()["error"]["message"]
+    assert control(url, "POST", route, {"customer_cancels": True}).status_code == 409  # nothing waits for a card
+
+
+def test_reset_forgets_readers_and_their_pending_work(
+    url: str, client: stripe.StripeClient, emulator: StripeEmulator
+) -> None:
+    reader = simulated_reader(client, emulator, processing_s=60)
+    process(client, reader.id, create_intent(client).id)
+    present(client, reader.id)
+    assert emulator.timers.pending() == 1
+
+    assert control(url, "POST", "reset").status_code == 200
+
+    assert emulator.timers.pending() == 0
+    assert client.v1.terminal.readers.list().data == []
+    assert emulator.wait_reader_action(reader.id, timeout=0)
