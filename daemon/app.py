@@ -112,20 +112,23 @@ class Daemon:
 
         self._store = store = Store.open(self.store_path)
         stripe_config = self.config.stripe
-        gateway = StripeGateway(
-            GatewaySettings(
-                api_key=api_key,
-                api_base=api_base,
-                connect_timeout_s=stripe_config.connect_timeout_s,
-                read_timeout_s=stripe_config.read_timeout_s,
-                max_network_retries=stripe_config.max_network_retries,
-            )
+        gateway_settings = GatewaySettings(
+            api_key=api_key,
+            api_base=api_base,
+            connect_timeout_s=stripe_config.connect_timeout_s,
+            read_timeout_s=stripe_config.read_timeout_s,
+            max_network_retries=stripe_config.max_network_retries,
         )
+        gateway = StripeGateway(gateway_settings)
         self.worker = Worker(
             store, gateway, self._events, WorkerSettings(requests_per_second=stripe_config.requests_per_second)
         )
         self.reader = open_reader(
-            self.config.reader, self._reader_changed, f"readerhostd {self.version}", self._ble_backends
+            self.config.reader,
+            self._reader_changed,
+            f"readerhostd {self.version}",
+            gateway_settings,
+            self._ble_backends,
         )
         await self.reader.start()
         payments = self.config.payments
@@ -136,7 +139,12 @@ class Daemon:
             payments.offline_max_age_s,
         )
         self.service = PaymentService(
-            store, self.worker, self.reader, self._events, ServiceSettings(stripe_config.terminal_id, offline)
+            store,
+            self.worker,
+            self.reader,
+            self._events,
+            # Stripe's smart readers go to Stripe themselves: no payment without it.
+            ServiceSettings(stripe_config.terminal_id, offline, self.config.reader.driver != "stripe_terminal"),
         )
         self.reconciler = reconciler = Reconciler(
             store, gateway, self.service, stripe_config.terminal_id, grace_s=payments.reconcile_grace_s

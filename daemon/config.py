@@ -49,8 +49,6 @@ EMULATOR_KEY = "sk_test_readerhost_emulator"  # the placeholder key for an emula
 MAX_SOCKET_PATH_BYTES = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 READER_DRIVERS = ("simulated", "serial", "ble", "stripe_terminal")
-# The one place that says which drivers this version has; later versions widen it (and then drop it).
-AVAILABLE_READER_DRIVERS = ("simulated", "serial", "ble")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECRET_KEY_NAMES = ("api_key", "secret_key", "key")  # refused anywhere in [stripe]
 
@@ -130,6 +128,13 @@ class BleReaderConfig:
 
 
 @dataclass(frozen=True)
+class StripeTerminalReaderConfig:
+    reader_id: str = ""  # tmr_...: the smart reader at Stripe
+    registration_code: str = ""  # with no reader_id: register a reader (e.g. simulated-wpe in test mode)
+    location: str = ""  # tml_...: the Terminal location a registered reader belongs to
+
+
+@dataclass(frozen=True)
 class ReaderConfig:
     driver: str = "simulated"
     card_wait_s: int = 60  # how long a serial or BLE reader waits for a card before giving up
@@ -138,6 +143,7 @@ class ReaderConfig:
     simulated: SimulatedReaderConfig = field(default_factory=SimulatedReaderConfig)
     serial: SerialReaderConfig = field(default_factory=SerialReaderConfig)
     ble: BleReaderConfig = field(default_factory=BleReaderConfig)
+    stripe_terminal: StripeTerminalReaderConfig = field(default_factory=StripeTerminalReaderConfig)
 
 
 @dataclass(frozen=True)
@@ -190,17 +196,19 @@ def load_config(path: str | None, env: Mapping[str, str], *, system_path: Path =
         config = _load_file(str(system_path), named_by="")
     else:
         config = Config()
-    _check_available(config)
+    _check_reader(config)
     return config
 
 
-def _check_available(config: Config) -> None:
-    """What the parser accepts but this version cannot do yet (the one place; later versions shrink it)."""
+def _check_reader(config: Config) -> None:
+    """What the chosen reader driver needs from its own table."""
     driver = config.reader.driver
-    if driver not in AVAILABLE_READER_DRIVERS:
+    smart = config.reader.stripe_terminal
+    if driver == "stripe_terminal" and not (smart.reader_id or smart.registration_code):
         raise ConfigError(
-            f"{config.source}: [reader] driver: reader driver '{driver}' is not available in this version "
-            f"(available: {', '.join(AVAILABLE_READER_DRIVERS)})"
+            f"{config.source}: [reader.stripe_terminal] reader_id: the Stripe reader needs its id "
+            '(reader_id = "tmr_...", from the Dashboard), or a registration_code to register one '
+            '(registration_code = "simulated-wpe" makes a simulated WisePOS E in test mode)'
         )
     if driver == "serial" and not config.reader.serial.device:
         raise ConfigError(
@@ -387,6 +395,7 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
     simulated = _table(reader.data, source, "reader.simulated", SimulatedReaderConfig, key="simulated")
     serial = _table(reader.data, source, "reader.serial", SerialReaderConfig, key="serial")
     ble = _table(reader.data, source, "reader.ble", BleReaderConfig, key="ble")
+    smart = _table(reader.data, source, "reader.stripe_terminal", StripeTerminalReaderConfig, key="stripe_terminal")
     payments = _table(document, source, "payments", PaymentsConfig)
     display = _table(document, source, "display", DisplaySettings)
     gpio = _table(document, source, "gpio", GpioSettings)
@@ -426,6 +435,13 @@ def _parse(document: Mapping[str, object], source: str) -> Config:
                 address=ble.string("address", d.reader.ble.address, check=_check_ble_address),
                 scan_timeout_s=ble.number("scan_timeout_s", d.reader.ble.scan_timeout_s, above=0),
                 connect_timeout_s=ble.number("connect_timeout_s", d.reader.ble.connect_timeout_s, above=0),
+            ),
+            stripe_terminal=StripeTerminalReaderConfig(
+                reader_id=smart.string("reader_id", d.reader.stripe_terminal.reader_id, check=_check_id("tmr_")),
+                registration_code=smart.string(
+                    "registration_code", d.reader.stripe_terminal.registration_code, check=_check_registration_code
+                ),
+                location=smart.string("location", d.reader.stripe_terminal.location, check=_check_id("tml_")),
             ),
             simulated=SimulatedReaderConfig(
                 card=simulated.string("card", d.reader.simulated.card, check=_check_card),
@@ -503,6 +519,21 @@ def _walk(table: Mapping[str, object], where: tuple[str, ...]) -> Iterator[tuple
                 yield from _walk(item, (*where, key))
             else:
                 yield where, key, item
+
+
+def _check_id(prefix: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if not value or (value.startswith(prefix) and _BARE_KEY.fullmatch(value) and len(value) <= 100):
+            return None
+        return f'a Stripe id starting with "{prefix}", or "" for none'
+
+    return check
+
+
+def _check_registration_code(value: str) -> str | None:
+    if not value or (_BARE_KEY.fullmatch(value) and len(value) <= 100):
+        return None
+    return 'the code the reader shows (letters, digits, "-" and "_"), or "" for none'
 
 
 def _check_ble_address(value: str) -> str | None:

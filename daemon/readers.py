@@ -1,18 +1,23 @@
-"""The configured card reader: which driver, with which settings. Each driver's libraries are
-imported only when that driver is chosen (pyserial for serial, bleak for BLE)."""
+"""The configured card reader: which driver, with which settings. Each driver is imported only
+when chosen, with its libraries (pyserial for serial, bleak for BLE); a Stripe smart reader talks
+to Stripe with the gateway's settings."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from readerhost.drivers.reader.base import ReaderDriver
-from readerhost.drivers.reader.link.reader import LinkReader, LinkSettings, Notify
+from readerhost.drivers.reader.base import Notify, ReaderDriver
 
 from .config import ReaderConfig
+from .payments.gateway import GatewaySettings
 
 
 def open_reader(
-    config: ReaderConfig, notify: Notify, host: str, ble_backends: tuple[Any, Any] | None = None
+    config: ReaderConfig,
+    notify: Notify,
+    host: str,
+    stripe: GatewaySettings,
+    ble_backends: tuple[Any, Any] | None = None,
 ) -> ReaderDriver:
     """The reader for `config`; `ble_backends` (client, scanner) replace bleak's platform backends (tests)."""
     if config.driver == "simulated":
@@ -20,6 +25,22 @@ def open_reader(
 
         simulated = config.simulated
         return SimulatedReader(simulated.card, simulated.present_after_s, simulated.retry_card_once)
+    if config.driver == "stripe_terminal":
+        from readerhost.drivers.reader.stripe_terminal import SmartReader, SmartReaderSettings
+
+        from .payments.terminal_api import StripeTerminalApi
+
+        smart = config.stripe_terminal
+        smart_settings = SmartReaderSettings(
+            reader_id=smart.reader_id,
+            registration_code=smart.registration_code,
+            location=smart.location,
+            card_wait_s=config.card_wait_s,
+            cancel_confirm_s=config.cancel_confirm_s,
+        )
+        return SmartReader(StripeTerminalApi(stripe), smart_settings, notify)
+    from readerhost.drivers.reader.link.reader import LinkReader, LinkSettings
+
     settings = LinkSettings(
         card_wait_s=config.card_wait_s, cancel_confirm_s=config.cancel_confirm_s, backoff_max_s=config.reconnect_max_s
     )

@@ -63,22 +63,8 @@ class StripeGateway:
     """PaymentIntents at Stripe (or at an emulator, with `api_base`), card present only."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        import stripe
-
         self.settings = settings
-        http_client = stripe.RequestsClient(timeout=(settings.connect_timeout_s, settings.read_timeout_s))
-        if settings.api_base is None:
-            client = stripe.StripeClient(
-                settings.api_key, http_client=http_client, max_network_retries=settings.max_network_retries
-            )
-        else:
-            client = stripe.StripeClient(
-                settings.api_key,
-                base_addresses={"api": settings.api_base},
-                http_client=http_client,
-                max_network_retries=settings.max_network_retries,
-            )
-        self._intents = client.v1.payment_intents
+        self._intents = stripe_client(settings).v1.payment_intents
 
     # -- PaymentIntents -----------------------------------------------------------------------
 
@@ -233,6 +219,23 @@ class StripeGateway:
                 outcome = _succeeded(intent, client_secret)
         _log(op, intent_id, idempotency_key, outcome, request_id)
         return outcome
+
+
+def stripe_client(settings: GatewaySettings) -> stripe.StripeClient:
+    """stripe-python configured as the daemon uses it: explicit timeouts and retries, maybe an emulator."""
+    import stripe
+
+    http_client = stripe.RequestsClient(timeout=(settings.connect_timeout_s, settings.read_timeout_s))
+    if settings.api_base is None:
+        return stripe.StripeClient(
+            settings.api_key, http_client=http_client, max_network_retries=settings.max_network_retries
+        )
+    return stripe.StripeClient(
+        settings.api_key,
+        base_addresses={"api": settings.api_base},
+        http_client=http_client,
+        max_network_retries=settings.max_network_retries,
+    )
 
 
 def _succeeded(intent: stripe.PaymentIntent, client_secret: str | None) -> Outcome:

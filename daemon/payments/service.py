@@ -452,7 +452,8 @@ class PaymentService:
         current = self._store.payment(payment_id)
         if current is None or current.state is not State.COLLECTING:
             return  # canceled or failed while the card was being read
-        card = Card(method.brand, method.last4, method.read_method)
+        # A smart reader tells nothing of the card: it comes from the PaymentIntent later.
+        card = Card(method.brand, method.last4, method.read_method) if method.last4 else current.card
         read = replace(
             current, card=card, attempts=current.attempts + 1, error=None, decline=None, updated_at=self._clock()
         )

@@ -8,6 +8,7 @@ card number. Collection is canceled by canceling the task that awaits `collect`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ DISPLAY_MESSAGES = {
     "try_another_read_method": "Try another read method",
     "try_another_card": "Try another card",
     "card_removed_too_early": "Card removed too early",
+    # readerhost's own: a Stripe smart reader prompts on its own screen.
+    "follow_reader": "Follow the reader's screen",
 }
 CARD_EVENTS = ("card_inserted", "card_removed")
 
@@ -67,6 +70,11 @@ class Reader(Protocol):
     def unavailable(self) -> str | None:
         """Why the reader cannot collect now (e.g. not connected), or None when it can."""
         ...
+
+
+# How a reader driver tells the daemon that it was reached or lost: notify(event, data), with event
+# "reader.connected" or "reader.disconnected" and data {id, model, reason}.
+Notify = Callable[[str, dict[str, Any]], None]
 
 
 class ReaderDriver(Reader, Protocol):

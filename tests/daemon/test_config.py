@@ -354,11 +354,16 @@ ERRORS = [
         "[reader]\ncard_wait_s = 1\n",
         "[reader] card_wait_s must be a whole number from 5 to 3600, not 1",
     ),
+    (
+        "driver-stripe-terminal-without-reader",
+        '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nlocation = "tml_1"\n',
+        "or a registration_code to register one",
+    ),
     ("serial-unknown-key", '[reader.serial]\nport = "/dev/ttyACM0"\n', "unknown key [reader.serial] port"),
     (
         "driver-stripe-terminal-unavailable",
         '[reader]\ndriver = "stripe_terminal"\n',
-        "[reader] driver: reader driver 'stripe_terminal' is not available in this version",
+        "[reader.stripe_terminal] reader_id: the Stripe reader needs its id",
     ),
     (
         "toml-syntax",
@@ -439,12 +444,16 @@ def test_a_value_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
     assert message == f'{path}: [log] level must be one of debug, info, warning, error, not "info\\nwarning"'
 
 
-def test_an_unavailable_driver_is_refused_only_by_load_config(tmp_path: Path) -> None:
-    # The parser knows every driver; only the availability check (one place) refuses the unbuilt ones.
-    config = Config(reader=dataclasses.replace(Config().reader, driver="stripe_terminal"))
-    assert config.reader.driver == "stripe_terminal"
-    message = error_of(write(tmp_path, '[reader]\ndriver = "stripe_terminal"\n'))
-    assert "reader driver 'stripe_terminal' is not available in this version" in message
+def test_a_stripe_smart_reader_is_configured_by_its_id_or_a_registration_code(tmp_path: Path) -> None:
+    by_id = load(
+        write(tmp_path, '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nreader_id = "tmr_F1"\n')
+    )
+    assert by_id.reader.stripe_terminal.reader_id == "tmr_F1"
+    text = '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nregistration_code = "simulated-wpe"\n'
+    registering = load(write(tmp_path, text, "r.toml"))
+    assert registering.reader.stripe_terminal.registration_code == "simulated-wpe"
+    message = error_of(write(tmp_path, '[reader.stripe_terminal]\nreader_id = "pi_123"\n', "bad.toml"))
+    assert '[reader.stripe_terminal] reader_id must be a Stripe id starting with "tmr_"' in message
 
 
 def test_a_serial_reader_is_configured_by_its_device(tmp_path: Path) -> None:

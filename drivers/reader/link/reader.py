@@ -14,11 +14,10 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from readerhost.drivers.reader.base import CollectedPaymentMethod, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import CollectedPaymentMethod, Notify, ReaderError, ReaderListener
 
 from .codec import Message, MessageError, MessageType
 from .session import LinkTimings, Session
@@ -39,10 +38,6 @@ class LinkSettings:
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
     timings: LinkTimings = field(default_factory=LinkTimings)
-
-
-# notify(event, data): "reader.connected" / "reader.disconnected" with {id, model, reason}.
-Notify = Callable[[str, dict[str, Any]], None]
 
 
 class _Incompatible(Exception):

@@ -1,0 +1,79 @@
+"""Stripe's Terminal Readers API for the smart-reader driver (drivers/reader/stripe_terminal.py),
+through stripe-python configured as the gateway's (timeouts, retries, maybe an emulator).
+Blocking: the driver calls it in a thread. Every failure becomes a TerminalError."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
+
+from .gateway import GatewaySettings, stripe_client
+
+if TYPE_CHECKING:
+    import stripe
+
+logger = logging.getLogger(__name__)
+
+
+class StripeTerminalApi:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._readers = stripe_client(settings).v1.terminal.readers
+
+    def retrieve(self, reader_id: str) -> ReaderView:
+        return self._call("retrieve", lambda: self._readers.retrieve(reader_id))
+
+    def register(self, registration_code: str, location: str | None, label: str | None) -> ReaderView:
+        params: dict[str, Any] = {"registration_code": registration_code}
+        if location:
+            params["location"] = location
+        if label:
+            params["label"] = label
+        return self._call("register", lambda: self._readers.create(params))  # type: ignore[arg-type]
+
+    def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView:
+        return self._call(
+            "process_payment_intent",
+            lambda: self._readers.process_payment_intent(
+                reader_id,
+                # A kiosk's customer may change their mind at the reader (its cancel button).
+                {"payment_intent": payment_intent, "process_config": {"enable_customer_cancellation": True}},
+                {"idempotency_key": idempotency_key},
+            ),
+        )
+
+    def cancel_action(self, reader_id: str) -> ReaderView:
+        return self._call("cancel_action", lambda: self._readers.cancel_action(reader_id))
+
+    def _call(self, op: str, send: Any) -> ReaderView:
+        import stripe
+
+        try:
+            reader = send()
+        except stripe.APIConnectionError as error:
+            logger.debug("stripe terminal %s: no answer: %s", op, error.user_message)
+            raise TerminalError(f"no answer from Stripe ({error.user_message})", unreachable=True) from None
+        except stripe.StripeError as error:
+            message = error.user_message or str(error)
+            logger.debug("stripe terminal %s: %s (%s)", op, message, error.code)
+            raise TerminalError(message, error.code, unreachable=(error.http_status or 0) >= 500) from None
+        return _view(reader)
+
+
+def _view(reader: stripe.terminal.Reader) -> ReaderView:
+    action = reader.action
+    process = action.process_payment_intent if action is not None else None
+    intent = process.payment_intent if process is not None else None
+    return ReaderView(
+        id=reader.id,
+        device_type=str(reader.device_type),
+        serial_number=reader.serial_number,
+        label=reader.label,
+        online=reader.status == "online",
+        action_type=str(action.type) if action is not None else None,
+        action_status=str(action.status) if action is not None else None,
+        action_intent=intent if isinstance(intent, str) or intent is None else intent.id,
+        failure_code=action.failure_code if action is not None else None,
+        failure_message=action.failure_message if action is not None else None,
+    )

@@ -1,0 +1,245 @@
+"""readerhostd with a Stripe smart reader: the stripe_terminal driver, through the real stripe
+library, against the built-in emulator's simulated WisePOS E; the POS on the real socket. The test
+plays the customer with Stripe's test helper (present_payment_method) and the reader's knobs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from conftest import make_client
+from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
+
+from readerhost.daemon.app import Daemon
+
+CONFIG = """
+[reader]
+driver = "stripe_terminal"
+cancel_confirm_s = 2
+[reader.stripe_terminal]
+registration_code = "simulated-wpe"
+"""
+DECLINED_INSUFFICIENT_FUNDS = "4000000000009995"
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+class Customer:
+    """Stripe's side of the counter: the test helper presents cards; the emulator's knobs play the rest."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        emulator = daemon._emulator
+        self.emulator = emulator.emulator
+        self.stripe = make_client(emulator.url)
+        self.reader_id = str(daemon.reader.status()["id"])
+        self.emulator.configure_reader(self.reader_id, {"processing_s": 0.05})
+
+    async def presents(self, number: str = "4242424242424242") -> None:
+        await asyncio.to_thread(
+            self.stripe.v1.test_helpers.terminal.readers.present_payment_method,
+            self.reader_id,
+            {"card_present": {"number": number}},
+        )
+
+    def journal(self, op: str) -> list[Any]:
+        return [e for e in self.emulator.journal_entries() if e.op == op]
+
+
+async def waiting_for_card(pos: LineClient, payment_id: str) -> None:
+    await pos.event(of_type("reader.display_message", payment_id=payment_id, message="follow_reader"))
+
+
+async def start(pos: LineClient, order_id: str, amount: int = 1250) -> str:
+    started = await pos.call("payment.start", {"order_id": order_id, "amount": amount, "currency": "usd"})
+    payment_id: str = started["result"]["payment_id"]
+    await waiting_for_card(pos, payment_id)
+    return payment_id
+
+
+def test_approve_decline_and_collect_again_then_capture(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            reader = (await pos.call("status.get"))["result"]["reader"]
+            assert reader["id"].startswith("tmr_")
+            assert (reader["state"], reader["model"]) == ("ready", "simulated_wisepos_e")
+
+            # Approved at the reader: the daemon reads the PaymentIntent back and captures it.
+            payment_id = await start(pos, "T-1")
+            await customer.presents()
+            authorised = await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            assert authorised["params"]["data"]["card"]["last4"] == "4242"
+            await pos.call("payment.capture", {"payment_id": payment_id})
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="captured"))
+
+            # Declined by the card: collected again on the same PaymentIntent, approved.
+            payment_id = await start(pos, "T-2", 2000)
+            await customer.presents(DECLINED_INSUFFICIENT_FUNDS)
+            declined = await pos.event(of_type("payment.state", payment_id=payment_id, state="declined"))
+            assert declined["params"]["data"]["decline"]["decline_code"] == "insufficient_funds"
+            await pos.call("payment.collect_again", {"payment_id": payment_id})
+            await waiting_for_card(pos, payment_id)
+            await customer.presents("5555555555554444")
+            done = await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            assert done["params"]["data"]["card"]["brand"] == "mastercard"
+
+            # Declined by the amount (ending 05).
+            payment_id = await start(pos, "T-3", 1005)
+            await customer.presents()
+            declined = await pos.event(of_type("payment.state", payment_id=payment_id, state="declined"))
+            assert declined["params"]["data"]["decline"]["decline_code"] == "generic_decline"
+
+            # The reader confirmed every PaymentIntent itself; the daemon never did.
+            confirms = customer.journal("payment_intent.confirm")
+            assert len(confirms) == 4
+            assert all(c.idempotency_key is None for c in confirms)
+            assert [c.amount for c in customer.journal("payment_intent.capture")] == [1250]
+            await pos.close()
+
+    run(scenario())
+
+
+def test_cancel_from_the_pos_and_by_the_customer_at_the_reader(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+
+            await pos.call("events.subscribe", {"topics": ["payment", "reader", "queue"]})
+            payment_id = await start(pos, "C-1")
+            pos.events.clear()  # from here, the queue empties only once the cancel reached Stripe
+            canceled = await pos.call("payment.cancel", {"payment_id": payment_id})
+            assert canceled["result"]["state"] == "canceled"
+            # The reader stops waiting for the card (the driver's cancel_action, or the PaymentIntent's
+            # cancel, whichever reaches Stripe first), and the PaymentIntent is canceled at Stripe.
+            await pos.event(of_type("queue.changed", pending=0))
+            assert [e.status for e in customer.journal("payment_intent.cancel")] == ["canceled"]
+            assert await asyncio.to_thread(customer.emulator.wait_reader_action, customer.reader_id, 10)
+            reader = await asyncio.to_thread(customer.stripe.v1.terminal.readers.retrieve, customer.reader_id)
+            assert reader.action is None or reader.action.status != "in_progress"
+
+            payment_id = await start(pos, "C-2")
+            customer.emulator.configure_reader(customer.reader_id, {"customer_cancels": True})
+            failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+            assert failed["params"]["data"]["state"] == "collecting"
+            assert "canceled on the reader" in failed["params"]["data"]["error"]["message"]
+            await pos.call("payment.cancel", {"payment_id": payment_id})
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="canceled"))
+            assert customer.journal("payment_intent.confirm") == []
+            await pos.close()
+
+    run(scenario())
+
+
+def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply"})
+            payment_id = await start(pos, "TO-1")
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            assert len(customer.journal("reader.process_payment_intent")) == 1
+            assert len(customer.journal("payment_intent.confirm")) == 1
+            await pos.close()
+
+    run(scenario())
+
+
+def test_a_busy_reader_and_an_offline_reader(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            # Something else left the reader showing a cart: the payment replaces it.
+            await asyncio.to_thread(
+                customer.stripe.v1.terminal.readers.set_reader_display,
+                customer.reader_id,
+                {
+                    "type": "cart",
+                    "cart": {
+                        "currency": "usd",
+                        "line_items": [{"amount": 100, "description": "Tea", "quantity": 1}],
+                        "total": 100,
+                    },
+                },
+            )
+            payment_id = await start(pos, "B-1")
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+
+            # The reader loses its connection: the payment waits, the POS and the screen are told.
+            customer.emulator.configure_reader(customer.reader_id, {"online": False})
+            started = await pos.call("payment.start", {"order_id": "B-2", "amount": 1250, "currency": "usd"})
+            failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+            assert failed["params"]["data"]["payment_id"] == started["result"]["payment_id"]
+            assert failed["params"]["data"]["error"]["reason"] == "READER_UNAVAILABLE"
+            assert "offline" in failed["params"]["data"]["error"]["message"]
+            lost = await pos.event(of_type("reader.disconnected"))
+            assert "offline" in lost["params"]["data"]["reason"]
+            customer.emulator.configure_reader(customer.reader_id, {"online": True})
+            await pos.call("payment.collect_again", {"payment_id": started["result"]["payment_id"]})
+            await pos.event(of_type("reader.connected", reason="reconnected"))
+            await customer.presents()
+            await pos.event(of_type("payment.state", state="authorized"))
+            await pos.close()
+
+    run(scenario())
+
+
+def test_without_stripe_a_smart_reader_takes_no_payment(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            daemon.worker.health.reachable = False  # as after failures in a row: no Stripe
+            refused = await pos.call(
+                "payment.start", {"order_id": "O-1", "amount": 1250, "currency": "usd", "offline": "prefer_online"}
+            )
+            assert refused["error"]["data"]["reason"] == "STRIPE_UNAVAILABLE"
+            assert "works only online" in refused["error"]["message"]
+            await pos.close()
+
+    run(scenario())
+
+
+def test_a_registration_code_stripe_refuses_leaves_the_daemon_running_and_saying_why(tmp_path: Path) -> None:
+    config = CONFIG.replace('"simulated-wpe"', '"no-such-code"')
+
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, config) as daemon:
+            pos = await LineClient.connect(daemon.socket_path)
+            await pos.receive()
+            reader = (await pos.call("status.get"))["result"]["reader"]
+            assert (reader["state"], reader["id"]) == ("disconnected", None)
+            assert reader["link"]["last_error"].startswith("cannot register a Stripe reader: The registration code")
+            refused = await pos.call("payment.start", {"order_id": "R-1", "amount": 1250, "currency": "usd"})
+            assert refused["error"]["data"]["reason"] == "READER_UNAVAILABLE"
+            assert "not registered" in refused["error"]["message"]
+            await pos.close()
+
+    run(scenario())
+
+
+def test_stripe_going_down_while_the_reader_waits_ends_the_collection_collectable_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            payment_id = await start(pos, "D-1")
+            down = customer.emulator.add_fault({"method": "GET", "path": "^/v1/terminal/readers/", "action": "down"})
+            failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+            assert failed["params"]["data"]["state"] == "collecting"
+            assert "Stripe cannot be reached" in failed["params"]["data"]["error"]["message"]
+            customer.emulator.faults.remove(down.id)
+            await pos.call("payment.collect_again", {"payment_id": payment_id})
+            await waiting_for_card(pos, payment_id)
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            await pos.close()
+
+    run(scenario())
