@@ -1,7 +1,8 @@
-"""The daemon's one door to Stripe: stripe-python calls in, `Outcome`s out.
+"""The daemon's door to Stripe's PaymentIntents: stripe-python calls in, `Outcome`s out.
 
-This is the only module in the daemon that uses `stripe`, and it imports it lazily (when a
-gateway is built, or an answer is read) so that importing the daemon stays light.
+This module and terminal_api.py (Stripe's smart readers, built on `stripe_client` here) are the
+only ones in the daemon that use `stripe`; both import it lazily (when built, or when an answer
+is read) so that importing the daemon stays light.
 
 Every method blocks (the worker runs it in a thread) and returns an `Outcome`: no Stripe-side
 problem — a decline, a refusal, a timeout, an answer that cannot be read — escapes as an
