@@ -22,7 +22,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from readerhost.drivers.reader.base import ReaderError
 
 from .api.listen import SocketInUse, bind_unix_socket
 from .api.methods import Methods
@@ -46,6 +48,9 @@ from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
 from .readers import open_reader
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
+
+if TYPE_CHECKING:
+    from readerhost.drivers.reader.stripe_terminal import Cart
 
 logger = logging.getLogger("readerhostd")
 HOLDING_READER = ("creating", "collecting", "awaiting_confirmation")
@@ -385,6 +390,22 @@ class Daemon:
             raise RequestRefused("INVALID_STATE", str(error)) from None
         except ValueError as error:
             raise RequestRefused("NOT_FOUND", str(error)) from None
+
+    async def display_cart(self, cart: Cart) -> None:
+        """reader.display_cart: the items on a Stripe smart reader's screen, between payments."""
+        from readerhost.drivers.reader.stripe_terminal import SmartReader
+
+        if not isinstance(self.reader, SmartReader):
+            raise RequestRefused("UNSUPPORTED", f"the {self.config.reader.driver} reader has no screen for a cart")
+        holder = self.service.reader_holder()
+        if holder is not None:
+            raise RequestRefused(
+                "BUSY", f"payment {holder} holds the reader: a cart would replace its prompt", retryable=True
+            )
+        try:
+            await self.reader.show_cart(cart)
+        except ReaderError as error:
+            raise RequestRefused("READER_UNAVAILABLE", error.message, retryable=True) from None
 
     # -- events -------------------------------------------------------------------------------
 

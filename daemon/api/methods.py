@@ -11,11 +11,13 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from readerhost.daemon.payments import validation
 from readerhost.daemon.payments.model import State
 from readerhost.daemon.payments.reconcile import Reconciler
 from readerhost.daemon.payments.service import PaymentService, RequestRefused
 from readerhost.daemon.payments.store import StorageError
 from readerhost.daemon.payments.validation import InvalidRequest
+from readerhost.drivers.reader.stripe_terminal import Cart
 
 from .protocol import METHOD_NOT_FOUND, RpcError
 from .server import Client
@@ -38,6 +40,8 @@ class DaemonView(Protocol):
     def show_text(self, lines: list[str], ttl_s: float | None) -> None: ...
 
     def present_card(self, card: str) -> None: ...
+
+    async def display_cart(self, cart: Cart) -> None: ...
 
 
 Method = Callable[[Client, dict[str, Any]], Awaitable[Any]]
@@ -64,6 +68,7 @@ class Methods:
             "events.subscribe": self._subscribe,
             "display.show": self._display,
             "reader.present": self._present,
+            "reader.display_cart": self._display_cart,
         }
 
     async def __call__(self, client: Client, method: str, params: dict[str, Any]) -> Any:
@@ -198,6 +203,10 @@ class Methods:
         if not isinstance(card, str):
             raise RpcError.invalid_params("card", "card must be a test card name, e.g. visa")
         self._daemon.present_card(card)
+        return {}
+
+    async def _display_cart(self, client: Client, params: dict[str, Any]) -> Any:
+        await self._daemon.display_cart(validation.cart(params))
         return {}
 
 

@@ -465,6 +465,11 @@ class PaymentService:
         else:
             self._authorise(current, method, read)
 
+    def reader_holder(self) -> str | None:
+        """The payment holding the reader (creating, collecting or awaiting confirmation), if any."""
+        holders = self._store.payments(states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION))
+        return holders[0].payment_id if holders else None
+
     def _require_free_reader(self, but: str | None = None) -> None:
         for holder in self._store.payments(states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION)):
             if holder.payment_id != but:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
+from readerhost.drivers.reader.stripe_terminal import Cart, ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
 
@@ -46,6 +46,22 @@ class StripeTerminalApi:
     def cancel_action(self, reader_id: str) -> ReaderView:
         return self._call("cancel_action", lambda: self._readers.cancel_action(reader_id))
 
+    def show_cart(self, reader_id: str, cart: Cart) -> ReaderView:
+        shown: dict[str, Any] = {
+            "currency": cart.currency,
+            "line_items": [
+                {"description": line.description, "amount": line.amount, "quantity": line.quantity}
+                for line in cart.line_items
+            ],
+            "total": cart.total,
+        }
+        if cart.tax is not None:
+            shown["tax"] = cart.tax
+        return self._call(
+            "set_reader_display",
+            lambda: self._readers.set_reader_display(reader_id, {"type": "cart", "cart": shown}),  # type: ignore[typeddict-item]
+        )
+
     def _call(self, op: str, send: Any) -> ReaderView:
         import stripe
 
@@ -58,22 +74,27 @@ class StripeTerminalApi:
             message = error.user_message or str(error)
             logger.debug("stripe terminal %s: %s (%s)", op, message, error.code)
             raise TerminalError(message, error.code, unreachable=(error.http_status or 0) >= 500) from None
-        return _view(reader)
+        try:
+            return _view(reader)
+        except (AttributeError, TypeError) as error:  # an answer we cannot read is no answer
+            logger.warning("stripe terminal %s: unreadable reader in Stripe's answer: %r", op, error)
+            raise TerminalError("Stripe's answer about the reader could not be read", unreachable=True) from None
 
 
 def _view(reader: stripe.terminal.Reader) -> ReaderView:
-    action = reader.action
-    process = action.process_payment_intent if action is not None else None
-    intent = process.payment_intent if process is not None else None
+    # A Stripe object raises AttributeError for a field its answer left out: read each with a default.
+    action = getattr(reader, "action", None)
+    process = getattr(action, "process_payment_intent", None)
+    intent = getattr(process, "payment_intent", None)
     return ReaderView(
         id=reader.id,
-        device_type=str(reader.device_type),
-        serial_number=reader.serial_number,
-        label=reader.label,
-        online=reader.status == "online",
-        action_type=str(action.type) if action is not None else None,
-        action_status=str(action.status) if action is not None else None,
-        action_intent=intent if isinstance(intent, str) or intent is None else intent.id,
-        failure_code=action.failure_code if action is not None else None,
-        failure_message=action.failure_message if action is not None else None,
+        device_type=str(getattr(reader, "device_type", "unknown")),
+        serial_number=getattr(reader, "serial_number", None),
+        label=getattr(reader, "label", None),
+        online=getattr(reader, "status", None) == "online",
+        action_type=getattr(action, "type", None),
+        action_status=getattr(action, "status", None),
+        action_intent=intent if isinstance(intent, str) or intent is None else getattr(intent, "id", None),
+        failure_code=getattr(action, "failure_code", None),
+        failure_message=getattr(action, "failure_message", None),
     )

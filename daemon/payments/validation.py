@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
+from readerhost.drivers.reader.stripe_terminal import Cart, CartLine
+
 from . import currencies
 from .model import CaptureMode, OfflineMode, PaymentRequest
 
@@ -108,3 +110,40 @@ def _choice(params: dict[str, Any], name: str, kind: type[_Choice], default: _Ch
         return kind(value)
     except ValueError:
         raise InvalidRequest(name, f"{name} must be one of {', '.join(m.value for m in kind)}") from None
+
+
+CART_ITEMS_MAX = 100
+CART_TEXT_MAX = 100
+
+
+def cart(params: dict[str, Any]) -> Cart:
+    """reader.display_cart's parameters: a cart for a smart reader's screen (Stripe's limits)."""
+    for name in params:
+        if name not in ("currency", "line_items", "tax", "total"):
+            raise InvalidRequest(name, f"unknown parameter {name!r}")
+    currency = params.get("currency")
+    if not isinstance(currency, str) or currency not in currencies.SUPPORTED:
+        raise InvalidRequest("currency", "currency must be a lowercase ISO 4217 code that Stripe supports, e.g. usd")
+    items = params.get("line_items")
+    if not isinstance(items, list) or not 1 <= len(items) <= CART_ITEMS_MAX:
+        raise InvalidRequest("line_items", f"line_items must be a list of 1 to {CART_ITEMS_MAX} items")
+    lines: list[CartLine] = []
+    for index, item in enumerate(items):
+        where = f"line_items[{index}]"
+        if not isinstance(item, dict) or set(item) - {"description", "amount", "quantity"}:
+            raise InvalidRequest(where, f"{where} must be an object with description, amount and quantity")
+        description, amount, quantity = item.get("description"), item.get("amount"), item.get("quantity", 1)
+        if not isinstance(description, str) or not 0 < len(description) <= CART_TEXT_MAX:
+            raise InvalidRequest(f"{where}.description", f"description must be 1 to {CART_TEXT_MAX} characters")
+        if type(amount) is not int:
+            raise InvalidRequest(f"{where}.amount", "amount must be an integer in the currency's minor unit")
+        if type(quantity) is not int or quantity < 1:
+            raise InvalidRequest(f"{where}.quantity", "quantity must be a whole number of at least 1")
+        lines.append(CartLine(description, amount, quantity))
+    tax = params.get("tax")
+    if tax is not None and (type(tax) is not int or tax < 0):
+        raise InvalidRequest("tax", "tax must be a non-negative integer in the currency's minor unit")
+    total = params.get("total")
+    if type(total) is not int or total < 0:
+        raise InvalidRequest("total", "total must be a non-negative integer in the currency's minor unit")
+    return Cart(currency, tuple(lines), tax, total)

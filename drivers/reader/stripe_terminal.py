@@ -44,6 +44,23 @@ class ReaderView:
     failure_message: str | None = None
 
 
+@dataclass(frozen=True)
+class CartLine:
+    description: str
+    amount: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Cart:
+    """What a smart reader shows while the customer's items are rung up (set_reader_display)."""
+
+    currency: str
+    line_items: tuple[CartLine, ...]
+    tax: int | None
+    total: int
+
+
 class TerminalError(Exception):
     """Stripe refused or did not answer; `code` is Stripe's error code (terminal_reader_busy, ...)."""
 
@@ -64,6 +81,8 @@ class TerminalApi(Protocol):
     def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView: ...
 
     def cancel_action(self, reader_id: str) -> ReaderView: ...
+
+    def show_cart(self, reader_id: str, cart: Cart) -> ReaderView: ...
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,18 @@ class SmartReader:
             "model": reader.device_type if reader else None,
             "reason": reason,
         }
+
+    async def show_cart(self, cart: Cart) -> None:
+        """Show the cart on the reader's screen (between payments: it would replace a collection)."""
+        if not self._reader_id:
+            raise ReaderError("READER_UNAVAILABLE", f"the Stripe reader is not registered ({self._last_error})")
+        try:
+            view = await asyncio.to_thread(self._api.show_cart, self._reader_id, cart)
+        except TerminalError as error:
+            if error.code == "terminal_reader_offline":
+                self._went_offline(f"the reader is offline at Stripe: {error.message}")
+            raise ReaderError("READER_UNAVAILABLE", f"the reader did not show the cart: {error.message}") from None
+        self._seen(view)
 
     # -- collecting -------------------------------------------------------------------------------
 

@@ -243,3 +243,83 @@ def test_stripe_going_down_while_the_reader_waits_ends_the_collection_collectabl
             await pos.close()
 
     run(scenario())
+
+
+def test_the_cart_on_the_readers_screen_between_payments(tmp_path: Path) -> None:
+    cart = {
+        "currency": "usd",
+        "line_items": [{"description": "Coffee", "amount": 350, "quantity": 2}, {"description": "Cake", "amount": 450}],
+        "tax": 50,
+        "total": 1200,
+    }
+
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            assert (await pos.call("reader.display_cart", cart))["result"] == {}
+            shown = await asyncio.to_thread(customer.stripe.v1.terminal.readers.retrieve, customer.reader_id)
+            assert shown.action is not None
+            assert shown.action.type == "set_reader_display"
+            assert shown.action.set_reader_display is not None
+            assert shown.action.set_reader_display.cart is not None
+            assert [i.description for i in shown.action.set_reader_display.cart.line_items] == ["Coffee", "Cake"]
+            assert shown.action.set_reader_display.cart.total == 1200
+
+            # While a payment holds the reader, a cart would replace its prompt: refused.
+            payment_id = await start(pos, "K-1", 1200)
+            busy = await pos.call("reader.display_cart", cart)
+            assert busy["error"]["data"]["reason"] == "BUSY"
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+
+            bad = await pos.call("reader.display_cart", {**cart, "line_items": [{"description": "", "amount": 1}]})
+            assert bad["error"]["data"]["field"] == "line_items[0].description"
+            await pos.close()
+
+    run(scenario())
+
+
+def test_a_cart_on_a_reader_without_a_screen_is_unsupported(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path) as daemon:  # the simulated reader
+            pos = await LineClient.connect(daemon.socket_path)
+            await pos.receive()
+            cart = {"currency": "usd", "line_items": [{"description": "Tea", "amount": 250}], "total": 250}
+            refused = await pos.call("reader.display_cart", cart)
+            assert refused["error"]["data"]["reason"] == "UNSUPPORTED"
+            await pos.close()
+
+    run(scenario())
+
+
+def test_a_reader_busy_processing_another_card_is_waited_out_not_forced(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon:
+            pos = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            # Another PaymentIntent's card is being processed on the reader (someone else's request).
+            other = await asyncio.to_thread(
+                customer.stripe.v1.payment_intents.create,
+                {"amount": 500, "currency": "usd", "capture_method": "manual"},
+            )
+            await asyncio.to_thread(
+                customer.stripe.v1.terminal.readers.process_payment_intent,
+                customer.reader_id,
+                {"payment_intent": other.id},
+            )
+            customer.emulator.configure_reader(customer.reader_id, {"processing_s": 60})
+            await customer.presents()
+            started = await pos.call("payment.start", {"order_id": "BZ-1", "amount": 1250, "currency": "usd"})
+            payment_id = started["result"]["payment_id"]
+            failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+            assert "busy" in failed["params"]["data"]["error"]["message"]
+            customer.emulator.configure_reader(customer.reader_id, {"processing_s": 0})  # the other card is done
+            assert await asyncio.to_thread(customer.emulator.wait_reader_action, customer.reader_id, 10)
+            await pos.call("payment.collect_again", {"payment_id": payment_id})
+            await waiting_for_card(pos, payment_id)
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            await pos.close()
+
+    run(scenario())
