@@ -86,11 +86,7 @@ async def _serve_on(
     async def handle(line: str) -> control.Answer:
         return await control.handle(line, device, port)
 
-    controlling = asyncio.get_running_loop().create_task(console.serve_control(handle))
-    try:
-        await stop.wait()
-    finally:
-        controlling.cancel()
+    await console.serve_until(stop, handle)
     if lost.done():
         cause = None if lost.cancelled() else lost.exception()
         return _fail(f"the Bluetooth transport {spec!r} closed" + (f": {_one_line(cause)}" if cause else ""))

@@ -122,11 +122,9 @@ async def _serve_pty(device: ReaderDevice, link: Path | None) -> int:
     async def handle(line: str) -> console.Answer:
         return await control.handle(line, device, port)
 
-    controlling = asyncio.get_running_loop().create_task(console.serve_control(handle))
     try:
-        await stop.wait()
+        await console.serve_until(stop, handle)
     finally:
-        controlling.cancel()
         if port.path is not None:
             await port.unplug()
     return 0

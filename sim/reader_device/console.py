@@ -48,6 +48,15 @@ async def serve_control(handle: Handler) -> None:
             say(await handle(line.decode(errors="replace")))
 
 
+async def serve_until(stop: asyncio.Event, handle: Handler) -> None:
+    """Take control commands (serve_control) until `stop` is set."""
+    controlling = asyncio.get_running_loop().create_task(serve_control(handle))
+    try:
+        await stop.wait()
+    finally:
+        controlling.cancel()
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT, on the running loop."""
     stop = asyncio.Event()

@@ -12,8 +12,9 @@ import pytest
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakDeviceNotFoundError
+from support.ble_host import BleHost
 
-from readerhost.drivers.reader.link.codec import FrameDecoder, LinkCodecError, Message, MessageType, encode
+from readerhost.drivers.reader.link.codec import MessageType
 from readerhost.sim.ble_radio import VirtualRadio
 from readerhost.sim.reader_device.ble import RX_UUID, TX_UUID, advertising_payloads, peripheral_on
 from readerhost.sim.reader_device.device import ReaderDevice
@@ -72,46 +73,6 @@ class Streams:
         assert closed.result() == b""
         await send(b"after close")  # dropped by the peripheral, never raises
         self.ended.set()
-
-
-class Host:
-    """The host side of the link over bleak: frames out in writes without response, frames in
-    from TX notifications through the codec."""
-
-    def __init__(self, client: BleakClient) -> None:
-        self.client = client
-        self.decoder = FrameDecoder()
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
-
-    async def start(self) -> None:
-        await self.client.start_notify(TX_UUID, self._on_notification)
-
-    def _on_notification(self, _sender: BleakGATTCharacteristic, data: bytearray) -> None:
-        for item in self.decoder.feed(bytes(data)):
-            assert not isinstance(item, LinkCodecError), item
-            self.messages.put_nowait(item)
-
-    async def send(self, message: Message) -> None:
-        frame = encode(message)
-        rx = self.client.services.get_characteristic(RX_UUID)
-        assert rx is not None
-        size = rx.max_write_without_response_size
-        for offset in range(0, len(frame), size):
-            await self.client.write_gatt_char(rx, frame[offset : offset + size], response=False)
-
-    async def expect(self, kind: MessageType) -> Message:
-        """The next message other than an ACK, which must be of `kind`."""
-        while True:
-            message = await asyncio.wait_for(self.messages.get(), WAIT_S)
-            if message.type is not MessageType.ACK:
-                assert message.type is kind, message
-                return message
-
-    async def hello(self) -> Message:
-        await self.send(Message(MessageType.HELLO, 0, {"versions": [1]}))
-        welcome = await self.expect(MessageType.WELCOME)
-        await self.send(Message(MessageType.ACK, 0, {"ack": welcome.seq}))
-        return welcome
 
 
 def test_advertising_fits_legacy_advertising() -> None:
@@ -186,7 +147,7 @@ def test_hello_welcome_with_reader_device_through_bleak_and_the_codec() -> None:
         async with VirtualRadio() as radio, peripheral_on(radio, device) as peripheral:
             client_backend, _scanner = radio.bleak_backends()
             async with BleakClient(peripheral.address, backend=client_backend) as client:
-                host = Host(client)
+                host = BleHost(client)
                 await host.start()
                 welcome = await host.hello()
                 assert welcome.seq == 0
@@ -208,7 +169,7 @@ def test_drop_link_is_a_remote_disconnect_and_three_sessions_follow_in_a_row() -
             for _session in range(3):
                 disconnected.clear()
                 await client.connect()
-                host = Host(client)
+                host = BleHost(client)
                 await host.start()
                 assert (await host.hello()).type is MessageType.WELCOME
                 device.drop_link()

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 from bleak import BleakClient, BleakScanner
-from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
+from support.ble_host import BleHost
 from support.daemon import of_type, running_daemon, subscribed_when_connected
 from support.link_host import MODULE
 
-from readerhost.drivers.reader.link.codec import FrameDecoder, LinkCodecError, Message, MessageType, encode
+from readerhost.drivers.reader.link.codec import MessageType
 from readerhost.sim.ble_radio import VirtualRadio
-from readerhost.sim.reader_device.ble import DEFAULT_NAME, LINK_SERVICE_UUID, RX_UUID, TX_UUID
+from readerhost.sim.reader_device.ble import DEFAULT_NAME, LINK_SERVICE_UUID
 
 from .conftest import BleEmulatorProcess
 
@@ -40,46 +40,6 @@ async def find(radio: VirtualRadio) -> BLEDevice:
     )
     assert device is not None, "nothing advertises the link service"
     return device
-
-
-class Host:
-    """The host side of the link over bleak: frames out in writes without response, frames in from
-    TX notifications; every device message is acknowledged as it is taken."""
-
-    def __init__(self, client: BleakClient) -> None:
-        self.client = client
-        self.decoder = FrameDecoder()
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
-        self.seq = 0
-
-    async def start(self) -> None:
-        await self.client.start_notify(TX_UUID, self._on_notification)
-
-    def _on_notification(self, _sender: BleakGATTCharacteristic, data: bytearray) -> None:
-        for item in self.decoder.feed(bytes(data)):
-            assert not isinstance(item, LinkCodecError), item
-            self.messages.put_nowait(item)
-
-    async def send(self, kind: MessageType, body: dict[str, Any]) -> None:
-        self.seq = 0 if kind is MessageType.HELLO else self.seq + 1
-        await self._write(encode(Message(kind, self.seq, body)))
-
-    async def _write(self, frame: bytes) -> None:
-        rx = self.client.services.get_characteristic(RX_UUID)
-        assert rx is not None
-        size = rx.max_write_without_response_size
-        for offset in range(0, len(frame), size):
-            await self.client.write_gatt_char(rx, frame[offset : offset + size], response=False)
-
-    async def until(self, kind: MessageType) -> Message:
-        """Device messages up to the first of `kind`, each acknowledged; that one."""
-        while True:
-            message = await asyncio.wait_for(self.messages.get(), WAIT_S)
-            if message.type is MessageType.ACK:
-                continue
-            await self._write(encode(Message(MessageType.ACK, 0, {"ack": message.seq})))
-            if message.type is kind:
-                return message
 
 
 async def started(start: StartBleEmulator, *args: str) -> BleEmulatorProcess:
@@ -113,7 +73,7 @@ def test_bleak_finds_the_emulator_process_talks_the_link_protocol_and_sees_unplu
             disconnected = asyncio.Event()
             client = BleakClient(found, disconnected_callback=lambda _c: disconnected.set(), backend=client_backend)
             await client.connect()
-            host = Host(client)
+            host = BleHost(client)
             await host.start()
             await host.send(MessageType.HELLO, {"versions": [1]})
             assert (await host.until(MessageType.WELCOME)).body["serial"] == "EMU-0001"
@@ -138,7 +98,7 @@ def test_bleak_finds_the_emulator_process_talks_the_link_protocol_and_sees_unplu
             assert (status["plugged"], status["connected"]) == (False, False)
             assert await control(emulator, {"replug": True}) == {"ok": True, "ble": emulator.address}
             await client.connect()
-            host = Host(client)
+            host = BleHost(client)
             await host.start()
             await host.send(MessageType.HELLO, {"versions": [1]})
             await host.until(MessageType.WELCOME)
