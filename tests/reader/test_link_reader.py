@@ -278,15 +278,21 @@ async def test_garbled_frames_are_logged_and_recovered_by_retransmission(caplog:
 
 
 @in_loop
-async def test_a_device_speaking_another_version_is_never_used_and_the_status_says_why() -> None:
-    async with rig(identity=DeviceIdentity(versions=(2,))) as r:
-        async with asyncio.timeout(WAIT_S):
-            while "version" not in str(r.reader.status()["link"]["last_error"]):
-                await r.transport.connected.wait()
-                r.transport.connected.clear()
-        assert r.notices.count("reader.connected") == 0
-        with pytest.raises(ReaderError, match="version"):
-            await r.reader.collect(100, "eur", Prompts())
+async def test_a_device_speaking_another_version_is_never_used_and_the_status_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="readerhost.reader"):
+        async with rig(identity=DeviceIdentity(versions=(2,))) as r:
+            async with asyncio.timeout(WAIT_S):
+                # Three connections in a row, each refused for the version.
+                while r.transport.attempts < 4 or "version" not in str(r.reader.status()["link"]["last_error"]):
+                    await r.transport.connected.wait()
+                    r.transport.connected.clear()
+            assert r.notices.count("reader.connected") == 0
+            with pytest.raises(ReaderError, match="version"):
+                await r.reader.collect(100, "eur", Prompts())
+    # Said once, not at every attempt.
+    assert sum("does not speak protocol version" in m for m in caplog.messages) == 1
 
 
 @in_loop

@@ -131,7 +131,8 @@ class LinkReader:
                 logger.exception("reader link: failed serving the connection")
                 reason = "an internal error in the daemon (see the log)"
             failures = 0 if reason is None else failures + 1
-            if reason is not None:
+            if reason is not None and reason != last_logged:  # reached but unusable: said once too
+                logger.warning("reader %s: %s; retrying", self._where(), reason)
                 last_logged = reason
             await asyncio.sleep(self._backoff(failures) if failures else self._settings.backoff_min_s)
 
@@ -195,8 +196,6 @@ class LinkReader:
                 "reader.disconnected",
                 {"id": self._identity.get("serial"), "model": self._identity.get("model"), "reason": reason},
             )
-        else:
-            logger.warning("reader %s: %s; retrying", self._where(), reason)
 
     def _backoff(self, failures: int) -> float:
         return float(min(self._settings.backoff_max_s, self._settings.backoff_min_s * 2 ** min(failures, 16)))
