@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 import stripe
+from hypothesis import HealthCheck, settings
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
+
+# Property tests judge behaviour, not speed: on a loaded or slow machine (a Pi, a busy CI runner)
+# neither an example's time nor the time to generate inputs may fail them.
+settings.register_profile("readerhost", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("readerhost")
 
 TEST_KEY = "sk_test_readerhost_emulator"
 

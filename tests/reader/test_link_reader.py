@@ -229,10 +229,10 @@ async def test_a_cancel_completes_in_bounded_time_when_the_device_stops_answerin
         collecting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(collecting, WAIT_S)
-        # Bounded by cancel_confirm_s (0.5 s) plus scheduling, far below the test's patience.
-        assert time.monotonic() - started < FAST.cancel_confirm_s + 1.0
+        # Bounded by cancel_confirm_s (0.5 s), with room for a loaded machine: never the device's silence.
+        assert time.monotonic() - started < FAST.cancel_confirm_s + 5.0
         lost = await r.notices.wait_for("reader.disconnected")
-        assert "cancel" in lost["reason"].lower()
+        assert "cancel" in lost["reason"].lower() or "no acknowledgement" in lost["reason"]
         r.device.stop_answering(False)
         await connected(r, 2)  # the new HELLO reset the device
         assert r.device.collecting is None
