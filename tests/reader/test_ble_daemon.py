@@ -83,29 +83,35 @@ def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path
     run(scenario())
 
 
-def test_three_remote_disconnects_and_reconnects(tmp_path: Path) -> None:
+def test_three_remote_disconnects_and_reconnects_to_a_reader_named_by_its_address(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with VirtualRadio() as radio:
             device = ReaderDevice(script=DeviceScript(card="visa", present_after_s=0))
-            async with (
-                peripheral_on(radio, device) as peripheral,
-                running_daemon(tmp_path, CONFIG, ble_backends=radio.bleak_backends()) as daemon,
-            ):
-                pos = await subscribed_when_connected(daemon.socket_path)
-                for cycle in range(3):
-                    await peripheral.wait_connected()
-                    await peripheral.disconnect()
-                    await pos.event(of_type("reader.disconnected"))
-                    await pos.event(of_type("reader.connected", reason="reconnected"))
-                    await pos.call(
-                        "payment.start", {"order_id": f"C-{cycle}", "amount": 1000 + 100 * cycle, "currency": "eur"}
-                    )
-                    await pos.event(of_type("payment.state", state="authorized"))
-                status = (await pos.call("status.get"))["result"]["reader"]
-                assert status["link"]["connections"] == 4
-                await pos.close()
+            # Another reader in range, first to advertise: the address picks ours, not the first found.
+            async with peripheral_on(radio, ReaderDevice(), name="other"), peripheral_on(radio, device) as peripheral:
+                by_address = CONFIG + f'address = "{peripheral.address}"\n'
+                async with running_daemon(tmp_path, by_address, ble_backends=radio.bleak_backends()) as daemon:
+                    pos = await subscribed_when_connected(daemon.socket_path)
+                    status = (await pos.call("status.get"))["result"]["reader"]
+                    assert status["link"]["address"] == peripheral.address
+                    assert device.serving
+                    await cycles(pos, peripheral)
+                    status = (await pos.call("status.get"))["result"]["reader"]
+                    assert status["link"]["connections"] == 4
+                    await pos.close()
 
     run(scenario())
+
+
+async def cycles(pos: LineClient, peripheral: Any) -> None:
+    """Three remote disconnects, each followed by the reader coming back and taking a payment."""
+    for cycle in range(3):
+        await peripheral.wait_connected()
+        await peripheral.disconnect()
+        await pos.event(of_type("reader.disconnected"))
+        await pos.event(of_type("reader.connected", reason="reconnected"))
+        await pos.call("payment.start", {"order_id": f"C-{cycle}", "amount": 1000 + 100 * cycle, "currency": "eur"})
+        await pos.event(of_type("payment.state", state="authorized"))
 
 
 def test_garbled_frames_and_a_cancel_the_reader_never_answers_over_ble(
