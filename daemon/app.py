@@ -22,9 +22,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from readerhost.drivers.reader.base import ReaderError
+from readerhost.drivers.reader.base import Cart, ReaderError
 
 from .api.listen import SocketInUse, bind_unix_socket
 from .api.methods import Methods
@@ -48,9 +48,6 @@ from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
 from .readers import open_reader
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
-
-if TYPE_CHECKING:
-    from readerhost.drivers.reader.stripe_terminal import Cart
 
 logger = logging.getLogger("readerhostd")
 HOLDING_READER = ("creating", "collecting", "awaiting_confirmation")

@@ -17,7 +17,7 @@ from readerhost.daemon.payments.reconcile import Reconciler
 from readerhost.daemon.payments.service import PaymentService, RequestRefused
 from readerhost.daemon.payments.store import StorageError
 from readerhost.daemon.payments.validation import InvalidRequest
-from readerhost.drivers.reader.stripe_terminal import Cart
+from readerhost.drivers.reader.base import Cart
 
 from .protocol import METHOD_NOT_FOUND, RpcError
 from .server import Client

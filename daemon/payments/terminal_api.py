@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.stripe_terminal import Cart, ReaderView, TerminalError
+from readerhost.drivers.reader.base import Cart
+from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
 

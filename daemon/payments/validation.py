@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from readerhost.drivers.reader.stripe_terminal import Cart, CartLine
+from readerhost.drivers.reader.base import Cart, CartLine
 
 from . import currencies
 from .model import CaptureMode, OfflineMode, PaymentRequest

@@ -42,6 +42,23 @@ class CollectedPaymentMethod:
     processed: bool = False
 
 
+@dataclass(frozen=True)
+class CartLine:
+    description: str
+    amount: int  # minor units
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Cart:
+    """The items being rung up, for a reader with a screen for them (Stripe's smart readers)."""
+
+    currency: str
+    line_items: tuple[CartLine, ...]
+    tax: int | None
+    total: int
+
+
 class ReaderError(Exception):
     """A collection that ended without a payment method; `code` is in the daemon's vocabulary."""
 

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from readerhost.drivers.reader.base import CollectedPaymentMethod, Notify, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import Cart, CollectedPaymentMethod, Notify, ReaderError, ReaderListener
 
 logger = logging.getLogger("readerhost.reader")
 
@@ -42,23 +42,6 @@ class ReaderView:
     action_intent: str | None = None  # the PaymentIntent of a process_payment_intent action
     failure_code: str | None = None
     failure_message: str | None = None
-
-
-@dataclass(frozen=True)
-class CartLine:
-    description: str
-    amount: int
-    quantity: int
-
-
-@dataclass(frozen=True)
-class Cart:
-    """What a smart reader shows while the customer's items are rung up (set_reader_display)."""
-
-    currency: str
-    line_items: tuple[CartLine, ...]
-    tax: int | None
-    total: int
 
 
 class TerminalError(Exception):
