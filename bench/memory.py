@@ -275,11 +275,11 @@ def run(quick: bool) -> Result:
             "via GPIOZERO_PIN_FACTORY=mock; the `terminal` panel draws to stdout, sent to /dev/null).",
             f"A serial reader instead of the simulated one: {serial_rss - live_rss:+.1f} MB RSS "
             f"({uss_of[SERIAL] - uss_of[LIVE]:+.1f} MB USS) against the live-like daemon. pyserial is the only "
-            f"library it adds (`import serial` alone: {cost_of.get('serial', float('nan')):.1f} MB); the link "
-            "reader itself (`readerhost.drivers.reader.link.reader`, "
+            f"library it adds (`import serial` alone: {cost_of.get('serial', float('nan')):.1f} MB), with the link "
+            "reader's own modules (`readerhost.drivers.reader.link.reader`, "
             f"{cost_of.get('readerhost.drivers.reader.link.reader', float('nan')):.1f} MB alone, most of it "
-            "asyncio) is imported by every daemon, whatever its reader (daemon/readers.py imports it at the "
-            "top), so the simulated-reader rows include it. bleak, which only a BLE reader loads "
+            "asyncio, which every daemon has anyway; daemon/readers.py imports a driver only when it is "
+            "configured). bleak, which only a BLE reader loads "
             f"(`import bleak` alone: {cost_of.get('bleak', float('nan')):.1f} MB, asyncio included), is not "
             "measured in a daemon here: that needs a Bluetooth adapter (BlueZ) or the tests' virtual radio.",
         ]
