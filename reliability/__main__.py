@@ -1,7 +1,7 @@
 """`python -m reliability [--seed N] [--payments N] [--kills N] [--frames N] [--only soak crash fuzz] [--no-write]`
 
 Runs the documented reliability runs from one seed and writes their figures into
-docs/reliability.md (between `<!-- reliability:figures -->` markers), as `python -m bench` does
+docs/reliability.md (each run between `<!-- reliability:RUN -->` markers), as `python -m bench` does
 for docs/performance.md. Exits 1 if any run found a violation.
 """
 
@@ -89,9 +89,10 @@ def _section(title: str, rows: list[str], details: list[str]) -> list[str]:
     return lines
 
 
-def write(body: list[str]) -> None:
-    start, end = "<!-- reliability:figures -->", "<!-- /reliability:figures -->"
-    text = DOC.read_text() if DOC.exists() else f"# Reliability\n\n{start}\n{end}\n"
+def write(key: str, body: list[str]) -> None:
+    """Replace one run's section (between `<!-- reliability:KEY -->` markers); the others stay."""
+    start, end = f"<!-- reliability:{key} -->", f"<!-- /reliability:{key} -->"
+    text = DOC.read_text() if DOC.exists() else "# Reliability\n"
     block = "\n".join([start, *body, end])
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     DOC.write_text(pattern.sub(lambda _: block, text, count=1) if pattern.search(text) else f"{text}\n{block}\n")
@@ -107,11 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "reliability", *(sys.argv[1:] if argv is None else argv)])
-    body = [
-        f"Last run: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, `{command}`, seed {args.seed}, "
-        f"on {platform.machine()} with Python {platform.python_version()}.",
-        "",
-    ]
+    stamp = (
+        f"_Last run: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, `{command}`, seed {args.seed}, "
+        f"on {platform.machine()} with Python {platform.python_version()}._"
+    )
     clean = True
     for name in args.only:
         started = time.monotonic()
@@ -123,11 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             lines, ok = fuzz(args.seed, args.frames)
         clean = clean and ok
-        body += [*lines, ""]
         print("\n".join(lines), f"\n-- {name}: {time.monotonic() - started:.0f} s\n", flush=True)
-    if not args.no_write:
-        write(body[:-1])
-        print(f"-- wrote the figures to {DOC}")
+        if not args.no_write:
+            write(name, [*lines, "", stamp])
+            print(f"-- wrote the {name} figures to {DOC}", flush=True)
     return 0 if clean else 1
 
 

@@ -9,6 +9,7 @@ timeout, 5xx with and without `Stripe-Should-Retry`, bursts of 429s, and Stripe 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -98,10 +99,8 @@ class FaultInjector:
 
     async def _pause(self, seconds: float) -> None:
         # The schedule of the chaos, not a synchronisation: a stop request cuts it short.
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
     def stop(self) -> None:
         self._stopping.set()

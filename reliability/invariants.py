@@ -147,7 +147,9 @@ def _captures(
         if not asked:
             found.append(Violation("no_unasked_capture", f"{payment_id} ({intent}) captured, never asked"))
         if payment_id in pos.cancel_accepted:
-            found.append(Violation("no_capture_after_cancel", f"{payment_id} ({intent}): the POS's cancel was accepted"))
+            found.append(
+                Violation("no_capture_after_cancel", f"{payment_id} ({intent}): the POS's cancel was accepted")
+            )
         first_capture = captures[0].seq
         if any(e.op in ("payment_intent.cancel", "payment_intent.expire") and e.seq < first_capture for e in history):
             found.append(Violation("no_capture_after_cancel", f"{payment_id} ({intent}) captured after its cancel"))
@@ -178,9 +180,7 @@ def _told_in_store(store: StoreView, pos: PosRecord) -> list[Violation]:
     ]
 
 
-def _settled(
-    store: StoreView, by_object: dict[str, list[JournalLike]], payment_of: dict[str, str]
-) -> list[Violation]:
+def _settled(store: StoreView, by_object: dict[str, list[JournalLike]], payment_of: dict[str, str]) -> list[Violation]:
     found: list[Violation] = []
     if store.pending_operations:
         found.append(Violation("settled", f"{store.pending_operations} operations still pending"))
@@ -199,7 +199,9 @@ def _settled(
             at_stripe = final.get(intent)
             if not _agrees(payment, at_stripe):
                 found.append(
-                    Violation("settled", f"{payment.payment_id} is {payment.state}; Stripe holds {intent} as {at_stripe}")
+                    Violation(
+                        "settled", f"{payment.payment_id} is {payment.state}; Stripe holds {intent} as {at_stripe}"
+                    )
                 )
     return found
 

@@ -92,7 +92,7 @@ async def _soak(
 
 
 def run_soak(
-    folder: Path, *, seed: int, payments: int, cashiers: int = 4, read_timeout_s: float = 1.0, fault_gap_s: float = 2.5
+    folder: Path, *, seed: int, payments: int, cashiers: int = 4, read_timeout_s: float = 1.0, fault_gap_s: float = 1.5
 ) -> SoakResult:
     """`fault_gap_s`: the mean time between two faults armed (exponentially distributed)."""
     from reliability.world import stripe_settings

@@ -102,7 +102,9 @@ class World:
         return read_store(self.store_path)
 
     def violations(self, *, settled: bool) -> list[Violation]:
-        return check(self.store(), self.emulator.journal_entries(), self.record, terminal_id=TERMINAL_ID, settled=settled)
+        return check(
+            self.store(), self.emulator.journal_entries(), self.record, terminal_id=TERMINAL_ID, settled=settled
+        )
 
     async def until_settled(self, timeout: float) -> float:
         """Wait until the outbox is empty and no payment is on its way; the seconds it took.
