@@ -1,8 +1,8 @@
 """The crash harness: readerhostd as a real process, SIGKILLed again and again, restarted on the
 same store each time; the invariants must hold after every restart.
 
-Most kills come at a random instant while two POS clients sell orders. Every fourth comes at a
-chosen one: while the emulator holds a create, confirm, capture or cancel request in flight (its
+Most kills come at a random instant while two POS clients sell orders. Every fourth (by default) comes
+at a chosen one: while the emulator holds a create, confirm, capture or cancel request in flight (its
 `delay_during` fault keeps the idempotency key busy), so that the daemon dies not knowing whether
 Stripe applied it. After each restart the harness waits (bounded) until nothing is on its way,
 the POS cancels what was left declined, and the whole history is checked.
@@ -70,9 +70,13 @@ async def _after_restart(w: World, result: CrashResult, life: int) -> None:
     result.violations += [(life, v) for v in w.violations(settled=True)]
 
 
-async def _one_life(w: World, rng: random.Random, result: CrashResult, life: int, orders: list[int]) -> None:
+async def _one_life(
+    w: World, rng: random.Random, result: CrashResult, life: int, orders: list[int], chosen_every: int
+) -> None:
     """Sell until the kill; the kill comes at a random instant or at a chosen one."""
-    chosen = list(CHOSEN)[(life // 4) % len(CHOSEN)] if life % 4 == 3 else None
+    chosen = None
+    if life % chosen_every == chosen_every - 1:
+        chosen = list(CHOSEN)[(life // chosen_every) % len(CHOSEN)]
     cashiers = [Cashier(w, random.Random(rng.random()), patience_s=20.0) for _ in range(1 if chosen else 2)]
 
     def next_order() -> Order:
@@ -119,7 +123,7 @@ async def _one_life(w: World, rng: random.Random, result: CrashResult, life: int
                 await cashier.hang_up()
 
 
-async def _crash(w: World, seed: int, kills: int) -> CrashResult:
+async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashResult:
     started = time.monotonic()
     rng = random.Random(seed)
     result = CrashResult(seed)
@@ -128,7 +132,7 @@ async def _crash(w: World, seed: int, kills: int) -> CrashResult:
         await asyncio.to_thread(w.start)
         if life:
             await _after_restart(w, result, life)
-        await _one_life(w, rng, result, life, orders)
+        await _one_life(w, rng, result, life, orders, chosen_every)
     await asyncio.to_thread(w.start)
     await _after_restart(w, result, kills)
     w.stop()
@@ -137,6 +141,7 @@ async def _crash(w: World, seed: int, kills: int) -> CrashResult:
     return result
 
 
-def run_crashes(folder: Path, *, seed: int, kills: int) -> CrashResult:
+def run_crashes(folder: Path, *, seed: int, kills: int, chosen_every: int = 4) -> CrashResult:
+    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel in turn)."""
     with world(folder) as w:
-        return asyncio.run(_crash(w, seed, kills))
+        return asyncio.run(_crash(w, seed, kills, chosen_every))

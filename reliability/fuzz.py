@@ -37,7 +37,7 @@ VALID = (
     {"jsonrpc": "2.0", "id": 1, "method": "status.get"},
     {"jsonrpc": "2.0", "id": 2, "method": "payment.get", "params": {"payment_id": "pay_x"}},
     {"jsonrpc": "2.0", "id": 3, "method": "payment.list", "params": {"states": ["captured"], "limit": 5}},
-    {"jsonrpc": "2.0", "id": 4, "method": "payment.start", "params": {"order_id": "F", "amount": -5, "currency": "usd"}},
+    {"jsonrpc": "2.0", "id": 4, "method": "payment.start", "params": {"order_id": "F", "amount": -5}},
     {"jsonrpc": "2.0", "id": 5, "method": "payment.capture", "params": {"payment_id": "pay_x", "amount": 100}},
     {"jsonrpc": "2.0", "id": 6, "method": "events.subscribe", "params": {"topics": ["payment", "queue"]}},
     {"jsonrpc": "2.0", "id": 7, "method": "display.show", "params": {"lines": ["a", "b"], "ttl_s": 1}},
