@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_mutated_frames_are_answered_and_change_nothing() -> None:
 
     with workdir("rel-mut-") as folder, readerhostd(daemon_config(), folder=folder) as daemon:
 
-        async def scenario() -> list[dict[str, object]]:
+        async def scenario() -> list[dict[str, Any]]:
             reader, writer = await asyncio.open_unix_connection(str(daemon.socket_path), limit=2**20)
             await reader.readline()  # hello
             for frame in mutated_frames(500, random.Random(5)):

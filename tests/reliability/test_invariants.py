@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reliability.invariants import StoredPayment, StoreView, check
+from reliability.invariants import StoredPayment, StoreView, Violation, check
 from reliability.pos import PosRecord
 
 TERMINAL = "rel-kiosk"
@@ -39,8 +39,8 @@ def store_with(*payments: StoredPayment, history: dict[str, set[str]] | None = N
     return view
 
 
-def rules(found: list[object]) -> set[str]:
-    return {v.rule for v in found}  # type: ignore[attr-defined]
+def rules(found: list[Violation]) -> set[str]:
+    return {v.rule for v in found}
 
 
 def test_a_clean_history_has_no_violation() -> None:
