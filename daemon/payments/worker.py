@@ -209,7 +209,7 @@ class Worker:
     async def _learn_truth(self, op: Operation, payment: Payment) -> Operation | None:
         """Ask Stripe what it holds; settle the operation, or return it re-keyed to send anew."""
         await self._pace()
-        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment)
+        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock())
         self._note_health(truth)
         verdict = judge(op.kind, truth)
         now = self._clock()

@@ -127,3 +127,38 @@ def test_after_a_restart_with_the_wall_clock_set_back_a_create_key_is_not_truste
             assert [c.object for c in core.journal("payment_intent.cancel")] == [created[0].object]
 
     run(second_life())
+
+
+def test_a_payment_created_while_the_wall_clock_was_days_behind_keeps_its_one_payment_intent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The Pi booted with its clock three days behind and created a payment; the answer was lost.
+    After NTP synced (and Stripe forgot the key), finding that PaymentIntent must not depend on
+    the creation time the wrong clock wrote down."""
+    db = tmp_path / "store.db"
+    emulator = stripe_emulator.emulator
+
+    async def first_life() -> str:
+        async with running_core(stripe_emulator, db, clock=JumpingClock(-3 * DAYS)) as core:
+            emulator.add_fault({"method": "POST", "path": r"^/v1/payment_intents$", "action": "reset_after"})
+            emulator.add_fault({"path": "^/v1/", "action": "down"})
+            payment = await core.service.start({"order_id": "J-5", "amount": 1000, "currency": "usd"})
+            await core.until(
+                lambda: any(op.attempts >= 2 for op in core.store.operations_of(payment.payment_id)),
+                what="the create to be tried again",
+            )
+            return payment.payment_id
+
+    payment_id = run(first_life())
+    emulator.faults.clear()
+    emulator.advance_clock(25 * 3600)
+
+    async def second_life() -> None:
+        async with running_core(stripe_emulator, db) as core:
+            await core.until_queue_empty(timeout=15.0)
+            created = core.journal("payment_intent.create")
+            assert len(created) == 1, [c.object for c in created]
+            assert core.payment(payment_id).state is State.CANCELED
+            assert [c.object for c in core.journal("payment_intent.cancel")] == [created[0].object]
+
+    run(second_life())
