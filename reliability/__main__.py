@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -98,6 +100,20 @@ def write(key: str, body: list[str]) -> None:
     DOC.write_text(pattern.sub(lambda _: block, text, count=1) if pattern.search(text) else f"{text}\n{block}\n")
 
 
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(DOC.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=9)
@@ -110,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "reliability", *(sys.argv[1:] if argv is None else argv)])
     stamp = (
         f"_Last run: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, `{command}`, seed {args.seed}, "
-        f"on {platform.machine()} with Python {platform.python_version()}._"
+        f"at commit {_commit()}, on {platform.machine()} ({os.cpu_count()} cores) with Python "
+        f"{platform.python_version()}._"
     )
     clean = True
     for name in args.only:
