@@ -89,6 +89,15 @@ def test_an_asked_capture_that_never_happened_is_found_once_settled() -> None:
     assert "capture_once" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=True))
 
 
+def test_an_asked_capture_may_end_failed_only_for_a_reason_that_rules_it_out() -> None:
+    journal = captured_history()[:1]
+    pos = PosRecord(capture_asked={"pay_1": 1000})
+    declined = store_with(StoredPayment("pay_1", "A", "failed", "pi_1", 0, "OFFLINE_DECLINED"))
+    assert check(declined, journal, pos, terminal_id=TERMINAL, settled=True) == []
+    refused = store_with(StoredPayment("pay_1", "A", "failed", "pi_1", 0, "STRIPE_REFUSED"))
+    assert "capture_once" in rules(check(refused, journal, pos, terminal_id=TERMINAL, settled=True))
+
+
 def test_a_payment_left_on_its_way_or_disagreeing_with_stripe_is_found() -> None:
     journal = captured_history("pay_1")[:2]
     store = store_with(
