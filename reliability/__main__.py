@@ -73,7 +73,7 @@ def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:
         result = run_fuzz(folder, seed=seed, frames=frames)
     rows = [
         f"| frames fuzzed (half hypothesis-generated, half mutated) | {result.frames} |",
-        f"| answers, by error reason | {_counts(result.answers)} |",
+        f"| messages received, by kind (error reason, result, event, banner) | {_counts(result.answers)} |",
         f"| connections closed for an oversized frame | {result.closes} |",
         f"| payments the well-behaved client completed meanwhile | {result.payments_completed} |",
         f"| run time | {result.seconds:.0f} s |",
