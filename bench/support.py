@@ -72,6 +72,20 @@ class StderrLines:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
+    def drain(self, timeout: float = 10.0) -> list[str]:
+        """Every line up to the end of the output (the process must have ended): `lines` then holds
+        the whole log, for a reader that needs all of it (the reliability harness scans it)."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return self.lines
+
     def until(self, predicate: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:

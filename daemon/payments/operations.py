@@ -129,15 +129,23 @@ def unusable_for(intent: IntentView, payment: Payment) -> str | None:
     return None
 
 
-def learn_truth(gateway: Gateway, kind: str, payment: Payment) -> Outcome:
+# How far the wall clock of a Pi without a real-time clock may be off (it boots at the last time it
+# saved, and jumps when NTP syncs) when a payment is created, for finding that payment's PaymentIntent.
+CLOCK_DOUBT_S = 7 * 86400
+
+
+def learn_truth(gateway: Gateway, kind: str, payment: Payment, now: float) -> Outcome:
     """What Stripe holds now for this payment (blocking).
 
     For a create: this terminal's PaymentIntent carrying the payment's id, found by listing
-    around its creation time (list reads its own writes; search lags and must not be used).
+    (list reads its own writes; search lags and must not be used). The window spans both the
+    payment's creation time and `now`, each on the local wall clock, which may have been wrong
+    by days at either moment: missing the PaymentIntent would make a second one for the order.
     """
     if kind == Kind.CREATE:
-        start = int(payment.created_at) - 3600
-        found = gateway.list_intents(created_gte=start, created_lt=int(payment.created_at) + 2 * 86400)
+        start = int(min(payment.created_at, now)) - CLOCK_DOUBT_S
+        end = int(max(payment.created_at, now)) + CLOCK_DOUBT_S
+        found = gateway.list_intents(created_gte=start, created_lt=end)
         if not isinstance(found, list):
             return found
         for intent in found:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -151,6 +152,9 @@ class Store:
             store._migrate()
         except sqlite3.DatabaseError as error:
             connection.close()
+            unwritable = _why_unwritable(path.parent)
+            if unwritable:  # SQLite says only "unable to open database file": say what is wrong
+                raise StorageError(f"the store {path} cannot be written: {unwritable}; it is kept as it is") from error
             raise StorageError(f"the store {path} cannot be read ({error}); it is kept as it is") from error
         except StorageError:
             connection.close()
@@ -348,6 +352,18 @@ class Store:
 
     def _columns(self, table: str) -> list[str]:
         return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+
+
+def _why_unwritable(folder: Path) -> str | None:
+    """Why nothing can be written in `folder` (a WAL store writes files beside the database), if so."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return f"this user may not write in {folder}"
+    return None
 
 
 def _statements(script: str) -> list[str]:

@@ -75,10 +75,13 @@ class Worker:
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._paused_until = 0.0
+        # In-memory timers run on the monotonic clock: the wall clock of a Pi without a real-time
+        # clock jumps at boot and again when NTP syncs, by days, either way.
+        self._paused_until = 0.0  # monotonic
         self._rate_limit_pause = settings.rate_limit_pause_s
-        self._next_send_at = 0.0
-        self._next_probe_at = 0.0
+        self._next_send_at = 0.0  # monotonic
+        self._next_probe_at = 0.0  # monotonic
+        self._first_sent: dict[str, float] = {}  # idempotency key -> monotonic time this process first sent it
         self._stopping = False
         self.health = StripeHealth()
 
@@ -101,7 +104,7 @@ class Worker:
             delay = self._start_due_operations()
             if not self.health.reachable and not self._busy:
                 # Nothing in flight would tell us when Stripe is back: look now and then.
-                now = self._clock()
+                now = time.monotonic()
                 if now >= self._next_probe_at:
                     self._next_probe_at = now + self._settings.probe_interval_s
                     self._start(self._probe())
@@ -120,17 +123,40 @@ class Worker:
     def _start_due_operations(self) -> float | None:
         """Start what is due; return the seconds until the next operation is due (None: nothing waits)."""
         now = self._clock()
+        paused = self._paused_until - time.monotonic()
         waits: list[float] = []
         for op in self._store.next_operations():
             if op.payment_id in self._busy:
                 continue
-            due_at = max(op.next_attempt_at, self._paused_until)
-            if due_at > now:
-                waits.append(due_at - now)
+            wait = max(self._wait_for(op, now), paused)
+            if wait > 0:
+                waits.append(wait)
             elif len(self._busy) < self._settings.concurrency:
                 self._busy.add(op.payment_id)
                 self._start(self._execute(op))
         return min(waits) if waits else None
+
+    def _wait_for(self, op: Operation, now: float) -> float:
+        """Seconds until `op` is due. Its time is stored on the wall clock (it must survive a
+        restart); one further ahead than the worker ever schedules means the wall clock went back
+        since: the operation is due now rather than days from now."""
+        wait = op.next_attempt_at - now
+        longest = max(self._settings.backoff_cap_s, self._settings.authentication_retry_s)
+        return 0.0 if wait > longest else wait
+
+    def _key_may_be_gone(self, op: Operation, now: float) -> bool:
+        """Whether Stripe may have forgotten the key. Its age is the longer of the wall-clock age
+        (what survives restarts) and the monotonic age (what this process saw); a wall clock now
+        earlier than the first send means the age is unknown: treat the key as possibly gone."""
+        if op.key_first_sent_at is None:
+            return False
+        age = now - op.key_first_sent_at
+        if age < 0:
+            return True
+        first = self._first_sent.get(op.idempotency_key)
+        if first is not None:
+            age = max(age, time.monotonic() - first)
+        return age > self._settings.key_max_age_s
 
     def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -155,8 +181,7 @@ class Worker:
 
     async def _attempt(self, op: Operation) -> None:
         now = self._clock()
-        key_may_be_gone = op.key_first_sent_at is not None and now - op.key_first_sent_at > self._settings.key_max_age_s
-        if op.needs_truth or key_may_be_gone:
+        if op.needs_truth or self._key_may_be_gone(op, now):
             payment = self._store.payment(op.payment_id)
             assert payment is not None, f"operation {op.op_id} without its payment"
             if await self._learn_truth(op, payment) is None:
@@ -174,6 +199,7 @@ class Worker:
         )
         with self._store.transaction():
             self._store.save_operation(op)  # commit the attempt before sending it
+        self._first_sent.setdefault(op.idempotency_key, time.monotonic())
         logger.debug(
             "sending %s for %s under key %s (attempt %d)", op.kind, op.payment_id, op.idempotency_key, op.attempts
         )
@@ -183,7 +209,7 @@ class Worker:
     async def _learn_truth(self, op: Operation, payment: Payment) -> Operation | None:
         """Ask Stripe what it holds; settle the operation, or return it re-keyed to send anew."""
         await self._pace()
-        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment)
+        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock())
         self._note_health(truth)
         verdict = judge(op.kind, truth)
         now = self._clock()
@@ -220,8 +246,11 @@ class Worker:
         self._note_health(outcome)
         now = self._clock()
         if isinstance(outcome, Unknown):
-            if outcome.rate_limited:
-                self._paused_until = now + self._rate_limit_pause
+            if outcome.rate_limited and time.monotonic() >= self._paused_until:
+                # A new burst of 429s: pause the queue, longer each time. The other requests that
+                # were in flight with this one are answered 429 too; they belong to the same burst
+                # and must not double the pause again (they used to stall the queue for 60 s).
+                self._paused_until = time.monotonic() + self._rate_limit_pause
                 self._rate_limit_pause = min(self._rate_limit_pause * 2, self._settings.backoff_cap_s)
             assert self._hold is not None
             self._hold(op, outcome)

@@ -1,0 +1,151 @@
+"""`python -m reliability [--seed N] [--payments N] [--kills N] [--frames N] [--only soak crash fuzz] [--no-write]`
+
+Runs the documented reliability runs from one seed and writes their figures into
+docs/reliability.md (each run between `<!-- reliability:RUN -->` markers), as `python -m bench` does
+for docs/performance.md. Exits 1 if any run found a violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.support import workdir
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+RUNS = ("soak", "crash", "fuzz")
+
+
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+
+
+def soak(seed: int, payments: int) -> tuple[list[str], bool]:
+    from reliability.soak import run_soak
+
+    with workdir("rel-soak-") as folder:
+        result = run_soak(folder, seed=seed, payments=payments)
+    rows = [
+        f"| payments (orders sold by 4 concurrent POS clients) | {result.payments} |",
+        f"| final states | {_counts(result.final_states)} |",
+        f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
+        f"| time to settle after the faults stopped (bound {120:.0f} s) | {result.settle_s:.1f} s |",
+        f"| run time | {result.seconds:.0f} s |",
+        f"| invariant violations | {len(result.violations)} |",
+        f"| secrets or card numbers found (log, store, socket, process) | {len(result.secrets)} |",
+        f"| orders stuck past the POS's patience | {len(result.stuck)} |",
+    ]
+    details = [str(v) for v in result.violations] + [str(s) for s in result.secrets] + result.stuck
+    return _section("Fault soak", rows, details), result.clean
+
+
+def crash(seed: int, kills: int) -> tuple[list[str], bool]:
+    from reliability.crash import run_crashes
+
+    with workdir("rel-crash-") as folder:
+        result = run_crashes(folder, seed=seed, kills=kills)
+    rows = [
+        f"| SIGKILLs (each followed by a restart and a full check) | {result.kills} |",
+        f"| at a random instant | {result.random_kills} |",
+        f"| with a request held in flight by the emulator | {_counts(result.chosen_kills)} |",
+        f"| payments in the store at the end | {result.payments} |",
+        f"| run time | {result.seconds:.0f} s |",
+        f"| invariant violations | {len(result.violations)} |",
+        f"| restarts that did not settle within the bound | {len(result.unsettled)} |",
+    ]
+    details = [f"after restart {life}: {v}" for life, v in result.violations] + result.unsettled
+    return _section("Crash harness", rows, details), result.clean
+
+
+def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:
+    from reliability.fuzz import run_fuzz
+
+    with workdir("rel-fuzz-") as folder:
+        result = run_fuzz(folder, seed=seed, frames=frames)
+    rows = [
+        f"| frames fuzzed (half hypothesis-generated, half mutated) | {result.frames} |",
+        f"| messages received, by kind (error reason, result, event, banner) | {_counts(result.answers)} |",
+        f"| connections closed for an oversized frame | {result.closes} |",
+        f"| payments the well-behaved client completed meanwhile | {result.payments_completed} |",
+        f"| run time | {result.seconds:.0f} s |",
+        f"| problems (internal errors, malformed answers, no answer) | {len(result.problems)} |",
+        f"| invariant violations | {len(result.violations)} |",
+    ]
+    details = result.problems[:20] + [str(v) for v in result.violations]
+    return _section("Socket fuzzer", rows, details), result.clean
+
+
+def _section(title: str, rows: list[str], details: list[str]) -> list[str]:
+    lines = [f"### {title}", "", "| | |", "|---|---|", *rows]
+    if details:
+        lines += ["", "Found:", "", *[f"- {d}" for d in details[:50]]]
+    return lines
+
+
+def write(key: str, body: list[str]) -> None:
+    """Replace one run's section (between `<!-- reliability:KEY -->` markers); the others stay."""
+    start, end = f"<!-- reliability:{key} -->", f"<!-- /reliability:{key} -->"
+    text = DOC.read_text() if DOC.exists() else "# Reliability\n"
+    block = "\n".join([start, *body, end])
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    DOC.write_text(pattern.sub(lambda _: block, text, count=1) if pattern.search(text) else f"{text}\n{block}\n")
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(DOC.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--payments", type=int, default=1000)
+    parser.add_argument("--kills", type=int, default=200)
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "reliability", *(sys.argv[1:] if argv is None else argv)])
+    stamp = (
+        f"_Last run: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, `{command}`, seed {args.seed}, "
+        f"at commit {_commit()}, on {platform.machine()} ({os.cpu_count()} cores) with Python "
+        f"{platform.python_version()}._"
+    )
+    clean = True
+    for name in args.only:
+        started = time.monotonic()
+        print(f"-- {name}: running...", flush=True)
+        if name == "soak":
+            lines, ok = soak(args.seed, args.payments)
+        elif name == "crash":
+            lines, ok = crash(args.seed, args.kills)
+        else:
+            lines, ok = fuzz(args.seed, args.frames)
+        clean = clean and ok
+        print("\n".join(lines), f"\n-- {name}: {time.monotonic() - started:.0f} s\n", flush=True)
+        if not args.no_write:
+            write(name, [*lines, "", stamp])
+            print(f"-- wrote the {name} figures to {DOC}", flush=True)
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The crash harness: readerhostd as a real process, SIGKILLed again and again, restarted on the
+same store each time; the invariants must hold after every restart.
+
+Most kills come at a random instant while two POS clients sell orders. Every fourth (by default) comes
+at a chosen one: while the emulator holds a create, confirm, capture or cancel request in flight (its
+`delay_during` fault keeps the idempotency key busy), so that the daemon dies not knowing whether
+Stripe applied it. After each restart the harness waits (bounded) until nothing is on its way,
+the POS cancels what was left declined, and the whole history is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reliability.cashier import APPROVING, Cashier, Order, draw_order, sell_safely
+from reliability.invariants import Violation
+from reliability.pos import Gone
+from reliability.world import World, world
+
+CHOSEN: dict[str, tuple[str, str]] = {
+    # what is in flight -> (the emulator's path pattern, what the order does after authorisation)
+    "create": (r"^/v1/payment_intents$", "capture"),
+    "confirm": (r"/confirm$", "capture"),
+    "capture": (r"/capture$", "capture"),
+    "cancel": (r"/cancel$", "cancel"),
+}
+SETTLE_BOUND_S = 90.0
+
+
+@dataclass
+class CrashResult:
+    seed: int
+    kills: int = 0
+    random_kills: int = 0
+    chosen_kills: Counter[str] = field(default_factory=Counter)
+    payments: int = 0
+    seconds: float = 0.0
+    violations: list[tuple[int, Violation]] = field(default_factory=list)  # (after which restart, what)
+    unsettled: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.violations or self.unsettled)
+
+
+async def _after_restart(w: World, result: CrashResult, life: int) -> None:
+    """Let the restarted daemon finish what was on its way, play the POS for what waits on it, check."""
+    try:
+        await w.until_settled(SETTLE_BOUND_S)
+    except TimeoutError as error:
+        result.unsettled.append(f"restart {life}: {error}")
+        return
+    declined = [p.payment_id for p in w.store().payments.values() if p.state == "declined"]
+    if declined:
+        client = await w.client(topics=())
+        for payment_id in declined:  # a POS back from its own crash cancels what it cannot finish
+            reply = await client.call("payment.cancel", {"payment_id": payment_id})
+            if reply.ok and reply.result.get("state") == "canceled":
+                w.record.cancel_accepted.add(payment_id)
+        await client.close()
+        with contextlib.suppress(TimeoutError):
+            await w.until_settled(SETTLE_BOUND_S)
+    result.violations += [(life, v) for v in w.violations(settled=True)]
+
+
+async def _one_life(
+    w: World, rng: random.Random, result: CrashResult, life: int, orders: list[int], chosen_every: int
+) -> None:
+    """Sell until the kill; the kill comes at a random instant or at a chosen one."""
+    chosen = None
+    if life % chosen_every == chosen_every - 1:
+        chosen = list(CHOSEN)[(life // chosen_every) % len(CHOSEN)]
+    cashiers = [Cashier(w, random.Random(rng.random()), patience_s=20.0) for _ in range(1 if chosen else 2)]
+
+    def next_order() -> Order:
+        orders[0] += 1
+        order = draw_order(rng, orders[0], prefix="C")
+        if chosen is not None:
+            then = CHOSEN[chosen][1]
+            order = dataclasses.replace(
+                order, card=rng.choice(APPROVING), capture="manual", offline="require_online", confirm=False,
+                then=then, cancel_while_collecting=False, hang_up="",
+            )  # fmt: skip
+        return order
+
+    async def sell(cashier: Cashier) -> None:
+        while True:
+            if await sell_safely(cashier, next_order()) is None and cashier.client is None:
+                return  # the daemon is gone
+
+    rule = None
+    if chosen is not None:
+        path = CHOSEN[chosen][0]
+        rule = w.emulator.add_fault({"method": "POST", "path": path, "action": "delay_during", "seconds": 2.5})
+    selling = [asyncio.create_task(sell(c)) for c in cashiers]
+    try:
+        if rule is not None:
+            fired = await asyncio.to_thread(w.emulator.faults.wait_fired, rule, 1, 30.0)
+            if not fired:
+                raise AssertionError(f"restart {life}: the {chosen} request never reached Stripe")
+            result.chosen_kills[chosen or ""] += 1
+        else:
+            await asyncio.sleep(rng.uniform(0.05, 2.0))  # the random instant of this kill
+            result.random_kills += 1
+        w.kill()
+        result.kills += 1
+    finally:
+        w.emulator.faults.clear()
+        for task in selling:
+            task.cancel()
+        for task in selling:
+            with contextlib.suppress(asyncio.CancelledError, Gone):
+                await task
+        for cashier in cashiers:
+            with contextlib.suppress(Exception):
+                await cashier.hang_up()
+
+
+async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashResult:
+    started = time.monotonic()
+    rng = random.Random(seed)
+    result = CrashResult(seed)
+    orders = [0]
+    for life in range(kills):
+        await asyncio.to_thread(w.start)
+        if life:
+            await _after_restart(w, result, life)
+        await _one_life(w, rng, result, life, orders, chosen_every)
+    await asyncio.to_thread(w.start)
+    await _after_restart(w, result, kills)
+    w.stop()
+    result.payments = len(w.store().payments)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def run_crashes(folder: Path, *, seed: int, kills: int, chosen_every: int = 4) -> CrashResult:
+    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel in turn)."""
+    with world(folder) as w:
+        return asyncio.run(_crash(w, seed, kills, chosen_every))

@@ -1,0 +1,219 @@
+"""The invariant checker: the daemon's store, what the POS clients were told and asked, and what
+Stripe (the emulator's journal of executed mutations) did, compared with each other.
+
+The rules (architecture.md, "Invariants"):
+
+- `one_intent_per_order`: at most one PaymentIntent created per order.
+- `capture_once`: a payment whose capture the POS asked for is captured exactly once, for the
+  amount asked (once settled; never more than once at any time).
+- `no_unasked_capture`: nothing is captured that the POS did not ask to capture.
+- `no_capture_after_cancel`: nothing captured after a cancel (the POS's or Stripe's).
+- `settled`: once faults have stopped and the queue has drained, every payment is terminal or
+  `authorized` (awaiting its POS), nothing is left in the outbox, and the store agrees with Stripe.
+- `told_in_store`: every state a POS was told about is in the store's history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from reliability.pos import PosRecord
+
+TERMINAL = frozenset({"captured", "canceled", "failed"})
+SETTLED = TERMINAL | {"authorized"}
+
+
+class JournalLike(Protocol):
+    """One executed mutation, as the emulator's journal gives it."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def object(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount(self) -> int | None: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class StoredPayment:
+    payment_id: str
+    order_id: str
+    state: str
+    payment_intent: str | None
+    captured_amount: int
+    error_reason: str | None
+
+
+@dataclass
+class StoreView:
+    payments: dict[str, StoredPayment] = field(default_factory=dict)
+    history: dict[str, set[str]] = field(default_factory=dict)  # payment_id -> every state it was in
+    pending_operations: int = 0
+
+
+def read_store(path: Path) -> StoreView:
+    """The store as it is on disk, read through SQLite read-only (the daemon may be running)."""
+    import json
+
+    view = StoreView()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    try:
+        for payment_id, order_id, state, intent, captured, error in db.execute(
+            "SELECT payment_id, order_id, state, payment_intent, captured_amount, error FROM payments"
+        ):
+            reason = json.loads(error).get("reason") if error else None
+            view.payments[payment_id] = StoredPayment(payment_id, order_id, state, intent, captured, reason)
+        for payment_id, state in db.execute("SELECT payment_id, to_state FROM history"):
+            view.history.setdefault(payment_id, set()).add(state)
+        view.pending_operations = db.execute("SELECT count(*) FROM operations WHERE status='pending'").fetchone()[0]
+    finally:
+        db.close()
+    return view
+
+
+def check(
+    store: StoreView,
+    journal: Iterable[JournalLike],
+    pos: PosRecord,
+    *,
+    terminal_id: str,
+    settled: bool,
+) -> list[Violation]:
+    """Every violation found; `settled`: faults have stopped and the daemon had time to finish."""
+    entries = [e for e in journal if e.metadata.get("terminal_id") == terminal_id]
+    found: list[Violation] = []
+    found += _one_intent_per_order(entries)
+    payment_of = {e.object: e.metadata.get("payment_id", "") for e in entries if e.op == "payment_intent.create"}
+    by_object: dict[str, list[JournalLike]] = defaultdict(list)
+    for entry in sorted(entries, key=lambda e: e.seq):
+        by_object[entry.object].append(entry)
+    found += _captures(by_object, payment_of, store, pos, settled)
+    found += _told_in_store(store, pos)
+    if settled:
+        found += _settled(store, by_object, payment_of)
+    return found
+
+
+def _one_intent_per_order(entries: Sequence[JournalLike]) -> list[Violation]:
+    intents: dict[str, set[str]] = defaultdict(set)
+    for entry in entries:
+        if entry.op == "payment_intent.create":
+            intents[entry.metadata.get("order_id", "?")].add(entry.object)
+    return [
+        Violation("one_intent_per_order", f"order {order} has {len(objects)} PaymentIntents: {sorted(objects)}")
+        for order, objects in sorted(intents.items())
+        if len(objects) > 1
+    ]
+
+
+def _captures(
+    by_object: dict[str, list[JournalLike]],
+    payment_of: dict[str, str],
+    store: StoreView,
+    pos: PosRecord,
+    settled: bool,
+) -> list[Violation]:
+    found: list[Violation] = []
+    captured: dict[str, list[JournalLike]] = {}
+    for intent, history in by_object.items():
+        payment_id = payment_of.get(intent, "?")
+        captures = [e for e in history if e.op == "payment_intent.capture"]
+        if not captures:
+            continue
+        captured[payment_id] = captures
+        if len(captures) > 1:
+            found.append(Violation("capture_once", f"{payment_id} ({intent}) captured {len(captures)} times"))
+        asked = payment_id in pos.capture_asked or payment_id in pos.capture_maybe or payment_id in pos.automatic
+        if not asked:
+            found.append(Violation("no_unasked_capture", f"{payment_id} ({intent}) captured, never asked"))
+        if payment_id in pos.cancel_accepted:
+            found.append(
+                Violation("no_capture_after_cancel", f"{payment_id} ({intent}): the POS's cancel was accepted")
+            )
+        first_capture = captures[0].seq
+        if any(e.op in ("payment_intent.cancel", "payment_intent.expire") and e.seq < first_capture for e in history):
+            found.append(Violation("no_capture_after_cancel", f"{payment_id} ({intent}) captured after its cancel"))
+        wanted = pos.capture_asked.get(payment_id)
+        if wanted is not None and captures[0].amount != wanted:
+            found.append(
+                Violation("capture_once", f"{payment_id} captured {captures[0].amount}, the POS asked {wanted}")
+            )
+    if settled:
+        for payment_id in pos.capture_asked:
+            stored = store.payments.get(payment_id)
+            expired = stored is not None and stored.state == "failed" and stored.error_reason in _NOT_CAPTURABLE
+            if payment_id not in captured and not expired:
+                state = stored.state if stored else "missing"
+                found.append(Violation("capture_once", f"{payment_id}: capture asked, never captured (store: {state})"))
+    return found
+
+
+# A capture that cannot happen, and the payment failed saying why: Stripe ended the authorisation
+# first, or an offline payment whose capture was asked while it waited was declined when forwarded
+# (payments.md: the merchant carries that risk; it is logged as an error).
+_NOT_CAPTURABLE = frozenset({"AUTHORIZATION_EXPIRED", "PAYMENT_INTENT_CANCELED", "OFFLINE_DECLINED"})
+
+
+def _told_in_store(store: StoreView, pos: PosRecord) -> list[Violation]:
+    return [
+        Violation("told_in_store", f"{payment_id} was reported {state}; the store never had it so")
+        for payment_id, state in sorted(pos.told)
+        if state not in store.history.get(payment_id, set())
+    ]
+
+
+def _settled(store: StoreView, by_object: dict[str, list[JournalLike]], payment_of: dict[str, str]) -> list[Violation]:
+    found: list[Violation] = []
+    if store.pending_operations:
+        found.append(Violation("settled", f"{store.pending_operations} operations still pending"))
+    final = {intent: history[-1].status for intent, history in by_object.items()}
+    intents_of: dict[str, set[str]] = defaultdict(set)
+    for intent, payment_id in payment_of.items():
+        intents_of[payment_id].add(intent)
+    for payment in store.payments.values():
+        if payment.state not in SETTLED:
+            found.append(Violation("settled", f"{payment.payment_id} is still {payment.state}"))
+            continue
+        intents = intents_of.get(payment.payment_id, set())
+        if payment.payment_intent is not None:
+            intents.add(payment.payment_intent)
+        for intent in intents:
+            at_stripe = final.get(intent)
+            if not _agrees(payment, at_stripe):
+                found.append(
+                    Violation(
+                        "settled", f"{payment.payment_id} is {payment.state}; Stripe holds {intent} as {at_stripe}"
+                    )
+                )
+    return found
+
+
+def _agrees(payment: StoredPayment, at_stripe: str | None) -> bool:
+    if payment.state == "captured":
+        return at_stripe == "succeeded"
+    if payment.state == "authorized":
+        return at_stripe == "requires_capture"
+    if payment.state == "canceled":
+        return at_stripe in (None, "canceled")
+    # failed: no money may be held or taken for it
+    return at_stripe not in ("requires_capture", "succeeded")

@@ -1,0 +1,137 @@
+"""The world a reliability run lives in: a Stripe emulator served from this process (its faults,
+clock and journal at hand), readerhostd as a real process talking to it with a real test key read
+from a file, and everything the runs leave behind (logs, store, socket traffic) kept for checking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.support import RunningDaemon, daemon_config, readerhostd
+from readerhost.sim.stripe_emulator import StripeEmulator
+from reliability.invariants import StoreView, Violation, check, read_store
+from reliability.pos import PosClient, PosRecord
+
+TERMINAL_ID = "rel-kiosk"
+WAITING_FOR_CUSTOMER = frozenset({"creating", "collecting", "awaiting_confirmation"})
+
+
+def stripe_settings(url: str, *, read_timeout_s: float = 1.0, max_network_retries: int = 1) -> str:
+    """The daemon's [stripe] and [log] settings for a run: a short read timeout, so that the
+    emulator's delay faults outlast it, and debug logging, so that the secrets scan reads the most."""
+    return (
+        daemon_config()
+        + f"""
+[stripe]
+api_base = "{url}"
+api_key_file = "stripe.key"
+terminal_id = "{TERMINAL_ID}"
+connect_timeout_s = 1.0
+read_timeout_s = {read_timeout_s}
+max_network_retries = {max_network_retries}
+
+[log]
+level = "debug"
+"""
+    )
+
+
+@dataclass
+class World:
+    folder: Path
+    url: str
+    emulator: StripeEmulator
+    key: str = field(default_factory=lambda: "sk_test_rel" + secrets.token_hex(16))
+    record: PosRecord = field(default_factory=PosRecord)
+    logs: list[str] = field(default_factory=list)  # every line every daemon life wrote
+    lives: int = 0
+    daemon: RunningDaemon | None = None
+    _stack: contextlib.ExitStack | None = None
+
+    def __post_init__(self) -> None:
+        key_file = self.folder / "stripe.key"
+        key_file.write_text(self.key + "\n")
+        key_file.chmod(0o600)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / "api.sock"
+
+    @property
+    def store_path(self) -> Path:
+        return self.folder / "state" / "readerhost" / "readerhost.db"
+
+    def start(self, config: str | None = None) -> RunningDaemon:
+        """readerhostd on this world's folder (the same store every life); returns once it is ready."""
+        assert self.daemon is None, "a daemon is already running"
+        stack = contextlib.ExitStack()
+        self.daemon = stack.enter_context(readerhostd(config or stripe_settings(self.url), folder=self.folder))
+        self._stack = stack
+        self.lives += 1
+        return self.daemon
+
+    def stop(self) -> None:
+        """SIGTERM (a clean stop); the log is kept."""
+        if self.daemon is None or self._stack is None:
+            return
+        daemon, stack = self.daemon, self._stack
+        self.daemon = self._stack = None
+        stack.close()
+        self.logs += daemon.log.drain()
+
+    def kill(self) -> None:
+        """SIGKILL: the daemon ends at once, wherever it is."""
+        assert self.daemon is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.daemon.process.pid, signal.SIGKILL)
+        self.daemon.process.wait(timeout=10)
+        self.stop()
+
+    async def client(self, topics: tuple[str, ...] = ("payment", "reader")) -> PosClient:
+        return await PosClient.connect(self.socket_path, self.record, topics)
+
+    def store(self) -> StoreView:
+        return read_store(self.store_path)
+
+    def violations(self, *, settled: bool) -> list[Violation]:
+        return check(
+            self.store(), self.emulator.journal_entries(), self.record, terminal_id=TERMINAL_ID, settled=settled
+        )
+
+    async def until_settled(self, timeout: float) -> float:
+        """Wait until the outbox is empty and no payment is on its way; the seconds it took.
+        Raises TimeoutError with what is still open."""
+        started = time.monotonic()
+        moving = frozenset({"processing", "capturing", "queued_offline"})
+        while True:
+            view = await asyncio.to_thread(self.store)
+            open_ = [p for p in view.payments.values() if p.state in moving]
+            if view.pending_operations == 0 and not open_:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(
+                    f"not settled after {timeout:.0f} s: {view.pending_operations} operations pending, "
+                    f"{[(p.payment_id, p.state) for p in open_][:10]}"
+                )
+            await asyncio.sleep(0.25)  # polling the file: the store has no change notification
+
+
+@contextlib.contextmanager
+def world(folder: Path) -> Iterator[World]:
+    """An emulator for the run (search reads after write; no rate limit of its own)."""
+    from readerhost.sim.stripe_emulator import running_emulator
+
+    with running_emulator(search_lag_s=0) as (url, emulator):
+        made = World(folder, url, emulator)
+        try:
+            yield made
+        finally:
+            made.stop()

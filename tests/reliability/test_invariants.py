@@ -1,0 +1,123 @@
+"""The invariant checker finds each kind of violation (it must be able to fail), and passes a clean history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reliability.invariants import StoredPayment, StoreView, Violation, check
+from reliability.pos import PosRecord
+
+TERMINAL = "rel-kiosk"
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    op: str
+    object: str
+    status: str
+    amount: int | None = 1000
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def meta(payment_id: str, order_id: str) -> dict[str, str]:
+    return {"terminal_id": TERMINAL, "payment_id": payment_id, "order_id": order_id}
+
+
+def captured_history(payment_id: str = "pay_1", intent: str = "pi_1", order: str = "A") -> list[Entry]:
+    m = meta(payment_id, order)
+    return [
+        Entry(1, "payment_intent.create", intent, "requires_payment_method", metadata=m),
+        Entry(2, "payment_intent.confirm", intent, "requires_capture", metadata=m),
+        Entry(3, "payment_intent.capture", intent, "succeeded", metadata=m),
+    ]
+
+
+def store_with(*payments: StoredPayment, history: dict[str, set[str]] | None = None) -> StoreView:
+    view = StoreView({p.payment_id: p for p in payments})
+    view.history = history or {p.payment_id: {"creating", "collecting", "processing", p.state} for p in payments}
+    return view
+
+
+def rules(found: list[Violation]) -> set[str]:
+    return {v.rule for v in found}
+
+
+def test_a_clean_history_has_no_violation() -> None:
+    pos = PosRecord(told={("pay_1", "captured")}, capture_asked={"pay_1": 1000})
+    store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
+    assert check(store, captured_history(), pos, terminal_id=TERMINAL, settled=True) == []
+
+
+def test_two_intents_for_one_order_are_found() -> None:
+    journal = [*captured_history(), Entry(9, "payment_intent.create", "pi_2", "requires_payment_method", None,
+                                          meta("pay_1", "A"))]  # fmt: skip
+    pos = PosRecord(capture_asked={"pay_1": 1000})
+    store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
+    assert "one_intent_per_order" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=False))
+
+
+def test_a_capture_never_asked_for_is_found() -> None:
+    store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
+    assert "no_unasked_capture" in rules(check(store, captured_history(), PosRecord(), terminal_id=TERMINAL,
+                                               settled=False))  # fmt: skip
+
+
+def test_a_double_capture_and_a_wrong_amount_are_found() -> None:
+    journal = [*captured_history(), Entry(4, "payment_intent.capture", "pi_1", "succeeded", 1000, meta("pay_1", "A"))]
+    pos = PosRecord(capture_asked={"pay_1": 600})
+    store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
+    found = check(store, journal, pos, terminal_id=TERMINAL, settled=False)
+    assert [v.rule for v in found].count("capture_once") == 2
+
+
+def test_a_capture_after_a_cancel_is_found() -> None:
+    m = meta("pay_1", "A")
+    journal = [*captured_history()[:2], Entry(3, "payment_intent.cancel", "pi_1", "canceled", metadata=m),
+               Entry(4, "payment_intent.capture", "pi_1", "succeeded", metadata=m)]  # fmt: skip
+    pos = PosRecord(capture_maybe={"pay_1"}, cancel_accepted={"pay_1"})
+    store = store_with(StoredPayment("pay_1", "A", "canceled", "pi_1", 0, None))
+    found = check(store, journal, pos, terminal_id=TERMINAL, settled=True)
+    assert {"no_capture_after_cancel", "settled"} <= rules(found)
+
+
+def test_an_asked_capture_that_never_happened_is_found_once_settled() -> None:
+    journal = captured_history()[:2]
+    pos = PosRecord(capture_asked={"pay_1": 1000})
+    store = store_with(StoredPayment("pay_1", "A", "authorized", "pi_1", 0, None))
+    assert check(store, journal, pos, terminal_id=TERMINAL, settled=False) == []
+    assert "capture_once" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=True))
+
+
+def test_an_asked_capture_may_end_failed_only_for_a_reason_that_rules_it_out() -> None:
+    journal = captured_history()[:1]
+    pos = PosRecord(capture_asked={"pay_1": 1000})
+    declined = store_with(StoredPayment("pay_1", "A", "failed", "pi_1", 0, "OFFLINE_DECLINED"))
+    assert check(declined, journal, pos, terminal_id=TERMINAL, settled=True) == []
+    refused = store_with(StoredPayment("pay_1", "A", "failed", "pi_1", 0, "STRIPE_REFUSED"))
+    assert "capture_once" in rules(check(refused, journal, pos, terminal_id=TERMINAL, settled=True))
+
+
+def test_a_payment_left_on_its_way_or_disagreeing_with_stripe_is_found() -> None:
+    journal = captured_history("pay_1")[:2]
+    store = store_with(
+        StoredPayment("pay_1", "A", "canceled", "pi_1", 0, None),  # Stripe still holds the authorisation
+        StoredPayment("pay_2", "B", "capturing", None, 0, None),
+    )
+    store.pending_operations = 1
+    found = check(store, journal, PosRecord(), terminal_id=TERMINAL, settled=True)
+    details = " ".join(v.detail for v in found)
+    assert "pay_1 is canceled" in details
+    assert "pay_2 is still capturing" in details
+    assert "1 operations still pending" in details
+
+
+def test_a_state_told_but_not_in_the_store_is_found() -> None:
+    pos = PosRecord(told={("pay_1", "authorized")})
+    store = store_with(StoredPayment("pay_1", "A", "processing", None, 0, None), history={"pay_1": {"creating"}})
+    assert rules(check(store, [], pos, terminal_id=TERMINAL, settled=False)) == {"told_in_store"}
+
+
+def test_other_terminals_are_not_this_daemons_business() -> None:
+    other = [Entry(1, "payment_intent.capture", "pi_9", "succeeded", metadata={"terminal_id": "elsewhere"})]
+    assert check(store_with(), other, PosRecord(), terminal_id=TERMINAL, settled=True) == []

@@ -1,0 +1,59 @@
+"""The documented reliability runs in short: the same code as `python -m reliability`, small counts,
+and not one violation allowed. (The documented figures are in docs/reliability.md.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.support import workdir
+from reliability.crash import run_crashes
+from reliability.fuzz import run_fuzz
+from reliability.secrets_scan import scan
+from reliability.soak import run_soak
+
+
+@pytest.mark.timeout(120)  # Stripe's faults make the worker back off by seconds
+def test_a_short_fault_soak_keeps_every_invariant_and_every_secret() -> None:
+    with workdir("rel-ci-soak-") as folder:
+        result = run_soak(folder, seed=11, payments=10, cashiers=3, fault_gap_s=0.8)
+    assert sum(result.faults.values()) >= 5, result.faults  # faults did hit the daemon
+    assert result.violations == []
+    assert result.secrets == []
+    assert result.stuck == []
+    assert sum(result.final_states.values()) >= 9
+
+
+@pytest.mark.timeout(90)
+def test_a_short_crash_run_keeps_every_invariant_after_every_restart() -> None:
+    with workdir("rel-ci-crash-") as folder:
+        result = run_crashes(folder, seed=11, kills=8, chosen_every=2)
+    assert result.kills == 8
+    assert sorted(result.chosen_kills) == ["cancel", "capture", "confirm", "create"]
+    assert result.violations == []
+    assert result.unsettled == []
+    assert result.payments >= 8
+
+
+def test_a_short_fuzz_gets_only_proper_answers_while_payments_complete() -> None:
+    with workdir("rel-ci-fuzz-") as folder:
+        result = run_fuzz(folder, seed=11, frames=1500, batch=750)
+    assert result.frames >= 1500
+    assert result.problems == []
+    assert result.violations == []
+    assert result.payments_completed >= 1
+    assert result.answers["PARSE_ERROR"] > 0
+    assert result.answers["INVALID_REQUEST"] > 0
+
+
+def test_the_secrets_scan_finds_what_is_there() -> None:
+    key = "sk_test_reliabilityabcdef0123"
+    found = scan(
+        [("log", f"key={key}".encode()), ("store", b"pan 4242424242424242"), ("socket", b"rk_live_somethinglong1")],
+        key,
+    )
+    assert {(f.where, f.what) for f in found} >= {
+        ("log", "the Stripe key"),
+        ("store", "card number 4242..."),
+        ("socket", "a secret key rk_live_some..."),
+    }
+    assert scan([("log", b"pm_card_present_visa last4 4242")], key) == []
