@@ -89,6 +89,7 @@ class Client:
     closed: bool = False
     seq: int = 0  # the last event number given to this connection
     sender: asyncio.Task[None] | None = None
+    spoke: bool = False  # it has sent at least one line
 
     def describe(self) -> str:
         return f"client {self.number} (pid {self.peer.pid}, uid {self.peer.uid})"
@@ -166,7 +167,7 @@ class ApiServer:
             )  # fmt: skip
             await self._refuse(writer, RpcError.app("FORBIDDEN", "this user may not use the readerhost socket"))
             return
-        if len(self._clients) >= self._limits.max_clients:
+        if len(self._clients) >= self._limits.max_clients and not self._make_room():
             logger.warning(
                 "refused %s: %d clients already connected", client.describe(), len(self._clients),
                 extra={"journal": client.journal_fields()},
@@ -193,6 +194,15 @@ class ApiServer:
             if self._on_disconnect is not None:
                 await self._on_disconnect(client)
 
+    def _make_room(self) -> bool:
+        """All slots taken: free the one held longest by a client that never sent anything, if any.
+        Connections leaked by a POS, or opened and left silent, must not lock working clients out."""
+        silent = [client for client in self._clients if not client.spoke]
+        if not silent:
+            return False
+        self._drop(min(silent, key=lambda client: client.number), "every slot was taken and it never sent a request")
+        return True
+
     async def _refuse(self, writer: asyncio.StreamWriter, error: RpcError) -> None:
         with contextlib.suppress(ConnectionError):
             writer.write(error_line(None, error))
@@ -215,6 +225,7 @@ class ApiServer:
                 return  # the client hung up (a last line without its newline is ignored)
             except ConnectionError:
                 return
+            client.spoke = True
             if len(line) > MAX_FRAME + 1:  # the limit also counts the newline
                 continue
             if line.strip():
