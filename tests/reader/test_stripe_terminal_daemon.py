@@ -5,6 +5,8 @@ plays the customer with Stripe's test helper (present_payment_method) and the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,17 @@ class Customer:
         return [e for e in self.emulator.journal_entries() if e.op == op]
 
 
+@contextlib.asynccontextmanager
+async def at_the_counter(tmp_path: Path) -> AsyncIterator[tuple[LineClient, Customer]]:
+    """readerhostd with a simulated WisePOS E, a POS subscribed once the reader is known, and the customer."""
+    async with running_daemon(tmp_path, CONFIG) as daemon:
+        pos = await subscribed_when_connected(daemon.socket_path)
+        try:
+            yield pos, Customer(daemon)
+        finally:
+            await pos.close()
+
+
 async def waiting_for_card(pos: LineClient, payment_id: str) -> None:
     await pos.event(of_type("reader.display_message", payment_id=payment_id, message="follow_reader"))
 
@@ -61,9 +74,7 @@ async def start(pos: LineClient, order_id: str, amount: int = 1250) -> str:
 
 def test_approve_decline_and_collect_again_then_capture(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             reader = (await pos.call("status.get"))["result"]["reader"]
             assert reader["id"].startswith("tmr_")
             assert (reader["state"], reader["model"]) == ("ready", "simulated_wisepos_e")
@@ -98,17 +109,13 @@ def test_approve_decline_and_collect_again_then_capture(tmp_path: Path) -> None:
             assert len(confirms) == 4
             assert all(c.idempotency_key is None for c in confirms)
             assert [c.amount for c in customer.journal("payment_intent.capture")] == [1250]
-            await pos.close()
 
     run(scenario())
 
 
 def test_cancel_from_the_pos_and_by_the_customer_at_the_reader(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
-
+        async with at_the_counter(tmp_path) as (pos, customer):
             await pos.call("events.subscribe", {"topics": ["payment", "reader", "queue"]})
             payment_id = await start(pos, "C-1")
             pos.events.clear()  # from here, the queue empties only once the cancel reached Stripe
@@ -130,32 +137,26 @@ def test_cancel_from_the_pos_and_by_the_customer_at_the_reader(tmp_path: Path) -
             await pos.call("payment.cancel", {"payment_id": payment_id})
             await pos.event(of_type("payment.state", payment_id=payment_id, state="canceled"))
             assert customer.journal("payment_intent.confirm") == []
-            await pos.close()
 
     run(scenario())
 
 
 def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply"})
             payment_id = await start(pos, "TO-1")
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
             assert len(customer.journal("reader.process_payment_intent")) == 1
             assert len(customer.journal("payment_intent.confirm")) == 1
-            await pos.close()
 
     run(scenario())
 
 
 def test_a_busy_reader_and_an_offline_reader(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             # Something else left the reader showing a cart: the payment replaces it.
             await asyncio.to_thread(
                 customer.stripe.v1.terminal.readers.set_reader_display,
@@ -187,7 +188,6 @@ def test_a_busy_reader_and_an_offline_reader(tmp_path: Path) -> None:
             await pos.event(of_type("reader.connected", reason="reconnected"))
             await customer.presents()
             await pos.event(of_type("payment.state", state="authorized"))
-            await pos.close()
 
     run(scenario())
 
@@ -227,9 +227,7 @@ def test_a_registration_code_stripe_refuses_leaves_the_daemon_running_and_saying
 
 def test_stripe_going_down_while_the_reader_waits_ends_the_collection_collectable_again(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             payment_id = await start(pos, "D-1")
             down = customer.emulator.add_fault({"method": "GET", "path": "^/v1/terminal/readers/", "action": "down"})
             failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
@@ -240,7 +238,6 @@ def test_stripe_going_down_while_the_reader_waits_ends_the_collection_collectabl
             await waiting_for_card(pos, payment_id)
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
-            await pos.close()
 
     run(scenario())
 
@@ -254,9 +251,7 @@ def test_the_cart_on_the_readers_screen_between_payments(tmp_path: Path) -> None
     }
 
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             assert (await pos.call("reader.display_cart", cart))["result"] == {}
             shown = await asyncio.to_thread(customer.stripe.v1.terminal.readers.retrieve, customer.reader_id)
             assert shown.action is not None
@@ -275,7 +270,6 @@ def test_the_cart_on_the_readers_screen_between_payments(tmp_path: Path) -> None
 
             bad = await pos.call("reader.display_cart", {**cart, "line_items": [{"description": "", "amount": 1}]})
             assert bad["error"]["data"]["field"] == "line_items[0].description"
-            await pos.close()
 
     run(scenario())
 
@@ -295,9 +289,7 @@ def test_a_cart_on_a_reader_without_a_screen_is_unsupported(tmp_path: Path) -> N
 
 def test_a_reader_busy_processing_another_card_is_waited_out_not_forced(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_daemon(tmp_path, CONFIG) as daemon:
-            pos = await subscribed_when_connected(daemon.socket_path)
-            customer = Customer(daemon)
+        async with at_the_counter(tmp_path) as (pos, customer):
             # Another PaymentIntent's card is being processed on the reader (someone else's request).
             other = await asyncio.to_thread(
                 customer.stripe.v1.payment_intents.create,
@@ -320,6 +312,5 @@ def test_a_reader_busy_processing_another_card_is_waited_out_not_forced(tmp_path
             await waiting_for_card(pos, payment_id)
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
-            await pos.close()
 
     run(scenario())
