@@ -274,9 +274,12 @@ def test_a_daemon_with_too_many_clients_refuses_at_connect(tmp_path: Path) -> No
     async def scenario() -> None:
         async with (
             running_daemon(tmp_path, TWO_CLIENTS_AT_MOST) as daemon,
-            await AsyncClient.connect(daemon.socket_path),
-            await AsyncClient.connect(daemon.socket_path),
+            await AsyncClient.connect(daemon.socket_path) as first,
+            await AsyncClient.connect(daemon.socket_path) as second,
         ):
+            # Both have spoken, so neither gives its slot up to a newcomer (silent ones would).
+            await first.status()
+            await second.status()
             with pytest.raises(Busy) as busy:
                 await AsyncClient.connect(daemon.socket_path)
             assert busy.value.retryable
