@@ -102,15 +102,7 @@ def test_after_a_restart_with_the_wall_clock_set_back_a_create_key_is_not_truste
 
     async def first_life() -> str:
         async with running_core(stripe_emulator, db) as core:
-            # The create is applied and its answer lost; after it, nothing gets through.
-            emulator.add_fault({"method": "POST", "path": r"^/v1/payment_intents$", "action": "reset_after"})
-            emulator.add_fault({"path": "^/v1/", "action": "down"})
-            payment = await core.service.start({"order_id": "J-4", "amount": 1000, "currency": "usd"})
-            await core.until(
-                lambda: any(op.attempts >= 2 for op in core.store.operations_of(payment.payment_id)),
-                what="the create to be tried again",
-            )
-            return payment.payment_id
+            return await started_with_its_create_answer_lost(core, "J-4")
 
     payment_id = run(first_life())
     emulator.faults.clear()
@@ -140,14 +132,7 @@ def test_a_payment_created_while_the_wall_clock_was_days_behind_keeps_its_one_pa
 
     async def first_life() -> str:
         async with running_core(stripe_emulator, db, clock=JumpingClock(-3 * DAYS)) as core:
-            emulator.add_fault({"method": "POST", "path": r"^/v1/payment_intents$", "action": "reset_after"})
-            emulator.add_fault({"path": "^/v1/", "action": "down"})
-            payment = await core.service.start({"order_id": "J-5", "amount": 1000, "currency": "usd"})
-            await core.until(
-                lambda: any(op.attempts >= 2 for op in core.store.operations_of(payment.payment_id)),
-                what="the create to be tried again",
-            )
-            return payment.payment_id
+            return await started_with_its_create_answer_lost(core, "J-5")
 
     payment_id = run(first_life())
     emulator.faults.clear()
@@ -162,3 +147,16 @@ def test_a_payment_created_while_the_wall_clock_was_days_behind_keeps_its_one_pa
             assert [c.object for c in core.journal("payment_intent.cancel")] == [created[0].object]
 
     run(second_life())
+
+
+async def started_with_its_create_answer_lost(core: Core, order_id: str) -> str:
+    """A payment whose create Stripe applied but whose answer was lost; after it, nothing gets through."""
+    emulator = core.emulator.emulator
+    emulator.add_fault({"method": "POST", "path": r"^/v1/payment_intents$", "action": "reset_after"})
+    emulator.add_fault({"path": "^/v1/", "action": "down"})
+    payment = await core.service.start({"order_id": order_id, "amount": 1000, "currency": "usd"})
+    await core.until(
+        lambda: any(op.attempts >= 2 for op in core.store.operations_of(payment.payment_id)),
+        what="the create to be tried again",
+    )
+    return payment.payment_id
