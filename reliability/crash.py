@@ -67,7 +67,11 @@ async def _after_restart(w: World, result: CrashResult, life: int) -> None:
         await client.close()
         with contextlib.suppress(TimeoutError):
             await w.until_settled(SETTLE_BOUND_S)
-    result.violations += [(life, v) for v in w.violations(settled=True)]
+    found = w.violations(settled=True)
+    if found and not result.violations:  # the first time: keep what it was found on
+        kept = w.keep_evidence(Path.cwd() / "reliability-evidence" / f"crash-seed{result.seed}-restart{life}")
+        print(f"-- crash: a violation after restart {life}; its evidence is kept in {kept}", flush=True)
+    result.violations += [(life, v) for v in found]
 
 
 async def _one_life(

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -94,6 +97,23 @@ class World:
             os.kill(self.daemon.process.pid, signal.SIGKILL)
         self.daemon.process.wait(timeout=10)
         self.stop()
+
+    def keep_evidence(self, where: Path) -> Path:
+        """Copy what a violation is judged on — the store, Stripe's journal, the daemons' logs, what
+        the POS clients were told and asked — to `where` (the run's own folder is deleted after it)."""
+        where.mkdir(parents=True, exist_ok=True)
+        for path in self.store_path.parent.glob(self.store_path.name + "*"):  # with its -wal and -shm
+            shutil.copy2(path, where / path.name)
+        journal = [dataclasses.asdict(entry) for entry in self.emulator.journal_entries()]
+        (where / "journal.json").write_text(json.dumps(journal, indent=1, default=str))
+        logs = self.logs + (self.daemon.log.lines if self.daemon is not None else [])
+        (where / "daemon.log").write_text("\n".join(logs) + "\n")
+        record = self.record
+        asked = {"capture_asked": record.capture_asked, "capture_maybe": sorted(record.capture_maybe),
+                 "cancel_accepted": sorted(record.cancel_accepted), "automatic": sorted(record.automatic),
+                 "told": sorted(record.told)}  # fmt: skip
+        (where / "pos.json").write_text(json.dumps(asked, indent=1))
+        return where
 
     async def client(self, topics: tuple[str, ...] = ("payment", "reader")) -> PosClient:
         return await PosClient.connect(self.socket_path, self.record, topics)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reliability.invariants import StoredPayment, StoreView, Violation, check
 from reliability.pos import PosRecord
@@ -121,3 +123,15 @@ def test_a_state_told_but_not_in_the_store_is_found() -> None:
 def test_other_terminals_are_not_this_daemons_business() -> None:
     other = [Entry(1, "payment_intent.capture", "pi_9", "succeeded", metadata={"terminal_id": "elsewhere"})]
     assert check(store_with(), other, PosRecord(), terminal_id=TERMINAL, settled=True) == []
+
+
+def test_the_evidence_of_a_violation_is_kept_outside_the_runs_folder(tmp_path: Path) -> None:
+    from reliability.world import world
+
+    (tmp_path / "run").mkdir()
+    with world(tmp_path / "run") as w:
+        w.record.capture_asked["pay_1"] = 1250
+        kept = w.keep_evidence(tmp_path / "evidence")
+    assert json.loads((kept / "pos.json").read_text())["capture_asked"] == {"pay_1": 1250}
+    assert json.loads((kept / "journal.json").read_text()) == []
+    assert (kept / "daemon.log").exists()
