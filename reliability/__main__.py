@@ -59,10 +59,10 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| with a request held in flight by the emulator | {_counts(result.chosen_kills)} |",
         f"| payments in the store at the end | {result.payments} |",
         f"| run time | {result.seconds:.0f} s |",
-        f"| invariant violations | {len(result.violations)} |",
+        f"| invariant violations (distinct) | {len(result.violations)} |",
         f"| restarts that did not settle within the bound | {len(result.unsettled)} |",
     ]
-    details = [f"after restart {life}: {v}" for life, v in result.violations] + result.unsettled
+    details = [f"first found after restart {life}: {v}" for life, v in result.violations] + result.unsettled
     return _section("Crash harness", rows, details), result.clean
 
 

@@ -42,7 +42,9 @@ class CrashResult:
     chosen_kills: Counter[str] = field(default_factory=Counter)
     payments: int = 0
     seconds: float = 0.0
-    violations: list[tuple[int, Violation]] = field(default_factory=list)  # (after which restart, what)
+    # Each distinct violation once, with the restart after which it was first found: every check
+    # reads the whole history, so a violation that stays is found again at each later check.
+    violations: list[tuple[int, Violation]] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
 
     @property
@@ -71,7 +73,13 @@ async def _after_restart(w: World, result: CrashResult, life: int) -> None:
     if found and not result.violations:  # the first time: keep what it was found on
         kept = w.keep_evidence(Path.cwd() / "reliability-evidence" / f"crash-seed{result.seed}-restart{life}")
         print(f"-- crash: a violation after restart {life}; its evidence is kept in {kept}", flush=True)
-    result.violations += [(life, v) for v in found]
+    note_violations(result, life, found)
+
+
+def note_violations(result: CrashResult, life: int, found: list[Violation]) -> None:
+    """Add what is new: a violation found again at a later check is the same one."""
+    known = {v for _, v in result.violations}
+    result.violations += [(life, v) for v in found if v not in known]
 
 
 async def _one_life(

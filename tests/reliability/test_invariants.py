@@ -135,3 +135,14 @@ def test_the_evidence_of_a_violation_is_kept_outside_the_runs_folder(tmp_path: P
     assert json.loads((kept / "pos.json").read_text())["capture_asked"] == {"pay_1": 1250}
     assert json.loads((kept / "journal.json").read_text()) == []
     assert (kept / "daemon.log").exists()
+
+
+def test_a_crash_run_counts_a_violation_found_again_at_later_checks_once() -> None:
+    from reliability.crash import CrashResult, note_violations
+
+    result = CrashResult(seed=1)
+    lasting = Violation("capture_once", "pay_1 captured 2000, the POS asked 1500")
+    note_violations(result, 3, [lasting])
+    note_violations(result, 4, [lasting, Violation("told_in_store", "pay_2 told captured")])
+    note_violations(result, 5, [lasting])
+    assert [(life, v.rule) for life, v in result.violations] == [(3, "capture_once"), (4, "told_in_store")]
