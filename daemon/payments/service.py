@@ -295,6 +295,8 @@ class PaymentService:
         if intent is not None and intent.status == "succeeded":
             after = payment.moved_to(State.CAPTURED, self._clock(), captured_amount=intent.amount_received)
             self._commit(payment, after, f"captured {intent.amount_received}", done=op)
+            if payment.capture_amount is not None and intent.amount_received != payment.capture_amount:
+                self._captured_other_amount(after, payment.capture_amount)
             return
         if intent is not None and intent.status == "canceled":
             logger.error(
@@ -309,6 +311,20 @@ class PaymentService:
             extra={"journal": _journal_fields(payment, payment)},
         )  # fmt: skip
         self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the capture: {_describe(outcome)}")
+
+    def _captured_other_amount(self, payment: Payment, asked: int) -> None:
+        """Stripe holds a capture of another amount than the POS asked (the PaymentIntent was captured
+        elsewhere, e.g. from the Dashboard): the store keeps Stripe's amount; a person must settle it."""
+        taken = payment.captured_amount
+        remedy = (
+            f"refund {taken - asked} from the Stripe Dashboard" if taken > asked
+            else f"the other {asked - taken} was released: take it another way"
+        )  # fmt: skip
+        logger.critical(
+            "payment %s (order %s): Stripe captured %d %s where %d was asked; %s",
+            payment.payment_id, payment.order_id, taken, payment.request.currency, asked, remedy,
+            extra={"journal": {**_journal_fields(payment, payment), "MESSAGE_ID": MessageId.CAPTURE_AMOUNT_MISMATCH}},
+        )  # fmt: skip
 
     def _settle_cancel(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
         intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None

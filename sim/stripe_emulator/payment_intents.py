@@ -260,6 +260,15 @@ class PaymentIntentStore:
             raise no_such("payment_intent", intent_id, param=param)
         return intent
 
+    @staticmethod
+    def _expansions(params: Params) -> list[str]:
+        """The request's `expand`, checked before anything changes: Stripe refuses a request that
+        names a property it cannot expand without applying it."""
+        expand = params.expand()
+        for name in expand:
+            _check_expandable(name)
+        return expand
+
     def render(self, intent: PaymentIntent, expand: list[str], prefix: str = "") -> dict[str, Any]:
         """The PaymentIntent's JSON with the requested expansions (`prefix` is e.g. `data.` in lists)."""
         body = intent.to_json()
@@ -267,8 +276,7 @@ class PaymentIntentStore:
             if prefix and not path.startswith(prefix):
                 continue
             name = path[len(prefix) :]
-            if name not in EXPANDABLE:
-                raise invalid_request(f"This property cannot be expanded ({name}).", param="expand")
+            _check_expandable(name)
             if name == "latest_charge" and intent.latest_charge is not None:
                 body["latest_charge"] = self.charges[intent.latest_charge].to_json()
         return body
@@ -308,7 +316,7 @@ class PaymentIntentStore:
         suffix = params.string("statement_descriptor_suffix", max_length=22)
         confirm = params.boolean("confirm")
         payment_method = params.string("payment_method")
-        expand = params.expand()
+        expand = self._expansions(params)
         params.reject_unknown()
         presented = self._resolve_payment_method(payment_method) if payment_method else None
         if confirm and presented is None:
@@ -349,7 +357,7 @@ class PaymentIntentStore:
         payment_method = params.string("payment_method")
         params.string("receipt_email", max_length=800)
         params.mapping("payment_method_options")
-        expand = params.expand()
+        expand = self._expansions(params)
         params.reject_unknown()
         presented = self._resolve_payment_method(payment_method) if payment_method else None
         self._check_confirmable(intent, expand)
@@ -383,7 +391,7 @@ class PaymentIntentStore:
         metadata = params.mapping("metadata")
         description = params.string("description", max_length=1000)
         receipt_email = params.string("receipt_email", max_length=800)
-        params.expand()
+        self._expansions(params)
         params.reject_unknown()
         if amount is not None:
             _validate_amount(amount, intent.currency)
@@ -411,7 +419,7 @@ class PaymentIntentStore:
         amount = params.integer("amount_to_capture")
         params.mapping("metadata")
         params.string("statement_descriptor_suffix", max_length=22)
-        expand = params.expand()
+        expand = self._expansions(params)
         params.reject_unknown()
         if intent.status != "requires_capture":
             raise unexpected_state(
@@ -447,7 +455,7 @@ class PaymentIntentStore:
     def cancel(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
         intent = self.get(intent_id)
         reason = params.choice("cancellation_reason", CLIENT_CANCELLATION_REASONS)
-        expand = params.expand()
+        expand = self._expansions(params)
         params.reject_unknown()
         if intent.status not in CANCELABLE:
             raise unexpected_state(
@@ -601,6 +609,11 @@ class PaymentIntentStore:
             amount=amount,
             metadata=intent.metadata,
         )
+
+
+def _check_expandable(name: str) -> None:
+    if name not in EXPANDABLE:
+        raise invalid_request(f"This property cannot be expanded ({name}).", param="expand")
 
 
 def payment_method_json(presented: PresentedCard, created: int) -> dict[str, Any]:

@@ -52,6 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-request (a process killed between writing the headers and
+            # the body): Stripe never acts on a request it did not receive whole, so neither do we.
+            self.close_connection = True
+            return
         if url.path.startswith("/_emulator/"):
             status, answer = handle_control(self.server.emulator, self.command, url.path, url.query, body)
             self._send(status, answer, {})

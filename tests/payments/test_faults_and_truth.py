@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stripe
 from conftest import EmulatorHandle
 from support.payments_core import Core, run, running_core
 
+from readerhost.daemon.journal import MessageId
 from readerhost.daemon.payments.model import State
 
 
@@ -136,3 +138,33 @@ def test_an_authorisation_that_expires_before_capture_fails_loudly(
     with caplog.at_level("ERROR"):
         run(scenario())
     assert any("capture of payment" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("under_our_key", [False, True], ids=["captured elsewhere", "our key used for another amount"])
+def test_a_capture_stripe_holds_for_another_amount_is_recorded_as_taken_and_said_loudly(
+    stripe_emulator: EmulatorHandle,
+    client: stripe.StripeClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    under_our_key: bool,
+) -> None:
+    """The crash harness's one violation: a capture applied in full under the daemon's key (the
+    emulator served a request whose body a kill had cut off) while the POS asked for part. The
+    worker learns the truth (captured) and must neither capture again nor hide the difference."""
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            payment = await core.authorise("D-1", 3000)
+            assert payment.payment_intent is not None
+            options: Any = {"idempotency_key": f"{payment.payment_id}:capture"} if under_our_key else {}
+            client.v1.payment_intents.capture(payment.payment_intent, options=options)
+            await core.service.capture(payment.payment_id, 1800)
+            captured = await core.until_state(payment.payment_id, State.CAPTURED)
+            assert captured.captured_amount == 3000  # what Stripe took, not what was asked
+            assert [c.amount for c in core.journal("payment_intent.capture")] == [3000]
+
+    with caplog.at_level("CRITICAL"):
+        run(scenario())
+    [record] = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert "captured 3000 usd where 1800 was asked; refund 1200" in record.getMessage()
+    assert record.journal["MESSAGE_ID"] == MessageId.CAPTURE_AMOUNT_MISMATCH  # type: ignore[attr-defined]

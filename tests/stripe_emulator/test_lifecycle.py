@@ -221,6 +221,42 @@ def test_capture_above_capturable_is_refused_and_changes_nothing(
     assert intents.capture(intent.id, params={"amount_to_capture": 3000}).status == "succeeded"
 
 
+@pytest.mark.parametrize("operation", ["capture", "cancel", "confirm", "update"])
+def test_an_expansion_it_cannot_make_is_refused_before_anything_changes(
+    client: stripe.StripeClient, emulator: StripeEmulator, operation: str
+) -> None:
+    # The emulator once applied the capture, journaled it, and only then refused the expansion.
+    intents = client.v1.payment_intents
+    intent = authorise(client, 3000) if operation in ("capture", "cancel") else create_intent(client, 3000)
+    before = body_of(intents.retrieve(intent.id))
+    journaled = journal_ops(emulator)
+    call: dict[str, Callable[[], Any]] = {
+        "capture": lambda: intents.capture(intent.id, params={"amount_to_capture": 1000, "expand": ["latest_cha"]}),
+        "cancel": lambda: intents.cancel(intent.id, params={"expand": ["latest_cha"]}),
+        "confirm": lambda: intents.confirm(intent.id, params={"payment_method": VISA, "expand": ["latest_cha"]}),
+        "update": lambda: intents.update(intent.id, params={"metadata": {"a": "b"}, "expand": ["latest_cha"]}),
+    }
+
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        call[operation]()
+
+    assert (raised.value.http_status, raised.value.param) == (400, "expand")
+    assert "latest_cha" in str(raised.value.user_message)
+    assert body_of(intents.retrieve(intent.id)) == before
+    assert journal_ops(emulator) == journaled
+
+
+def test_create_with_an_expansion_it_cannot_make_creates_nothing(
+    client: stripe.StripeClient, emulator: StripeEmulator
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        create_intent(client, 3000, expand=["latest_cha"])
+
+    assert raised.value.param == "expand"
+    assert journal_ops(emulator) == []
+    assert client.v1.payment_intents.list().data == []
+
+
 # -- cancel -------------------------------------------------------------------------------------
 
 
