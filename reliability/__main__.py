@@ -58,6 +58,7 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| at a random instant | {result.random_kills} |",
         f"| with a request held in flight by the emulator | {_counts(result.chosen_kills)} |",
         f"| payments in the store at the end | {result.payments} |",
+        f"| requests a kill cut off mid-body (dropped unanswered, as Stripe does) | {result.cut_off_requests} |",
         f"| run time | {result.seconds:.0f} s |",
         f"| invariant violations (distinct) | {len(result.violations)} |",
         f"| restarts that did not settle within the bound | {len(result.unsettled)} |",

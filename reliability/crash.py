@@ -41,6 +41,7 @@ class CrashResult:
     random_kills: int = 0
     chosen_kills: Counter[str] = field(default_factory=Counter)
     payments: int = 0
+    cut_off_requests: int = 0  # requests a kill cut off mid-body, which the emulator dropped
     seconds: float = 0.0
     # Each distinct violation once, with the restart after which it was first found: every check
     # reads the whole history, so a violation that stays is found again at each later check.
@@ -149,6 +150,7 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
     await _after_restart(w, result, kills)
     w.stop()
     result.payments = len(w.store().payments)
+    result.cut_off_requests = w.emulator.incomplete_requests
     result.seconds = time.monotonic() - started
     return result
 

@@ -90,6 +90,7 @@ class StripeEmulator:
         self._reader_processing_s = reader_processing_s
         self._state_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._incomplete = 0
         self._new_account()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"/v1/payment_intents"), self._create),
@@ -148,6 +149,16 @@ class StripeEmulator:
         now = self.clock.set(unix_seconds)
         self._expire()
         return now
+
+    def drop_incomplete(self) -> None:
+        """Count a request whose body ended early; it is dropped unanswered and nothing is done."""
+        with self._state_lock:
+            self._incomplete += 1
+
+    @property
+    def incomplete_requests(self) -> int:
+        """Requests dropped because their body ended early (a client killed mid-write)."""
+        return self._incomplete
 
     def journal_entries(self, since: int = 0) -> list[JournalEntry]:
         return self.journal.entries(since)

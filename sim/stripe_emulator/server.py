@@ -55,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < length:
             # The client went away mid-request (a process killed between writing the headers and
             # the body): Stripe never acts on a request it did not receive whole, so neither do we.
+            self.server.emulator.drop_incomplete()
             self.close_connection = True
             return
         if url.path.startswith("/_emulator/"):

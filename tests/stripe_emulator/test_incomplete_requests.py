@@ -47,6 +47,7 @@ def test_a_capture_whose_body_is_cut_short_captures_nothing(
         answer = send_cut_short(url, f"/v1/payment_intents/{intent.id}/capture", body, sent, key="capture-1")
         assert answer == b"", f"answered a request cut after {sent} bytes: {answer[:80]!r}"
 
+    assert emulator.incomplete_requests == 3
     assert intents.retrieve(intent.id).status == "requires_capture"
     assert journal_for(emulator, "payment_intent.capture") == []
     # The key was never used: the whole request, sent again under it, is executed once, as asked.
