@@ -30,7 +30,7 @@ def _counts(counter: dict[str, int]) -> str:
 
 
 def soak(seed: int, payments: int) -> tuple[list[str], bool]:
-    from reliability.soak import run_soak
+    from reliability.soak import SETTLE_BOUND_S, run_soak
 
     with workdir("rel-soak-") as folder:
         result = run_soak(folder, seed=seed, payments=payments)
@@ -38,7 +38,7 @@ def soak(seed: int, payments: int) -> tuple[list[str], bool]:
         f"| payments (orders sold by 4 concurrent POS clients) | {result.payments} |",
         f"| final states | {_counts(result.final_states)} |",
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
-        f"| time to settle after the faults stopped (bound {120:.0f} s) | {result.settle_s:.1f} s |",
+        f"| time to settle after the faults stopped (bound {SETTLE_BOUND_S:.0f} s) | {result.settle_s:.1f} s |",
         f"| run time | {result.seconds:.0f} s |",
         f"| invariant violations | {len(result.violations)} |",
         f"| secrets or card numbers found (log, store, socket, process) | {len(result.secrets)} |",

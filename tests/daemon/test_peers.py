@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from support.daemon import daemon_process
+from support.other_user import NOBODY, open_to_all
 
-NOBODY = 65534
 PROBE = """
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -40,15 +40,6 @@ def as_nobody(socket_path: Path) -> list[object]:
     )  # fmt: skip
     answer: list[object] = json.loads(done.stdout)
     return answer
-
-
-def open_to_all(path: Path) -> None:
-    """Let another user reach the socket, so that the daemon's own check is what decides."""
-    path.chmod(0o666)
-    for parent in path.parents:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o011)
 
 
 @needs_root

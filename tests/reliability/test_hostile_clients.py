@@ -15,29 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.other_user import NOBODY, drop_to_nobody, open_to_all
 
 from bench.support import JsonLines, daemon_config, pay, readerhostd, workdir
 from reliability.fuzz import mutated_frames
 
-NOBODY = 65534
 CONFIG = daemon_config(
     extra="\n[api]\nmax_clients = 100\nmax_queued_messages = 16\nslow_client_timeout_s = 1.0\n"
 )  # fmt: skip
-
-
-def drop_to_nobody() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-
-
-def open_to_all(path: Path) -> None:
-    """Let another user reach the socket, so that the daemon's own check is what decides."""
-    path.chmod(0o666)
-    for parent in path.parents:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o011)
 
 
 async def poller(path: Path, orders: list[str], until: asyncio.Event, answered: list[int]) -> None:
