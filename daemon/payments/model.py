@@ -27,6 +27,10 @@ class State(enum.StrEnum):
     FAILED = "failed"
 
 
+# The groups of states the daemon, the UI and the CLI ask about; defined here only.
+# The customer is (or is about to be) at the reader: one such payment at a time.
+HOLDS_READER = frozenset({State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION})
+# Nothing will happen to the payment any more.
 TERMINAL = frozenset({State.CAPTURED, State.CANCELED, State.FAILED})
 
 # Every allowed change of state. Anything not listed is refused (IllegalTransition).
@@ -172,7 +176,7 @@ class Payment:
     @property
     def holds_reader(self) -> bool:
         """Whether the customer is (or is about to be) at the reader for this payment."""
-        return self.state in (State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION)
+        return self.state in HOLDS_READER
 
     def to_json(self) -> dict[str, Any]:
         """The payment object of the POS protocol."""
