@@ -42,7 +42,7 @@ from .config import (
 )
 from .journal import MessageId, configure_logging
 from .payments.events import Event, EventHub
-from .payments.model import rfc3339
+from .payments.model import Reason, rfc3339
 from .payments.service import OfflineLimits, PaymentService, RequestRefused, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
@@ -379,30 +379,30 @@ class Daemon:
 
         if not isinstance(self.reader, SimulatedReader):
             raise RequestRefused(
-                "UNSUPPORTED", f"the {self.config.reader.driver} reader takes real cards, not test cards"
+                Reason.UNSUPPORTED, f"the {self.config.reader.driver} reader takes real cards, not test cards"
             )
         try:
             self.reader.present(card)
         except NotCollecting as error:
-            raise RequestRefused("INVALID_STATE", str(error)) from None
+            raise RequestRefused(Reason.INVALID_STATE, str(error)) from None
         except ValueError as error:
-            raise RequestRefused("NOT_FOUND", str(error)) from None
+            raise RequestRefused(Reason.NOT_FOUND, str(error)) from None
 
     async def display_cart(self, cart: Cart) -> None:
         """reader.display_cart: the items on a Stripe smart reader's screen, between payments."""
         from readerhost.drivers.reader.stripe_terminal import SmartReader
 
         if not isinstance(self.reader, SmartReader):
-            raise RequestRefused("UNSUPPORTED", f"the {self.config.reader.driver} reader has no screen for a cart")
+            raise RequestRefused(Reason.UNSUPPORTED, f"the {self.config.reader.driver} reader has no screen for a cart")
         holder = self.service.reader_holder()
         if holder is not None:
             raise RequestRefused(
-                "BUSY", f"payment {holder} holds the reader: a cart would replace its prompt", retryable=True
+                Reason.BUSY, f"payment {holder} holds the reader: a cart would replace its prompt", retryable=True
             )
         try:
             await self.reader.show_cart(cart)
         except ReaderError as error:
-            raise RequestRefused("READER_UNAVAILABLE", error.message, retryable=True) from None
+            raise RequestRefused(Reason.READER_UNAVAILABLE, error.message, retryable=True) from None
 
     # -- events -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import datetime
 from typing import Any
 
 from readerhost.client.wire import TOPICS
+from readerhost.daemon.payments.model import CANCELLATION_REASONS, State
 
 from .commands import (
     Command,
@@ -24,11 +25,7 @@ from .commands import (
 from .exit_codes import EXIT_CODES
 from .pay import cmd_pay
 
-STATES = (
-    "creating", "collecting", "awaiting_confirmation", "processing", "queued_offline", "declined",
-    "authorized", "capturing", "captured", "canceled", "failed",
-)  # fmt: skip
-CANCEL_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
+STATES = tuple(state.value for state in State)
 
 
 def rfc3339_arg(value: str) -> str:
@@ -128,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = command("cancel", cmd_cancel, "cancel a payment (not a captured one)")
     cancel.add_argument("payment_id", metavar="PAYMENT_ID")
-    cancel.add_argument("--reason", choices=CANCEL_REASONS, help="default: requested_by_customer")
+    cancel.add_argument("--reason", choices=CANCELLATION_REASONS, help="default: requested_by_customer")
 
     get = command("get", cmd_get, "one payment, by its id or by its order id")
     get.add_argument("payment_id", metavar="PAYMENT_ID", nargs="?")

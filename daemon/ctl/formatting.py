@@ -8,6 +8,7 @@ from typing import Any
 
 from readerhost.client import Event
 from readerhost.daemon.payments.currencies import ZERO_DECIMAL
+from readerhost.daemon.payments.model import State
 
 READ_METHODS = {
     "contactless_emv": "contactless",
@@ -61,7 +62,7 @@ def payment_line(payment: dict[str, Any]) -> str:
     ]
     if payment.get("card"):
         parts.append(card_text(payment["card"]))
-    if payment.get("state") == "declined" and payment.get("decline"):
+    if payment.get("state") == State.DECLINED and payment.get("decline"):
         parts.append(decline_text(payment["decline"]))
     if payment.get("error"):
         parts.append(error_text(payment["error"]))

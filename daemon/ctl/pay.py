@@ -10,25 +10,27 @@ import time
 from typing import Any
 
 from readerhost.client import Client, Event, ReaderhostError
+from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, Reason, State
 
 from .exit_codes import EXIT_DECLINED, EXIT_NOT_PAID, EXIT_OK
 from .formatting import card_text, decline_text, error_text, money
 from .output import SPIN_INTERVAL_S, Output
 
-WAITING_FOR_CUSTOMER = ("creating", "collecting", "awaiting_confirmation")
+# The payment was accepted: `pay` exits 0.
+PAID = frozenset({State.AUTHORIZED, State.CAPTURING, State.CAPTURED, State.QUEUED_OFFLINE})
 
 
-def settled(state: str, automatic: bool) -> bool:
-    """Where `pay` stops: the payment no longer needs this terminal."""
-    if state in ("declined", "canceled", "failed", "queued_offline", "captured"):
-        return True
-    return state == "authorized" and not automatic
+def settled(state: State | None, automatic: bool) -> bool:
+    """Where `pay` stops: the payment no longer needs this terminal (with automatic capture, once captured)."""
+    if automatic and state in (State.AUTHORIZED, State.CAPTURING):
+        return False
+    return state in SETTLED
 
 
-def exit_code_for(state: str) -> int:
-    if state in ("authorized", "capturing", "captured", "queued_offline"):
+def exit_code_for(state: State | None) -> int:
+    if state in PAID:
         return EXIT_OK
-    if state == "declined":
+    if state is State.DECLINED:
         return EXIT_DECLINED
     return EXIT_NOT_PAID
 
@@ -76,9 +78,9 @@ class PayRun:
 
     def follow(self, automatic: bool) -> int:
         self.on_payment(self.payment)
-        if self.payment.get("state") == "collecting":
+        if self.state is State.COLLECTING:
             self.present_card()  # a payment already collecting (the same order, started before)
-        while not settled(str(self.payment.get("state")), automatic):
+        while not settled(self.state, automatic):
             if self.reader_gave_up():
                 return EXIT_NOT_PAID
             try:
@@ -96,11 +98,15 @@ class PayRun:
                 self.on_reader(event)
         return self.finish()
 
+    @property
+    def state(self) -> State | None:
+        return State.of(self.payment.get("state"))
+
     def waiting_for(self) -> str:
-        state = self.payment.get("state")
-        if state == "collecting":
+        state = self.state
+        if state is State.COLLECTING:
             return "waiting for a card..."
-        if state in ("processing", "capturing"):
+        if state in (State.PROCESSING, State.CAPTURING):
             return "waiting for Stripe..."
         return f"{state}..."
 
@@ -112,14 +118,14 @@ class PayRun:
         self.shown_state = state
         if not self.out.json:
             detail = ""
-            if state == "declined":
+            if state == State.DECLINED:
                 detail = decline_text(payment.get("decline"))
-            elif state in ("failed", "canceled") and payment.get("error"):
+            elif state in (State.FAILED, State.CANCELED) and payment.get("error"):
                 detail = error_text(payment.get("error"))
-            elif payment.get("card") and state in ("awaiting_confirmation", "authorized", "captured", "queued_offline"):
+            elif payment.get("card") and state in (State.AWAITING_CONFIRMATION, *PAID - {State.CAPTURING}):
                 detail = card_text(payment.get("card"))
             self.out.line(f"state: {state}" + (f" - {detail}" if detail else ""))
-        if state == "awaiting_confirmation":
+        if state == State.AWAITING_CONFIRMATION:
             self.ask_to_proceed()
 
     def on_reader(self, event: Event) -> None:
@@ -148,9 +154,9 @@ class PayRun:
     def reader_gave_up(self) -> bool:
         """A collection the reader ended without a card: cancel it rather than wait forever."""
         error = self.payment.get("error")
-        if self.payment.get("state") != "collecting" or not isinstance(error, dict):
+        if self.state is not State.COLLECTING or not isinstance(error, dict):
             return False
-        if error.get("reason") != "READER_UNAVAILABLE":
+        if error.get("reason") != Reason.READER_UNAVAILABLE:
             return False
         if not self.out.json:
             self.out.line(f"reader: {error.get('message')}")
@@ -180,7 +186,7 @@ class PayRun:
 
     def abandon(self) -> None:
         """Cancel the payment if it still waits for the customer (what the daemon would do anyway)."""
-        if self.payment.get("state") not in WAITING_FOR_CUSTOMER or self.client.closed:
+        if self.state not in HOLDS_READER or self.client.closed:
             return
         with contextlib.suppress(ReaderhostError, ConnectionError, TimeoutError):
             self.payment = self.client.cancel(self.payment_id, "abandoned")
@@ -188,25 +194,25 @@ class PayRun:
 
     def finish(self) -> int:
         payment = self.payment
-        state = str(payment.get("state"))
+        state = self.state
         if self.out.json:
             self.out.document({"type": "result", "payment": payment})
             return exit_code_for(state)
         amount = money(payment.get("amount"), payment.get("currency"))
         card = card_text(payment.get("card"))
-        if state == "authorized":
+        if state is State.AUTHORIZED:
             self.out.line(f"authorized {amount} on {card}; capture with: readerhostctl capture {self.payment_id}")
-        elif state in ("captured", "capturing"):
+        elif state in (State.CAPTURED, State.CAPTURING):
             self.out.line(f"captured {amount} on {card}")
-        elif state == "queued_offline":
+        elif state is State.QUEUED_OFFLINE:
             self.out.line(f"accepted offline: {amount} on {card}, forwarded to Stripe when it is reachable")
-        elif state == "declined":
+        elif state is State.DECLINED:
             decline = payment.get("decline") or {}
             self.out.line(f"declined ({decline_text(decline)}); the order can be paid with another card")
-        elif state == "failed":
+        elif state is State.FAILED:
             self.out.line(f"failed: {error_text(payment.get('error'))}")
         else:
-            self.out.line(f"{state}: nothing was charged")
+            self.out.line(f"{payment.get('state')}: nothing was charged")
         return exit_code_for(state)
 
 

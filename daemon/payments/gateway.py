@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .model import Card, Decline
+from .model import Card, Decline, intent_of_client_secret
 from .outcomes import Declined, IntentView, KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A PaymentIntent client secret: its id, then `_secret_`, then the secret proper.
-_CLIENT_SECRET = re.compile(r"(pi_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+")
 _KEY_HINT = "check STRIPE_API_KEY / [stripe] api_key_file / the stripe-api-key credential"
 
 
@@ -100,15 +97,14 @@ class StripeGateway:
 
     def retrieve_by_client_secret(self, client_secret: str) -> Outcome:
         """The PaymentIntent a POS backend created, named by its client secret (which must match it)."""
-        match = _CLIENT_SECRET.fullmatch(client_secret)
-        if match is None:
+        intent_id = intent_of_client_secret(client_secret)
+        if intent_id is None:
             refused = Refused(
                 "payment_intent_client_secret is not a PaymentIntent client secret (pi_..._secret_...)",
                 param="payment_intent_client_secret",
             )
             _log("retrieve_by_client_secret", None, None, refused)
             return refused
-        intent_id = match.group(1)
         return self._call(
             "retrieve_by_client_secret",
             intent_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,12 +27,20 @@ class State(enum.StrEnum):
     CANCELED = "canceled"
     FAILED = "failed"
 
+    @classmethod
+    def of(cls, value: object) -> State | None:
+        """The state named by `value` (e.g. an event's data), or None for anything else."""
+        return cls(value) if isinstance(value, str) and value in cls._value2member_map_ else None
+
 
 # The groups of states the daemon, the UI and the CLI ask about; defined here only.
 # The customer is (or is about to be) at the reader: one such payment at a time.
 HOLDS_READER = frozenset({State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION})
 # Nothing will happen to the payment any more.
 TERMINAL = frozenset({State.CAPTURED, State.CANCELED, State.FAILED})
+# The customer's part is over and its outcome can be shown (the kiosk's result screens, where
+# `readerhostctl pay` stops): neither at the reader nor waiting for the authorisation.
+SETTLED = frozenset(State) - HOLDS_READER - {State.PROCESSING}
 
 # Every allowed change of state. Anything not listed is refused (IllegalTransition).
 TRANSITIONS: dict[State, frozenset[State]] = {
@@ -81,6 +90,51 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+# Why a POS cancels a payment: Stripe's cancellation reasons that a POS may give.
+CANCELLATION_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
+
+
+class Reason(enum.StrEnum):
+    """Why a request was refused (`error.data.reason` on the socket) or a payment failed (`error.reason`
+    in the payment object): the POS protocol's reasons, docs/pos-protocol.md."""
+
+    # A request refused: each has its own error code (daemon/api/protocol.py).
+    BUSY = "BUSY"
+    READER_UNAVAILABLE = "READER_UNAVAILABLE"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_STATE = "INVALID_STATE"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    FORBIDDEN = "FORBIDDEN"
+    STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"
+    OFFLINE_LIMIT = "OFFLINE_LIMIT"
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+    UNSUPPORTED = "UNSUPPORTED"
+    # A payment failed (only ever in a payment's `error`).
+    STRIPE_REFUSED = "STRIPE_REFUSED"
+    OFFLINE_DECLINED = "OFFLINE_DECLINED"
+    AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
+    PAYMENT_INTENT_CANCELED = "PAYMENT_INTENT_CANCELED"
+
+
+class OpStatus(enum.StrEnum):
+    """Where an outbox operation (a Stripe mutation with its idempotency key) stands."""
+
+    PENDING = "pending"  # to be sent (again)
+    DONE = "done"  # Stripe's answer was applied to the payment
+    FAILED = "failed"  # given up for good; the payment says why
+    DROPPED = "dropped"  # never sent, and no longer wanted (e.g. a create canceled before its first try)
+
+
+# A PaymentIntent's client secret: the PaymentIntent's id, `_secret_`, then the secret proper.
+CLIENT_SECRET = re.compile(r"(pi_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+")
+
+
+def intent_of_client_secret(secret: str) -> str | None:
+    """The PaymentIntent id a client secret names, or None when it is not a client secret."""
+    match = CLIENT_SECRET.fullmatch(secret)
+    return match.group(1) if match else None
+
+
 class IllegalTransition(Exception):
     def __init__(self, payment_id: str, current: State, wanted: State) -> None:
         super().__init__(f"payment {payment_id} cannot go from {current} to {wanted}")
@@ -124,11 +178,11 @@ class Decline:
 class PaymentError:
     """Why a payment failed (or a request about it could not be carried out)."""
 
-    reason: str
+    reason: Reason
     message: str
 
     def to_json(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message}
+        return {"reason": self.reason.value, "message": self.message}
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from .model import Payment
+from .model import Payment, intent_of_client_secret
 from .outcomes import Declined, IntentView, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
-from .validation import CLIENT_SECRET
 
 
 class Kind(enum.StrEnum):
@@ -60,8 +59,7 @@ def intent_id_of(payment: Payment) -> str | None:
     if payment.payment_intent:
         return payment.payment_intent
     secret = payment.request.payment_intent_client_secret
-    match = CLIENT_SECRET.fullmatch(secret) if secret else None
-    return match.group(1) if match else None
+    return intent_of_client_secret(secret) if secret else None
 
 
 def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payment: Payment) -> Outcome:

@@ -18,7 +18,7 @@ from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
-from .model import Payment, State, rfc3339
+from .model import Payment, Reason, State, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView
 from .service import PaymentService, RequestRefused
@@ -101,7 +101,7 @@ class Reconciler:
         listed = await asyncio.to_thread(self._gateway.list_intents, created_gte=start, created_lt=end)
         if not isinstance(listed, list):
             message = f"cannot list PaymentIntents: {listed.message}"
-            raise RequestRefused("STRIPE_UNAVAILABLE", message, retryable=True)
+            raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
         ours = [i for i in listed if i.metadata.get("terminal_id") == self._terminal_id]
         report = Report(dry_run=dry_run, checked=len(ours))
         completed = set(completed_order_ids)

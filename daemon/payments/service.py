@@ -13,7 +13,7 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,15 +22,27 @@ from readerhost.drivers.reader.base import DISPLAY_MESSAGES, CollectedPaymentMet
 
 from . import keys, validation
 from .events import Event, EventHub
-from .model import TRANSITIONS, CaptureMode, Card, OfflineMode, Payment, PaymentError, PaymentRequest, State
+from .model import (
+    CANCELLATION_REASONS,
+    HOLDS_READER,
+    TERMINAL,
+    TRANSITIONS,
+    CaptureMode,
+    Card,
+    OfflineMode,
+    OpStatus,
+    Payment,
+    PaymentError,
+    PaymentRequest,
+    Reason,
+    State,
+)
 from .operations import Kind, intent_id_of
 from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
-from .store import Operation, OpStatus, Store
+from .store import Operation, Store
 from .worker import Worker
 
 logger = logging.getLogger(__name__)
-
-CANCELLATION_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class ServiceSettings:
 class RequestRefused(Exception):
     """A POS request that cannot be carried out; `reason` is one of the protocol's error reasons."""
 
-    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, reason: Reason, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -89,7 +101,7 @@ class PaymentService:
         if existing is not None:
             if existing.request != request:
                 raise RequestRefused(
-                    "IDEMPOTENCY_CONFLICT",
+                    Reason.IDEMPOTENCY_CONFLICT,
                     f"order {request.order_id} already has payment {existing.payment_id} with other parameters",
                 )
             return existing
@@ -97,11 +109,11 @@ class PaymentService:
         self._require_reader()
         if not self._worker.health.reachable and request.offline is OfflineMode.REQUIRE_ONLINE:
             raise RequestRefused(
-                "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this payment requires online", retryable=True
+                Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this payment requires online", retryable=True
             )
         if not self._worker.health.reachable and not self._settings.reader_works_offline:
             raise RequestRefused(
-                "STRIPE_UNAVAILABLE", "Stripe cannot be reached and this reader works only online", retryable=True
+                Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this reader works only online", retryable=True
             )
         if not self._worker.health.reachable:
             self._check_offline_limits(request)
@@ -120,11 +132,11 @@ class PaymentService:
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
         payment = self._store.payment(payment_id) if payment_id else self._store.payment_by_order(order_id or "")
         if payment is None:
-            raise RequestRefused("NOT_FOUND", f"no payment {payment_id or order_id}")
+            raise RequestRefused(Reason.NOT_FOUND, f"no payment {payment_id or order_id}")
         return payment
 
     def list(
-        self, *, states: Sequence[State] | None = None, since: float | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
     ) -> list[Payment]:
         return self._store.payments(states=states, since=since, limit=limit)
 
@@ -133,7 +145,9 @@ class PaymentService:
         payment = self.get(payment_id=payment_id)
         method = self._collected.pop(payment_id, None)
         if payment.state is not State.AWAITING_CONFIRMATION or method is None:
-            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}, not awaiting_confirmation")
+            raise RequestRefused(
+                Reason.INVALID_STATE, f"payment {payment_id} is {payment.state}, not awaiting_confirmation"
+            )
         return self._authorise(payment, method)
 
     async def collect_again(self, payment_id: str) -> Payment:
@@ -141,7 +155,9 @@ class PaymentService:
         payment = self.get(payment_id=payment_id)
         reader_failed = payment.state is State.COLLECTING and payment_id not in self._collections and payment.error
         if payment.state is not State.DECLINED and not reader_failed:
-            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}: nothing to collect again")
+            raise RequestRefused(
+                Reason.INVALID_STATE, f"payment {payment_id} is {payment.state}: nothing to collect again"
+            )
         self._require_free_reader(but=payment_id)
         self._require_reader()
         payment = self._commit(payment, payment.moved_to(State.COLLECTING, self._clock(), error=None), "collect again")
@@ -158,7 +174,7 @@ class PaymentService:
             if payment.capture_amount == wanted:
                 return payment  # the POS asking again: the same capture, not a second one
             raise RequestRefused(
-                "INVALID_STATE", f"payment {payment_id} is already being captured for {payment.capture_amount}"
+                Reason.INVALID_STATE, f"payment {payment_id} is already being captured for {payment.capture_amount}"
             )
         if payment.state is State.QUEUED_OFFLINE:
             # Captured as soon as the stored authorisation has been forwarded and accepted.
@@ -166,7 +182,7 @@ class PaymentService:
                 payment, replace(payment, capture_amount=wanted, updated_at=self._clock()), "capture requested"
             )
         if payment.state is not State.AUTHORIZED:
-            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state}, not authorized")
+            raise RequestRefused(Reason.INVALID_STATE, f"payment {payment_id} is {payment.state}, not authorized")
         return self._queue_capture(payment, wanted, "payment.capture")
 
     async def cancel(self, payment_id: str, reason: str = "requested_by_customer") -> Payment:
@@ -177,7 +193,9 @@ class PaymentService:
         if payment.state is State.CANCELED:
             return payment
         if State.CANCELED not in TRANSITIONS[payment.state]:
-            raise RequestRefused("INVALID_STATE", f"payment {payment_id} is {payment.state} and cannot be canceled")
+            raise RequestRefused(
+                Reason.INVALID_STATE, f"payment {payment_id} is {payment.state} and cannot be canceled"
+            )
         self._stop_collection(payment_id)
         return self._cancel(payment, reason, f"payment.cancel ({reason})")
 
@@ -203,9 +221,7 @@ class PaymentService:
 
     async def recover(self) -> None:
         """After a restart: payments that waited for a customer are canceled; the rest resume."""
-        for payment in self._store.payments(
-            states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION), limit=10_000
-        ):
+        for payment in self._store.payments(states=HOLDS_READER, limit=10_000):
             self._cancel(payment, "abandoned", "canceled at restart: the customer interaction was lost")
         self._worker.wake()
 
@@ -248,7 +264,7 @@ class PaymentService:
     def _settle_create(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
         now = self._clock()
         if op.kind == Kind.ADOPT and isinstance(outcome, WrongState):
-            self._fail(payment, op, "INVALID_STATE", outcome.message)
+            self._fail(payment, op, Reason.INVALID_STATE, outcome.message)
             return
         intent = outcome.intent if isinstance(outcome, Succeeded) else None
         if intent is None:
@@ -256,7 +272,7 @@ class PaymentService:
             if payment.state is State.CANCELED:
                 self._finish_op(op, OpStatus.FAILED, message)
             else:
-                self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the PaymentIntent: {message}")
+                self._fail(payment, op, Reason.STRIPE_REFUSED, f"Stripe refused the PaymentIntent: {message}")
             return
         after = replace(payment, payment_intent=intent.id, updated_at=now)
         if payment.state is State.CREATING:
@@ -274,7 +290,7 @@ class PaymentService:
                     payment.payment_id, payment.order_id, outcome.decline.message,
                     extra={"journal": _journal_fields(payment, payment)},
                 )  # fmt: skip
-                self._fail(payment, op, "OFFLINE_DECLINED", f"declined when forwarded: {outcome.decline.message}")
+                self._fail(payment, op, Reason.OFFLINE_DECLINED, f"declined when forwarded: {outcome.decline.message}")
                 return
             after = payment.moved_to(State.DECLINED, now, decline=outcome.decline)
             self._commit(payment, after, f"declined: {outcome.decline.decline_code or outcome.decline.code}", done=op)
@@ -288,7 +304,7 @@ class PaymentService:
                 payment, op, _cancel_reason(intent), f"the PaymentIntent was canceled ({intent.cancellation_reason})"
             )
             return
-        self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the authorisation: {_describe(outcome)}")
+        self._fail(payment, op, Reason.STRIPE_REFUSED, f"Stripe refused the authorisation: {_describe(outcome)}")
 
     def _settle_capture(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
         intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
@@ -310,7 +326,7 @@ class PaymentService:
             "capture of payment %s failed: %s", payment.payment_id, _describe(outcome),
             extra={"journal": _journal_fields(payment, payment)},
         )  # fmt: skip
-        self._fail(payment, op, "STRIPE_REFUSED", f"Stripe refused the capture: {_describe(outcome)}")
+        self._fail(payment, op, Reason.STRIPE_REFUSED, f"Stripe refused the capture: {_describe(outcome)}")
 
     def _captured_other_amount(self, payment: Payment, asked: int) -> None:
         """Stripe holds a capture of another amount than the POS asked (the PaymentIntent was captured
@@ -405,7 +421,7 @@ class PaymentService:
     def _go_offline(self, payment: Payment) -> None:
         problem = self._offline_problem(payment.request)
         if problem:
-            error = PaymentError("OFFLINE_LIMIT", problem)
+            error = PaymentError(Reason.OFFLINE_LIMIT, problem)
             if payment.error != error:
                 self._commit(payment, replace(payment, error=error, updated_at=self._clock()), problem)
             return
@@ -416,8 +432,8 @@ class PaymentService:
             extra={"journal": _journal_fields(payment, payment)},
         )  # fmt: skip
 
-    def _fail(self, payment: Payment, op: Operation, reason: str, message: str) -> None:
-        if payment.state in (State.CANCELED, State.FAILED, State.CAPTURED):
+    def _fail(self, payment: Payment, op: Operation, reason: Reason, message: str) -> None:
+        if payment.state in TERMINAL:
             self._finish_op(op, OpStatus.FAILED, message)
             return
         now = self._clock()
@@ -431,7 +447,7 @@ class PaymentService:
         self._commit(payment, after, f"failed: {message}", failed=op, updates=behind)
         self._stop_collection(payment.payment_id)
 
-    def _finish_op(self, op: Operation, status: str, error: str | None) -> None:
+    def _finish_op(self, op: Operation, status: OpStatus, error: str | None) -> None:
         with self._store.transaction():
             self._store.save_operation(op.but(status=status, last_error=error, updated_at=self._clock()))
         self._queue_changed()
@@ -458,7 +474,7 @@ class PaymentService:
             current = self._store.payment(payment_id)
             if current is not None and current.state is State.COLLECTING:
                 failed = replace(
-                    current, error=PaymentError("READER_UNAVAILABLE", error.message), updated_at=self._clock()
+                    current, error=PaymentError(Reason.READER_UNAVAILABLE, error.message), updated_at=self._clock()
                 )
                 self._commit(current, failed, f"reader: {error.code}")
             return
@@ -483,14 +499,14 @@ class PaymentService:
 
     def reader_holder(self) -> str | None:
         """The payment holding the reader (creating, collecting or awaiting confirmation), if any."""
-        holders = self._store.payments(states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION))
+        holders = self._store.payments(states=HOLDS_READER)
         return holders[0].payment_id if holders else None
 
     def _require_free_reader(self, but: str | None = None) -> None:
-        for holder in self._store.payments(states=(State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION)):
+        for holder in self._store.payments(states=HOLDS_READER):
             if holder.payment_id != but:
                 raise RequestRefused(
-                    "BUSY",
+                    Reason.BUSY,
                     f"the reader is held by payment {holder.payment_id} (order {holder.order_id})",
                     retryable=True,
                 )
@@ -499,7 +515,7 @@ class PaymentService:
         """A reader that is gone (unplugged, out of range) is said so before anything is asked of Stripe."""
         problem = self._reader.unavailable()
         if problem is not None:
-            raise RequestRefused("READER_UNAVAILABLE", problem, retryable=True)
+            raise RequestRefused(Reason.READER_UNAVAILABLE, problem, retryable=True)
 
     # -- offline ------------------------------------------------------------------------------
 
@@ -509,7 +525,7 @@ class PaymentService:
     def _check_offline_limits(self, request: PaymentRequest) -> None:
         problem = self._offline_problem(request) if request.offline is OfflineMode.PREFER_ONLINE else None
         if problem:
-            raise RequestRefused("OFFLINE_LIMIT", f"Stripe cannot be reached and {problem}", retryable=True)
+            raise RequestRefused(Reason.OFFLINE_LIMIT, f"Stripe cannot be reached and {problem}", retryable=True)
 
     def _offline_problem(self, request: PaymentRequest) -> str | None:
         limits = self._settings.offline
@@ -627,10 +643,10 @@ def _new_payment_id() -> str:
     return "pay_" + "".join(secrets.choice(alphabet) for _ in range(20))
 
 
-def _cancel_reason(intent: IntentView) -> str:
-    return (
-        "AUTHORIZATION_EXPIRED" if intent.cancellation_reason in ("automatic", "expired") else "PAYMENT_INTENT_CANCELED"
-    )
+def _cancel_reason(intent: IntentView) -> Reason:
+    if intent.cancellation_reason in ("automatic", "expired"):
+        return Reason.AUTHORIZATION_EXPIRED
+    return Reason.PAYMENT_INTENT_CANCELED
 
 
 def _describe(outcome: Outcome) -> str:

@@ -13,12 +13,23 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .model import CaptureMode, Card, Decline, OfflineMode, Payment, PaymentError, PaymentRequest, State
+from .model import (
+    CaptureMode,
+    Card,
+    Decline,
+    OfflineMode,
+    OpStatus,
+    Payment,
+    PaymentError,
+    PaymentRequest,
+    Reason,
+    State,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -83,13 +94,6 @@ class StorageError(Exception):
     """The store cannot be used: full, read-only, corrupt, or from a newer readerhost."""
 
 
-class OpStatus:
-    PENDING = "pending"  # to be sent (again)
-    DONE = "done"  # Stripe's answer was applied to the payment
-    FAILED = "failed"  # given up for good; the payment says why
-    DROPPED = "dropped"  # never sent, and no longer wanted (e.g. a create canceled before its first try)
-
-
 @dataclass(frozen=True)
 class Operation:
     op_id: int
@@ -97,7 +101,7 @@ class Operation:
     kind: str
     idempotency_key: str
     params: dict[str, Any]
-    status: str
+    status: OpStatus
     attempts: int
     next_attempt_at: float
     created_at: float
@@ -260,7 +264,7 @@ class Store:
         return _payment_from_row(row, self._columns("payments")) if row else None
 
     def payments(
-        self, *, states: Sequence[State] | None = None, since: float | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
     ) -> list[Payment]:
         """Payments newest first, optionally only in some states or created since a time."""
         clauses: list[str] = []
@@ -434,7 +438,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         payment_intent=data["payment_intent"],
         card=Card(**card) if card else None,
         decline=Decline(**decline) if decline else None,
-        error=PaymentError(**error) if error else None,
+        error=PaymentError(Reason(error["reason"]), error["message"]) if error else None,
         captured_amount=data["captured_amount"],
         capture_amount=data["capture_amount"],
         capture_before=data["capture_before"],
@@ -451,7 +455,7 @@ def _operation_from_row(row: Sequence[Any], columns: list[str]) -> Operation:
         kind=data["kind"],
         idempotency_key=data["idempotency_key"],
         params=json.loads(data["params"]),
-        status=data["status"],
+        status=OpStatus(data["status"]),
         attempts=data["attempts"],
         next_attempt_at=data["next_attempt_at"],
         created_at=data["created_at"],

@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 from readerhost.drivers.reader.base import Cart, CartLine
 
 from . import currencies
-from .model import CaptureMode, OfflineMode, PaymentRequest
+from .model import CaptureMode, OfflineMode, PaymentRequest, intent_of_client_secret
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
-CLIENT_SECRET = re.compile(r"(pi_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+")
 RESERVED_METADATA = ("order_id", "terminal_id", "payment_id")  # the daemon sets these on every PaymentIntent
 METADATA_MAX_KEYS = 50 - len(RESERVED_METADATA)
 METADATA_KEY_MAX = 40
@@ -67,7 +66,7 @@ def payment_request(params: dict[str, Any]) -> PaymentRequest:
     if not isinstance(confirm, bool):
         raise InvalidRequest("confirm", "confirm must be true or false")
     secret = params.get("payment_intent_client_secret")
-    if secret is not None and (not isinstance(secret, str) or not CLIENT_SECRET.fullmatch(secret)):
+    if secret is not None and (not isinstance(secret, str) or intent_of_client_secret(secret) is None):
         raise InvalidRequest("payment_intent_client_secret", "not a PaymentIntent client secret (pi_..._secret_...)")
     return PaymentRequest(
         order_id=order_id,

@@ -23,10 +23,10 @@ from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub
 from .keys import next_generation
-from .model import Payment
+from .model import OpStatus, Payment
 from .operations import Gateway, Verdict, judge, learn_truth, send
 from .outcomes import KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
-from .store import Operation, OpStatus, Store
+from .store import Operation, Store
 
 logger = logging.getLogger(__name__)
 

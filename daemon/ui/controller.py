@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from readerhost.daemon.payments.events import Event
+from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, State
 
 from . import catalog
 from .screens import OPTIONS, Screen, render
@@ -29,8 +30,6 @@ logger = logging.getLogger(__name__)
 RESULT_SHOWN_S = 4.0
 TECHNICIAN_SHOWN_S = 10.0
 MARKERS = {"emulator": "EMU", "test": "TEST"}
-WAITING = ("creating", "collecting", "awaiting_confirmation")
-RESULTS = ("authorized", "capturing", "captured", "declined", "canceled", "failed", "queued_offline")
 
 
 class PanelLike(Protocol):
@@ -108,10 +107,11 @@ class UiController:
             view.payment = data
             if previous is None or previous.get("payment_id") != data.get("payment_id"):
                 view.options, view.prompt = (), None
-            if data.get("state") in RESULTS and (previous or {}).get("state") != data.get("state"):
+            state = State.of(data.get("state"))
+            if state in SETTLED and (previous or {}).get("state") != state:
                 view.result_until = self._clock() + RESULT_SHOWN_S
-                self._beep_for(data)
-            if data.get("state") != "collecting":
+                self._beep_for(state)
+            if state is not State.COLLECTING:
                 view.prompt = None
         elif event.type == "reader.input_options":
             view.options = tuple(data.get("options", ()))
@@ -143,12 +143,12 @@ class UiController:
             self.refresh()
             return
         payment = self._view.payment or {}
-        state, payment_id = payment.get("state"), payment.get("payment_id")
+        state, payment_id = State.of(payment.get("state")), payment.get("payment_id")
         if not payment_id:
             return
-        if button == "ok" and state == "awaiting_confirmation":
+        if button == "ok" and state is State.AWAITING_CONFIRMATION:
             self._run(self._actions.confirm(payment_id))
-        elif button == "cancel" and state in (*WAITING, "declined"):
+        elif button == "cancel" and (state in HOLDS_READER or state is State.DECLINED):
             self._run(self._actions.cancel(payment_id, "requested_by_customer"))
 
     def _run(self, action: Any) -> None:
@@ -212,38 +212,39 @@ class UiController:
                 ip, str(info.get("reader", "?")), int(info.get("queue", 0)), str(info.get("version"))
             )
         payment = view.payment
-        state = payment.get("state") if payment else None
-        if not view.reader_connected and state in ("creating", "collecting"):
+        state = State.of(payment.get("state")) if payment else None
+        if not view.reader_connected and state in (State.CREATING, State.COLLECTING):
             return catalog.reader_disconnected()  # "tap your card" would be a lie while it is gone
-        if payment is not None and (state in WAITING or state in ("processing", "declined") or view.result_until > now):
-            return self._payment_screen(payment, str(state))
+        showing = state in HOLDS_READER or state in (State.PROCESSING, State.DECLINED) or view.result_until > now
+        if payment is not None and state is not None and showing:
+            return self._payment_screen(payment, state)
         if not view.reader_connected:
             return catalog.reader_disconnected()
         if not view.stripe_reachable:
             return catalog.stripe_unreachable()
         return catalog.idle(view.idle_text)
 
-    def _payment_screen(self, payment: dict[str, Any], state: str) -> Screen:
+    def _payment_screen(self, payment: dict[str, Any], state: State) -> Screen:
         amount, currency = int(payment.get("amount", 0)), str(payment.get("currency", "usd"))
         card = payment.get("card") or {}
         view = self._view
-        if state == "collecting" and view.prompt:
+        if state is State.COLLECTING and view.prompt:
             return catalog.reader_message(view.prompt, amount, currency)
-        if state in ("creating", "collecting"):
+        if state in (State.CREATING, State.COLLECTING):
             return catalog.amount_due(amount, currency, view.options or OPTIONS)
-        if state == "awaiting_confirmation":
+        if state is State.AWAITING_CONFIRMATION:
             brand = str(card.get("brand", "")).capitalize()
             return catalog.confirm(amount, currency, f"{brand} {card.get('last4', '')}".strip() if card else "")
-        if state == "processing":
+        if state is State.PROCESSING:
             return catalog.processing()
-        if state in ("authorized", "capturing", "captured"):
+        if state in (State.AUTHORIZED, State.CAPTURING, State.CAPTURED):
             return catalog.approved(amount, currency)
-        if state == "queued_offline":
+        if state is State.QUEUED_OFFLINE:
             return catalog.offline_queued(amount, currency)
-        if state == "declined":
+        if state is State.DECLINED:
             decline = payment.get("decline") or {}
             return catalog.declined(str(decline.get("decline_code") or decline.get("code") or ""))
-        if state == "failed":
+        if state is State.FAILED:
             return catalog.declined()
         return catalog.canceled()
 
@@ -254,13 +255,12 @@ class UiController:
             return "blink"
         return "steady"
 
-    def _beep_for(self, payment: dict[str, Any]) -> None:
+    def _beep_for(self, state: State | None) -> None:
         if self._controls is None:
             return
-        state = payment.get("state")
-        if state in ("authorized", "queued_offline"):
+        if state in (State.AUTHORIZED, State.QUEUED_OFFLINE):
             self._controls.beep("approved")
-        elif state in ("declined", "failed"):
+        elif state in (State.DECLINED, State.FAILED):
             self._controls.beep("declined")
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from readerhost.daemon.payments.model import (
     Payment,
     PaymentError,
     PaymentRequest,
+    Reason,
     State,
 )
 
@@ -152,7 +153,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         payment_intent="pi_9",
         card=Card("mastercard", "4444", "contact_emv"),
         decline=Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
-        error=PaymentError("CARD_DECLINED", "declined"),
+        error=PaymentError(Reason.STRIPE_REFUSED, "declined"),
         captured_amount=0,
         capture_amount=2_000,
         capture_before=1_700_172_800,
@@ -179,7 +180,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "attempts": 2,
         "created_at": "2023-11-14T22:13:20.125Z",
         "updated_at": "2023-11-14T22:14:21.625Z",
-        "error": {"reason": "CARD_DECLINED", "message": "declined"},
+        "error": {"reason": "STRIPE_REFUSED", "message": "declined"},
     }
     assert json.loads(json.dumps(data)) == data
 

@@ -19,12 +19,14 @@ from readerhost.daemon.payments.model import (
     Card,
     Decline,
     OfflineMode,
+    OpStatus,
     Payment,
     PaymentError,
     PaymentRequest,
+    Reason,
     State,
 )
-from readerhost.daemon.payments.store import MIGRATIONS, OpStatus, QueueStats, StorageError, Store
+from readerhost.daemon.payments.store import MIGRATIONS, QueueStats, StorageError, Store
 
 T0 = 1_700_000_000.0
 
@@ -67,7 +69,7 @@ def full_payment() -> Payment:
         decline=Decline(
             code="card_declined", decline_code="insufficient_funds", message="Your card has insufficient funds."
         ),
-        error=PaymentError(reason="CARD_DECLINED", message="declined twice"),
+        error=PaymentError(reason=Reason.STRIPE_REFUSED, message="declined twice"),
         captured_amount=17,
         capture_amount=2_000,
         capture_before=1_700_172_800,
