@@ -1,7 +1,7 @@
 """The invariant checker: the daemon's store, what the POS clients were told and asked, and what
 Stripe (the emulator's journal of executed mutations) did, compared with each other.
 
-The rules (architecture.md, "Invariants"):
+The rules (docs/reliability.md, "The invariants"):
 
 - `one_intent_per_order`: at most one PaymentIntent created per order.
 - `capture_once`: a payment whose capture the POS asked for is captured exactly once, for the

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-# Stripe's simulated-reader test cards (shared/reference/stripe-terminal.md): what a presented
+# Stripe's simulated-reader test cards (https://docs.stripe.com/terminal/references/testing): what a presented
 # test card stands for. The daemon only ever holds an opaque reference, so none may show up.
 TEST_CARD_NUMBERS = (
     "4242424242424242", "4000056655665556", "5555555555554444", "378282246310005", "6011111111111117",

@@ -1,6 +1,6 @@
 """Events the payment core announces after each committed change, for the API, the UI and the log.
 
-A listener can never fail a payment (architecture.md, invariant 10): by the time an event is
+A listener can never fail a payment (docs/payments.md, "The promise"): by the time an event is
 published its change is committed, so a listener that raises is logged — once per listener and
 kind of exception, with its traceback — and skipped; the other listeners still hear the event and
 the publisher carries on.

@@ -253,7 +253,7 @@ def _succeeded(intent: stripe.PaymentIntent, client_secret: str | None) -> Outco
 
 
 def _outcome_of_error(error: stripe.StripeError) -> Outcome:
-    """The daemon's word for a stripe-python exception (reference §3, §5)."""
+    """The daemon's word for a stripe-python exception (https://docs.stripe.com/error-handling)."""
     import stripe
 
     status = error.http_status

@@ -1,6 +1,7 @@
 """End-of-day reconciliation: every authorisation this terminal left uncaptured is captured or canceled.
 
-Stripe's rule (stripe-terminal.md §1.5): a PaymentIntent still `requires_capture` is either a
+Stripe's rule (https://docs.stripe.com/terminal/payments/collect-card-payment, "Capture the
+PaymentIntent"; docs/payments.md, Reconciliation): a PaymentIntent still `requires_capture` is either a
 lost capture (its order completed and was not paid otherwise: capture it) or an abandoned
 checkout (cancel it). The list endpoint is read, filtered to this terminal's metadata (search
 lags and must not be trusted for this). A dry run — the default — only reports; applying

@@ -1,5 +1,6 @@
-"""What a simulated reader makes of a presented card: Stripe's simulated-reader test numbers (reference
-stripe-terminal.md §2) resolved to the emulator's test payment methods (`pm_card_present_<name>`).
+"""What a simulated reader makes of a presented card: Stripe's simulated-reader test numbers
+(https://docs.stripe.com/terminal/references/testing) resolved to the emulator's test payment
+methods (`pm_card_present_<name>`).
 
 The number is looked up and forgotten: only the test card it names goes on, as a reader hands the
 host an opaque payment method (Stripe shows nothing of a number but its last four digits).

@@ -1,4 +1,4 @@
-"""A listener of the payment core cannot fail a payment (architecture.md, invariant 10).
+"""A listener of the payment core cannot fail a payment (docs/payments.md, "The promise").
 
 The kiosk's screen is one of the payment core's listeners. Here its I²C bus breaks with an error
 that is not a panel I/O error (so the display driver lets it through, as it does for bugs): the UI

@@ -24,7 +24,7 @@ from readerhost.daemon.payments.model import (
 
 S = State
 
-# The "next" column of the POS protocol's state table (shared/design/pos-protocol.md), copied by hand.
+# The "what happens next" column of the state table in docs/payments.md, copied by hand.
 PROTOCOL_NEXT: dict[State, set[State]] = {
     S.CREATING: {S.COLLECTING},
     S.COLLECTING: {S.AWAITING_CONFIRMATION, S.PROCESSING, S.QUEUED_OFFLINE, S.CANCELED},

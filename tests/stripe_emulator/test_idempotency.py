@@ -1,4 +1,5 @@
-"""Idempotency keys as Stripe keeps them (reference §4): saved first answers, replays, conflicts, expiry."""
+"""Idempotency keys as Stripe keeps them (https://docs.stripe.com/api/idempotent_requests): saved first answers,
+replays, conflicts, expiry."""
 
 from __future__ import annotations
 

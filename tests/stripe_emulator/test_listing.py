@@ -104,7 +104,7 @@ def test_list_refuses_an_unknown_created_comparison(client: stripe.StripeClient)
 
 
 def test_list_refuses_a_status_filter(client: stripe.StripeClient) -> None:
-    # Stripe's list cannot filter by status (reference §4): that is search's job.
+    # Stripe's list cannot filter by status (https://docs.stripe.com/api/payment_intents/list): that is search's job.
     with pytest.raises(stripe.InvalidRequestError) as raised:
         listed(client.v1.payment_intents, status="requires_capture")
 
