@@ -127,10 +127,11 @@ class PaymentFrames:
 
 async def _one_payment() -> PaymentFrames:
     from support.daemon import LineClient, daemon_env, write_config
-    from support.oled import RecordingBus
+    from support.oled import RecordingBus, kinds_shown, marked
 
     from readerhost.daemon.app import Daemon
     from readerhost.daemon.config import load_config
+    from readerhost.daemon.ui import catalog
 
     with tempfile.TemporaryDirectory(prefix="bench-oled-") as tmp:
         path = Path(tmp)
@@ -144,7 +145,6 @@ async def _one_payment() -> PaymentFrames:
             await client.call("events.subscribe", {"topics": ["payment", "reader"]})
             frames_before = len(bus.frames())
             transactions_before = len(bus.transactions)
-            shown_before = len(daemon.ui.shown)
             started = await client.call("payment.start", {"order_id": "B-1", "amount": 1250, "currency": "usd"})
             payment_id = started["result"]["payment_id"]
             await client.event(lambda e: e["type"] == "reader.input_options")
@@ -157,7 +157,13 @@ async def _one_payment() -> PaymentFrames:
                 assert time.monotonic() < deadline, "the panel did not return to idle"
                 await asyncio.sleep(0.05)
             await client.close()
-            screens = tuple(s.kind for s in daemon.ui.shown[shown_before:])
+            candidates = [
+                marked(catalog.idle()),
+                marked(catalog.amount_due(1250, "usd", ("tap", "insert", "swipe"))),
+                marked(catalog.processing()),
+                marked(catalog.approved(1250, "usd")),
+            ]
+            screens = tuple(kinds_shown(bus.frames()[frames_before:], candidates))
             frames = len(bus.frames()) - frames_before
             cost = _cost(bus.transactions[transactions_before:])
         finally:

@@ -95,7 +95,6 @@ class UiController:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.screen: Screen | None = None  # the screen shown last (also when no panel is attached)
         self.controls_pattern = "off"  # the status LED's pattern
-        self.shown: list[Screen] = []  # every screen shown, in order (kept short: for diagnostics and tests)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -170,7 +169,6 @@ class UiController:
         screen = self._screen(now)
         if screen != self.screen:
             self.screen = screen
-            self.shown = [*self.shown[-199:], screen]
             if self._panel is not None and self._panel.show(render(screen, self._panel.width, self._panel.height)):
                 self._drew_at = now
         self.controls_pattern = self._led_pattern(screen)

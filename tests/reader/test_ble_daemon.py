@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
-from support.oled import RecordingBus
+from support.oled import RecordingBus, kinds_shown, marked
 
+from readerhost.daemon.ui import catalog
 from readerhost.sim.ble_radio import VirtualRadio
 from readerhost.sim.reader_device.ble import peripheral_on
 from readerhost.sim.reader_device.device import DeviceScript, ReaderDevice
@@ -36,18 +37,21 @@ def run(coroutine: Any) -> Any:
 
 
 def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path) -> None:
+    bus = RecordingBus()
+
     async def scenario() -> None:
         async with VirtualRadio() as radio:
             device = ReaderDevice(script=DeviceScript(card=None, prompts=("insert_or_swipe_card",)))
             async with (
                 peripheral_on(radio, device) as peripheral,
                 running_daemon(
-                    tmp_path, DISPLAY + CONFIG, ble_backends=radio.bleak_backends(), display_bus=RecordingBus()
+                    tmp_path, DISPLAY + CONFIG, ble_backends=radio.bleak_backends(), display_bus=bus
                 ) as daemon,
             ):
                 pos = await subscribed_when_connected(daemon.socket_path)
                 # Until the reader answered, the kiosk's screen said so.
-                assert daemon.ui.shown[0].kind == "reader_disconnected"
+                shown = kinds_shown(bus.frames()[1:], [marked(catalog.reader_disconnected()), marked(catalog.idle())])
+                assert (shown[0], shown[-1]) == ("reader_disconnected", "idle")
                 assert daemon.ui.screen.kind == "idle"
                 status = (await pos.call("status.get"))["result"]["reader"]
                 assert (status["state"], status["serial"], status["link"]["transport"]) == ("ready", "EMU-0001", "ble")
@@ -69,7 +73,8 @@ def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path
                 assert failed["params"]["data"]["error"]["reason"] == "READER_UNAVAILABLE"
                 assert failed["params"]["data"]["state"] == "collecting"  # not lost: collectable again
                 await pos.event(of_type("reader.disconnected", id="EMU-0001"))
-                assert any(screen.kind == "reader_disconnected" for screen in daemon.ui.shown[1:])
+                shown = kinds_shown(bus.frames()[1:], [marked(catalog.reader_disconnected())])
+                assert "reader_disconnected" in shown[1:]  # said again while the reader is gone
                 await pos.event(of_type("reader.connected", reason="reconnected"))
 
                 # Back by itself: the same payment takes the card on the same PaymentIntent.

@@ -15,9 +15,13 @@ out (x = column, y = page * 8 + bit), before any remapping by the panel's wiring
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from PIL import Image
+
+from readerhost.daemon.ui.screens import Screen, render
 
 COMMAND = 0x00
 DATA = 0x40
@@ -135,3 +139,15 @@ def _replay(transactions: list[tuple[int, int, bytes]]) -> Gddram:
         else:
             memory.data_bytes(data)
     return memory
+
+
+def marked(screen: Screen, marker: str | None = "EMU") -> Screen:
+    """`screen` as the daemon shows it in a mode ("EMU" with the built-in emulator)."""
+    return dataclasses.replace(screen, marker=marker)
+
+
+def kinds_shown(frames: Iterable[Image.Image], candidates: Iterable[Screen]) -> list[str]:
+    """What the panel showed, frame by frame: the kind of the candidate screen each frame is, to the
+    pixel, or "?" for a frame that is none of them."""
+    known = {render(screen).tobytes(): screen.kind for screen in candidates}
+    return [known.get(frame.tobytes(), "?") for frame in frames]
