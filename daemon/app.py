@@ -43,7 +43,8 @@ from .config import (
 from .journal import MessageId, configure_logging
 from .payments.events import Event, EventHub
 from .payments.model import Reason, rfc3339
-from .payments.service import OfflineLimits, PaymentService, RequestRefused, ServiceSettings
+from .payments.offline import OfflineLimits
+from .payments.service import PaymentService, RequestRefused, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
 from .readers import open_reader

@@ -14,7 +14,7 @@ import secrets
 import string
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from readerhost.daemon.journal import MessageId
@@ -37,6 +37,7 @@ from .model import (
     Reason,
     State,
 )
+from .offline import OfflineLimits, offline_problem
 from .operations import Kind, intent_id_of
 from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
 from .store import Operation, Store
@@ -46,19 +47,9 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class OfflineLimits:
-    """How much may wait, stored, for Stripe to come back (Stripe's SDKs cap one payment at 10,000 USD)."""
-
-    max_payment_amount: int = 10_000  # minor units, per payment
-    max_total_amount: int = 50_000  # minor units, per currency, all stored payments together
-    max_count: int = 20
-    max_age_s: float = 24 * 3600  # no new offline payment while an older one still waits
-
-
-@dataclass(frozen=True)
 class ServiceSettings:
     terminal_id: str = "readerhost"
-    offline: OfflineLimits = OfflineLimits()
+    offline: OfflineLimits = field(default_factory=OfflineLimits)
     reader_works_offline: bool = True  # False for Stripe's smart readers, which go to Stripe themselves
 
 
@@ -528,19 +519,8 @@ class PaymentService:
             raise RequestRefused(Reason.OFFLINE_LIMIT, f"Stripe cannot be reached and {problem}", retryable=True)
 
     def _offline_problem(self, request: PaymentRequest) -> str | None:
-        limits = self._settings.offline
         stored = self._store.payments(states=(State.QUEUED_OFFLINE,), limit=10_000)
-        same_currency = sum(p.request.amount for p in stored if p.request.currency == request.currency)
-        if request.amount > limits.max_payment_amount:
-            return f"one offline payment may be at most {limits.max_payment_amount} (minor units)"
-        if same_currency + request.amount > limits.max_total_amount:
-            return f"offline payments in {request.currency} may total at most {limits.max_total_amount}"
-        if len(stored) >= limits.max_count:
-            return f"at most {limits.max_count} payments may be stored offline"
-        oldest = min((p.created_at for p in stored), default=None)
-        if oldest is not None and self._clock() - oldest > limits.max_age_s:
-            return "an offline payment has waited longer than allowed; forward it first"
-        return None
+        return offline_problem(self._settings.offline, stored, request, self._clock())
 
     # -- committing and telling ---------------------------------------------------------------
 

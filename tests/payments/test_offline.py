@@ -9,7 +9,8 @@ from conftest import EmulatorHandle
 from support.payments_core import Core, run, running_core
 
 from readerhost.daemon.payments.model import State
-from readerhost.daemon.payments.service import OfflineLimits, RequestRefused
+from readerhost.daemon.payments.offline import OfflineLimits
+from readerhost.daemon.payments.service import RequestRefused
 
 
 def stripe_down(emulator: EmulatorHandle) -> None:

@@ -16,7 +16,8 @@ from conftest import TEST_KEY, EmulatorHandle
 from readerhost.daemon.payments.events import Event, EventHub
 from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
 from readerhost.daemon.payments.model import Payment, State
-from readerhost.daemon.payments.service import OfflineLimits, PaymentService, ServiceSettings
+from readerhost.daemon.payments.offline import OfflineLimits
+from readerhost.daemon.payments.service import PaymentService, ServiceSettings
 from readerhost.daemon.payments.store import Store
 from readerhost.daemon.payments.worker import Worker, WorkerSettings
 from readerhost.drivers.reader.scripted import ScriptedReader
