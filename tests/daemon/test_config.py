@@ -18,6 +18,7 @@ from readerhost.daemon.config import (
     EMULATOR_KEY,
     Config,
     ConfigError,
+    line_of,
     load_config,
     mode_of,
     resolve_api_key,
@@ -430,6 +431,65 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> Non
     path = tmp_path / "readerhost.toml"
     path.write_bytes(b'[log]\nlevel = "info"\n# caf\xe9\n')
     assert error_of(path) == f"{path}: line 3: not UTF-8 text; save the file as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "[log]\nlevel = 'info'\n\n[api]\n# the POS\nsockt = '/x.sock'\n",
+            "line 6: unknown key [api] sockt",
+            id="key",
+        ),
+        pytest.param(
+            "[api]\nmax_clients = 4\nmax_clients_ = 0\n", "line 3: unknown key [api] max_clients_", id="similar-key"
+        ),
+        pytest.param(
+            "[stripe]\nread_timeout_s = 0\n", "line 2: [stripe] read_timeout_s must be a number above 0", id="value"
+        ),
+        pytest.param("[log]\n\n[apu]  # typo\n", "line 3: unknown table [apu]", id="table"),
+        pytest.param("\n\nsocket = '/x.sock'\n", "line 3: unknown key socket outside any table", id="outside-tables"),
+        pytest.param("[reader]\nsimulated = 'visa'\n", "line 2: [reader.simulated] must be a table", id="not-a-table"),
+        pytest.param("[reader]\nserial.port = 1\n", "line 2: unknown key [reader.serial] port", id="dotted-key"),
+        pytest.param(
+            "reader.serial.baudrate = 1\n", "line 1: [reader.serial] baudrate must be", id="dotted-from-the-top"
+        ),
+        pytest.param(
+            "[reader.serial]\nbaudrate = 9600\n[ reader . 'ble' ]\n\"address\" = 'x'\n",
+            "line 4: [reader.ble] address must be a Bluetooth address",
+            id="quoted-and-spaced",
+        ),
+        pytest.param(
+            "[reader]\nserial = { device = '/dev/x', port = 1 }\n",
+            "line 2: unknown key [reader.serial] port",
+            id="inline",
+        ),
+        pytest.param("[api]\n'max clients' = 3\n", 'line 2: unknown key [api] "max clients"', id="quoted-key"),
+        pytest.param(
+            '[api]\nsocket = """\nsockt = 1\n"""\nsockt = 2\n',
+            "line 5: unknown key [api] sockt",
+            id="after-a-long-string",
+        ),
+        pytest.param(
+            "[gpio]\nled_rgb_pins = [\n  1,\n  2,\n]\n",
+            "line 2: [gpio] led_rgb_pins must be three",
+            id="multi-line-value",
+        ),
+    ],
+)
+def test_a_mistake_in_the_file_names_its_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    assert error_of(path).startswith(f"{path}: {expected}")
+
+
+def test_the_line_of_a_key_is_found_in_the_text_or_left_out() -> None:
+    text = '[api]\nsocket = "/x.sock"\n\n[reader]\nserial = { baudrate = 9600 }\n[[pos]]\nname = "till"\n'
+    assert line_of(text, ("api",)) == 1
+    assert line_of(text, ("api", "socket")) == 2
+    assert line_of(text, ("reader", "serial", "baudrate")) == 5
+    assert line_of(text, ("pos", "name")) == 7
+    assert line_of(text, ("store", "path")) is None  # not in the file: the message then names no line
+    assert line_of(text, ("api", "max_clients")) is None
 
 
 def test_a_value_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
