@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from readerhost.drivers import display, gpio
-from readerhost.drivers import reader as readers
+from readerhost.drivers import reader as reader_registry
 from readerhost.drivers.display import DisplaySettings
 from readerhost.drivers.gpio import GpioSettings
 from readerhost.drivers.reader import DRIVERS, Driver, ReaderSettings
@@ -169,8 +169,9 @@ LOG = Section("log", LogConfig)
 
 def sections(drivers: Mapping[str, Driver] = DRIVERS) -> tuple[Section[Any], ...]:
     """Every table the file may hold, in the order messages list them."""
-    reader_tables = (driver.SETTINGS for driver in drivers.values())
-    return (API, STORE, STRIPE, readers.SETTINGS, *reader_tables, PAYMENTS, display.SETTINGS, gpio.SETTINGS, LOG)
+    driver_tables = (driver.SETTINGS for driver in drivers.values())
+    adapters = (display.SETTINGS, gpio.SETTINGS)
+    return (API, STORE, STRIPE, reader_registry.SETTINGS, *driver_tables, PAYMENTS, *adapters, LOG)
 
 
 def _default_readers() -> dict[str, Settings]:
@@ -288,9 +289,9 @@ class _Reader:
                 raise ConfigError(
                     f"{where}: unknown key {_key(name)} outside any table (known tables: {', '.join(tables)})"
                 )
-        reader = self.read(readers.SETTINGS)
+        reader = self.read(reader_registry.SETTINGS)
         if reader.driver not in self.drivers:
-            raise self.refused(readers.SETTINGS, "driver", Choice(*self.drivers).problem(reader.driver) or "")
+            raise self.refused(reader_registry.SETTINGS, "driver", Choice(*self.drivers).problem(reader.driver) or "")
         return Config(
             api=self.read(API),
             store=self.read(STORE),
