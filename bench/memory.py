@@ -278,8 +278,8 @@ def run(quick: bool) -> Result:
             f"library it adds (`import serial` alone: {cost_of.get('serial', float('nan')):.1f} MB), with the link "
             "reader's own modules (`readerhost.drivers.reader.link.reader`, "
             f"{cost_of.get('readerhost.drivers.reader.link.reader', float('nan')):.1f} MB alone, most of it "
-            "asyncio, which every daemon has anyway; daemon/readers.py imports a driver only when it is "
-            "configured). bleak, which only a BLE reader loads "
+            "asyncio, which every daemon has anyway; a driver module imports its library only when it is opened, "
+            "i.e. configured). bleak, which only a BLE reader loads "
             f"(`import bleak` alone: {cost_of.get('bleak', float('nan')):.1f} MB, asyncio included), is not "
             "measured in a daemon here: that needs a Bluetooth adapter (BlueZ) or the tests' virtual radio.",
         ]

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from readerhost.drivers.reader.base import Cart, ReaderError
+from readerhost.drivers.reader import DRIVERS
+from readerhost.drivers.reader.base import Cart, ReaderContext, ReaderError
 
 from .api.listen import SocketInUse, bind_unix_socket
 from .api.methods import Methods
@@ -47,7 +48,6 @@ from .payments.offline import OfflineLimits
 from .payments.service import PaymentService, RequestRefused, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
-from .readers import open_reader
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 logger = logging.getLogger("readerhostd")
@@ -112,6 +112,7 @@ class Daemon:
         api_base, api_key = self._stripe_endpoint()
         from .payments.gateway import GatewaySettings, StripeGateway
         from .payments.reconcile import Reconciler
+        from .payments.terminal_api import StripeTerminalApi
 
         self._store = store = Store.open(self.store_path)
         stripe_config = self.config.stripe
@@ -126,12 +127,16 @@ class Daemon:
         self.worker = Worker(
             store, gateway, self._events, WorkerSettings(requests_per_second=stripe_config.requests_per_second)
         )
-        self.reader = open_reader(
-            self.config.reader,
-            self._reader_changed,
-            f"readerhostd {self.version}",
-            gateway_settings,
-            self._ble_backends,
+        driver = DRIVERS[self.config.reader.driver]
+        self.reader = driver.open_reader(
+            self.config.reader_settings(driver.SETTINGS),
+            ReaderContext(
+                self.config.reader,
+                self._reader_changed,
+                f"readerhostd {self.version}",
+                terminal_api=lambda: StripeTerminalApi(gateway_settings),
+                ble_backends=self._ble_backends,
+            ),
         )
         await self.reader.start()
         payments = self.config.payments

@@ -1,15 +1,20 @@
 """The daemon's configuration: one TOML file read once at start, checked strictly, then frozen.
 
 Lookup: `readerhostd --config PATH`, else `$READERHOST_CONFIG`, else /etc/readerhost/readerhost.toml
-when it exists, else the built-in defaults (the dataclasses below; config/readerhost.toml documents
-them). Every mistake in the file is a `ConfigError` whose message is one line naming the file and the
-key, so that the journal tells a technician what to change.
+when it exists, else the built-in defaults (config/readerhost.toml documents them). Every mistake in
+the file is a `ConfigError` whose message is one line naming the file, the line and the key, so that
+the journal tells a technician what to change.
+
+Each table is declared once, with its keys' defaults and bounds (drivers/settings.py): the daemon's
+own tables here, next to the loader, because app.py (the composition root) hands their values to
+the objects it builds; each reader driver's [reader.<name>] table in its own module, found through
+the registry (drivers/reader/__init__.py); [display] and [gpio] in their adapters. The loader walks
+those declarations: a key is spelled once.
 
 Paths that depend on the environment (the socket, the store) and the Stripe key (which never goes in
 the TOML) are resolved by the `resolve_*` functions, from an explicit environment mapping.
 
-This module imports only the standard library; it has no side effects at import.
-See docs/configuration.md.
+No side effects at import. See docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -17,24 +22,35 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
-import math
 import os
 import re
 import shlex
 import stat
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from readerhost.drivers.display import DISPLAY_KINDS, DisplaySettings
+from readerhost.drivers import display, gpio
+from readerhost.drivers import reader as reader_registry
+from readerhost.drivers.display import DisplaySettings
 from readerhost.drivers.gpio import GpioSettings
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from readerhost.drivers.reader import DRIVERS, Driver, ReaderSettings
+from readerhost.drivers.settings import (
+    Choice,
+    FilePath,
+    Ids,
+    Int,
+    Number,
+    Refused,
+    Section,
+    Settings,
+    Text,
+    setting,
+)
 
 DEFAULT_SYSTEM_CONFIG = Path("/etc/readerhost/readerhost.toml")
 BUILT_IN = "built-in defaults"  # Config.source when no file was read
@@ -48,20 +64,18 @@ STORE_NAME = "readerhost.db"
 EMULATOR_KEY = "sk_test_readerhost_emulator"  # the placeholder key for an emulator on this machine
 MAX_SOCKET_PATH_BYTES = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
-READER_DRIVERS = ("simulated", "serial", "ble", "stripe_terminal")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECRET_KEY_NAMES = ("api_key", "secret_key", "key")  # refused anywhere in [stripe]
 
 Mode = Literal["emulator", "test", "live"]
+S = TypeVar("S", bound=Settings)
 
-_BLE_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9._-]{1,40}")
 _TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 _API_KEY = re.compile(r"[sr]k_(?:test|live)_[!-~]+")
 _LOOKS_LIKE_SECRET = re.compile(r"\s*[sr]k_(?:test|live)_")
 _LOOKS_LIKE_CARD_NUMBER = re.compile(r"(?:\d[ -]?){12,19}")  # a PAN is 12 to 19 digits, often grouped
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_MAX_ID = 2**32 - 2  # uid_t/gid_t; 2**32 - 1 is (uid_t) -1, "no id"
 _WHERE_THE_KEY_GOES = (
     "the Stripe key never goes in the TOML: remove it, then put the key in the environment variable "
     f"{API_KEY_ENV}, or in a file (chmod 600) named by [stripe] api_key_file, "
@@ -77,87 +91,91 @@ class ConfigError(Exception):
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
-# -- the settings -----------------------------------------------------------------------------
+# -- the daemon's own settings ----------------------------------------------------------------
+
+
+def _check_api_base(value: str) -> str | None:
+    if not value:
+        return None
+    must = "an https:// URL like https://api.stripe.com (http:// only for 127.0.0.1, ::1 or localhost)"
+    try:
+        url = urlsplit(value)
+        _ = url.port  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return must
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        return must
+    if url.username is not None or url.password is not None:
+        return "a URL without a user name or password"
+    if url.scheme == "http" and not _is_loopback_host(url.hostname):
+        return must
+    return None
+
+
+def _check_terminal_id(value: str) -> str | None:
+    if _TERMINAL_ID.fullmatch(value):
+        return None
+    return '1 to 40 characters of A-Z, a-z, 0-9, ".", "_" and "-"'
 
 
 @dataclass(frozen=True)
-class ApiConfig:
-    socket: str = ""  # empty: the default rules (resolve_socket_path)
-    allowed_uids: tuple[int, ...] = ()  # root and the daemon's own uid are always allowed; these add more
-    allowed_gids: tuple[int, ...] = ()
-    max_clients: int = 32
-    max_queued_messages: int = 256  # per client send queue
-    slow_client_timeout_s: float = 5.0
+class ApiConfig(Settings):
+    socket: str = setting("", FilePath())  # empty: the default rules (resolve_socket_path)
+    # Root and the daemon's own uid are always allowed; these add more.
+    allowed_uids: tuple[int, ...] = setting((), Ids())
+    allowed_gids: tuple[int, ...] = setting((), Ids())
+    max_clients: int = setting(32, Int(1))
+    max_queued_messages: int = setting(256, Int(1))  # per client send queue
+    slow_client_timeout_s: float = setting(5.0, Number(above=0))
 
 
 @dataclass(frozen=True)
-class StoreConfig:
-    path: str = ""  # the SQLite file; empty: the default rules (resolve_store_path)
+class StoreConfig(Settings):
+    path: str = setting("", FilePath())  # the SQLite file; empty: the default rules (resolve_store_path)
 
 
 @dataclass(frozen=True)
-class StripeConfig:
-    api_base: str = ""  # empty: Stripe's own; an emulator's URL to use that emulator
-    api_key_file: str = ""
-    terminal_id: str = "readerhost"
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 20.0
-    max_network_retries: int = 2
-    requests_per_second: float = 20.0
-    emulator_port: int = 0  # the built-in emulator's port; 0: chosen by the OS
+class StripeConfig(Settings):
+    api_base: str = setting("", Text(_check_api_base))  # empty: Stripe's own; an emulator's URL to use that emulator
+    api_key_file: str = setting("", FilePath())
+    terminal_id: str = setting("readerhost", Text(_check_terminal_id))
+    connect_timeout_s: float = setting(5.0, Number(above=0))
+    read_timeout_s: float = setting(20.0, Number(above=0))
+    max_network_retries: int = setting(2, Int(0, 10))
+    requests_per_second: float = setting(20.0, Number(above=0))
+    emulator_port: int = setting(0, Int(0, 65535))  # the built-in emulator's port; 0: chosen by the OS
 
 
 @dataclass(frozen=True)
-class SimulatedReaderConfig:
-    card: str = "visa"  # an emulator test card, the part after pm_card_present_
-    present_after_s: float = 2.0  # negative: only when told to by `readerhostctl present`
-    retry_card_once: bool = False
+class PaymentsConfig(Settings):
+    offline_max_payment_amount: int = setting(10_000, Int(1))  # minor units
+    offline_max_total_amount: int = setting(50_000, Int(1))  # minor units, per currency
+    offline_max_count: int = setting(20, Int(1))
+    offline_max_age_s: float = setting(86_400.0, Number(above=0))
+    reconcile_grace_s: float = setting(600.0, Number(at_least=0))
 
 
 @dataclass(frozen=True)
-class SerialReaderConfig:
-    device: str = ""  # required for the serial driver, e.g. /dev/serial/by-id/usb-...
-    baudrate: int = 115_200
+class LogConfig(Settings):
+    level: str = setting("info", Choice(*LOG_LEVELS))
 
 
-@dataclass(frozen=True)
-class BleReaderConfig:
-    address: str = ""  # empty: the first device advertising the reader link service
-    scan_timeout_s: float = 10.0
-    connect_timeout_s: float = 15.0
+API = Section("api", ApiConfig)
+STORE = Section("store", StoreConfig)
+STRIPE = Section("stripe", StripeConfig)
+PAYMENTS = Section("payments", PaymentsConfig)
+LOG = Section("log", LogConfig)
 
 
-@dataclass(frozen=True)
-class StripeTerminalReaderConfig:
-    reader_id: str = ""  # tmr_...: the smart reader at Stripe
-    registration_code: str = ""  # with no reader_id: register a reader (e.g. simulated-wpe in test mode)
-    location: str = ""  # tml_...: the Terminal location a registered reader belongs to
+def sections(drivers: Mapping[str, Driver] = DRIVERS) -> tuple[Section[Any], ...]:
+    """Every table the file may hold, in the order messages list them."""
+    driver_tables = (driver.SETTINGS for driver in drivers.values())
+    adapters = (display.SETTINGS, gpio.SETTINGS)
+    return (API, STORE, STRIPE, reader_registry.SETTINGS, *driver_tables, PAYMENTS, *adapters, LOG)
 
 
-@dataclass(frozen=True)
-class ReaderConfig:
-    driver: str = "simulated"
-    card_wait_s: int = 60  # how long a serial or BLE reader waits for a card before giving up
-    cancel_confirm_s: float = 2.0  # how long a cancel waits for the reader's word before resetting the link
-    reconnect_max_s: float = 30.0  # the longest wait between two attempts to reach a lost reader
-    simulated: SimulatedReaderConfig = field(default_factory=SimulatedReaderConfig)
-    serial: SerialReaderConfig = field(default_factory=SerialReaderConfig)
-    ble: BleReaderConfig = field(default_factory=BleReaderConfig)
-    stripe_terminal: StripeTerminalReaderConfig = field(default_factory=StripeTerminalReaderConfig)
-
-
-@dataclass(frozen=True)
-class PaymentsConfig:
-    offline_max_payment_amount: int = 10_000  # minor units
-    offline_max_total_amount: int = 50_000  # minor units, per currency
-    offline_max_count: int = 20
-    offline_max_age_s: float = 86_400.0
-    reconcile_grace_s: float = 600.0
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    level: str = "info"
+def _default_readers() -> dict[str, Settings]:
+    return {driver.SETTINGS.name: driver.SETTINGS.cls() for driver in DRIVERS.values()}
 
 
 @dataclass(frozen=True)
@@ -165,59 +183,58 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
-    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    reader: ReaderSettings = field(default_factory=ReaderSettings)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     display: DisplaySettings = field(default_factory=DisplaySettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     log: LogConfig = field(default_factory=LogConfig)
+    # Every registered reader driver's [reader.<name>] settings, by table name: see reader_settings.
+    readers: Mapping[str, Settings] = field(default_factory=_default_readers)
     source: str = BUILT_IN  # the file it came from, or "built-in defaults"
 
-
-def _names(cls: type[DataclassInstance]) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-TABLES = tuple(name for name in _names(Config) if name != "source")
+    def reader_settings(self, section: Section[S]) -> S:
+        """A reader driver's settings, typed: `config.reader_settings(serial.SETTINGS).device`."""
+        settings = self.readers[section.name]
+        if not isinstance(settings, section.cls):
+            raise TypeError(f"[{section.name}] holds {type(settings).__name__}, not {section.cls.__name__}")
+        return settings
 
 
 # -- loading ----------------------------------------------------------------------------------
 
 
-def load_config(path: str | None, env: Mapping[str, str], *, system_path: Path = DEFAULT_SYSTEM_CONFIG) -> Config:
+def load_config(
+    path: str | None,
+    env: Mapping[str, str],
+    *,
+    system_path: Path = DEFAULT_SYSTEM_CONFIG,
+    drivers: Mapping[str, Driver] = DRIVERS,
+) -> Config:
     """The configuration from `--config PATH`, else $READERHOST_CONFIG, else `system_path` if it exists,
-    else the built-in defaults. Raises ConfigError."""
+    else the built-in defaults; `drivers` is the reader registry whose tables it reads. Raises ConfigError."""
     if path is not None:
         if not path:
             raise ConfigError("--config was given an empty path")
-        config = _load_file(path, named_by="")
+        config = _load_file(path, named_by="", drivers=drivers)
     elif env.get(CONFIG_ENV):
-        config = _load_file(env[CONFIG_ENV], named_by=CONFIG_ENV)
+        config = _load_file(env[CONFIG_ENV], named_by=CONFIG_ENV, drivers=drivers)
     elif system_path.exists():
-        config = _load_file(str(system_path), named_by="")
+        config = _load_file(str(system_path), named_by="", drivers=drivers)
     else:
         config = Config()
-    _check_reader(config)
+    _check_reader(config, drivers)
     return config
 
 
-def _check_reader(config: Config) -> None:
+def _check_reader(config: Config, drivers: Mapping[str, Driver]) -> None:
     """What the chosen reader driver needs from its own table."""
-    driver = config.reader.driver
-    smart = config.reader.stripe_terminal
-    if driver == "stripe_terminal" and not (smart.reader_id or smart.registration_code):
-        raise ConfigError(
-            f"{config.source}: [reader.stripe_terminal] reader_id: the Stripe reader needs its id "
-            '(reader_id = "tmr_...", from the Dashboard), or a registration_code to register one '
-            '(registration_code = "simulated-wpe" makes a simulated WisePOS E in test mode)'
-        )
-    if driver == "serial" and not config.reader.serial.device:
-        raise ConfigError(
-            f"{config.source}: [reader.serial] device: the serial reader needs its device, "
-            'e.g. device = "/dev/serial/by-id/usb-..." (ls /dev/serial/by-id/ lists them)'
-        )
+    section = drivers[config.reader.driver].SETTINGS
+    missing = section.missing(config.reader_settings(section))
+    if missing is not None:
+        raise ConfigError(f"{config.source}: [{section.name}] {missing.key}: {missing.why}")
 
 
-def _load_file(path: str, *, named_by: str) -> Config:
+def _load_file(path: str, *, named_by: str, drivers: Mapping[str, Driver]) -> Config:
     where = f"{path} (named by {named_by})" if named_by else path
     try:
         with open(path, "rb") as file:
@@ -233,7 +250,8 @@ def _load_file(path: str, *, named_by: str) -> Config:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: {_syntax_error(str(error))}") from None
-    return _parse(document, path)
+    _refuse_secrets(document, path)  # before anything could echo one in a message
+    return _Reader(path, text, document, drivers).config()
 
 
 def _syntax_error(message: str) -> str:
@@ -246,258 +264,143 @@ def _syntax_error(message: str) -> str:
     return f"TOML syntax error: {message}"
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-_T = TypeVar("_T")
+# -- reading the declared tables --------------------------------------------------------------
 
 
-class _Table:
-    """One TOML table's values, read through typed accessors that raise ConfigError naming file and key."""
+class _Reader:
+    """One file's document read table by table through the declarations; every mistake a ConfigError
+    naming the file, the line (found in the text: tomllib keeps no positions), the table and the key."""
 
-    def __init__(self, source: str, name: str, data: Mapping[str, object], known: tuple[str, ...]) -> None:
+    def __init__(self, source: str, text: str, document: Mapping[str, object], drivers: Mapping[str, Driver]) -> None:
         self.source = source
-        self.name = name
-        self.data = data
-        for key in data:
+        self.text = text
+        self.document = document
+        self.drivers = drivers
+        self.sections = sections(drivers)
+        self.folder = os.path.dirname(os.path.abspath(source))
+
+    def config(self) -> Config:
+        tables = [section.name for section in self.sections if "." not in section.name]
+        for name, value in self.document.items():
+            if name not in tables:
+                where = self.at((name,))
+                if isinstance(value, dict):
+                    raise ConfigError(f"{where}: unknown table [{_key(name)}] (known: {', '.join(tables)})")
+                raise ConfigError(
+                    f"{where}: unknown key {_key(name)} outside any table (known tables: {', '.join(tables)})"
+                )
+        reader = self.read(reader_registry.SETTINGS)
+        if reader.driver not in self.drivers:
+            raise self.refused(reader_registry.SETTINGS, "driver", Choice(*self.drivers).problem(reader.driver) or "")
+        return Config(
+            api=self.read(API),
+            store=self.read(STORE),
+            stripe=self.read(STRIPE),
+            reader=reader,
+            payments=self.read(PAYMENTS),
+            display=self.read(display.SETTINGS),
+            gpio=self.read(gpio.SETTINGS),
+            log=self.read(LOG),
+            readers={driver.SETTINGS.name: self.read(driver.SETTINGS) for driver in self.drivers.values()},
+            source=self.source,
+        )
+
+    def read(self, section: Section[S]) -> S:
+        table = self.table(section.name)
+        kinds = section.kinds()
+        inner = [other.name for other in self.sections if other.name.rpartition(".")[0] == section.name]
+        known = (*kinds, *(name.rpartition(".")[2] for name in inner))
+        for key in table:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
-                raise ConfigError(f"{source}: unknown key [{name}] {_key(key)} ({hint}known: {', '.join(known)})")
+                raise ConfigError(
+                    f"{self.at((*section.name.split('.'), key))}: unknown key [{section.name}] {_key(key)} "
+                    f"({hint}known: {', '.join(known)})"
+                )
+        values: dict[str, Any] = {}
+        for key, kind in kinds.items():
+            if key in table:
+                try:
+                    values[key] = kind.read(table[key], self.folder)
+                except Refused as refused:
+                    raise self.refused(section, key, refused.must) from None
+        return section.cls(**values)
 
-    def fail(self, key: str, must: str, value: object) -> ConfigError:
-        return ConfigError(f"{self.source}: [{self.name}] {key} must be {must}, not {_show(value)}")
+    def table(self, name: str) -> Mapping[str, object]:
+        """The table `name` ("reader.serial"): empty when absent, an error when not a table."""
+        table: Mapping[str, object] = self.document
+        path: tuple[str, ...] = ()
+        for part in name.split("."):
+            path = (*path, part)
+            value = table.get(part, {})
+            if not isinstance(value, dict):
+                dotted = ".".join(path)
+                raise ConfigError(
+                    f"{self.at(path)}: [{dotted}] must be a table (a [{dotted}] section), not {_show(value)}"
+                )
+            table = value
+        return table
 
-    def _get(self, key: str, default: _T, read: Callable[[object], _T]) -> _T:
-        return read(self.data[key]) if key in self.data else default
+    def refused(self, section: Section[Any], key: str, must: str) -> ConfigError:
+        value = self.table(section.name)[key]
+        where = self.at((*section.name.split("."), key))
+        return ConfigError(f"{where}: [{section.name}] {key} must be {must}, not {_show(value)}")
 
-    def string(self, key: str, default: str, *, check: Callable[[str], str | None] = lambda _: None) -> str:
-        def read(value: object) -> str:
-            if not isinstance(value, str):
-                raise self.fail(key, "a string in double quotes", value)
-            must = check(value)
-            if must is not None:
-                raise self.fail(key, must, value)
-            return value
-
-        return self._get(key, default, read)
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        must = f"one of {', '.join(choices)}"
-        return self.string(key, default, check=lambda value: None if value in choices else must)
-
-    def path(self, key: str, default: str) -> str:
-        """A file system path; a relative one is taken relative to the configuration file's folder."""
-
-        def check(value: str) -> str | None:
-            if "\0" in value:
-                return "a path without NUL characters"
-            if value.startswith("~"):
-                return "an absolute path (~ is not expanded), or one relative to this file's folder"
-            return None
-
-        value = self.string(key, default, check=check)
-        if value and not os.path.isabs(value):
-            value = os.path.join(os.path.dirname(os.path.abspath(self.source)), value)
-        return value
-
-    def integer(self, key: str, default: int, *, low: int, high: int | None = None) -> int:
-        must = f"a whole number of at least {low}" if high is None else f"a whole number from {low} to {high}"
-
-        def read(value: object) -> int:
-            # bool is an int in Python, never in a configuration file.
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise self.fail(key, must, value)
-            if value < low or (high is not None and value > high):
-                raise self.fail(key, must, value)
-            return value
-
-        return self._get(key, default, read)
-
-    def number(self, key: str, default: float, *, above: float | None = None, at_least: float | None = None) -> float:
-        must = "a number"
-        if above is not None:
-            must = f"a number above {above:g}"
-        elif at_least is not None:
-            must = f"a number of at least {at_least:g}"
-
-        def read(value: object) -> float:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise self.fail(key, must, value)
-            too_low = (above is not None and value <= above) or (at_least is not None and value < at_least)
-            if not math.isfinite(value) or too_low:
-                raise self.fail(key, must, value)
-            return float(value)
-
-        return self._get(key, default, read)
-
-    def flag(self, key: str, default: bool) -> bool:
-        def read(value: object) -> bool:
-            if not isinstance(value, bool):
-                raise self.fail(key, "true or false", value)
-            return value
-
-        return self._get(key, default, read)
-
-    def optional_pin(self, key: str, default: int | None) -> int | None:
-        """A GPIO (BCM) pin number, or -1 in the file for none."""
-        must = "a BCM pin number from 0 to 27, or -1 for none"
-
-        def read(value: object) -> int | None:
-            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= 27:
-                raise self.fail(key, must, value)
-            return None if value == -1 else value
-
-        return self._get(key, default, read)
-
-    def pins(self, key: str, default: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
-        must = "three BCM pin numbers [red, green, blue], or [] for none"
-
-        def read(value: object) -> tuple[int, int, int] | None:
-            if value == []:
-                return None
-            if (
-                not isinstance(value, list)
-                or len(value) != 3
-                or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in value)
-            ):
-                raise self.fail(key, must, value)
-            return (value[0], value[1], value[2])
-
-        return self._get(key, default, read)
-
-    def ids(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        must = f"a list of whole numbers from 0 to {_MAX_ID}, like [1000, 1001]"
-
-        def read(value: object) -> tuple[int, ...]:
-            if not isinstance(value, list):
-                raise self.fail(key, must, value)
-            for item in value:
-                if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= _MAX_ID:
-                    raise self.fail(key, must, value)
-            return tuple(value)
-
-        return self._get(key, default, read)
+    def at(self, path: tuple[str, ...]) -> str:
+        """'FILE: line N' for the line that sets `path` (a table, or a key in one), else 'FILE'."""
+        line = line_of(self.text, path)
+        return f"{self.source}: line {line}" if line else self.source
 
 
-def _parse(document: Mapping[str, object], source: str) -> Config:
-    _refuse_secrets(document, source)
-    for name, value in document.items():
-        if name not in TABLES:
-            if isinstance(value, dict):
-                raise ConfigError(f"{source}: unknown table [{_key(name)}] (known: {', '.join(TABLES)})")
-            raise ConfigError(
-                f"{source}: unknown key {_key(name)} outside any table (known tables: {', '.join(TABLES)})"
-            )
-    api = _table(document, source, "api", ApiConfig)
-    store = _table(document, source, "store", StoreConfig)
-    stripe = _table(document, source, "stripe", StripeConfig)
-    reader = _table(document, source, "reader", ReaderConfig)
-    simulated = _table(reader.data, source, "reader.simulated", SimulatedReaderConfig, key="simulated")
-    serial = _table(reader.data, source, "reader.serial", SerialReaderConfig, key="serial")
-    ble = _table(reader.data, source, "reader.ble", BleReaderConfig, key="ble")
-    smart = _table(reader.data, source, "reader.stripe_terminal", StripeTerminalReaderConfig, key="stripe_terminal")
-    payments = _table(document, source, "payments", PaymentsConfig)
-    display = _table(document, source, "display", DisplaySettings)
-    gpio = _table(document, source, "gpio", GpioSettings)
-    log = _table(document, source, "log", LogConfig)
-
-    d = Config()
-    return Config(
-        api=ApiConfig(
-            socket=api.path("socket", d.api.socket),
-            allowed_uids=api.ids("allowed_uids", d.api.allowed_uids),
-            allowed_gids=api.ids("allowed_gids", d.api.allowed_gids),
-            max_clients=api.integer("max_clients", d.api.max_clients, low=1),
-            max_queued_messages=api.integer("max_queued_messages", d.api.max_queued_messages, low=1),
-            slow_client_timeout_s=api.number("slow_client_timeout_s", d.api.slow_client_timeout_s, above=0),
-        ),
-        store=StoreConfig(path=store.path("path", d.store.path)),
-        stripe=StripeConfig(
-            api_base=stripe.string("api_base", d.stripe.api_base, check=_check_api_base),
-            api_key_file=stripe.path("api_key_file", d.stripe.api_key_file),
-            terminal_id=stripe.string("terminal_id", d.stripe.terminal_id, check=_check_terminal_id),
-            connect_timeout_s=stripe.number("connect_timeout_s", d.stripe.connect_timeout_s, above=0),
-            read_timeout_s=stripe.number("read_timeout_s", d.stripe.read_timeout_s, above=0),
-            max_network_retries=stripe.integer("max_network_retries", d.stripe.max_network_retries, low=0, high=10),
-            requests_per_second=stripe.number("requests_per_second", d.stripe.requests_per_second, above=0),
-            emulator_port=stripe.integer("emulator_port", d.stripe.emulator_port, low=0, high=65535),
-        ),
-        reader=ReaderConfig(
-            driver=reader.choice("driver", d.reader.driver, READER_DRIVERS),
-            card_wait_s=reader.integer("card_wait_s", d.reader.card_wait_s, low=5, high=3600),
-            cancel_confirm_s=reader.number("cancel_confirm_s", d.reader.cancel_confirm_s, above=0),
-            reconnect_max_s=reader.number("reconnect_max_s", d.reader.reconnect_max_s, above=0),
-            serial=SerialReaderConfig(
-                device=serial.path("device", d.reader.serial.device),
-                baudrate=serial.integer("baudrate", d.reader.serial.baudrate, low=50, high=4_000_000),
-            ),
-            ble=BleReaderConfig(
-                address=ble.string("address", d.reader.ble.address, check=_check_ble_address),
-                scan_timeout_s=ble.number("scan_timeout_s", d.reader.ble.scan_timeout_s, above=0),
-                connect_timeout_s=ble.number("connect_timeout_s", d.reader.ble.connect_timeout_s, above=0),
-            ),
-            stripe_terminal=StripeTerminalReaderConfig(
-                reader_id=smart.string("reader_id", d.reader.stripe_terminal.reader_id, check=_check_id("tmr_")),
-                registration_code=smart.string(
-                    "registration_code", d.reader.stripe_terminal.registration_code, check=_check_registration_code
-                ),
-                location=smart.string("location", d.reader.stripe_terminal.location, check=_check_id("tml_")),
-            ),
-            simulated=SimulatedReaderConfig(
-                card=simulated.string("card", d.reader.simulated.card, check=_check_card),
-                present_after_s=simulated.number("present_after_s", d.reader.simulated.present_after_s),
-                retry_card_once=simulated.flag("retry_card_once", d.reader.simulated.retry_card_once),
-            ),
-        ),
-        payments=PaymentsConfig(
-            offline_max_payment_amount=payments.integer(
-                "offline_max_payment_amount", d.payments.offline_max_payment_amount, low=1
-            ),
-            offline_max_total_amount=payments.integer(
-                "offline_max_total_amount", d.payments.offline_max_total_amount, low=1
-            ),
-            offline_max_count=payments.integer("offline_max_count", d.payments.offline_max_count, low=1),
-            offline_max_age_s=payments.number("offline_max_age_s", d.payments.offline_max_age_s, above=0),
-            reconcile_grace_s=payments.number("reconcile_grace_s", d.payments.reconcile_grace_s, at_least=0),
-        ),
-        display=DisplaySettings(
-            kind=display.choice("kind", d.display.kind, DISPLAY_KINDS),
-            interface=display.choice("interface", d.display.interface, ("i2c", "spi")),
-            i2c_bus=display.integer("i2c_bus", d.display.i2c_bus, low=0, high=255),
-            i2c_address=display.integer("i2c_address", d.display.i2c_address, low=0x03, high=0x77),
-            spi_port=display.integer("spi_port", d.display.spi_port, low=0, high=15),
-            spi_device=display.integer("spi_device", d.display.spi_device, low=0, high=15),
-            width=display.integer("width", d.display.width, low=32, high=256),
-            height=display.integer("height", d.display.height, low=16, high=128),
-            rotate=display.integer("rotate", d.display.rotate, low=0, high=3),
-            contrast=display.integer("contrast", d.display.contrast, low=0, high=255),
-            dim_after_s=display.number("dim_after_s", d.display.dim_after_s, at_least=0),
-            sleep_after_s=display.number("sleep_after_s", d.display.sleep_after_s, at_least=0),
-            snapshot_dir=display.path("snapshot_dir", d.display.snapshot_dir),
-        ),
-        gpio=GpioSettings(
-            enabled=gpio.flag("enabled", d.gpio.enabled),
-            ok_pin=gpio.optional_pin("ok_pin", d.gpio.ok_pin),
-            cancel_pin=gpio.optional_pin("cancel_pin", d.gpio.cancel_pin),
-            led_pin=gpio.optional_pin("led_pin", d.gpio.led_pin),
-            led_rgb_pins=gpio.pins("led_rgb_pins", d.gpio.led_rgb_pins),
-            buzzer_pin=gpio.optional_pin("buzzer_pin", d.gpio.buzzer_pin),
-            bounce_s=gpio.number("bounce_s", d.gpio.bounce_s, at_least=0),
-            hold_s=gpio.number("hold_s", d.gpio.hold_s, above=0),
-            pin_factory=gpio.choice("pin_factory", d.gpio.pin_factory, ("", "lgpio", "rpigpio", "pigpio", "native")),
-        ),
-        log=LogConfig(level=log.choice("level", d.log.level, LOG_LEVELS)),
-        source=source,
-    )
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER = re.compile(rf"\s*\[\[?\s*({_DOTTED_KEY})\s*\]")
+_ASSIGNMENT = re.compile(rf"\s*({_DOTTED_KEY})\s*=\s*(.*)")
 
 
-def _table(
-    parent: Mapping[str, object], source: str, name: str, cls: type[DataclassInstance], *, key: str = ""
-) -> _Table:
-    value = parent.get(key or name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: [{name}] must be a table (a [{name}] section), not {_show(value)}")
-    return _Table(source, name, value, _names(cls))
+def line_of(text: str, path: tuple[str, ...]) -> int | None:
+    """The number of the first line of `text` that sets `path`: a table's header, or a key given
+    bare, dotted (`serial.device = ...` under [reader]) or in a one-line inline table
+    (`serial = { device = ... }`). None when it cannot be found (a key inside a multi-line array)."""
+    table: tuple[str, ...] = ()
+    closing = ""  # the quotes that end the multi-line string being skipped
+    for number, line in enumerate(text.splitlines(), 1):
+        if closing:
+            if closing in line:
+                closing = ""
+            continue
+        if header := _HEADER.match(line):
+            table = _key_parts(header[1])
+            if table[: len(path)] == path:
+                return number
+        elif assignment := _ASSIGNMENT.match(line):
+            key = (*table, *_key_parts(assignment[1]))
+            value = assignment[2]
+            if key[: len(path)] == path:
+                return number
+            if value.startswith("{") and path[: len(key)] == key:
+                inner = re.escape(path[len(key)])
+                if re.search(rf"""[{{,]\s*["']?{inner}["']?\s*[.=]""", value):
+                    return number
+            for quotes in ('"""', "'''"):
+                if value.startswith(quotes) and value.count(quotes) == 1:
+                    closing = quotes
+    return None
+
+
+def _key_parts(dotted: str) -> tuple[str, ...]:
+    parts = []
+    for part in re.findall(_KEY_PART, dotted):
+        if part.startswith('"'):
+            try:
+                part = json.loads(part)
+            except ValueError:
+                part = part[1:-1]
+        elif part.startswith("'"):
+            part = part[1:-1]
+        parts.append(part)
+    return tuple(parts)
 
 
 def _refuse_secrets(document: Mapping[str, object], source: str) -> None:
@@ -519,61 +422,6 @@ def _walk(table: Mapping[str, object], where: tuple[str, ...]) -> Iterator[tuple
                 yield from _walk(item, (*where, key))
             else:
                 yield where, key, item
-
-
-def _check_id(prefix: str) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if not value or (value.startswith(prefix) and _BARE_KEY.fullmatch(value) and len(value) <= 100):
-            return None
-        return f'a Stripe id starting with "{prefix}", or "" for none'
-
-    return check
-
-
-def _check_registration_code(value: str) -> str | None:
-    if not value or (_BARE_KEY.fullmatch(value) and len(value) <= 100):
-        return None
-    return 'the code the reader shows (letters, digits, "-" and "_"), or "" for none'
-
-
-def _check_ble_address(value: str) -> str | None:
-    if not value or _BLE_ADDRESS.fullmatch(value):
-        return None
-    return 'a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader by scanning'
-
-
-def _check_terminal_id(value: str) -> str | None:
-    if _TERMINAL_ID.fullmatch(value):
-        return None
-    return '1 to 40 characters of A-Z, a-z, 0-9, ".", "_" and "-"'
-
-
-def _check_card(value: str) -> str | None:
-    # Imported here, not at the top: the daemon's configuration must not load the simulator.
-    from readerhost.sim.stripe_emulator.testcards import PREFIX, TEST_CARDS
-
-    if value in TEST_CARDS:
-        return None
-    prefix = f"the name after {PREFIX} only, " if value.startswith(PREFIX) else ""
-    return f"{prefix}one of the emulator's test cards ({', '.join(TEST_CARDS)})"
-
-
-def _check_api_base(value: str) -> str | None:
-    if not value:
-        return None
-    must = "an https:// URL like https://api.stripe.com (http:// only for 127.0.0.1, ::1 or localhost)"
-    try:
-        url = urlsplit(value)
-        _ = url.port  # raises ValueError for a port that is not a number from 0 to 65535
-    except ValueError:
-        return must
-    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
-        return must
-    if url.username is not None or url.password is not None:
-        return "a URL without a user name or password"
-    if url.scheme == "http" and not _is_loopback_host(url.hostname):
-        return must
-    return None
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from readerhost.drivers.settings import Choice, FilePath, Int, Number, Section, Settings, setting
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -39,34 +41,22 @@ HALF_BLOCKS = (" ", "▄", "▀", "█")
 
 
 @dataclass(frozen=True)
-class DisplaySettings:
-    kind: str = "none"  # one of DISPLAY_KINDS
-    interface: str = "i2c"  # i2c | spi (OLED kinds only)
-    i2c_bus: int = 1
-    i2c_address: int = 0x3C
-    spi_port: int = 0
-    spi_device: int = 0
-    width: int = 128
-    height: int = 64
-    rotate: int = 0  # quarter turns clockwise, 0-3
-    contrast: int = 200  # 0-255
-    dim_after_s: float = 60.0  # lower the contrast when nothing changed for this long; 0 = never
-    sleep_after_s: float = 600.0  # switch the panel off when nothing changed for this long; 0 = never
-    snapshot_dir: str = ""  # if set, every new frame is also saved there as frame-<n>.png (the last 50)
-
-    def __post_init__(self) -> None:
-        if self.kind not in DISPLAY_KINDS:
-            raise ValueError(f"display kind must be one of {', '.join(DISPLAY_KINDS)}; got {self.kind!r}")
-        if self.interface not in INTERFACES:
-            raise ValueError(f"display interface must be i2c or spi; got {self.interface!r}")
-        if self.rotate not in (0, 1, 2, 3):
-            raise ValueError(f"display rotate must be 0, 1, 2 or 3 (quarter turns); got {self.rotate}")
-        if not 0 <= self.contrast <= 255:
-            raise ValueError(f"display contrast must be 0-255; got {self.contrast}")
-        if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"display size must be positive; got {self.width}x{self.height}")
-        if self.dim_after_s < 0 or self.sleep_after_s < 0:
-            raise ValueError("display dim_after_s and sleep_after_s must be 0 (never) or more")
+class DisplaySettings(Settings):
+    kind: str = setting("none", Choice(*DISPLAY_KINDS))
+    interface: str = setting("i2c", Choice(*INTERFACES))  # OLED kinds only
+    i2c_bus: int = setting(1, Int(0, 255))
+    i2c_address: int = setting(0x3C, Int(0x03, 0x77))  # the 7-bit addresses a device may have
+    spi_port: int = setting(0, Int(0, 15))
+    spi_device: int = setting(0, Int(0, 15))
+    width: int = setting(128, Int(32, 256))  # luma's panels: 64x32 (SSD1306) up to 256x128
+    height: int = setting(64, Int(16, 128))  # 96x16 is the flattest
+    rotate: int = setting(0, Int(0, 3))  # quarter turns clockwise
+    contrast: int = setting(200, Int(0, 255))
+    # Lower the contrast, and switch the panel off, when nothing changed for this long; 0 = never.
+    dim_after_s: float = setting(60.0, Number(at_least=0))
+    sleep_after_s: float = setting(600.0, Number(at_least=0))
+    # If set, every new frame is also saved there as frame-<n>.png (the last 50).
+    snapshot_dir: str = setting("", FilePath())
 
     @property
     def where(self) -> str:
@@ -76,6 +66,9 @@ class DisplaySettings:
         if self.interface == "spi":
             return f"{self.kind} on SPI port {self.spi_port} device {self.spi_device}"
         return f"{self.kind} on I²C bus {self.i2c_bus} at address 0x{self.i2c_address:02X}"
+
+
+SETTINGS = Section("display", DisplaySettings)
 
 
 class _Output(Protocol):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from readerhost.drivers.settings import Choice, Flag, Number, Pin, Pins, Section, Settings, setting
+
 logger = logging.getLogger(__name__)
 
 BUTTONS = ("ok", "cancel")
@@ -32,20 +34,21 @@ RGB_COLORS = {"steady": (0, 1, 0), "blink": (0, 0, 1), "fast": (1, 0, 0)}
 
 
 @dataclass(frozen=True)
-class GpioSettings:
-    enabled: bool = False
-    ok_pin: int | None = 17  # BCM numbers; None: not wired
-    cancel_pin: int | None = 27
-    led_pin: int | None = 22  # a single status LED
-    led_rgb_pins: tuple[int, int, int] | None = None  # (red, green, blue): an RGB LED, used instead of led_pin
-    buzzer_pin: int | None = None
-    bounce_s: float = 0.05
-    hold_s: float = 3.0  # holding a button this long opens the technician screen
-    pin_factory: str = ""  # a gpiozero pin factory name ("lgpio" on a Pi); empty: gpiozero's default
+class GpioSettings(Settings):
+    enabled: bool = setting(False, Flag())
+    ok_pin: int | None = setting(17, Pin())  # BCM numbers; None (-1 in the file): not wired
+    cancel_pin: int | None = setting(27, Pin())
+    led_pin: int | None = setting(22, Pin())  # a single status LED
+    # (red, green, blue): an RGB LED, used instead of led_pin
+    led_rgb_pins: tuple[int, int, int] | None = setting(None, Pins())
+    buzzer_pin: int | None = setting(None, Pin())
+    bounce_s: float = setting(0.05, Number(at_least=0))
+    hold_s: float = setting(3.0, Number(above=0))  # holding a button this long opens the technician screen
+    # A gpiozero pin factory name ("lgpio" on a Pi); empty: gpiozero's default.
+    pin_factory: str = setting("", Choice("", "lgpio", "rpigpio", "pigpio", "native"))
 
-    def __post_init__(self) -> None:
-        if self.bounce_s < 0 or self.hold_s <= 0:
-            raise ValueError(f"gpio bounce_s must be 0 or more and hold_s positive; got {self.bounce_s}, {self.hold_s}")
+
+SETTINGS = Section("gpio", GpioSettings)
 
 
 class Controls:

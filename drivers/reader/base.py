@@ -4,13 +4,22 @@ A reader collects one payment method at a time: given an amount, it prompts the 
 reports what to show (input options, display messages, card inserted/removed) and hands back
 an opaque payment-method reference with what may be shown of the card. It never hands over a
 card number. Collection is canceled by canceling the task that awaits `collect`.
+
+A reader says what it can do (`capabilities`); an optional operation it lacks is answered here, by
+`ReaderBase`, with `Unsupported` (pcscd's SCARD_E_UNSUPPORTED_FEATURE): the layers above never
+test which driver they hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from . import ReaderSettings
+    from .stripe_terminal import TerminalApi
 
 # What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
 # ReaderDisplayMessage), and the card events.
@@ -59,6 +68,18 @@ class Cart:
     total: int
 
 
+class Capability(StrEnum):
+    """What the daemon may ask of a reader, or leave to it."""
+
+    PRESENTS_TEST_CARDS = "presents_test_cards"  # reader.present: a technician presents a test card
+    SHOWS_CART = "shows_cart"  # reader.display_cart: the reader has a screen for the items
+    # The host may keep the collected payment method and authorise later, when Stripe is unreachable.
+    STORES_OFFLINE = "stores_offline"
+    # The reader goes to Stripe itself: the host reads the outcome, never confirms.
+    CONFIRMS_ITSELF = "confirms_itself"
+    REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund (no reader yet)
+
+
 class ReaderError(Exception):
     """A collection that ended without a payment method; `code` is in the daemon's vocabulary."""
 
@@ -66,6 +87,22 @@ class ReaderError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# What a reader without a capability does instead, for Unsupported's message.
+_WITHOUT = {
+    Capability.PRESENTS_TEST_CARDS: "takes real cards, not test cards",
+    Capability.SHOWS_CART: "has no screen for a cart",
+    Capability.REFUNDS_AT_READER: "cannot refund at the reader",
+}
+
+
+class Unsupported(ReaderError):
+    """An operation the reader cannot do: it lacks `capability`."""
+
+    def __init__(self, reader: str, capability: Capability) -> None:
+        super().__init__("UNSUPPORTED", f"the {reader} reader {_WITHOUT[capability]}")
+        self.capability = capability
 
 
 class ReaderListener(Protocol):
@@ -77,6 +114,11 @@ class ReaderListener(Protocol):
 
 
 class Reader(Protocol):
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What the daemon may ask of this reader, or leave to it."""
+        ...
+
     async def collect(
         self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
     ) -> CollectedPaymentMethod:
@@ -104,3 +146,44 @@ class ReaderDriver(Reader, Protocol):
     def status(self) -> dict[str, Any]:
         """{state, id, model, serial, battery, ...}; state is ready, collecting, connecting, ..."""
         ...
+
+    def present(self, card: str) -> None:
+        """PRESENTS_TEST_CARDS: present the emulator's test card `card` to the collection in progress."""
+        ...
+
+    async def show_cart(self, cart: Cart) -> None:
+        """SHOWS_CART: show the items on the reader's screen, between payments."""
+        ...
+
+
+# Each optional operation, and the capability a reader declares when it does it.
+OPERATIONS = {"present": Capability.PRESENTS_TEST_CARDS, "show_cart": Capability.SHOWS_CART}
+
+
+class ReaderBase:
+    """Every driver's reader: an operation it does not override is Unsupported, from here.
+
+    A subclass sets `driver` (its name in the registry) and `capabilities` (its module's
+    CAPABILITIES), and overrides exactly the OPERATIONS of the capabilities it declares
+    (tests/reader/test_registry.py holds each driver to that)."""
+
+    driver: str
+    capabilities: frozenset[Capability] = frozenset()
+
+    def present(self, card: str) -> None:
+        raise Unsupported(self.driver, Capability.PRESENTS_TEST_CARDS)
+
+    async def show_cart(self, cart: Cart) -> None:
+        raise Unsupported(self.driver, Capability.SHOWS_CART)
+
+
+@dataclass(frozen=True)
+class ReaderContext:
+    """What the host offers a reader driver it opens (drivers never import the daemon)."""
+
+    reader: ReaderSettings  # the [reader] settings every driver shares (card_wait_s, ...)
+    notify: Notify
+    host: str = "readerhost"  # the host's name and version, told to a link reader's device
+    # Makes the Stripe Terminal API client a Stripe smart reader is driven through.
+    terminal_api: Callable[[], TerminalApi] | None = None
+    ble_backends: tuple[Any, Any] | None = None  # bleak's (client, scanner) backends instead of BlueZ (tests)

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from readerhost.drivers.settings import Number, Section, Settings, Text, setting
+
+from .base import ReaderContext
+from .link import CAPABILITIES as LINK_CAPABILITIES
 from .link.transport import LinkLost, LinkUnavailable
+
+if TYPE_CHECKING:
+    from .link.reader import LinkReader
 
 SERVICE_UUID = "5f6d0001-2b7c-4e8a-9d41-3a0c8e5b7f21"
 RX_UUID = "5f6d0002-2b7c-4e8a-9d41-3a0c8e5b7f21"  # host -> device: write without response
@@ -22,11 +30,31 @@ TX_UUID = "5f6d0003-2b7c-4e8a-9d41-3a0c8e5b7f21"  # device -> host: notify
 DEFAULT_ATT_MTU = 23
 
 
+_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+
+def _address(value: str) -> str | None:
+    if not value or _ADDRESS.fullmatch(value):
+        return None
+    return 'a Bluetooth address like "C0:FF:EE:12:34:56", or "" to find the reader by scanning'
+
+
 @dataclass(frozen=True)
-class BleSettings:
-    address: str | None = None  # None: the first device advertising the link service
-    scan_timeout_s: float = 10.0
-    connect_timeout_s: float = 15.0
+class BleSettings(Settings):
+    address: str = setting("", Text(_address))  # empty: the first device advertising the link service
+    scan_timeout_s: float = setting(10.0, Number(above=0))
+    connect_timeout_s: float = setting(15.0, Number(above=0))
+
+
+SETTINGS = Section("reader.ble", BleSettings)
+CAPABILITIES = LINK_CAPABILITIES
+
+
+def open_reader(settings: BleSettings, context: ReaderContext) -> LinkReader:
+    from .link.reader import open_link_reader
+
+    client_backend, scanner_backend = context.ble_backends or (None, None)
+    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context)
 
 
 class BleTransport:
@@ -44,7 +72,7 @@ class BleTransport:
 
         settings = self._settings
         try:
-            target: Any = settings.address
+            target: Any = settings.address or None
             if target is None:
                 target = await BleakScanner.find_device_by_filter(
                     lambda _device, advertisement: SERVICE_UUID in advertisement.service_uuids,

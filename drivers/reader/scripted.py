@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .base import CollectedPaymentMethod, ReaderError, ReaderListener
+from .base import Capability, CollectedPaymentMethod, ReaderError, ReaderListener
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ _Step = CollectedPaymentMethod | _Message | _Failure
 
 
 class ScriptedReader:
+    # As the simulated reader: the host confirms what it hands over (a test may still play a smart
+    # reader's `processed` outcome).
+    capabilities = frozenset({Capability.PRESENTS_TEST_CARDS, Capability.STORES_OFFLINE})
+
     def __init__(self, input_options: tuple[str, ...] = ("tap", "insert", "swipe")) -> None:
         self._steps: asyncio.Queue[_Step] = asyncio.Queue()
         self._input_options = list(input_options)

@@ -8,11 +8,46 @@ import asyncio
 import contextlib
 import errno
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from readerhost.drivers.settings import FilePath, Int, Missing, Section, Settings, setting
+
+from .base import ReaderContext
+from .link import CAPABILITIES as LINK_CAPABILITIES
 from .link.transport import LinkLost, LinkUnavailable
 
+if TYPE_CHECKING:
+    from .link.reader import LinkReader
+
 READ_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class SerialSettings(Settings):
+    device: str = setting("", FilePath())  # required, e.g. /dev/serial/by-id/usb-...
+    baudrate: int = setting(115_200, Int(50, 4_000_000))
+
+
+def _needs_a_device(settings: SerialSettings) -> Missing | None:
+    if settings.device:
+        return None
+    return Missing(
+        "device",
+        'the serial reader needs its device, e.g. device = "/dev/serial/by-id/usb-..." '
+        "(ls /dev/serial/by-id/ lists them)",
+    )
+
+
+SETTINGS = Section("reader.serial", SerialSettings, required=_needs_a_device)
+CAPABILITIES = LINK_CAPABILITIES
+
+
+def open_reader(settings: SerialSettings, context: ReaderContext) -> LinkReader:
+    from .link.reader import open_link_reader
+
+    return open_link_reader(SerialTransport(settings.device, settings.baudrate), context)
+
 
 # Why an open failed, in a technician's words (pyserial keeps the OS's errno).
 _OPEN_ERRORS = {

@@ -10,11 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
-from .base import CollectedPaymentMethod, ReaderListener
+from readerhost.drivers.settings import Flag, Number, Section, Settings, Text, setting
+
+from .base import Capability, CollectedPaymentMethod, ReaderBase, ReaderContext, ReaderListener
 
 INPUT_OPTIONS = ["tap", "insert", "swipe"]
+
+
+def _known_card(name: str) -> str | None:
+    from readerhost.sim.stripe_emulator.testcards import PREFIX, TEST_CARDS
+
+    if name in TEST_CARDS:
+        return None
+    prefix = f"the name after {PREFIX} only, " if name.startswith(PREFIX) else ""
+    return f"{prefix}one of the emulator's test cards ({', '.join(TEST_CARDS)})"
+
+
+@dataclass(frozen=True)
+class SimulatedSettings(Settings):
+    card: str = setting("visa", Text(_known_card))  # an emulator test card, the part after pm_card_present_
+    present_after_s: float = setting(2.0, Number())  # negative: only when told to by `readerhostctl present`
+    retry_card_once: bool = setting(False, Flag())
+
+
+SETTINGS = Section("reader.simulated", SimulatedSettings)
+# The host confirms with Stripe's test payment methods, so it may also keep one and authorise later.
+CAPABILITIES = frozenset({Capability.PRESENTS_TEST_CARDS, Capability.STORES_OFFLINE})
+
+
+def open_reader(settings: SimulatedSettings, context: ReaderContext) -> SimulatedReader:
+    return SimulatedReader(settings.card, settings.present_after_s, settings.retry_card_once)
 
 
 class NotCollecting(RuntimeError):
@@ -31,7 +59,9 @@ def card_named(name: str) -> CollectedPaymentMethod:
     return CollectedPaymentMethod(card.reference, card.brand, card.last4, card.default_read_method)
 
 
-class SimulatedReader:
+class SimulatedReader(ReaderBase):
+    driver = "simulated"
+    capabilities = CAPABILITIES
     id = "sim-1"
     model = "simulated"
     serial = "SIM-0001"

@@ -18,14 +18,76 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from readerhost.drivers.reader.base import Cart, CollectedPaymentMethod, Notify, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import (
+    Capability,
+    Cart,
+    CollectedPaymentMethod,
+    Notify,
+    ReaderBase,
+    ReaderContext,
+    ReaderError,
+    ReaderListener,
+)
+from readerhost.drivers.settings import Missing, Section, Settings, Text, setting
+
+if TYPE_CHECKING:
+    from readerhost.drivers.reader import ReaderSettings
 
 logger = logging.getLogger("readerhost.reader")
+
+POLL_FIRST_S = 0.5  # the first look at the reader's action; the gaps grow from here
+POLL_MAX_S = 2.0
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def _stripe_id(prefix: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if not value or (value.startswith(prefix) and _CODE.fullmatch(value)):
+            return None
+        return f'a Stripe id starting with "{prefix}", or "" for none'
+
+    return check
+
+
+def _registration_code(value: str) -> str | None:
+    if not value or _CODE.fullmatch(value):
+        return None
+    return 'the code the reader shows (letters, digits, "-" and "_"), or "" for none'
+
+
+@dataclass(frozen=True)
+class StripeTerminalSettings(Settings):
+    reader_id: str = setting("", Text(_stripe_id("tmr_")))  # tmr_...: the smart reader at Stripe
+    # With no reader_id: register a reader (e.g. simulated-wpe in test mode).
+    registration_code: str = setting("", Text(_registration_code))
+    location: str = setting("", Text(_stripe_id("tml_")))  # tml_...: the Terminal location of a registered reader
+
+
+def _needs_a_reader(settings: StripeTerminalSettings) -> Missing | None:
+    if settings.reader_id or settings.registration_code:
+        return None
+    return Missing(
+        "reader_id",
+        'the Stripe reader needs its id (reader_id = "tmr_...", from the Dashboard), or a registration_code to '
+        'register one (registration_code = "simulated-wpe" makes a simulated WisePOS E in test mode)',
+    )
+
+
+SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings, required=_needs_a_reader)
+CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF})
+
+
+def open_reader(settings: StripeTerminalSettings, context: ReaderContext) -> SmartReader:
+    if context.terminal_api is None:
+        raise ValueError("a Stripe smart reader needs the host's Stripe Terminal API (ReaderContext.terminal_api)")
+    return SmartReader(context.terminal_api(), settings, context.reader, context.notify)
 
 
 @dataclass(frozen=True)
@@ -68,27 +130,23 @@ class TerminalApi(Protocol):
     def show_cart(self, reader_id: str, cart: Cart) -> ReaderView: ...
 
 
-@dataclass(frozen=True)
-class SmartReaderSettings:
-    reader_id: str = ""  # tmr_...; empty: register one with registration_code
-    registration_code: str = ""
-    location: str = ""  # tml_...: where a registered reader goes
-    card_wait_s: float = 60.0
-    cancel_confirm_s: float = 2.0
-    poll_first_s: float = 0.5  # the first look at the reader's action; the gaps grow from here
-    poll_max_s: float = 2.0
-
-
 # Stripe's action failures that mean the customer stopped it at the reader.
 _CUSTOMER_CANCELED = ("customer_canceled", "canceled", "cancelled")
 # A failure that leaves a decline on the PaymentIntent: the daemon reads it from there.
 _DECLINED = ("card_declined",)
 
 
-class SmartReader:
-    def __init__(self, api: TerminalApi, settings: SmartReaderSettings, notify: Notify) -> None:
+class SmartReader(ReaderBase):
+    driver = "stripe_terminal"
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self, api: TerminalApi, settings: StripeTerminalSettings, reader: ReaderSettings, notify: Notify
+    ) -> None:
         self._api = api
         self._settings = settings
+        self._card_wait_s = reader.card_wait_s
+        self._cancel_confirm_s = reader.cancel_confirm_s
         self._notify = notify
         self._reader: ReaderView | None = None
         self._reader_id = settings.reader_id
@@ -206,12 +264,12 @@ class SmartReader:
             await self._start_processing(payment_intent)
             listener.display_message("follow_reader")
             try:
-                async with asyncio.timeout(self._settings.card_wait_s):
+                async with asyncio.timeout(self._card_wait_s):
                     view = await self._follow(payment_intent)
             except TimeoutError:
                 await self._cancel_action(payment_intent)
                 raise ReaderError(
-                    "card_read_timed_out", f"no card was presented within {self._settings.card_wait_s:g} s"
+                    "card_read_timed_out", f"no card was presented within {self._card_wait_s:g} s"
                 ) from None
             except asyncio.CancelledError:
                 await self._cancel_action(payment_intent)
@@ -253,8 +311,8 @@ class SmartReader:
         raise ReaderError("READER_UNAVAILABLE", "the Stripe reader would not take the payment (busy or not answering)")
 
     async def _follow(self, payment_intent: str) -> ReaderView:
-        """Poll the reader's action until it ends (gaps from poll_first_s growing to poll_max_s)."""
-        gap = self._settings.poll_first_s
+        """Poll the reader's action until it ends (gaps from POLL_FIRST_S growing to POLL_MAX_S)."""
+        gap = POLL_FIRST_S
         while True:
             await asyncio.sleep(gap)
             view = await self._look()
@@ -262,7 +320,7 @@ class SmartReader:
                 raise ReaderError("READER_UNAVAILABLE", "the reader's action was replaced by another")
             if view.action_status != "in_progress":
                 return view
-            gap = min(self._settings.poll_max_s, gap * 1.5)
+            gap = min(POLL_MAX_S, gap * 1.5)
 
     async def _look(self) -> ReaderView:
         try:
@@ -289,7 +347,7 @@ class SmartReader:
         self.state = "canceling"
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._settings.cancel_confirm_s):
+            async with asyncio.timeout(self._cancel_confirm_s):
                 await asyncio.to_thread(self._api.cancel_action, self._reader_id)
         except (TimeoutError, TerminalError) as error:
             logger.warning(

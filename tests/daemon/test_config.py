@@ -18,13 +18,16 @@ from readerhost.daemon.config import (
     EMULATOR_KEY,
     Config,
     ConfigError,
-    SimulatedReaderConfig,
+    line_of,
     load_config,
     mode_of,
     resolve_api_key,
     resolve_socket_path,
     resolve_store_path,
+    sections,
 )
+from readerhost.drivers.reader import ble, serial, simulated, stripe_terminal
+from readerhost.drivers.reader.simulated import SimulatedSettings
 from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "readerhost.toml"
@@ -67,8 +70,8 @@ def test_the_built_in_defaults() -> None:
     assert (stripe.connect_timeout_s, stripe.read_timeout_s, stripe.max_network_retries) == (5.0, 20.0, 2)
     assert (stripe.requests_per_second, stripe.emulator_port) == (20.0, 0)
     assert config.reader.driver == "simulated"
-    assert config.reader.simulated == SimulatedReaderConfig("visa", 2.0, False)
-    assert config.reader.simulated.card in TEST_CARDS
+    assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("visa", 2.0, False)
+    assert config.reader_settings(simulated.SETTINGS).card in TEST_CARDS
     payments = config.payments
     assert (payments.offline_max_payment_amount, payments.offline_max_total_amount) == (10_000, 50_000)
     assert (payments.offline_max_count, payments.offline_max_age_s, payments.reconcile_grace_s) == (20, 86_400, 600)
@@ -102,17 +105,8 @@ def test_the_shipped_file_documents_every_option_with_its_default(tmp_path: Path
             found |= keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name}
         return found
 
-    def fields_of(instance: Any, prefix: str) -> set[str]:
-        found: set[str] = set()
-        for item in dataclasses.fields(instance):
-            value = getattr(instance, item.name)
-            if dataclasses.is_dataclass(value):
-                found |= fields_of(value, f"{prefix}{item.name}.")
-            elif item.name != "source":
-                found.add(prefix + item.name)
-        return found
-
-    assert keys(tomllib.loads(text), "") == fields_of(Config(), "")
+    declared = {f"{section.name}.{key}" for section in sections() for key in section.kinds()}
+    assert keys(tomllib.loads(text), "") == declared
 
 
 def test_the_examples_in_the_configuration_reference_load(tmp_path: Path) -> None:
@@ -180,7 +174,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         requests_per_second=5.0,
         emulator_port=12111,
     )
-    assert config.reader.simulated == SimulatedReaderConfig("charge_declined", -1.0, True)
+    assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("charge_declined", -1.0, True)
     assert dataclasses.astuple(config.payments) == (5000, 20000, 5, 3600.0, 120.5)
     assert config.log.level == "debug"
     assert config.source == str(path)
@@ -188,7 +182,8 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
 
 def test_every_test_card_is_accepted(tmp_path: Path) -> None:
     for card in TEST_CARDS:
-        assert load(write(tmp_path, f'[reader.simulated]\ncard = "{card}"\n')).reader.simulated.card == card
+        config = load(write(tmp_path, f'[reader.simulated]\ncard = "{card}"\n'))
+        assert config.reader_settings(simulated.SETTINGS).card == card
 
 
 # -- lookup order -----------------------------------------------------------------------------
@@ -438,37 +433,96 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> Non
     assert error_of(path) == f"{path}: line 3: not UTF-8 text; save the file as UTF-8"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "[log]\nlevel = 'info'\n\n[api]\n# the POS\nsockt = '/x.sock'\n",
+            "line 6: unknown key [api] sockt",
+            id="key",
+        ),
+        pytest.param(
+            "[api]\nmax_clients = 4\nmax_clients_ = 0\n", "line 3: unknown key [api] max_clients_", id="similar-key"
+        ),
+        pytest.param(
+            "[stripe]\nread_timeout_s = 0\n", "line 2: [stripe] read_timeout_s must be a number above 0", id="value"
+        ),
+        pytest.param("[log]\n\n[apu]  # typo\n", "line 3: unknown table [apu]", id="table"),
+        pytest.param("\n\nsocket = '/x.sock'\n", "line 3: unknown key socket outside any table", id="outside-tables"),
+        pytest.param("[reader]\nsimulated = 'visa'\n", "line 2: [reader.simulated] must be a table", id="not-a-table"),
+        pytest.param("[reader]\nserial.port = 1\n", "line 2: unknown key [reader.serial] port", id="dotted-key"),
+        pytest.param(
+            "reader.serial.baudrate = 1\n", "line 1: [reader.serial] baudrate must be", id="dotted-from-the-top"
+        ),
+        pytest.param(
+            "[reader.serial]\nbaudrate = 9600\n[ reader . 'ble' ]\n\"address\" = 'x'\n",
+            "line 4: [reader.ble] address must be a Bluetooth address",
+            id="quoted-and-spaced",
+        ),
+        pytest.param(
+            "[reader]\nserial = { device = '/dev/x', port = 1 }\n",
+            "line 2: unknown key [reader.serial] port",
+            id="inline",
+        ),
+        pytest.param("[api]\n'max clients' = 3\n", 'line 2: unknown key [api] "max clients"', id="quoted-key"),
+        pytest.param(
+            '[api]\nsocket = """\nsockt = 1\n"""\nsockt = 2\n',
+            "line 5: unknown key [api] sockt",
+            id="after-a-long-string",
+        ),
+        pytest.param(
+            "[gpio]\nled_rgb_pins = [\n  1,\n  2,\n]\n",
+            "line 2: [gpio] led_rgb_pins must be three",
+            id="multi-line-value",
+        ),
+    ],
+)
+def test_a_mistake_in_the_file_names_its_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    assert error_of(path).startswith(f"{path}: {expected}")
+
+
+def test_the_line_of_a_key_is_found_in_the_text_or_left_out() -> None:
+    text = '[api]\nsocket = "/x.sock"\n\n[reader]\nserial = { baudrate = 9600 }\n[[pos]]\nname = "till"\n'
+    assert line_of(text, ("api",)) == 1
+    assert line_of(text, ("api", "socket")) == 2
+    assert line_of(text, ("reader", "serial", "baudrate")) == 5
+    assert line_of(text, ("pos", "name")) == 7
+    assert line_of(text, ("store", "path")) is None  # not in the file: the message then names no line
+    assert line_of(text, ("api", "max_clients")) is None
+
+
 def test_a_value_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
     message = error_of(write(tmp_path, '[log]\nlevel = "info\\nwarning"\n'))
     path = tmp_path / "readerhost.toml"
-    assert message == f'{path}: [log] level must be one of debug, info, warning, error, not "info\\nwarning"'
+    assert message == f'{path}: line 2: [log] level must be one of debug, info, warning, error, not "info\\nwarning"'
 
 
 def test_a_stripe_smart_reader_is_configured_by_its_id_or_a_registration_code(tmp_path: Path) -> None:
     by_id = load(
         write(tmp_path, '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nreader_id = "tmr_F1"\n')
     )
-    assert by_id.reader.stripe_terminal.reader_id == "tmr_F1"
+    assert by_id.reader_settings(stripe_terminal.SETTINGS).reader_id == "tmr_F1"
     text = '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nregistration_code = "simulated-wpe"\n'
     registering = load(write(tmp_path, text, "r.toml"))
-    assert registering.reader.stripe_terminal.registration_code == "simulated-wpe"
+    assert registering.reader_settings(stripe_terminal.SETTINGS).registration_code == "simulated-wpe"
     message = error_of(write(tmp_path, '[reader.stripe_terminal]\nreader_id = "pi_123"\n', "bad.toml"))
     assert '[reader.stripe_terminal] reader_id must be a Stripe id starting with "tmr_"' in message
 
 
 def test_a_serial_reader_is_configured_by_its_device(tmp_path: Path) -> None:
     path = write(tmp_path, '[reader]\ndriver = "serial"\ncard_wait_s = 30\n[reader.serial]\ndevice = "tty-link"\n')
-    reader = load(path).reader
-    assert (reader.driver, reader.card_wait_s) == ("serial", 30)
-    assert reader.serial.device == str(tmp_path / "tty-link")  # relative to the file's folder
-    assert reader.serial.baudrate == 115_200
+    config = load(path)
+    assert (config.reader.driver, config.reader.card_wait_s) == ("serial", 30)
+    assert config.reader_settings(serial.SETTINGS).device == str(tmp_path / "tty-link")  # relative to the file's folder
+    assert config.reader_settings(serial.SETTINGS).baudrate == 115_200
 
 
 def test_a_ble_reader_may_be_found_by_address_or_by_scanning(tmp_path: Path) -> None:
-    scanning = load(write(tmp_path, '[reader]\ndriver = "ble"\n')).reader
-    assert (scanning.driver, scanning.ble.address) == ("ble", "")
+    scanning = load(write(tmp_path, '[reader]\ndriver = "ble"\n'))
+    assert (scanning.reader.driver, scanning.reader_settings(ble.SETTINGS).address) == ("ble", "")
     named = load(write(tmp_path, '[reader]\ndriver = "ble"\n[reader.ble]\naddress = "C0:FF:EE:12:34:56"\n', "b.toml"))
-    assert named.reader.ble.address == "C0:FF:EE:12:34:56"
+    assert named.reader_settings(ble.SETTINGS).address == "C0:FF:EE:12:34:56"
 
 
 # -- the socket -------------------------------------------------------------------------------

@@ -17,8 +17,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from readerhost.drivers.reader.base import CollectedPaymentMethod, Notify, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import (
+    CollectedPaymentMethod,
+    Notify,
+    ReaderBase,
+    ReaderContext,
+    ReaderError,
+    ReaderListener,
+)
 
+from . import CAPABILITIES
 from .codec import Message, MessageError, MessageType
 from .session import LinkTimings, Session
 from .transport import LinkLost, LinkUnavailable, Transport
@@ -53,8 +61,20 @@ class _Collection:
     canceled: asyncio.Future[None] | None = None
 
 
-class LinkReader:
+def open_link_reader(transport: Transport, context: ReaderContext) -> LinkReader:
+    """The link reader over `transport`, with the [reader] settings the serial and BLE drivers share."""
+    reader = context.reader
+    settings = LinkSettings(
+        card_wait_s=reader.card_wait_s, cancel_confirm_s=reader.cancel_confirm_s, backoff_max_s=reader.reconnect_max_s
+    )
+    return LinkReader(transport, settings, context.notify, context.host)
+
+
+class LinkReader(ReaderBase):
+    capabilities = CAPABILITIES
+
     def __init__(self, transport: Transport, settings: LinkSettings, notify: Notify, host: str = "readerhost") -> None:
+        self.driver = str(transport.describe()["transport"])  # serial, ble
         self._transport = transport
         self._settings = settings
         self._notify = notify
