@@ -151,8 +151,7 @@ class Daemon:
             self.worker,
             self.reader,
             self._events,
-            # Stripe's smart readers go to Stripe themselves: no payment without it.
-            ServiceSettings(stripe_config.terminal_id, offline, self.config.reader.driver != "stripe_terminal"),
+            ServiceSettings(stripe_config.terminal_id, offline),
         )
         self.reconciler = reconciler = Reconciler(
             store, gateway, self.service, stripe_config.terminal_id, grace_s=payments.reconcile_grace_s

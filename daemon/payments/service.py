@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from readerhost.daemon.journal import MessageId
-from readerhost.drivers.reader.base import DISPLAY_MESSAGES, CollectedPaymentMethod, Reader, ReaderError
+from readerhost.drivers.reader.base import DISPLAY_MESSAGES, Capability, CollectedPaymentMethod, Reader, ReaderError
 
 from . import keys, validation
 from .events import Event, EventHub
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 class ServiceSettings:
     terminal_id: str = "readerhost"
     offline: OfflineLimits = field(default_factory=OfflineLimits)
-    reader_works_offline: bool = True  # False for Stripe's smart readers, which go to Stripe themselves
 
 
 class RequestRefused(Exception):
@@ -102,7 +101,7 @@ class PaymentService:
             raise RequestRefused(
                 Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this payment requires online", retryable=True
             )
-        if not self._worker.health.reachable and not self._settings.reader_works_offline:
+        if not self._worker.health.reachable and not self._reader_stores_offline:
             raise RequestRefused(
                 Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this reader works only online", retryable=True
             )
@@ -244,6 +243,8 @@ class PaymentService:
         payment = self._store.payment(op.payment_id)
         if payment is None or not outcome.unreachable or payment.request.offline is not OfflineMode.PREFER_ONLINE:
             return
+        if not self._reader_stores_offline:
+            return
         if payment.state is State.CREATING and op.kind == Kind.CREATE:
             payment = self._commit(
                 payment, payment.moved_to(State.COLLECTING, self._clock()), "Stripe unreachable: collecting offline"
@@ -357,13 +358,14 @@ class PaymentService:
         attempt = current.attempts
         key = keys.operation_key(current.payment_id, Kind.CONFIRM, attempt)
         params: dict[str, Any] = {"payment_method": method.reference, "attempt": attempt}
-        if method.processed:  # the reader went to Stripe itself, so it is online: learn what it did
+        by_reader = Capability.CONFIRMS_ITSELF in self._reader.capabilities
+        if by_reader:  # the reader went to Stripe itself, so it is online: learn what it did
             params["by_reader"] = True
-        offline = not method.processed and not self._worker.health.reachable and self._offline_allowed(current)
+        offline = not by_reader and not self._worker.health.reachable and self._offline_allowed(current)
         target = State.QUEUED_OFFLINE if offline else State.PROCESSING
         after = current.moved_to(target, self._clock(), offline=offline or current.offline)
         detail = "card read: stored offline" if offline else "card read: authorising"
-        if method.processed:
+        if by_reader:
             detail = "the reader presented the card to Stripe: reading the outcome"
         return self._commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
 
@@ -510,8 +512,18 @@ class PaymentService:
 
     # -- offline ------------------------------------------------------------------------------
 
+    @property
+    def _reader_stores_offline(self) -> bool:
+        """Whether the host may keep what the reader read and authorise it later (not with a reader
+        that goes to Stripe itself)."""
+        return Capability.STORES_OFFLINE in self._reader.capabilities
+
     def _offline_allowed(self, payment: Payment) -> bool:
-        return payment.request.offline is OfflineMode.PREFER_ONLINE and self._offline_problem(payment.request) is None
+        return (
+            payment.request.offline is OfflineMode.PREFER_ONLINE
+            and self._reader_stores_offline
+            and self._offline_problem(payment.request) is None
+        )
 
     def _check_offline_limits(self, request: PaymentRequest) -> None:
         problem = self._offline_problem(request) if request.offline is OfflineMode.PREFER_ONLINE else None

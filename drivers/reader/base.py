@@ -46,9 +46,8 @@ class CollectedPaymentMethod:
     brand: str
     last4: str
     read_method: str
-    # A server-driven reader (Stripe's smart readers) presents the card to Stripe itself: the
-    # PaymentIntent is already confirmed, or declined, and must be read back, not confirmed again.
-    processed: bool = False
+    # From a reader that CONFIRMS_ITSELF (Stripe's smart readers) the fields may be empty: the card
+    # is on the PaymentIntent, already confirmed or declined, and is read back from Stripe.
 
 
 @dataclass(frozen=True)

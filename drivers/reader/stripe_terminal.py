@@ -3,11 +3,11 @@ Stripe's API: the reader takes the card and presents it to Stripe itself.
 
 `collect` asks the reader to process the payment's PaymentIntent, then follows the reader's
 action by polling (a kiosk cannot receive webhooks) until it ends. A success, or a decline, comes
-back as a `processed` payment method: the daemon then reads the PaymentIntent, the source of
-truth, and never confirms it itself. Anything else ends the collection with a reader error, and
-the payment can collect again. A cancel stops the reader's action (bounded in time); if the
-customer's card went through at that very moment, the daemon's cancel of the PaymentIntent
-releases the authorisation.
+back as a collected payment method of a reader that CONFIRMS_ITSELF: the daemon then reads the
+PaymentIntent, the source of truth, and never confirms it itself. Anything else ends the
+collection with a reader error, and the payment can collect again. A cancel stops the reader's
+action (bounded in time); if the customer's card went through at that very moment, the daemon's
+cancel of the PaymentIntent releases the authorisation.
 
 Why process_payment_intent needs no idempotency key kept in the store: it moves no money. Only
 the PaymentIntent's confirmation does, and a PaymentIntent is confirmed at most once whatever
@@ -334,10 +334,10 @@ class SmartReader(ReaderBase):
 
     def _result(self, view: ReaderView) -> CollectedPaymentMethod:
         if view.action_status == "succeeded":
-            return CollectedPaymentMethod("", "", "", "", processed=True)
+            return CollectedPaymentMethod("", "", "", "")
         code = view.failure_code or "failed"
         if code in _DECLINED:
-            return CollectedPaymentMethod("", "", "", "", processed=True)  # the decline is on the PaymentIntent
+            return CollectedPaymentMethod("", "", "", "")  # the decline is on the PaymentIntent
         if code in _CUSTOMER_CANCELED:
             raise ReaderError("canceled_on_reader", "the customer canceled on the reader")
         raise ReaderError(code, view.failure_message or f"the reader's action failed ({code})")

@@ -11,6 +11,7 @@ from support.payments_core import Core, run, running_core
 from readerhost.daemon.payments.model import State
 from readerhost.daemon.payments.offline import OfflineLimits
 from readerhost.daemon.payments.service import RequestRefused
+from readerhost.drivers.reader.base import Capability
 
 
 def stripe_down(emulator: EmulatorHandle) -> None:
@@ -115,5 +116,33 @@ def test_require_online_never_goes_offline(stripe_emulator: EmulatorHandle, tmp_
             authorised = await core.until_state(payment.payment_id, State.AUTHORIZED)
             assert not authorised.offline
             assert "queued_offline" not in core.states_told(payment.payment_id)
+
+    run(scenario())
+
+
+def test_a_reader_that_confirms_itself_never_collects_without_stripe(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # A smart reader needs the PaymentIntent to take the card: with Stripe gone after the start, the
+    # payment waits in `creating` (the POS may cancel it) instead of collecting offline.
+    smart = frozenset({Capability.CONFIRMS_ITSELF})
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db", reader_capabilities=smart) as core:
+            stripe_down(stripe_emulator)
+            payment = await core.service.start(
+                {"order_id": "O-S", "amount": 1200, "currency": "usd", "offline": "prefer_online"}
+            )
+            tried = lambda: core.store.operations_of(payment.payment_id)[0].attempts >= 2  # noqa: E731
+            await core.until(tried, what="the create to meet Stripe down twice")
+            assert core.payment(payment.payment_id).state is State.CREATING
+            assert core.reader.collections == 0
+            stripe_emulator.emulator.faults.clear()  # Stripe is back: now the reader collects
+            await core.until_collecting()
+            collecting = core.payment(payment.payment_id)
+            assert collecting.state is State.COLLECTING
+            assert collecting.payment_intent is not None
+            assert not collecting.offline
+            await core.service.cancel(payment.payment_id)
 
     run(scenario())

@@ -12,6 +12,7 @@ from support.payments_core import run, running_core
 from readerhost.daemon.payments.model import State
 from readerhost.daemon.payments.service import RequestRefused
 from readerhost.daemon.payments.validation import InvalidRequest
+from readerhost.drivers.reader.base import Capability
 
 
 def test_happy_path_creates_authorises_and_captures_once(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
@@ -272,11 +273,12 @@ def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_aga
     stripe_emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
     # Stripe's smart readers confirm the PaymentIntent themselves; the test plays that reader with
-    # stripe-python against the emulator, then hands the daemon a `processed` payment method.
+    # stripe-python against the emulator, then hands the daemon what it read.
     reader_side = make_client(stripe_emulator.url)
 
     async def scenario() -> None:
-        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+        smart = frozenset({Capability.CONFIRMS_ITSELF})
+        async with running_core(stripe_emulator, tmp_path / "store.db", reader_capabilities=smart) as core:
             # A decline first: the PaymentIntent comes back with the reader's decline on it.
             payment = await core.service.start({"order_id": "SR-1", "amount": 2000, "currency": "usd"})
             await core.until_collecting()
@@ -287,7 +289,7 @@ def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_aga
                 reader_side.v1.payment_intents.confirm(
                     intent_id, {"payment_method": "pm_card_present_charge_declined_insufficient_funds"}
                 )
-            core.reader.present("pm_card_present_charge_declined_insufficient_funds", processed=True)
+            core.reader.present("pm_card_present_charge_declined_insufficient_funds")
             declined = await core.until_state(payment.payment_id, State.DECLINED)
             assert declined.decline is not None
             assert declined.decline.decline_code == "insufficient_funds"
@@ -296,7 +298,7 @@ def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_aga
             await core.service.collect_again(payment.payment_id)
             await core.until_collecting()
             reader_side.v1.payment_intents.confirm(intent_id, {"payment_method": "pm_card_present_mastercard"})
-            core.reader.present("pm_card_present_mastercard", "mastercard", "4444", processed=True)
+            core.reader.present("pm_card_present_mastercard", "mastercard", "4444")
             authorised = await core.until_state(payment.payment_id, State.AUTHORIZED)
             assert authorised.card is not None
             assert authorised.card.brand == "mastercard"

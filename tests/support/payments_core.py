@@ -20,7 +20,8 @@ from readerhost.daemon.payments.offline import OfflineLimits
 from readerhost.daemon.payments.service import PaymentService, ServiceSettings
 from readerhost.daemon.payments.store import Store
 from readerhost.daemon.payments.worker import Worker, WorkerSettings
-from readerhost.drivers.reader.scripted import ScriptedReader
+from readerhost.drivers.reader.base import Capability
+from support.scripted_reader import ScriptedReader
 
 FAST_WORKER = WorkerSettings(
     backoff_base_s=0.05,
@@ -102,8 +103,10 @@ async def running_core(
     read_timeout_s: float = 2.0,
     clock: Callable[[], float] = time.time,
     gateway_class: type[StripeGateway] = StripeGateway,
+    reader_capabilities: frozenset[Capability] = frozenset({Capability.STORES_OFFLINE}),
 ) -> AsyncIterator[Core]:
-    """`gateway_class` may be a StripeGateway subclass that observes the calls (benchmarks count them)."""
+    """`gateway_class` may be a StripeGateway subclass that observes the calls (benchmarks count them);
+    `reader_capabilities` make the scripted reader play another kind of reader."""
     store = Store.open(db)
     gateway = gateway_class(
         GatewaySettings(
@@ -116,7 +119,7 @@ async def running_core(
     )
     events = EventHub()
     worker = Worker(store, gateway, events, worker_settings, clock=clock)
-    reader = ScriptedReader()
+    reader = ScriptedReader(capabilities=reader_capabilities)
     service = PaymentService(store, worker, reader, events, ServiceSettings(terminal_id, offline), clock=clock)
     core = Core(emulator, store, events, worker, reader, service)
     events.subscribe(core.record)

@@ -1,4 +1,4 @@
-"""A reader driven by its caller: tests (and later the simulated reader) present cards on cue.
+"""A reader driven by its caller: the payment core's tests present cards on cue.
 
 `collect` announces the input options, then waits for the next scripted step: a card to hand
 back, a display message to show first, or a failure. No timers: every step is pushed by whoever
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .base import Capability, CollectedPaymentMethod, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import Capability, CollectedPaymentMethod, ReaderError, ReaderListener
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,14 @@ _Step = CollectedPaymentMethod | _Message | _Failure
 
 
 class ScriptedReader:
-    # As the simulated reader: the host confirms what it hands over (a test may still play a smart
-    # reader's `processed` outcome).
-    capabilities = frozenset({Capability.PRESENTS_TEST_CARDS, Capability.STORES_OFFLINE})
-
-    def __init__(self, input_options: tuple[str, ...] = ("tap", "insert", "swipe")) -> None:
+    def __init__(
+        self,
+        input_options: tuple[str, ...] = ("tap", "insert", "swipe"),
+        capabilities: frozenset[Capability] = frozenset({Capability.STORES_OFFLINE}),
+    ) -> None:
+        """By default the reader hands over what it reads for the host to confirm, as the simulated
+        reader does; with CONFIRMS_ITSELF it plays a smart reader, which goes to Stripe itself."""
+        self.capabilities = capabilities
         self._steps: asyncio.Queue[_Step] = asyncio.Queue()
         self._input_options = list(input_options)
         self.collecting = asyncio.Event()  # set while a collection waits for a card
@@ -49,11 +52,9 @@ class ScriptedReader:
         brand: str = "visa",
         last4: str = "4242",
         read_method: str = "contactless_emv",
-        *,
-        processed: bool = False,
     ) -> None:
-        """The card is read; `processed`: as a server-driven reader, which presented it to Stripe itself."""
-        self._steps.put_nowait(CollectedPaymentMethod(reference, brand, last4, read_method, processed))
+        """The card is read (a reader that confirms itself has presented it to Stripe by then)."""
+        self._steps.put_nowait(CollectedPaymentMethod(reference, brand, last4, read_method))
 
     def show(self, message: str) -> None:
         self._steps.put_nowait(_Message(message))
