@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from readerhost.drivers.reader import DRIVERS
-from readerhost.drivers.reader.base import Cart, ReaderContext, ReaderError
+from readerhost.drivers.reader.base import UNREACHED, Cart, ReaderContext, ReaderError
 
 from .api.listen import SocketInUse, bind_unix_socket
 from .api.methods import Methods
@@ -270,7 +270,7 @@ class Daemon:
         from .ui.controller import UiController
 
         # A serial or BLE reader is not reached yet: the screen says so until reader.connected.
-        reader_connected = self.reader.status()["state"] not in ("connecting", "disconnected")
+        reader_connected = self.reader.status()["state"] not in UNREACHED
         self.ui = UiController(
             panel,
             controls,

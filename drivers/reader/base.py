@@ -67,6 +67,20 @@ class Cart:
     total: int
 
 
+class ReaderState(StrEnum):
+    """Where a reader stands (`status()["state"]`, `reader.state` on the socket)."""
+
+    CONNECTING = "connecting"  # not reached yet since the daemon started
+    READY = "ready"
+    COLLECTING = "collecting"
+    CANCELING = "canceling"  # a collection is being stopped
+    DISCONNECTED = "disconnected"  # reached once, lost since
+
+
+# The reader has not answered (yet, or any more): nothing can be collected.
+UNREACHED = frozenset({ReaderState.CONNECTING, ReaderState.DISCONNECTED})
+
+
 class Capability(StrEnum):
     """What the daemon may ask of a reader, or leave to it."""
 

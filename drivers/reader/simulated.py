@@ -15,7 +15,7 @@ from typing import Any
 
 from readerhost.drivers.settings import Flag, Number, Section, Settings, Text, setting
 
-from .base import Capability, CollectedPaymentMethod, ReaderBase, ReaderContext, ReaderListener
+from .base import Capability, CollectedPaymentMethod, ReaderBase, ReaderContext, ReaderListener, ReaderState
 
 INPUT_OPTIONS = ["tap", "insert", "swipe"]
 
@@ -72,7 +72,7 @@ class SimulatedReader(ReaderBase):
         self._present_after_s = present_after_s
         self._retry_card_once = retry_card_once
         self._presented: asyncio.Queue[CollectedPaymentMethod] = asyncio.Queue()
-        self.state = "ready"
+        self.state = ReaderState.READY
 
     async def start(self) -> None:
         pass  # nothing to connect to
@@ -86,7 +86,7 @@ class SimulatedReader(ReaderBase):
     def present(self, card: str) -> None:
         """Present a test card to the collection in progress (ValueError for an unknown card)."""
         method = card_named(card)
-        if self.state != "collecting":
+        if self.state is not ReaderState.COLLECTING:
             raise NotCollecting("the reader is not waiting for a card")
         self._presented.put_nowait(method)
 
@@ -96,7 +96,7 @@ class SimulatedReader(ReaderBase):
     async def collect(
         self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
     ) -> CollectedPaymentMethod:
-        self.state = "collecting"
+        self.state = ReaderState.COLLECTING
         try:
             listener.input_options(list(INPUT_OPTIONS))
             if self._retry_card_once:  # the first read fails, as a chip read sometimes does
@@ -111,7 +111,7 @@ class SimulatedReader(ReaderBase):
                 listener.card_event("card_removed")
             return method
         finally:
-            self.state = "ready"
+            self.state = ReaderState.READY
             while not self._presented.empty():  # a card nobody took is not the next customer's
                 self._presented.get_nowait()
 

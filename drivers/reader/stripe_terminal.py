@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from readerhost.drivers.reader.base import (
+    UNREACHED,
     Capability,
     Cart,
     CollectedPaymentMethod,
@@ -34,6 +35,7 @@ from readerhost.drivers.reader.base import (
     ReaderContext,
     ReaderError,
     ReaderListener,
+    ReaderState,
 )
 from readerhost.drivers.settings import Missing, Section, Settings, Text, setting
 
@@ -152,7 +154,7 @@ class SmartReader(ReaderBase):
         self._reader_id = settings.reader_id
         self._online: bool | None = None  # None: not known yet
         self._last_error = "not reached yet"
-        self.state = "connecting"
+        self.state = ReaderState.CONNECTING
 
     # -- lifecycle and status ---------------------------------------------------------------------
 
@@ -216,8 +218,8 @@ class SmartReader(ReaderBase):
             self._went_offline("the reader is offline at Stripe (no signal for 2 minutes: power, network)")
 
     def _came_online(self) -> None:
-        if self.state in ("connecting", "disconnected"):
-            self.state = "ready"
+        if self.state in UNREACHED:
+            self.state = ReaderState.READY
         if self._online is not True:
             reason = "connected" if self._online is None else "reconnected"
             self._online = True
@@ -225,7 +227,7 @@ class SmartReader(ReaderBase):
 
     def _went_offline(self, why: str) -> None:
         self._last_error = why
-        self.state = "disconnected"
+        self.state = ReaderState.DISCONNECTED
         if self._online is not False:
             self._online = False
             self._notify("reader.disconnected", self._identity(why))
@@ -259,7 +261,7 @@ class SmartReader(ReaderBase):
             raise ReaderError("READER_UNAVAILABLE", "a Stripe reader needs the PaymentIntent, which is not created yet")
         if not self._reader_id:
             raise ReaderError("READER_UNAVAILABLE", f"the Stripe reader is not registered ({self._last_error})")
-        self.state = "collecting"
+        self.state = ReaderState.COLLECTING
         try:
             await self._start_processing(payment_intent)
             listener.display_message("follow_reader")
@@ -276,8 +278,8 @@ class SmartReader(ReaderBase):
                 raise
             return self._result(view)
         finally:
-            if self.state in ("collecting", "canceling"):
-                self.state = "ready"
+            if self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
+                self.state = ReaderState.READY
 
     async def _start_processing(self, payment_intent: str) -> None:
         """Ask the reader to process the PaymentIntent; learn the truth before asking again."""
@@ -344,7 +346,7 @@ class SmartReader(ReaderBase):
 
     async def _cancel_action(self, payment_intent: str | None) -> None:
         """Stop the reader's action, within cancel_confirm_s; a failure is logged, never raised."""
-        self.state = "canceling"
+        self.state = ReaderState.CANCELING
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._cancel_confirm_s):

@@ -24,6 +24,7 @@ from readerhost.drivers.reader.base import (
     ReaderContext,
     ReaderError,
     ReaderListener,
+    ReaderState,
 )
 
 from . import CAPABILITIES
@@ -91,7 +92,7 @@ class LinkReader(ReaderBase):
         self._connected_since: float | None = None
         self._connections = 0
         self._gate = asyncio.Lock()  # one collection (or the cancel ending one) at a time
-        self.state = "connecting"
+        self.state = ReaderState.CONNECTING
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class LinkReader(ReaderBase):
         self._session = session
         self._connections += 1
         self._connected_since = time.time()
-        self.state = "ready"
+        self.state = ReaderState.READY
         reason = "connected" if self._connections == 1 else "reconnected"
         self._notify("reader.connected", {"id": body["serial"], "model": body["model"], "reason": reason})
 
@@ -203,7 +204,7 @@ class LinkReader(ReaderBase):
         self._session = None
         self._connected_since = None
         self._down_reason = reason
-        self.state = "disconnected"
+        self.state = ReaderState.DISCONNECTED
         collection = self._collection
         if collection is not None and not collection.result.done():
             collection.result.set_exception(
@@ -237,7 +238,7 @@ class LinkReader(ReaderBase):
             number = next(self._numbers)
             collection = _Collection(number, listener, loop.create_future())
             self._collection = collection
-            self.state = "collecting"
+            self.state = ReaderState.COLLECTING
             wait_s = self._settings.card_wait_s
             try:
                 try:
@@ -260,7 +261,7 @@ class LinkReader(ReaderBase):
                     collection.result.exception()  # a late error nobody awaits is not worth a warning
                 self._collection = None
                 if self._session is not None:
-                    self.state = "ready"
+                    self.state = ReaderState.READY
 
     async def _cancel_on_device(self, session: Session, collection: _Collection) -> None:
         """Tell the device to stop and wait, boundedly, for CANCELED; reset the link otherwise."""
@@ -268,7 +269,7 @@ class LinkReader(ReaderBase):
             return  # the device ended it itself (an error, or the link is gone)
         collection.canceling = True
         collection.canceled = asyncio.get_running_loop().create_future()
-        self.state = "canceling"
+        self.state = ReaderState.CANCELING
         try:
             async with asyncio.timeout(self._settings.cancel_confirm_s):
                 await session.send(MessageType.CANCEL, {"collection": collection.number})
