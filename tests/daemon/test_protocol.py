@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from support.daemon import LineClient, running_daemon
 
+from readerhost.daemon.api.methods import METHODS
 from readerhost.daemon.api.protocol import REASON_CODES
 
 
@@ -153,6 +154,29 @@ def test_bad_requests_get_a_clear_error_and_the_connection_stays_usable(
             still = await client.call("status.get")
             assert "result" in still
             assert (await client.call("payment.list"))["result"]["payments"] == []
+            await client.close()
+
+    run(scenario())
+
+
+def test_every_method_refuses_parameters_its_table_entry_lacks_and_asks_for_its_required_ones(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path) as daemon:
+            client = await connected(daemon.socket_path)
+            for method in METHODS:
+                reply = await client.call(method.name, {"colour": "blue"})
+                assert reply["error"] == {
+                    "code": -32602,
+                    "message": "unknown parameter 'colour'",
+                    "data": {"reason": "INVALID_PARAMS", "field": "colour", "retryable": False},
+                }, method.name
+                required = {param.name for param in method.params if param.required}
+                if required:
+                    reply = await client.call(method.name, {})
+                    assert reply["error"]["data"]["field"] in required, method.name
+            assert (await client.call("payment.list"))["result"]["payments"] == []  # nothing was started
             await client.close()
 
     run(scenario())
