@@ -234,6 +234,30 @@ def test_a_client_that_leaves_mid_collection_cancels_its_payment(tmp_path: Path)
     run(scenario())
 
 
+def test_the_client_that_collects_again_owns_the_new_collection(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path) as daemon:
+            watcher = await connected(daemon.socket_path)
+            await watcher.call("events.subscribe", {"topics": ["payment"]})
+            first = await connected(daemon.socket_path)
+            payment_id = (await first.call("payment.start", {"order_id": "O-1", "amount": 1000, "currency": "usd"}))[
+                "result"
+            ]["payment_id"]
+            await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "collecting")
+            assert (await first.call("reader.present", {"card": "charge_declined"}))["result"] == {}
+            await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "declined")
+            second = await connected(daemon.socket_path)
+            again = await second.call("payment.collect_again", {"payment_id": payment_id})
+            assert again["result"]["state"] == "collecting"
+            await second.close()  # the second client asked for this card: its leaving abandons the payment
+            canceled = await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "canceled")
+            assert canceled["params"]["data"]["payment_id"] == payment_id
+            await first.close()
+            await watcher.close()
+
+    run(scenario())
+
+
 SLOW = """
 [api]
 max_queued_messages = 4
