@@ -7,22 +7,26 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from . import wire
 from .base import ClientBase
 from .errors import CannotConnect, ConnectionLost, ProtocolError, ReaderhostError
+from .methods import PosMethods, Rpc
 from .paths import default_socket_path
-from .wire import Banner, Event, Response, Timestamp
+from .wire import Banner, Event, Response
 
 _DEFAULT: Any = object()  # "the client's call timeout"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class AsyncClient(ClientBase):
-    """A connection to readerhostd. Create it with `await AsyncClient.connect(...)`."""
+class AsyncClient(ClientBase, PosMethods):
+    """A connection to readerhostd. Create it with `await AsyncClient.connect(...)`; the POS methods
+    (status, start_payment, ...) are PosMethods' (client/methods.py)."""
 
     def __init__(
         self,
@@ -109,69 +113,9 @@ class AsyncClient(ClientBase):
         finally:
             self._pending.pop(request_id, None)
 
-    async def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("status.get")
-        return result
-
-    async def start_payment(self, order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
-        """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret."""
-        result: dict[str, Any] = await self.call(
-            "payment.start", wire.start_params(order_id, amount, currency, options)
-        )
-        return result
-
-    async def get_payment(self, payment_id: str | None = None, order_id: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("payment.get", wire.get_params(payment_id, order_id))
-        return result
-
-    async def list_payments(
-        self, states: Iterable[str] | None = None, since: Timestamp | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The payments, newest first."""
-        result = await self.call("payment.list", wire.list_params(states, since, limit))
-        payments: list[dict[str, Any]] = result["payments"]
-        return payments
-
-    async def confirm(self, payment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("payment.confirm", {"payment_id": payment_id})
-        return result
-
-    async def collect_again(self, payment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("payment.collect_again", {"payment_id": payment_id})
-        return result
-
-    async def capture(self, payment_id: str, amount: int | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("payment.capture", wire.capture_params(payment_id, amount))
-        return result
-
-    async def cancel(self, payment_id: str, reason: str | None = None) -> dict[str, Any]:
-        """payment.cancel; reason: requested_by_customer (the daemon's default), abandoned, duplicate, fraudulent."""
-        result: dict[str, Any] = await self.call("payment.cancel", wire.cancel_params(payment_id, reason))
-        return result
-
-    async def reconcile(
-        self,
-        completed_order_ids: Iterable[str] | None = None,
-        since: Timestamp | None = None,
-        until: Timestamp | None = None,
-        dry_run: bool = True,
-    ) -> dict[str, Any]:
-        params = wire.reconcile_params(completed_order_ids, since, until, dry_run)
-        result: dict[str, Any] = await self.call("reconcile.run", params)
-        return result
-
-    async def subscribe(self, topics: Iterable[str] | None = None) -> dict[str, Any]:
-        """events.subscribe (all topics by default); returns the snapshot. Events then arrive on events()."""
-        result = await self.call("events.subscribe", wire.subscribe_params(topics))
-        snapshot: dict[str, Any] = result["snapshot"]
-        return snapshot
-
-    async def show(self, lines: Iterable[str], ttl_s: float | None = None) -> None:
-        await self.call("display.show", wire.show_params(lines, ttl_s))
-
-    async def present(self, card: str) -> None:
-        """Present a test card to the simulated reader (protocol 1.1)."""
-        await self.call("reader.present", {"card": card})
+    async def _request(self, rpc: Rpc[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """One method of the table: its parameters built from the arguments, its result shaped."""
+        return rpc.result(await self.call(rpc.method, rpc.params(*args, **kwargs)))
 
     # -- events --------------------------------------------------------------------------------
 

@@ -9,25 +9,29 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from . import wire
 from .aio import _why
 from .base import ClientBase
 from .errors import CannotConnect, ConnectionLost, ProtocolError
+from .methods import PosMethods, Rpc
 from .paths import default_socket_path
-from .wire import Banner, Event, Response, Timestamp
+from .wire import Banner, Event, Response
 
 _DEFAULT: Any = object()
 _CHUNK = 64 * 1024
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class Client(ClientBase):
-    """A blocking connection to readerhostd. Create it with `Client.connect(...)`; events that
-    arrive while a call waits for its answer are kept for next_event()/events()."""
+class Client(ClientBase, PosMethods):
+    """A blocking connection to readerhostd. Create it with `Client.connect(...)`; the POS methods
+    (status, start_payment, ...) are PosMethods' (client/methods.py). Events that arrive while a
+    call waits for its answer are kept for next_event()/events()."""
 
     def __init__(
         self,
@@ -127,66 +131,9 @@ class Client(ClientBase):
                 return message.result
             # anything else: an event kept above, or the late answer to a call that timed out
 
-    def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("status.get")
-        return result
-
-    def start_payment(self, order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
-        """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret."""
-        result: dict[str, Any] = self.call("payment.start", wire.start_params(order_id, amount, currency, options))
-        return result
-
-    def get_payment(self, payment_id: str | None = None, order_id: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("payment.get", wire.get_params(payment_id, order_id))
-        return result
-
-    def list_payments(
-        self, states: Iterable[str] | None = None, since: Timestamp | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The payments, newest first."""
-        payments: list[dict[str, Any]] = self.call("payment.list", wire.list_params(states, since, limit))["payments"]
-        return payments
-
-    def confirm(self, payment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("payment.confirm", {"payment_id": payment_id})
-        return result
-
-    def collect_again(self, payment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("payment.collect_again", {"payment_id": payment_id})
-        return result
-
-    def capture(self, payment_id: str, amount: int | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("payment.capture", wire.capture_params(payment_id, amount))
-        return result
-
-    def cancel(self, payment_id: str, reason: str | None = None) -> dict[str, Any]:
-        """payment.cancel; reason: requested_by_customer (the daemon's default), abandoned, duplicate, fraudulent."""
-        result: dict[str, Any] = self.call("payment.cancel", wire.cancel_params(payment_id, reason))
-        return result
-
-    def reconcile(
-        self,
-        completed_order_ids: Iterable[str] | None = None,
-        since: Timestamp | None = None,
-        until: Timestamp | None = None,
-        dry_run: bool = True,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(
-            "reconcile.run", wire.reconcile_params(completed_order_ids, since, until, dry_run)
-        )
-        return result
-
-    def subscribe(self, topics: Iterable[str] | None = None) -> dict[str, Any]:
-        """events.subscribe (all topics by default); returns the snapshot. Events then arrive on events()."""
-        snapshot: dict[str, Any] = self.call("events.subscribe", wire.subscribe_params(topics))["snapshot"]
-        return snapshot
-
-    def show(self, lines: Iterable[str], ttl_s: float | None = None) -> None:
-        self.call("display.show", wire.show_params(lines, ttl_s))
-
-    def present(self, card: str) -> None:
-        """Present a test card to the simulated reader (protocol 1.1)."""
-        self.call("reader.present", {"card": card})
+    def _request(self, rpc: Rpc[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """One method of the table: its parameters built from the arguments, its result shaped."""
+        return rpc.result(self.call(rpc.method, rpc.params(*args, **kwargs)))
 
     # -- events --------------------------------------------------------------------------------
 

@@ -5,9 +5,8 @@ Shared by the asyncio and the blocking client; pure functions, no I/O.
 
 from __future__ import annotations
 
-import datetime
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -144,70 +143,3 @@ def _load(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError(INTERNAL_ERROR, "the daemon sent a line that is not a JSON object")
     return message
-
-
-# -- parameters of the convenience methods ----------------------------------------------------
-
-Timestamp = str | datetime.datetime
-
-
-def rfc3339(value: Timestamp) -> str:
-    """A time as the protocol wants it; a datetime must carry its time zone."""
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        raise ValueError("a datetime sent to readerhostd needs a time zone (e.g. datetime.now(UTC))")
-    return value.isoformat()
-
-
-def start_params(order_id: str, amount: int, currency: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    return {"order_id": order_id, "amount": amount, "currency": currency, **options}
-
-
-def get_params(payment_id: str | None, order_id: str | None) -> dict[str, Any]:
-    if (payment_id is None) == (order_id is None):
-        raise ValueError("give exactly one of payment_id and order_id")
-    return {"payment_id": payment_id} if payment_id is not None else {"order_id": order_id}
-
-
-def list_params(states: Iterable[str] | None, since: Timestamp | None, limit: int | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if states is not None:
-        params["states"] = list(states)
-    if since is not None:
-        params["since"] = rfc3339(since)
-    if limit is not None:
-        params["limit"] = limit
-    return params
-
-
-def capture_params(payment_id: str, amount: int | None) -> dict[str, Any]:
-    return {"payment_id": payment_id} if amount is None else {"payment_id": payment_id, "amount": amount}
-
-
-def cancel_params(payment_id: str, reason: str | None) -> dict[str, Any]:
-    return {"payment_id": payment_id} if reason is None else {"payment_id": payment_id, "reason": reason}
-
-
-def reconcile_params(
-    completed_order_ids: Iterable[str] | None, since: Timestamp | None, until: Timestamp | None, dry_run: bool
-) -> dict[str, Any]:
-    params: dict[str, Any] = {"dry_run": dry_run}
-    if completed_order_ids is not None:
-        params["completed_order_ids"] = list(completed_order_ids)
-    if since is not None:
-        params["since"] = rfc3339(since)
-    if until is not None:
-        params["until"] = rfc3339(until)
-    return params
-
-
-def subscribe_params(topics: Iterable[str] | None) -> dict[str, Any]:
-    return {"topics": list(TOPICS if topics is None else topics)}
-
-
-def show_params(lines: Iterable[str], ttl_s: float | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"lines": list(lines)}
-    if ttl_s is not None:
-        params["ttl_s"] = ttl_s
-    return params

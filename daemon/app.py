@@ -27,10 +27,10 @@ from typing import Any
 from readerhost.drivers.reader import DRIVERS
 from readerhost.drivers.reader.base import UNREACHED, Cart, ReaderContext, ReaderError
 
+from .api.layer import PosApi
 from .api.listen import SocketInUse, bind_unix_socket
-from .api.methods import Methods
-from .api.protocol import PROTOCOL_VERSION, notification_line
-from .api.server import ApiServer, Client, PeerPolicy, ServerLimits
+from .api.protocol import PROTOCOL_VERSION
+from .api.server import PeerPolicy, ServerLimits
 from .config import (
     EMULATOR_KEY,
     Config,
@@ -51,7 +51,6 @@ from .payments.worker import Worker, WorkerSettings
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 logger = logging.getLogger("readerhostd")
-HOLDING_READER = ("creating", "collecting", "awaiting_confirmation")
 
 
 def version() -> str:
@@ -90,7 +89,6 @@ class Daemon:
         self.socket_path = resolve_socket_path(config, env, cwd)
         self.store_path = resolve_store_path(config, env, home)
         self._events = EventHub()
-        self._owners: dict[str, int] = {}
         self._display: list[str] = []
         self._display_timer: asyncio.TimerHandle | None = None
         self._emulator: Any = None
@@ -157,14 +155,19 @@ class Daemon:
             store, gateway, self.service, stripe_config.terminal_id, grace_s=payments.reconcile_grace_s
         )
         api = self.config.api
-        self.server = ApiServer(
-            Methods(self.service, reconciler, self, self._owners),
-            self.banner,
-            PeerPolicy(frozenset(api.allowed_uids), frozenset(api.allowed_gids)),
-            ServerLimits(api.max_clients, api.max_queued_messages, api.slow_client_timeout_s),
-            on_disconnect=self._client_left,
+        pos_api = PosApi(
+            payments=self.service,
+            reconciler=reconciler,
+            status=self,
+            display=self,
+            reader=self,
+            boot_id=self.boot_id,
+            banner=self.banner,
+            policy=PeerPolicy(frozenset(api.allowed_uids), frozenset(api.allowed_gids)),
+            limits=ServerLimits(api.max_clients, api.max_queued_messages, api.slow_client_timeout_s),
         )
-        self._events.subscribe(self._forward)
+        self.server = pos_api.server
+        self._events.subscribe(pos_api.on_event)
         self._start_ui()
         await self.service.recover()
         self._worker_task = asyncio.create_task(self.worker.run())
@@ -408,35 +411,6 @@ class Daemon:
             await self.reader.show_cart(cart)
         except ReaderError as error:
             raise RequestRefused(Reason.READER_UNAVAILABLE, error.message, retryable=True) from None
-
-    # -- events -------------------------------------------------------------------------------
-
-    def _forward(self, event: Event) -> None:
-        """Hand each event to the subscribed clients, numbered per connection."""
-        if event.type == "payment.state" and event.data.get("state") not in HOLDING_READER:
-            self._owners.pop(str(event.data.get("payment_id")), None)
-        at = rfc3339(time.time())
-
-        def line_for(seq: int) -> bytes:
-            params = {
-                "topic": event.topic, "type": event.type, "seq": seq, "boot_id": self.boot_id, "at": at,
-                "data": event.data,
-            }  # fmt: skip
-            return notification_line("event", params)
-
-        self.server.publish(event.topic, line_for)
-
-    async def _client_left(self, client: Client) -> None:
-        """A client gone while its payment still waits for a card: that collection is canceled."""
-        for payment_id, owner in list(self._owners.items()):
-            if owner != client.number:
-                continue
-            self._owners.pop(payment_id, None)
-            with contextlib.suppress(RequestRefused):
-                payment = self.service.get(payment_id=payment_id)
-                if payment.holds_reader:
-                    logger.info("client %d left: canceling its payment %s", client.number, payment_id)
-                    await self.service.cancel(payment_id, "abandoned")
 
 
 async def serve(daemon: Daemon, config_path: str | None = None) -> None:

@@ -1,26 +1,27 @@
-"""The protocol's methods: parameters checked at the edge, then handed to the payment service.
+"""The protocol's methods: their table (METHODS, at the end) and their handlers.
 
-Each method validates its parameters and names the offending field; the service's refusals
-become application errors with their reason; nothing reaches the service that the contract
-does not allow.
+A request's parameter names are checked against the table; each handler checks the values and
+names the offending field; the service's refusals become application errors with their reason.
+Nothing reaches the service that the contract does not allow.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from readerhost.daemon.payments import validation
-from readerhost.daemon.payments.model import State
-from readerhost.daemon.payments.reconcile import Reconciler
-from readerhost.daemon.payments.service import PaymentService, RequestRefused
+from readerhost.daemon.payments.model import TERMINAL, State
+from readerhost.daemon.payments.service import RequestRefused
 from readerhost.daemon.payments.store import StorageError
 from readerhost.daemon.payments.validation import InvalidRequest
-from readerhost.drivers.reader.base import Cart
 
+from .backends import DaemonStatus, Payments, ReaderOperations, Reconciling, TextDisplay
+from .owners import PaymentOwners
 from .protocol import METHOD_NOT_FOUND, RpcError
 from .server import Client
+from .table import Method, Param
 
 TOPICS = ("payment", "reader", "display", "queue", "system")
 MAX_LIST = 500
@@ -28,55 +29,32 @@ MAX_DISPLAY_LINES = 4
 MAX_DISPLAY_LINE = 64
 
 
-class DaemonView(Protocol):
-    """What the methods need of the running daemon besides the payment service."""
-
-    def status(self) -> dict[str, Any]: ...
-
-    def reader_status(self) -> dict[str, Any]: ...
-
-    def queue_status(self) -> dict[str, Any]: ...
-
-    def show_text(self, lines: list[str], ttl_s: float | None) -> None: ...
-
-    def present_card(self, card: str) -> None: ...
-
-    async def display_cart(self, cart: Cart) -> None: ...
-
-
-Method = Callable[[Client, dict[str, Any]], Awaitable[Any]]
-
-
 class Methods:
+    """The server's handler (ApiServer's `handler`): dispatches from METHODS, below."""
+
     def __init__(
-        self, service: PaymentService, reconciler: Reconciler, daemon: DaemonView, owners: dict[str, int]
+        self,
+        payments: Payments,
+        reconciler: Reconciling,
+        status: DaemonStatus,
+        display: TextDisplay,
+        reader: ReaderOperations,
+        owners: PaymentOwners,
     ) -> None:
-        self._service = service
+        self._payments = payments
         self._reconciler = reconciler
-        self._daemon = daemon
-        self._owners = owners  # payment_id -> the client number that started it
-        self._table: dict[str, Method] = {
-            "status.get": self._status,
-            "payment.start": self._start,
-            "payment.get": self._get,
-            "payment.list": self._list,
-            "payment.confirm": self._confirm,
-            "payment.collect_again": self._collect_again,
-            "payment.capture": self._capture,
-            "payment.cancel": self._cancel,
-            "reconcile.run": self._reconcile,
-            "events.subscribe": self._subscribe,
-            "display.show": self._display,
-            "reader.present": self._present,
-            "reader.display_cart": self._display_cart,
-        }
+        self._status_view = status
+        self._display_text = display
+        self._reader = reader
+        self._owners = owners
 
     async def __call__(self, client: Client, method: str, params: dict[str, Any]) -> Any:
-        handler = self._table.get(method)
-        if handler is None:
+        entry = BY_NAME.get(method)
+        if entry is None:
             raise RpcError(METHOD_NOT_FOUND, f"no method {method!r}", {"reason": "METHOD_NOT_FOUND"})
+        entry.refuse_unknown(params)
         try:
-            return await handler(client, params)
+            return await entry.handler(self, client, params)
         except InvalidRequest as invalid:
             raise RpcError.invalid_params(invalid.field, invalid.message) from None
         except RequestRefused as refused:
@@ -87,24 +65,21 @@ class Methods:
     # -- methods ------------------------------------------------------------------------------
 
     async def _status(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params)
-        return self._daemon.status()
+        return self._status_view.status()
 
     async def _start(self, client: Client, params: dict[str, Any]) -> Any:
-        payment = await self._service.start(params)
-        self._owners.setdefault(payment.payment_id, client.number)
+        payment = await self._payments.start(params)
+        self._owners.started(payment.payment_id, client)
         return payment.to_json()
 
     async def _get(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "payment_id", "order_id")
         payment_id = _optional_str(params, "payment_id")
         order_id = _optional_str(params, "order_id")
         if (payment_id is None) == (order_id is None):
             raise RpcError.invalid_params("payment_id", "give exactly one of payment_id and order_id")
-        return self._service.get(payment_id=payment_id, order_id=order_id).to_json()
+        return self._payments.get(payment_id=payment_id, order_id=order_id).to_json()
 
     async def _list(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "states", "since", "limit")
         states = params.get("states")
         if states is not None:
             if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
@@ -119,36 +94,31 @@ class Methods:
         limit = params.get("limit", 100)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise RpcError.invalid_params("limit", f"limit must be an integer from 1 to {MAX_LIST}")
-        payments = self._service.list(states=chosen, since=since, limit=limit)
+        payments = self._payments.list(states=chosen, since=since, limit=limit)
         return {"payments": [p.to_json() for p in payments]}
 
     async def _confirm(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "payment_id")
-        return (await self._service.confirm(_payment_id(params))).to_json()
+        return (await self._payments.confirm(_payment_id(params))).to_json()
 
     async def _collect_again(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "payment_id")
         payment_id = _payment_id(params)
-        payment = await self._service.collect_again(payment_id)
-        self._owners[payment_id] = client.number
+        payment = await self._payments.collect_again(payment_id)
+        self._owners.collecting_again(payment_id, client)
         return payment.to_json()
 
     async def _capture(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "payment_id", "amount")
         amount = params.get("amount")
         if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
             raise RpcError.invalid_params("amount", "amount must be an integer in the currency's minor unit")
-        return (await self._service.capture(_payment_id(params), amount)).to_json()
+        return (await self._payments.capture(_payment_id(params), amount)).to_json()
 
     async def _cancel(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "payment_id", "reason")
         reason = params.get("reason", "requested_by_customer")
         if not isinstance(reason, str):
             raise RpcError.invalid_params("reason", "reason must be a string")
-        return (await self._service.cancel(_payment_id(params), reason)).to_json()
+        return (await self._payments.cancel(_payment_id(params), reason)).to_json()
 
     async def _reconcile(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "completed_order_ids", "since", "until", "dry_run")
         completed = params.get("completed_order_ids", [])
         if not isinstance(completed, list) or not all(isinstance(o, str) for o in completed):
             raise RpcError.invalid_params("completed_order_ids", "completed_order_ids must be a list of order ids")
@@ -164,24 +134,20 @@ class Methods:
         return report.to_json()
 
     async def _subscribe(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "topics")
         topics = params.get("topics", list(TOPICS))
         if not isinstance(topics, list) or not topics or not all(t in TOPICS for t in topics):
             raise RpcError.invalid_params("topics", f"topics must be a non-empty list among {', '.join(TOPICS)}")
         client.topics = set(topics)
-        active = self._service.list(
-            states=[s for s in State if s not in (State.CAPTURED, State.CANCELED, State.FAILED)], limit=MAX_LIST
-        )
+        active = self._payments.list(states=[s for s in State if s not in TERMINAL], limit=MAX_LIST)
         return {
             "snapshot": {
                 "payments": [p.to_json() for p in active],
-                "reader": self._daemon.reader_status(),
-                "queue": self._daemon.queue_status(),
+                "reader": self._status_view.reader_status(),
+                "queue": self._status_view.queue_status(),
             }
         }
 
     async def _display(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "lines", "ttl_s")
         lines = params.get("lines")
         if (
             not isinstance(lines, list)
@@ -194,26 +160,19 @@ class Methods:
         ttl = params.get("ttl_s")
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
             raise RpcError.invalid_params("ttl_s", "ttl_s must be a positive number of seconds")
-        self._daemon.show_text(lines, None if ttl is None else float(ttl))
+        self._display_text.show_text(lines, None if ttl is None else float(ttl))
         return {}
 
     async def _present(self, client: Client, params: dict[str, Any]) -> Any:
-        _only(params, "card")
         card = params.get("card")
         if not isinstance(card, str):
             raise RpcError.invalid_params("card", "card must be a test card name, e.g. visa")
-        self._daemon.present_card(card)
+        self._reader.present_card(card)
         return {}
 
     async def _display_cart(self, client: Client, params: dict[str, Any]) -> Any:
-        await self._daemon.display_cart(validation.cart(params))
+        await self._reader.display_cart(validation.cart(params))
         return {}
-
-
-def _only(params: dict[str, Any], *allowed: str) -> None:
-    for name in params:
-        if name not in allowed:
-            raise RpcError.invalid_params(name, f"unknown parameter {name!r}")
 
 
 def _optional_str(params: dict[str, Any], name: str) -> str | None:
@@ -243,3 +202,114 @@ def _timestamp(params: dict[str, Any], name: str) -> float | None:
     if moment.tzinfo is None:
         raise RpcError.invalid_params(name, f"{name} needs a time zone (Z or +hh:mm)")
     return moment.timestamp()
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+Handler = Callable[[Methods, Client, dict[str, Any]], Awaitable[Any]]
+_PAYMENT_ID = Param("payment_id", "string", "the payment, as payment.start answered it", required=True)
+_A_TIME = "RFC 3339, with a time zone"
+
+METHODS: tuple[Method[Handler], ...] = (
+    Method("status.get", "The daemon, its reader, Stripe, the queue and the offline payments.", (), Methods._status),
+    Method(
+        "payment.start",
+        "A new payment for an order, or the one that order already has; progress comes as events.",
+        (
+            Param("order_id", "string", "the POS's order: 1-200 of A-Z a-z 0-9 . _ : -", required=True),
+            Param("amount", "integer", "in the currency's minor unit", required=True),
+            Param("currency", "string", "lowercase ISO 4217, e.g. usd", required=True),
+            Param("description", "string", "shown in Stripe, at most 1000 characters"),
+            Param("metadata", "object", "string keys to string values (order_id, terminal_id, payment_id reserved)"),
+            Param("capture", "string", "manual (the default) or automatic"),
+            Param("confirm", "boolean", "wait for payment.confirm once the card is read (default false)"),
+            Param("offline", "string", "require_online (the default) or prefer_online"),
+            Param("payment_intent_client_secret", "string", "take the payment on this existing PaymentIntent"),
+        ),
+        Methods._start,
+    ),
+    Method(
+        "payment.get",
+        "One payment, by exactly one of payment_id and order_id.",
+        (Param("payment_id", "string", "the payment"), Param("order_id", "string", "the order it was started for")),
+        Methods._get,
+    ),
+    Method(
+        "payment.list",
+        "The payments, newest first.",
+        (
+            Param("states", "array", "only payments in these states"),
+            Param("since", "string", f"only payments created at or after this time ({_A_TIME})"),
+            Param("limit", "integer", f"at most this many, 1 to {MAX_LIST} (default 100)"),
+        ),
+        Methods._list,
+    ),
+    Method("payment.confirm", "Go ahead with the card read (awaiting_confirmation).", (_PAYMENT_ID,), Methods._confirm),
+    Method(
+        "payment.collect_again",
+        "Another card on the same PaymentIntent, after a decline or a reader error.",
+        (_PAYMENT_ID,),
+        Methods._collect_again,
+    ),
+    Method(
+        "payment.capture",
+        "Capture an authorised payment, once durably queued.",
+        (_PAYMENT_ID, Param("amount", "integer", "at most the authorised amount (default: all of it)")),
+        Methods._capture,
+    ),
+    Method(
+        "payment.cancel",
+        "Cancel a payment that is not captured; stops a collection.",
+        (
+            _PAYMENT_ID,
+            Param("reason", "string", "requested_by_customer (the default), abandoned, duplicate or fraudulent"),
+        ),
+        Methods._cancel,
+    ),
+    Method(
+        "reconcile.run",
+        "The daemon's payments against Stripe's and the orders the POS completed.",
+        (
+            Param("completed_order_ids", "array", "the orders the POS completed"),
+            Param("since", "string", f"from this time ({_A_TIME})"),
+            Param("until", "string", f"to this time ({_A_TIME})"),
+            Param("dry_run", "boolean", "only report what would be done (default true)"),
+        ),
+        Methods._reconcile,
+    ),
+    Method(
+        "events.subscribe",
+        "Events on these topics from now on; answers with a snapshot of the active payments, reader and queue.",
+        (Param("topics", "array", f"a non-empty subset of {', '.join(TOPICS)} (default: all)"),),
+        Methods._subscribe,
+    ),
+    Method(
+        "display.show",
+        "Idle text on the kiosk's screen.",
+        (
+            Param(
+                "lines", "array", f"at most {MAX_DISPLAY_LINES} strings of at most {MAX_DISPLAY_LINE}", required=True
+            ),
+            Param("ttl_s", "number", "seconds until it is cleared (default: until replaced)"),
+        ),
+        Methods._display,
+    ),
+    Method(
+        "reader.present",
+        "Present a test card to the simulated reader.",
+        (Param("card", "string", "a test card name, e.g. visa", required=True),),
+        Methods._present,
+    ),
+    Method(
+        "reader.display_cart",
+        "The items being rung up, on a Stripe smart reader's screen, between payments.",
+        (
+            Param("currency", "string", "lowercase ISO 4217, e.g. usd", required=True),
+            Param("line_items", "array", "1 to 100 of {description, amount, quantity (default 1)}", required=True),
+            Param("tax", "integer", "in the currency's minor unit"),
+            Param("total", "integer", "in the currency's minor unit", required=True),
+        ),
+        Methods._display_cart,
+    ),
+)
+BY_NAME = {method.name: method for method in METHODS}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from support.daemon import LineClient, running_daemon
 
+from readerhost.daemon.api.methods import METHODS
 from readerhost.daemon.api.protocol import REASON_CODES
 
 
@@ -158,6 +159,29 @@ def test_bad_requests_get_a_clear_error_and_the_connection_stays_usable(
     run(scenario())
 
 
+def test_every_method_refuses_parameters_its_table_entry_lacks_and_asks_for_its_required_ones(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path) as daemon:
+            client = await connected(daemon.socket_path)
+            for method in METHODS:
+                reply = await client.call(method.name, {"colour": "blue"})
+                assert reply["error"] == {
+                    "code": -32602,
+                    "message": "unknown parameter 'colour'",
+                    "data": {"reason": "INVALID_PARAMS", "field": "colour", "retryable": False},
+                }, method.name
+                required = {param.name for param in method.params if param.required}
+                if required:
+                    reply = await client.call(method.name, {})
+                    assert reply["error"]["data"]["field"] in required, method.name
+            assert (await client.call("payment.list"))["result"]["payments"] == []  # nothing was started
+            await client.close()
+
+    run(scenario())
+
+
 def test_a_notification_gets_no_reply(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_daemon(tmp_path) as daemon:
@@ -205,6 +229,30 @@ def test_a_client_that_leaves_mid_collection_cancels_its_payment(tmp_path: Path)
             assert "result" in await watcher.call(
                 "payment.start", {"order_id": "L-2", "amount": 1000, "currency": "usd"}
             )
+            await watcher.close()
+
+    run(scenario())
+
+
+def test_the_client_that_collects_again_owns_the_new_collection(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path) as daemon:
+            watcher = await connected(daemon.socket_path)
+            await watcher.call("events.subscribe", {"topics": ["payment"]})
+            first = await connected(daemon.socket_path)
+            payment_id = (await first.call("payment.start", {"order_id": "O-1", "amount": 1000, "currency": "usd"}))[
+                "result"
+            ]["payment_id"]
+            await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "collecting")
+            assert (await first.call("reader.present", {"card": "charge_declined"}))["result"] == {}
+            await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "declined")
+            second = await connected(daemon.socket_path)
+            again = await second.call("payment.collect_again", {"payment_id": payment_id})
+            assert again["result"]["state"] == "collecting"
+            await second.close()  # the second client asked for this card: its leaving abandons the payment
+            canceled = await watcher.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "canceled")
+            assert canceled["params"]["data"]["payment_id"] == payment_id
+            await first.close()
             await watcher.close()
 
     run(scenario())

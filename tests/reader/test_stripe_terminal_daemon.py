@@ -13,6 +13,7 @@ from typing import Any
 from conftest import make_client
 from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
 
+from readerhost.client import AsyncClient
 from readerhost.daemon.app import Daemon
 
 CONFIG = """
@@ -270,6 +271,27 @@ def test_the_cart_on_the_readers_screen_between_payments(tmp_path: Path) -> None
 
             bad = await pos.call("reader.display_cart", {**cart, "line_items": [{"description": "", "amount": 1}]})
             assert bad["error"]["data"]["field"] == "line_items[0].description"
+
+    run(scenario())
+
+
+def test_the_clients_display_cart_shows_it_on_the_reader(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, CONFIG) as daemon, await AsyncClient.connect(daemon.socket_path) as pos:
+            if (await pos.subscribe(["reader"]))["reader"]["state"] != "ready":
+                await pos.wait_for_event(lambda event: event.type == "reader.connected", 15)
+            items = [{"description": "Coffee", "amount": 350, "quantity": 2}, {"description": "Cake", "amount": 450}]
+            await pos.display_cart("usd", items, total=1200, tax=50)
+            customer = Customer(daemon)
+            shown = await asyncio.to_thread(customer.stripe.v1.terminal.readers.retrieve, customer.reader_id)
+            assert shown.action is not None
+            assert shown.action.set_reader_display is not None
+            cart = shown.action.set_reader_display.cart
+            assert cart is not None
+            assert [(i.description, i.amount, i.quantity) for i in cart.line_items] == [
+                ("Coffee", 350, 2), ("Cake", 450, 1),
+            ]  # fmt: skip
+            assert (cart.tax, cart.total) == (50, 1200)
 
     run(scenario())
 

@@ -1,0 +1,121 @@
+"""The parameters each POS method sends, built from the Python arguments of the client's method.
+
+Each builder's arguments are named as the parameters they send, and its docstring is the method's
+(see methods.PosMethods). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .wire import TOPICS
+
+Timestamp = str | datetime.datetime
+
+
+def rfc3339(value: Timestamp) -> str:
+    """A time as the protocol wants it; a datetime must carry its time zone."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("a datetime sent to readerhostd needs a time zone (e.g. datetime.now(UTC))")
+    return value.isoformat()
+
+
+def status() -> dict[str, Any]:
+    """status.get: the daemon, its reader, Stripe, the queue."""
+    return {}
+
+
+def start_payment(order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
+    """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret."""
+    return {"order_id": order_id, "amount": amount, "currency": currency, **options}
+
+
+def get_payment(payment_id: str | None = None, order_id: str | None = None) -> dict[str, Any]:
+    """payment.get, by exactly one of payment_id and order_id."""
+    if (payment_id is None) == (order_id is None):
+        raise ValueError("give exactly one of payment_id and order_id")
+    return {"payment_id": payment_id} if payment_id is not None else {"order_id": order_id}
+
+
+def list_payments(
+    states: Iterable[str] | None = None, since: Timestamp | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """payment.list: the payments, newest first."""
+    params: dict[str, Any] = {}
+    if states is not None:
+        params["states"] = list(states)
+    if since is not None:
+        params["since"] = rfc3339(since)
+    if limit is not None:
+        params["limit"] = limit
+    return params
+
+
+def confirm(payment_id: str) -> dict[str, Any]:
+    """payment.confirm: go ahead with the card read (a payment started with confirm)."""
+    return {"payment_id": payment_id}
+
+
+def collect_again(payment_id: str) -> dict[str, Any]:
+    """payment.collect_again: another card for the same PaymentIntent."""
+    return {"payment_id": payment_id}
+
+
+def capture(payment_id: str, amount: int | None = None) -> dict[str, Any]:
+    """payment.capture, of the whole authorisation or of `amount`."""
+    return {"payment_id": payment_id} if amount is None else {"payment_id": payment_id, "amount": amount}
+
+
+def cancel(payment_id: str, reason: str | None = None) -> dict[str, Any]:
+    """payment.cancel; reason: requested_by_customer (the daemon's default), abandoned, duplicate, fraudulent."""
+    return {"payment_id": payment_id} if reason is None else {"payment_id": payment_id, "reason": reason}
+
+
+def reconcile(
+    completed_order_ids: Iterable[str] | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
+    dry_run: bool = True,
+) -> dict[str, Any]:
+    """reconcile.run: the daemon's payments against Stripe's and the orders the POS completed."""
+    params: dict[str, Any] = {"dry_run": dry_run}
+    if completed_order_ids is not None:
+        params["completed_order_ids"] = list(completed_order_ids)
+    if since is not None:
+        params["since"] = rfc3339(since)
+    if until is not None:
+        params["until"] = rfc3339(until)
+    return params
+
+
+def subscribe(topics: Iterable[str] | None = None) -> dict[str, Any]:
+    """events.subscribe (all topics by default); returns the snapshot. Events then arrive on events()."""
+    return {"topics": list(TOPICS if topics is None else topics)}
+
+
+def show(lines: Iterable[str], ttl_s: float | None = None) -> dict[str, Any]:
+    """display.show: idle text on the kiosk's screen, for ttl_s seconds (or until replaced)."""
+    params: dict[str, Any] = {"lines": list(lines)}
+    if ttl_s is not None:
+        params["ttl_s"] = ttl_s
+    return params
+
+
+def present(card: str) -> dict[str, Any]:
+    """reader.present: present a test card to the simulated reader (protocol 1.1)."""
+    return {"card": card}
+
+
+def display_cart(
+    currency: str, line_items: Iterable[Mapping[str, Any]], total: int, tax: int | None = None
+) -> dict[str, Any]:
+    """reader.display_cart: the items {description, amount, quantity} on a Stripe smart reader's
+    screen, between payments (protocol 1.2); amounts in minor units."""
+    params: dict[str, Any] = {"currency": currency, "line_items": [dict(item) for item in line_items], "total": total}
+    if tax is not None:
+        params["tax"] = tax
+    return params
