@@ -129,7 +129,7 @@ async def _one_payment() -> PaymentFrames:
     from support.daemon import LineClient, daemon_env, write_config
     from support.oled import RecordingBus, kinds_shown, marked
 
-    from readerhost.daemon.app import Daemon
+    from readerhost.daemon.app import StandIns, build
     from readerhost.daemon.config import load_config
     from readerhost.daemon.ui import catalog
 
@@ -137,7 +137,8 @@ async def _one_payment() -> PaymentFrames:
         path = Path(tmp)
         bus = RecordingBus()
         env = daemon_env(path)
-        daemon = Daemon(load_config(str(write_config(path, KIOSK)), env), env, cwd=path, home=path, display_bus=bus)
+        config = load_config(str(write_config(path, KIOSK)), env)
+        daemon = await build(config, env, cwd=path, home=path, stand_ins=StandIns(display_bus=bus))
         await daemon.start()
         try:
             client = await LineClient.connect(daemon.socket_path)
@@ -153,7 +154,9 @@ async def _one_payment() -> PaymentFrames:
             await client.call("payment.capture", {"payment_id": payment_id})
             await client.event(lambda e: e["type"] == "payment.state" and e["data"]["state"] == "captured")
             deadline = time.monotonic() + 10.0  # the result stays up for a few seconds, then idle
-            while daemon.ui.screen is None or daemon.ui.screen.kind != "idle":
+            ui = daemon.ui
+            assert ui is not None
+            while ui.screen is None or ui.screen.kind != "idle":
                 assert time.monotonic() < deadline, "the panel did not return to idle"
                 await asyncio.sleep(0.05)
             await client.close()

@@ -52,6 +52,8 @@ from readerhost.drivers.settings import (
     setting,
 )
 
+from .payments.offline import OfflineLimits
+
 DEFAULT_SYSTEM_CONFIG = Path("/etc/readerhost/readerhost.toml")
 BUILT_IN = "built-in defaults"  # Config.source when no file was read
 CONFIG_ENV = "READERHOST_CONFIG"
@@ -153,6 +155,14 @@ class PaymentsConfig(Settings):
     offline_max_count: int = setting(20, Int(1))
     offline_max_age_s: float = setting(86_400.0, Number(above=0))
     reconcile_grace_s: float = setting(600.0, Number(at_least=0))
+
+    def offline_limits(self) -> OfflineLimits:
+        return OfflineLimits(
+            self.offline_max_payment_amount,
+            self.offline_max_total_amount,
+            self.offline_max_count,
+            self.offline_max_age_s,
+        )
 
 
 @dataclass(frozen=True)

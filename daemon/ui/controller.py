@@ -264,10 +264,12 @@ class UiController:
     def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        if self._panel is not None:
-            self._panel.close()
-        if self._controls is not None:
-            self._controls.close()
+        try:
+            if self._panel is not None:
+                self._panel.close()
+        finally:  # the pins are released even when the panel fails to close
+            if self._controls is not None:
+                self._controls.close()
 
 
 def local_addresses() -> list[str]:

@@ -12,7 +12,7 @@ test which driver they hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -118,6 +118,24 @@ class Unsupported(ReaderError):
         self.capability = capability
 
 
+class NotCollecting(ReaderError):
+    """A card presented while no payment waits for one."""
+
+    def __init__(self) -> None:
+        super().__init__("not_collecting", "the reader is not waiting for a card")
+
+
+class UnknownTestCard(ReaderError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__("unknown_card", f"unknown test card {name!r}; known: {', '.join(known)}")
+
+
+def require(reader: Reader, capability: Capability) -> None:
+    """Unsupported unless `reader` declares `capability`: for a caller that must know before it acts."""
+    if capability not in reader.capabilities:
+        raise Unsupported(reader.driver, capability)
+
+
 class ReaderListener(Protocol):
     def input_options(self, options: list[str]) -> None: ...
 
@@ -127,6 +145,11 @@ class ReaderListener(Protocol):
 
 
 class Reader(Protocol):
+    @property
+    def driver(self) -> str:
+        """The driver's name in the registry (for messages)."""
+        ...
+
     @property
     def capabilities(self) -> frozenset[Capability]:
         """What the daemon may ask of this reader, or leave to it."""
@@ -161,7 +184,8 @@ class ReaderDriver(Reader, Protocol):
         ...
 
     def present(self, card: str) -> None:
-        """PRESENTS_TEST_CARDS: present the emulator's test card `card` to the collection in progress."""
+        """PRESENTS_TEST_CARDS: present the emulator's test card `card` to the collection in progress;
+        NotCollecting when none is, UnknownTestCard for a name the emulator does not have."""
         ...
 
     async def show_cart(self, cart: Cart) -> None:

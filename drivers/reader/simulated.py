@@ -15,7 +15,16 @@ from typing import Any
 
 from readerhost.drivers.settings import Flag, Number, Section, Settings, Text, setting
 
-from .base import Capability, CollectedPaymentMethod, ReaderBase, ReaderContext, ReaderListener, ReaderState
+from .base import (
+    Capability,
+    CollectedPaymentMethod,
+    NotCollecting,
+    ReaderBase,
+    ReaderContext,
+    ReaderListener,
+    ReaderState,
+    UnknownTestCard,
+)
 
 INPUT_OPTIONS = ["tap", "insert", "swipe"]
 
@@ -45,17 +54,13 @@ def open_reader(settings: SimulatedSettings, context: ReaderContext) -> Simulate
     return SimulatedReader(settings.card, settings.present_after_s, settings.retry_card_once)
 
 
-class NotCollecting(RuntimeError):
-    """A card presented while no payment waits for one."""
-
-
 def card_named(name: str) -> CollectedPaymentMethod:
-    """The emulator's test card `name` as a reader would hand it over; ValueError for unknown names."""
+    """The emulator's test card `name` as a reader would hand it over; UnknownTestCard for other names."""
     from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
     card = TEST_CARDS.get(name)
     if card is None:
-        raise ValueError(f"unknown test card {name!r}; known: {', '.join(TEST_CARDS)}")
+        raise UnknownTestCard(name, TEST_CARDS)
     return CollectedPaymentMethod(card.reference, card.brand, card.last4, card.default_read_method)
 
 
@@ -84,10 +89,10 @@ class SimulatedReader(ReaderBase):
         return None  # always there
 
     def present(self, card: str) -> None:
-        """Present a test card to the collection in progress (ValueError for an unknown card)."""
+        """Present a test card to the collection in progress."""
         method = card_named(card)
         if self.state is not ReaderState.COLLECTING:
-            raise NotCollecting("the reader is not waiting for a card")
+            raise NotCollecting
         self._presented.put_nowait(method)
 
     def status(self) -> dict[str, Any]:

@@ -280,7 +280,7 @@ def test_a_client_that_never_reads_is_dropped_and_others_carry_on(tmp_path: Path
             await active.call("events.subscribe", {"topics": ["display"]})
             deadline = time.monotonic() + 20
             n = 0
-            while any(c.number == 1 for c in daemon.server.clients):  # events pile up for the sleeper
+            while any(c.number == 1 for c in daemon.parts.api.server.clients):  # events pile up for the sleeper
                 assert time.monotonic() < deadline, "the client that never reads was not dropped"
                 reply = await active.call("display.show", {"lines": [f"line {n} " + "x" * 50]})
                 assert reply["result"] == {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
+from support.daemon import LineClient, of_type, running_daemon, screen_of, subscribed_when_connected
 from support.oled import RecordingBus, kinds_shown, marked
 
 from readerhost.daemon.ui import catalog
@@ -52,7 +52,7 @@ def test_a_payment_through_a_ble_reader_and_a_drop_mid_collection(tmp_path: Path
                 # Until the reader answered, the kiosk's screen said so.
                 shown = kinds_shown(bus.frames()[1:], [marked(catalog.reader_disconnected()), marked(catalog.idle())])
                 assert (shown[0], shown[-1]) == ("reader_disconnected", "idle")
-                assert daemon.ui.screen.kind == "idle"
+                assert screen_of(daemon).kind == "idle"
                 status = (await pos.call("status.get"))["result"]["reader"]
                 assert (status["state"], status["serial"], status["link"]["transport"]) == ("ready", "EMU-0001", "ble")
 

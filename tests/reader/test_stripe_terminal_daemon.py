@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import make_client
-from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
+from support.daemon import LineClient, emulator_of, of_type, running_daemon, subscribed_when_connected
 
 from readerhost.client import AsyncClient
 from readerhost.daemon.app import Daemon
@@ -34,10 +34,10 @@ class Customer:
     """Stripe's side of the counter: the test helper presents cards; the emulator's knobs play the rest."""
 
     def __init__(self, daemon: Daemon) -> None:
-        emulator = daemon._emulator
+        emulator = emulator_of(daemon)
         self.emulator = emulator.emulator
         self.stripe = make_client(emulator.url)
-        self.reader_id = str(daemon.reader.status()["id"])
+        self.reader_id = str(daemon.parts.reader.status()["id"])
         self.emulator.configure_reader(self.reader_id, {"processing_s": 0.05})
 
     async def presents(self, number: str = "4242424242424242") -> None:

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from readerhost.daemon.app import Daemon
+from readerhost.daemon.app import BuiltInEmulator, Daemon, StandIns, build
 from readerhost.daemon.config import load_config
+from readerhost.daemon.ui.controller import UiController
+from readerhost.daemon.ui.screens import Screen
 
 # The simulated reader waits for `reader.present` unless a test says otherwise.
 DEFAULT_CONFIG = """
@@ -49,15 +51,34 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def running_daemon(tmp_path: Path, config_text: str = DEFAULT_CONFIG, **stand_ins: Any) -> AsyncIterator[Daemon]:
     """The daemon in this process and event loop; its socket is `daemon.socket_path`. `stand_ins`
-    (display_bus, gpio_factory, ble_backends) replace hardware, as Daemon's keyword arguments."""
+    (display_bus, gpio_factory, ble_backends) replace hardware, as StandIns' fields."""
     env = daemon_env(tmp_path)
     config = load_config(str(write_config(tmp_path, config_text)), env)
-    daemon = Daemon(config, env, cwd=tmp_path, home=tmp_path, **stand_ins)
+    daemon = await build(config, env, cwd=tmp_path, home=tmp_path, stand_ins=StandIns(**stand_ins))
     await daemon.start()
     try:
         yield daemon
     finally:
         await daemon.stop()
+
+
+def ui_of(daemon: Daemon) -> UiController:
+    """The daemon's screen and buttons (configured in the test)."""
+    assert daemon.ui is not None, "no display or GPIO configured"
+    return daemon.ui
+
+
+def screen_of(daemon: Daemon) -> Screen:
+    """The screen the kiosk shows now."""
+    screen = ui_of(daemon).screen
+    assert screen is not None, "nothing shown yet"
+    return screen
+
+
+def emulator_of(daemon: Daemon) -> BuiltInEmulator:
+    """The daemon's built-in Stripe emulator (a daemon without a Stripe key)."""
+    assert daemon.emulator is not None, "a Stripe key or api_base is configured"
+    return daemon.emulator
 
 
 class LogLines:

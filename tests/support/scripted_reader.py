@@ -28,6 +28,8 @@ _Step = CollectedPaymentMethod | _Message | _Failure
 
 
 class ScriptedReader:
+    driver = "scripted"
+
     def __init__(
         self,
         input_options: tuple[str, ...] = ("tap", "insert", "swipe"),

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, daemon_env, write_config
+from support.daemon import LineClient, daemon_env, emulator_of, screen_of, ui_of, write_config
 from support.oled import RecordingBus, marked
 
-from readerhost.daemon.app import Daemon
+from readerhost.daemon.app import Daemon, StandIns, build
 from readerhost.daemon.config import load_config
 from readerhost.daemon.ui import catalog
 from readerhost.daemon.ui.screens import render
@@ -48,10 +48,9 @@ def run(coroutine: Any) -> Any:
 
 async def kiosk(tmp_path: Path, bus: Any, factory: Any, config: str = KIOSK) -> Daemon:
     env = daemon_env(tmp_path)
-    daemon = Daemon(
-        load_config(str(write_config(tmp_path, config)), env), env, cwd=tmp_path, home=tmp_path,
-        display_bus=bus, gpio_factory=factory,
-    )  # fmt: skip
+    config_file = load_config(str(write_config(tmp_path, config)), env)
+    stand_ins = StandIns(display_bus=bus, gpio_factory=factory)
+    daemon = await build(config_file, env, cwd=tmp_path, home=tmp_path, stand_ins=stand_ins)
     await daemon.start()
     return daemon
 
@@ -119,8 +118,8 @@ def test_ok_confirms_and_cancel_cancels_with_the_buttons(tmp_path: Path, factory
             await client.event(lambda e: e["type"] == "reader.input_options")
             await client.call("reader.present", {"card": "visa"})
             await client.event(state_is("awaiting_confirmation"))
-            assert daemon.ui.screen.kind == "confirm"
-            assert daemon.ui.screen.buttons == ("OK", "Cancel")
+            assert screen_of(daemon).kind == "confirm"
+            assert screen_of(daemon).buttons == ("OK", "Cancel")
             press(factory, 17)  # OK
             await client.event(state_is("authorized"))
 
@@ -130,7 +129,7 @@ def test_ok_confirms_and_cancel_cancels_with_the_buttons(tmp_path: Path, factory
             canceled = await client.event(state_is("canceled"))
             assert canceled["params"]["data"]["payment_id"] == cancel_me["result"]["payment_id"]
             await daemon.worker.stop()  # let the PaymentIntent's cancel finish before looking at Stripe
-            stripe = daemon._emulator.emulator
+            stripe = emulator_of(daemon).emulator
             intent = canceled["params"]["data"]["payment_intent"]
             assert [(e.object, e.status) for e in stripe.journal_entries() if e.op == "payment_intent.cancel"] == [
                 (intent, "canceled")
@@ -151,22 +150,22 @@ def test_holding_a_button_shows_the_technician_screen_and_the_led_follows(tmp_pa
             client = await pos(daemon)
             await client.call("payment.start", {"order_id": "K-4", "amount": 900, "currency": "usd"})
             await client.event(lambda e: e["type"] == "reader.input_options")
-            assert daemon.ui.screen.kind == "amount_due"
-            assert daemon.ui.controls_pattern == "blink"  # waiting for a card
+            assert screen_of(daemon).kind == "amount_due"
+            assert ui_of(daemon).controls_pattern == "blink"  # waiting for a card
             held = asyncio.Event()
             loop = asyncio.get_running_loop()
-            original = daemon.ui.on_press
+            original = ui_of(daemon).on_press
 
             def noted(button: str) -> None:
                 original(button)
                 if button.endswith("_held"):
                     loop.call_soon(held.set)
 
-            daemon.ui.on_press = noted  # observe the press the GPIO delivers
+            ui_of(daemon).on_press = noted  # type: ignore[method-assign]  # observe the press the GPIO delivers
             threading.Thread(target=factory.pin(17).drive_low).start()
             await asyncio.wait_for(held.wait(), 10)
-            assert daemon.ui.screen.kind == "technician"
-            assert any(line.startswith("Queue") for line in daemon.ui.screen.lines)
+            assert screen_of(daemon).kind == "technician"
+            assert any(line.startswith("Queue") for line in screen_of(daemon).lines)
             threading.Thread(target=factory.pin(17).drive_high).start()
             payment = (await client.call("payment.get", {"order_id": "K-4"}))["result"]
             assert payment["state"] == "collecting"  # holding OK did not confirm or cancel anything

@@ -1,0 +1,75 @@
+"""What the daemon tells about itself: status.get's answer, the status line systemd shows, and the
+technician screen's facts — all read from the parts that know them, never kept twice."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from readerhost.drivers.reader.base import ReaderDriver
+
+from .api.protocol import PROTOCOL_VERSION
+from .payments.model import rfc3339
+from .payments.store import Store
+from .payments.worker import Worker
+
+
+class StatusView:
+    def __init__(
+        self, *, version: str, boot_id: str, mode: str, store: Store, worker: Worker, reader: ReaderDriver
+    ) -> None:
+        self._version = version
+        self._boot_id = boot_id
+        self._mode = mode
+        self._store = store
+        self._worker = worker
+        self._reader = reader
+        self._started_at = time.monotonic()
+
+    def banner(self) -> dict[str, Any]:
+        """The first line every client reads."""
+        return {"protocol": PROTOCOL_VERSION, "daemon": self._version, "boot_id": self._boot_id, "mode": self._mode}
+
+    def status(self) -> dict[str, Any]:
+        """status.get's answer."""
+        health = self._worker.health
+        stats = self._store.queue_stats()
+        return {
+            "daemon": self._version,
+            "protocol": PROTOCOL_VERSION,
+            "boot_id": self._boot_id,
+            "mode": self._mode,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "reader": self.reader_status(),
+            "stripe": {
+                "reachable": health.reachable,
+                "consecutive_failures": health.consecutive_failures,
+                "last_ok_at": rfc3339(health.last_ok_at) if health.last_ok_at else None,
+            },
+            "queue": self.queue_status(),
+            "offline": {"count": stats.offline_count, "amount_by_currency": stats.offline_amount_by_currency},
+        }
+
+    def reader_status(self) -> dict[str, Any]:
+        return self._reader.status()
+
+    def queue_status(self) -> dict[str, Any]:
+        stats = self._store.queue_stats()
+        oldest = None if stats.oldest_created_at is None else round(time.time() - stats.oldest_created_at, 1)
+        return {"pending": stats.pending, "oldest_age_s": oldest}
+
+    def line(self) -> str:
+        """One line for `systemctl status`: e.g. "ready · reader sim-1 ready · 0 queued · online"."""
+        queue = self.queue_status()["pending"]
+        stripe = "online" if self._worker.health.reachable else "Stripe unreachable"
+        mode = "" if self._mode == "live" else f" · {self._mode} mode"
+        return f"ready · reader {self._reader_summary()} · {queue} queued · {stripe}{mode}"
+
+    def technician_info(self) -> dict[str, Any]:
+        """What the technician screen shows (the OK button held)."""
+        return {"reader": self._reader_summary(), "queue": self.queue_status()["pending"], "version": self._version}
+
+    def _reader_summary(self) -> str:
+        """e.g. "sim-1 ready", or "disconnected" for a reader never reached."""
+        reader = self._reader.status()
+        return f"{reader['id']} {reader['state']}" if reader["id"] else str(reader["state"])
