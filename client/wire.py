@@ -17,6 +17,8 @@ MAX_FRAME = 64 * 1024  # the daemon refuses (and disconnects) longer request lin
 MAX_LINE = 16 * 1024 * 1024  # the longest line accepted from the daemon (a payment list of 500 fits)
 DEFAULT_CALL_TIMEOUT = 30.0
 MAX_KEPT_EVENTS = 10_000  # events received and not yet taken; beyond this the oldest are dropped (a seq gap)
+# The daemon's words, written again because this library ships alone (it imports nothing of the
+# daemon); tests/client/test_method_table.py holds them to the daemon's definitions.
 TOPICS = ("payment", "reader", "display", "queue", "system")
 TERMINAL_STATES = frozenset({"captured", "canceled", "failed"})
 

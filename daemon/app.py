@@ -50,7 +50,7 @@ from .config import (
 )
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
-from .payments.events import Event, EventHub
+from .payments.events import Event, EventHub, Topic
 from .payments.service import PaymentService, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
@@ -281,7 +281,7 @@ def _reader_notice(events: EventHub) -> Callable[[str, dict[str, Any]], None]:
         else:
             fields["MESSAGE_ID"] = MessageId.READER_LOST
             logger.warning("reader %s lost: %s", data["id"], data["reason"], extra={"journal": fields})
-        events.publish(Event("reader", kind, data))
+        events.publish(Event(Topic.READER, kind, data))
 
     return notice
 

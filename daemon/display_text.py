@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .payments.events import Event, EventHub
+from .payments.events import Event, EventHub, Topic
 
 
 class DisplayText:
@@ -22,7 +22,7 @@ class DisplayText:
         self.close()
         if ttl_s is not None:
             self._expiry = asyncio.get_running_loop().call_later(ttl_s, self.show_text, [], None)
-        self._events.publish(Event("display", "display.changed", {"lines": list(self._lines)}))
+        self._events.publish(Event(Topic.DISPLAY, "display.changed", {"lines": list(self._lines)}))
 
     def close(self) -> None:
         """Forget a pending expiry (at stop, or when the text is replaced)."""

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from readerhost.daemon.payments import validation
+from readerhost.daemon.payments.events import Topic
 from readerhost.daemon.payments.model import TERMINAL, State
 from readerhost.daemon.payments.service import RequestRefused
 from readerhost.daemon.payments.store import StorageError
@@ -23,7 +24,7 @@ from .protocol import METHOD_NOT_FOUND, RpcError
 from .server import Client
 from .table import Method, Param
 
-TOPICS = ("payment", "reader", "display", "queue", "system")
+TOPICS = tuple(Topic)
 MAX_LIST = 500
 MAX_DISPLAY_LINES = 4
 MAX_DISPLAY_LINE = 64

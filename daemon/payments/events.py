@@ -8,6 +8,7 @@ the publisher carries on.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,19 @@ from readerhost.daemon.journal import MessageId
 logger = logging.getLogger(__name__)
 
 
+class Topic(enum.StrEnum):
+    """What a POS subscribes to (events.subscribe's `topics`)."""
+
+    PAYMENT = "payment"
+    READER = "reader"
+    DISPLAY = "display"
+    QUEUE = "queue"
+    SYSTEM = "system"
+
+
 @dataclass(frozen=True)
 class Event:
-    topic: str  # payment, reader, queue, system
+    topic: Topic
     type: str  # e.g. payment.state, reader.display_message, queue.changed, system.stripe
     data: dict[str, Any] = field(default_factory=dict)
 

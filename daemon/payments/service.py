@@ -21,7 +21,7 @@ from readerhost.daemon.journal import MessageId
 from readerhost.drivers.reader.base import DISPLAY_MESSAGES, Capability, CollectedPaymentMethod, Reader, ReaderError
 
 from . import keys, validation
-from .events import Event, EventHub
+from .events import Event, EventHub, Topic
 from .model import (
     CANCELLATION_REASONS,
     HOLDS_READER,
@@ -566,7 +566,7 @@ class PaymentService:
         return after
 
     def _told(self, payment: Payment, *, queued: bool) -> None:
-        self._events.publish(Event("payment", "payment.state", payment.to_json()))
+        self._events.publish(Event(Topic.PAYMENT, "payment.state", payment.to_json()))
         if queued:
             self._queue_changed()
             self._worker.wake()
@@ -574,7 +574,7 @@ class PaymentService:
     def _queue_changed(self) -> None:
         stats = self._store.queue_stats()
         oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
-        self._events.publish(Event("queue", "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
+        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
 
     def _metadata(self, payment: Payment) -> dict[str, str]:
         return {
@@ -618,16 +618,16 @@ class _ReaderRelay:
 
     def input_options(self, options: list[str]) -> None:
         self._events.publish(
-            Event("reader", "reader.input_options", {"payment_id": self._payment_id, "options": options})
+            Event(Topic.READER, "reader.input_options", {"payment_id": self._payment_id, "options": options})
         )
 
     def display_message(self, message: str) -> None:
         text = DISPLAY_MESSAGES.get(message, message.replace("_", " ").capitalize())
         data = {"payment_id": self._payment_id, "message": message, "text": text}
-        self._events.publish(Event("reader", "reader.display_message", data))
+        self._events.publish(Event(Topic.READER, "reader.display_message", data))
 
     def card_event(self, event: str) -> None:
-        self._events.publish(Event("reader", "reader.card", {"payment_id": self._payment_id, "event": event}))
+        self._events.publish(Event(Topic.READER, "reader.card", {"payment_id": self._payment_id, "event": event}))
 
 
 def _new_payment_id() -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
-from .events import Event, EventHub
+from .events import Event, EventHub, Topic
 from .keys import next_generation
 from .model import OpStatus, Payment
 from .operations import Gateway, Verdict, judge, learn_truth, send
@@ -324,7 +324,7 @@ class Worker:
             )  # fmt: skip
             self._events.publish(
                 Event(
-                    "system",
+                    Topic.SYSTEM,
                     "system.stripe",
                     {"reachable": health.reachable, "consecutive_failures": health.consecutive_failures},
                 )

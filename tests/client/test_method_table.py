@@ -15,7 +15,10 @@ from support.daemon import daemon_process, running_daemon
 
 from readerhost.client import AsyncClient, Client, Unsupported
 from readerhost.client.methods import PosMethods, Rpc
+from readerhost.client.wire import TERMINAL_STATES, TOPICS
 from readerhost.daemon.api.methods import METHODS
+from readerhost.daemon.payments.events import Topic
+from readerhost.daemon.payments.model import TERMINAL
 
 SERVER = {method.name: {param.name for param in method.params} for method in METHODS}
 CLIENT = {name: entry for name, entry in vars(PosMethods).items() if isinstance(entry, Rpc)}
@@ -28,6 +31,12 @@ def test_the_clients_have_every_method_the_daemon_serves_and_no_other() -> None:
     assert len(sent) == len(set(sent)), "two client methods send the same RPC method"
     assert not set(SERVER) - set(sent), "the daemon serves methods the clients lack"
     assert not set(sent) - set(SERVER), "the clients call methods the daemon does not have"
+
+
+def test_the_clients_words_are_the_daemons() -> None:
+    # The client library ships alone, so it spells the topics and the terminal states itself.
+    assert tuple(topic.value for topic in Topic) == TOPICS
+    assert {state.value for state in TERMINAL} == TERMINAL_STATES
 
 
 @pytest.mark.parametrize("name", sorted(CLIENT))
