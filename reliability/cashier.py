@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from readerhost.daemon.payments.model import TERMINAL
 from reliability.pos import Gone, PosClient, Reply, payment_event
 from reliability.world import World
 
@@ -157,7 +159,7 @@ class Cashier:
             record.capture_maybe.discard(payment_id)
             return await self.until(payment_id, NEEDS_POS - {"authorized"}, deadline)
         record.capture_asked[payment_id] = amount
-        return await self.until(payment_id, frozenset({"captured", "failed", "canceled"}), deadline)
+        return await self.until(payment_id, TERMINAL, deadline)
 
     async def _cancel(self, payment_id: str, deadline: float) -> str:
         reply = await self.call("payment.cancel", {"payment_id": payment_id})
@@ -165,7 +167,7 @@ class Cashier:
             self.world.record.cancel_accepted.add(payment_id)
         return await self.until(payment_id, NEEDS_POS - {"authorized", "declined"}, deadline)
 
-    async def until(self, payment_id: str, states: frozenset[str], deadline: float) -> str:
+    async def until(self, payment_id: str, states: Collection[str], deadline: float) -> str:
         """Wait for `payment_id` to reach one of `states`: events first, `payment.get` to re-read
         (events may be missed across a reconnect). The state it has at the deadline otherwise."""
         while True:

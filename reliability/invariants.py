@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from readerhost.daemon.payments.model import TERMINAL, State
 from reliability.pos import PosRecord
 
-TERMINAL = frozenset({"captured", "canceled", "failed"})
-SETTLED = TERMINAL | {"authorized"}
+# Where every payment must be once the faults stop: done, or authorised and waiting for its POS.
+AT_REST = TERMINAL | {State.AUTHORIZED}
 
 
 class JournalLike(Protocol):
@@ -191,7 +192,7 @@ def _settled(store: StoreView, by_object: dict[str, list[JournalLike]], payment_
     for intent, payment_id in payment_of.items():
         intents_of[payment_id].add(intent)
     for payment in store.payments.values():
-        if payment.state not in SETTLED:
+        if payment.state not in AT_REST:
             found.append(Violation("settled", f"{payment.payment_id} is still {payment.state}"))
             continue
         intents = intents_of.get(payment.payment_id, set())

@@ -24,7 +24,6 @@ from reliability.invariants import StoreView, Violation, check, read_store
 from reliability.pos import PosClient, PosRecord
 
 TERMINAL_ID = "rel-kiosk"
-WAITING_FOR_CUSTOMER = frozenset({"creating", "collecting", "awaiting_confirmation"})
 
 
 def stripe_settings(url: str, *, read_timeout_s: float = 1.0, max_network_retries: int = 1) -> str:
