@@ -109,7 +109,8 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
         kinds = ["card_present", "interac_present"] if card.interac else ["card_present"]
         created = create_intent(client, 2500, currency=currency, allowed_payment_method_types=kinds)
         confirmed = intents.confirm(created.id, params={"payment_method": f"pm_card_present_{name}"})
-        run.intent("requires_capture", confirmed, "requires_capture")
+        status = "succeeded" if card.interac else "requires_capture"  # Interac is captured as it is authorised
+        run.intent(status, confirmed, status)
     for read_method in READ_METHODS:
         run.intent("requires_capture", authorise(client, 1000, f"{VISA}__{read_method}"), "requires_capture")
     run.intent("succeeded", intents.capture(authorise(client, 3000).id), "succeeded")
@@ -160,7 +161,7 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
     create_intent(client, 1000, key="reused")
     run.error("400 idempotency_error", lambda: create_intent(client, 2000, key="reused"), 400)
     run.error("404 resource_missing", lambda: intents.retrieve("pi_nothing"), 404)
-    run.raw_error("404 unrecognized URL", api(url, "GET", "/v1/refunds"), 404)
+    run.raw_error("404 unrecognized URL", api(url, "GET", "/v1/disputes"), 404)
     run.raw_error("404 unrecognized URL", api(url, "PUT", "/v1/payment_intents"), 404)
     run.raw_error("401", api(url, "GET", "/v1/payment_intents", key=None), 401)
     run.raw_error("401", api(url, "GET", "/v1/payment_intents", key="sk_live_readerhost"), 401)
