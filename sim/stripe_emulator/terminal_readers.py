@@ -142,14 +142,15 @@ class ReaderAction:
                 "charge": self.refund.charge,
                 "metadata": dict(self.refund.metadata),
                 "payment_intent": self.refund.payment_intent,
-                "refund": (self.result or {}).get("refund"),
             }
+            if self.result is not None:  # Stripe's 2023 description has no null here: absent until made
+                detail["refund"] = self.result["refund"]
         else:
             detail["payment_intent"] = self.payment_intent
         if self.type == "collect_payment_method":
             detail["payment_method"] = (self.result or {}).get("payment_method")
-        if self.config is not None:
-            detail[CONFIGS[self.type][0]] = dict(self.config)
+        if self.config is not None:  # allow_redisplay goes onto the collected payment method, not the action
+            detail[CONFIGS[self.type][0]] = {k: v for k, v in self.config.items() if k != "allow_redisplay"}
         body[self.type] = detail
         return body
 
@@ -445,7 +446,9 @@ class ReaderStore:
         if action.type == "collect_payment_method":
             assert action.presented is not None
             self.payment_intents.collect_presented(action.payment_intent, action.presented, mutation, tip=action.tip)
-            return {"payment_method": payment_method_json(action.presented, mutation.now)}
+            method = payment_method_json(action.presented, mutation.now)
+            method["allow_redisplay"] = (action.config or {}).get("allow_redisplay", "unspecified")
+            return {"payment_method": method}
         # process_payment_intent confirms with the card just read; confirm_payment_intent with the one collected.
         self.payment_intents.confirm_presented(
             action.payment_intent, action.presented, mutation, tip=action.tip, reader=reader.id
