@@ -332,8 +332,8 @@ class ReaderStore:
         config = _config(params, "refund_payment")
         no_expansions(params)
         params.reject_unknown()
+        charge, amount = self.refunds.check(request, IN_PERSON)  # an unknown id first: a validation failure
         self._reachable(reader)
-        charge, amount = self.refunds.check(request, IN_PERSON)
         request = RefundRequest(charge.id, charge.payment_intent, amount, request.metadata)
         action = ReaderAction(
             self._token(), "refund_payment", config=config, refund=request, api_version=mutation.api_version
