@@ -32,6 +32,7 @@ from .journal import Journal, JournalEntry
 from .listing import SearchIndex, list_intents
 from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
 from .ratelimit import RateLimiter
+from .refunds import RefundStore
 from .terminal_readers import ReaderStore
 from .timers import Timers
 
@@ -101,12 +102,18 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/confirm"), self._confirm),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/capture"), self._capture),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
+            ("POST", re.compile(r"/v1/refunds"), self._create_refund),
+            ("GET", re.compile(r"/v1/refunds"), self._list_refunds),
+            ("GET", re.compile(r"/v1/refunds/(?P<id>[^/]+)"), self._retrieve_refund),
             ("POST", re.compile(r"/v1/terminal/readers"), self._create_reader),
             ("GET", re.compile(r"/v1/terminal/readers"), self._list_readers),
             ("GET", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._retrieve_reader),
             ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._update_reader),
             ("DELETE", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._delete_reader),
             ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/process_payment_intent"), self._process),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/collect_payment_method"), self._collect),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/confirm_payment_intent"), self._confirm_on_reader),
+            ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/refund_payment"), self._refund_on_reader),
             ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/set_reader_display"), self._display),
             ("POST", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)/cancel_action"), self._cancel_action),
             (
@@ -119,8 +126,14 @@ class StripeEmulator:
     def _new_account(self) -> None:
         self.search_index = SearchIndex(lag_s=self._initial_search_lag_s)
         self.payment_intents = PaymentIntentStore(self.journal, on_change=self._indexed)
+        self.refunds = RefundStore(self.payment_intents, self.journal)
         self.readers = ReaderStore(
-            self.payment_intents, self.journal, self.timers, self._reader_action_due, self._reader_processing_s
+            self.payment_intents,
+            self.refunds,
+            self.journal,
+            self.timers,
+            self._reader_action_due,
+            self._reader_processing_s,
         )
         self.rate_limiter.configure(self._initial_rate_limit)
 
@@ -382,6 +395,24 @@ class StripeEmulator:
 
     def _process(self, call: Call) -> dict[str, Any]:
         return self.readers.process_payment_intent(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _collect(self, call: Call) -> dict[str, Any]:
+        return self.readers.collect_payment_method(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _confirm_on_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.confirm_payment_intent(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _refund_on_reader(self, call: Call) -> dict[str, Any]:
+        return self.readers.refund_payment(call.path_args["id"], call.params, call.mutation).to_json()
+
+    def _create_refund(self, call: Call) -> dict[str, Any]:
+        return self.refunds.create(call.params, call.mutation).to_json()
+
+    def _list_refunds(self, call: Call) -> dict[str, Any]:
+        return self.refunds.list(call.params)
+
+    def _retrieve_refund(self, call: Call) -> dict[str, Any]:
+        return self.refunds.retrieve(call.path_args["id"], call.params).to_json()
 
     def _display(self, call: Call) -> dict[str, Any]:
         return self.readers.set_reader_display(call.path_args["id"], call.params, call.mutation).to_json()

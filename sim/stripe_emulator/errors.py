@@ -42,6 +42,19 @@ class StripeError(Exception):
         error.update(self.embedded)
         return {"error": error}
 
+    def api_error(self) -> dict[str, Any]:
+        """The error as a failed reader action carries it (`action.api_error`, API 2026-05-27 on): type, code,
+        message, decline_code, doc_url, request_log_url and param."""
+        return {
+            "code": self.code,
+            "decline_code": self.decline_code,
+            "doc_url": DOCS + self.code.replace("_", "-") if self.code else None,
+            "message": self.message,
+            "param": self.param,
+            "request_log_url": None,
+            "type": self.type,
+        }
+
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> StripeError:
     """A parameter problem found before execution starts (never saved under a key)."""
@@ -163,11 +176,11 @@ def reader_timeout() -> StripeError:
     )
 
 
-def intent_invalid_state() -> StripeError:
+def intent_invalid_state(status: str = "requires_payment_method", doing: str = "be processed by") -> StripeError:
     return StripeError(
         400,
         "invalid_request_error",
-        "Payment intent must be in the requires_payment_method state to be processed by a reader.",
+        f"Payment intent must be in the {status} state to {doing} a reader.",
         code="intent_invalid_state",
         saved=True,
     )

@@ -150,3 +150,9 @@ class Params:
             if name not in self._read:
                 value = self._values[name]
                 raise unknown_param(f"{name}[{next(iter(value))}]" if isinstance(value, dict) and value else name)
+
+
+def no_expansions(params: Params) -> None:
+    """Refuse any `expand[]`: the object has nothing the emulator expands."""
+    for path in params.expand():
+        raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")

@@ -17,6 +17,9 @@ class JournalEntry:
     status: str
     amount: int | None
     metadata: dict[str, str]
+    # What a refund is of (refund entries only): the PaymentIntent and charge it gives money back from.
+    payment_intent: str | None = None
+    charge: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,10 +40,21 @@ class Journal:
         status: str,
         amount: int | None,
         metadata: dict[str, str],
+        payment_intent: str | None = None,
+        charge: str | None = None,
     ) -> JournalEntry:
         with self._lock:
             entry = JournalEntry(
-                len(self._entries) + 1, at, op, object_id, idempotency_key, status, amount, dict(metadata)
+                len(self._entries) + 1,
+                at,
+                op,
+                object_id,
+                idempotency_key,
+                status,
+                amount,
+                dict(metadata),
+                payment_intent,
+                charge,
             )
             self._entries.append(entry)
             return entry

@@ -33,7 +33,7 @@ def list_limit(params: Params) -> int:
     return limit
 
 
-def _created_filter(params: Params) -> Callable[[int], bool]:
+def created_filter(params: Params) -> Callable[[int], bool]:
     raw = params.raw("created")  # an integer, or a hash of comparisons
     if raw is None:
         return lambda created: True
@@ -70,7 +70,7 @@ def _newest_first(intents: list[PaymentIntent]) -> list[PaymentIntent]:
 
 def list_intents(store: PaymentIntentStore, params: Params) -> dict[str, Any]:
     limit = list_limit(params)
-    created = _created_filter(params)
+    created = created_filter(params)
     customer = params.string("customer")
     starting_after, ending_before = cursors(params)
     expand = params.expand()

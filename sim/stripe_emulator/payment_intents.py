@@ -16,10 +16,11 @@ from typing import Any
 
 from readerhost.daemon.payments import currencies
 
-from .errors import StripeError, invalid_request, no_such, unexpected_state, unknown_param
+from .errors import StripeError, intent_invalid_state, invalid_request, no_such, unexpected_state, unknown_param
 from .forms import Params
 from .ids import new_id, random_token
 from .journal import Journal
+from .receipts import emv_auth_data, receipt
 from .testcards import Decline, PresentedCard, authorisation_window_s, decline_for, resolve_payment_method
 
 PAYMENT_METHOD_TYPES = ("card_present", "interac_present", "card")
@@ -34,8 +35,6 @@ CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_act
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
-# A card's funding, as the `account_type` on its receipt (Stripe: checking, credit, prepaid, unknown).
-ACCOUNT_TYPES = {"credit": "credit", "debit": "checking", "prepaid": "prepaid"}
 # Expansions the emulator can answer; the others are nullable references it never sets.
 EXPANDABLE = ("latest_charge", "customer", "invoice", "review", "application", "on_behalf_of")
 
@@ -56,6 +55,7 @@ class Charge:
     amount_refunded: int = 0
     captured: bool = False
     balance_transaction: str | None = None
+    reader: str | None = None  # the simulated reader that read the card, when one did
 
     @property
     def succeeded(self) -> bool:
@@ -65,35 +65,37 @@ class Charge:
         card = self.presented.card
         kind = "interac_present" if card.interac else "card_present"
         details: dict[str, Any] = {
-            "amount_authorized": self.amount if self.succeeded else None,
             "brand": card.brand,
             "cardholder_name": None,
             "country": "CA" if card.interac else "US",
-            "emv_auth_data": "8A023030" if self.succeeded else "8A023531",
+            "description": None,
+            "emv_auth_data": emv_auth_data(self.decline),
             "exp_month": 12,
             "exp_year": 2030,
             "fingerprint": hashlib.sha256(card.name.encode()).hexdigest()[:16],
             "funding": card.funding,
             "generated_card": None,
-            "incremental_authorization_supported": False,
+            "iin": None,
+            "issuer": None,
             "last4": card.last4,
+            "location": None,
             "network": card.brand,
-            "offline": None,
-            "overcapture_supported": False,
+            "network_transaction_id": None,
+            "preferred_locales": ["en"],
             "read_method": self.presented.read_method,
-            "receipt": {
-                "account_type": ACCOUNT_TYPES.get(card.funding, "unknown"),
-                "application_cryptogram": "EF1A2B3C4D5E6F70",
-                "application_preferred_name": card.brand.upper(),
-                "authorization_code": "123456" if self.succeeded else None,
-                "authorization_response_code": "3030" if self.succeeded else "3531",
-                "cardholder_verification_method": card.cvm or "none",
-                "dedicated_file_name": "A0000000031010",
-                "terminal_verification_results": "0000000000",
-                "transaction_status_information": "0000",
-            },
+            "reader": self.reader,
+            "receipt": receipt(self.presented, self.id, self.decline),
         }
-        if self.capture_before is not None:  # a failed charge has none: Stripe leaves the field out
+        if not card.interac:  # fields Stripe's interac_present details do not have
+            details |= {
+                "amount_authorized": self.amount if self.succeeded else None,
+                "brand_product": None,
+                "incremental_authorization_supported": False,
+                "offline": None,
+                "overcapture_supported": False,
+                "wallet": None,
+            }
+        if self.capture_before is not None:  # a failed or captured-at-once charge has none: Stripe leaves it out
             details["capture_before"] = self.capture_before
         if self.decline is None:
             outcome = {
@@ -146,7 +148,7 @@ class Charge:
             "receipt_email": None,
             "receipt_number": None,
             "receipt_url": f"https://pay.stripe.com/receipts/payment/{self.id}",
-            "refunded": self.captured is False and self.amount_refunded == self.amount and self.succeeded,
+            "refunded": self.succeeded and self.amount_refunded == self.amount,
             "review": None,
             "shipping": None,
             "source_transfer": None,
@@ -179,6 +181,7 @@ class PaymentIntent:
     last_payment_error: dict[str, Any] | None = None
     amount_capturable: int = 0
     amount_received: int = 0
+    amount_tip: int | None = None  # chosen by the customer on a reader
     canceled_at: int | None = None
     cancellation_reason: str | None = None
 
@@ -189,7 +192,7 @@ class PaymentIntent:
             "allowed_payment_method_types": self.allowed_payment_method_types,
             "amount": self.amount,
             "amount_capturable": self.amount_capturable,
-            "amount_details": {"tip": {}},
+            "amount_details": {"tip": {} if self.amount_tip is None else {"amount": self.amount_tip}},
             "amount_received": self.amount_received,
             "application": None,
             "application_fee_amount": None,
@@ -374,16 +377,39 @@ class PaymentIntentStore:
         self._authorise(intent, presented, mutation, expand)
         return intent
 
-    def confirm_presented(self, intent_id: str, presented: PresentedCard, mutation: Mutation) -> PaymentIntent:
-        """Confirm with the card a reader read (process_payment_intent): what `confirm` checks and does.
+    def confirm_presented(
+        self, intent_id: str, presented: PresentedCard | None, mutation: Mutation, *, tip: int = 0, reader: str
+    ) -> PaymentIntent:
+        """Confirm on a reader: what `confirm` checks and does, with the card the reader read
+        (process_payment_intent) or the one it collected before (`presented` None: confirm_payment_intent).
 
         Raises what confirm raises; a decline (402) is raised after the attempt was applied and journaled.
         """
         intent = self.get(intent_id, param="payment_intent")
         self._check_confirmable(intent, [])
+        if presented is None:
+            if intent.payment_method is None:
+                raise unexpected_state("This PaymentIntent has no payment method to confirm.", intent.to_json())
+            presented = self._resolve_payment_method(intent.payment_method)
         self._check_type_allowed(intent, presented)
-        self._authorise(intent, presented, mutation, [])
+        self._add_tip(intent, tip)
+        self._authorise(intent, presented, mutation, [], reader=reader)
         return intent
+
+    def collect_presented(self, intent_id: str, presented: PresentedCard, mutation: Mutation, *, tip: int = 0) -> None:
+        """A reader collected a card for the PaymentIntent (collect_payment_method): it is attached, unconfirmed.
+
+        Raises `intent_invalid_state` if the PaymentIntent no longer waits for a payment method (canceled
+        meanwhile), and what confirm raises for a payment method type the PaymentIntent does not allow.
+        """
+        intent = self.get(intent_id, param="payment_intent")
+        if intent.status != "requires_payment_method":
+            raise intent_invalid_state("requires_payment_method", "have a payment method collected by")
+        self._check_type_allowed(intent, presented)
+        self._add_tip(intent, tip)
+        intent.payment_method = presented.reference
+        intent.status = "requires_confirmation"
+        self._journal("payment_intent.collect", intent, mutation.now, mutation.idempotency_key, intent.amount)
 
     def update(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
         intent = self.get(intent_id)
@@ -442,13 +468,7 @@ class PaymentIntentStore:
             )
         if to_capture < 1:
             raise invalid_request("Amount to capture must be a positive integer.", param="amount_to_capture")
-        charge.captured = True
-        charge.amount_captured = to_capture
-        charge.amount_refunded = charge.amount - to_capture  # the rest of the hold is released
-        charge.balance_transaction = new_id("txn")
-        intent.status = "succeeded"
-        intent.amount_received = to_capture
-        intent.amount_capturable = 0
+        self._settle(intent, charge, to_capture)
         self._journal("payment_intent.capture", intent, mutation.now, mutation.idempotency_key, to_capture)
         return intent
 
@@ -541,10 +561,23 @@ class PaymentIntentStore:
                 code="payment_intent_incompatible_payment_method",
             )
 
+    def _add_tip(self, intent: PaymentIntent, tip: int) -> None:
+        """A tip the customer chose on the reader: added to the amount, and shown in `amount_details.tip`."""
+        if tip:
+            intent.amount += tip
+            intent.amount_tip = tip
+
     def _authorise(
-        self, intent: PaymentIntent, presented: PresentedCard, mutation: Mutation, expand: list[str]
+        self,
+        intent: PaymentIntent,
+        presented: PresentedCard,
+        mutation: Mutation,
+        expand: list[str],
+        *,
+        reader: str | None = None,
     ) -> None:
         decline = decline_for(presented, intent.amount)
+        single_message = presented.card.interac  # captured as it is authorised: no hold, no capture window
         charge = Charge(
             id=new_id("ch"),
             payment_intent=intent.id,
@@ -555,7 +588,10 @@ class PaymentIntentStore:
             description=intent.description,
             metadata=intent.metadata,
             decline=decline,
-            capture_before=None if decline else mutation.now + authorisation_window_s(presented.card.brand),
+            capture_before=None
+            if decline or single_message
+            else mutation.now + authorisation_window_s(presented.card.brand),
+            reader=reader,
         )
         self.charges[charge.id] = charge
         intent.latest_charge = charge.id
@@ -564,6 +600,8 @@ class PaymentIntentStore:
             intent.payment_method = presented.reference
             intent.amount_capturable = intent.amount
             intent.last_payment_error = None
+            if single_message:
+                self._settle(intent, charge, intent.amount)
             self._journal("payment_intent.confirm", intent, mutation.now, mutation.idempotency_key, intent.amount)
             return
         error_fields = {
@@ -592,6 +630,17 @@ class PaymentIntentStore:
             },
             saved=True,
         )
+
+    @staticmethod
+    def _settle(intent: PaymentIntent, charge: Charge, amount: int) -> None:
+        """Capture `amount` of the authorisation; the rest of the hold is released."""
+        charge.captured = True
+        charge.amount_captured = amount
+        charge.amount_refunded = charge.amount - amount
+        charge.balance_transaction = new_id("txn")
+        intent.status = "succeeded"
+        intent.amount_received = amount
+        intent.amount_capturable = 0
 
     def _release(self, intent: PaymentIntent, charge: Charge) -> None:
         charge.amount_refunded = charge.amount

@@ -1,11 +1,18 @@
 """Terminal Readers: Stripe's simulated smart readers, driven through the API (server-driven integration).
 
-A reader takes one action at a time. `process_payment_intent` returns at once with the action
-`in_progress`, waiting for a card; the test helper `present_payment_method` hands it one, and after
-the reader's processing time (real time, on a timer) the action ends `succeeded` with the
-PaymentIntent confirmed through the same path as `/confirm`, or `failed` with the confirm's error
-code and message (a decline leaves the PaymentIntent in `requires_payment_method`). An action still
-waiting for a card can be replaced by another or canceled; one being processed cannot
+A reader takes one action at a time, and every payment action runs the same way: the command returns
+at once with the action `in_progress`; `process_payment_intent`, `collect_payment_method` and
+`refund_payment` first wait for a card, which the test helper `present_payment_method` hands them;
+`confirm_payment_intent` needs none. After the reader's processing time (real time, on a timer) the
+action ends `succeeded`, or `failed` with the error's code and message:
+
+- process_payment_intent: the PaymentIntent confirmed through the same path as `/confirm` (a decline
+  leaves it in `requires_payment_method`);
+- collect_payment_method: the card attached, the PaymentIntent `requires_confirmation`;
+- confirm_payment_intent: the attached card confirmed through the same path as `/confirm`;
+- refund_payment: a refund of the charge (Interac only: the card must be presented).
+
+An action still waiting for a card can be replaced by another or canceled; one being processed cannot
 (`terminal_reader_busy`). Handlers run under the emulator's state lock; `complete` runs there too,
 from the timer.
 """
@@ -30,12 +37,13 @@ from .errors import (
     reader_timeout,
     unknown_param,
 )
-from .forms import FormValue, Params
+from .forms import FormValue, Params, no_expansions
 from .ids import new_id
 from .journal import Journal
 from .listing import cursors, list_limit, paginate
-from .payment_intents import Mutation, PaymentIntentStore, validate_currency, validate_metadata
+from .payment_intents import Mutation, PaymentIntentStore, payment_method_json, validate_currency, validate_metadata
 from .presentment import present
+from .refunds import IN_PERSON, RefundRequest, RefundStore
 from .testcards import PresentedCard
 from .timers import Timers
 
@@ -49,6 +57,22 @@ SIMULATED_DEVICES = {
 TIMEOUTS = ("before_apply", "after_apply")
 MAX_PROCESSING_S = 300.0
 CUSTOMER_CANCELED = "This action could not be completed due to an error on the card reader."
+# Each payment action's per-transaction configuration parameter, and what it may hold.
+CONFIGS = {
+    "process_payment_intent": ("process_config", ("enable_customer_cancellation", "skip_tipping", "tipping")),
+    "collect_payment_method": (
+        "collect_config",
+        ("allow_redisplay", "enable_customer_cancellation", "skip_tipping", "tipping"),
+    ),
+    "confirm_payment_intent": ("confirm_config", ("return_url",)),
+    "refund_payment": ("refund_payment_config", ("enable_customer_cancellation",)),
+}
+WAITS_FOR_CARD = ("process_payment_intent", "collect_payment_method", "refund_payment")
+TIPPING = ("process_payment_intent", "collect_payment_method")
+ALLOW_REDISPLAY = ("always", "limited", "unspecified")
+# The API version from which a failed action carries `api_error` (Stripe changelog 2026-05-27.dahlia,
+# "Adds API error details to Terminal reader action failures").
+API_ERROR_ADDED = "2026-05-27"
 
 
 class ReaderControlError(ValueError):
@@ -64,26 +88,39 @@ class ReaderAction:
     token: int
     type: str
     payment_intent: str | None = None
-    process_config: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # process_config, collect_config, ... as sent
     display: dict[str, Any] | None = None
+    refund: RefundRequest | None = None
     api_version: str = ""
     status: str = "in_progress"
     failure_code: str | None = None
     failure_message: str | None = None
+    api_error: dict[str, Any] | None = None
     presented: PresentedCard | None = None  # a card was presented: the reader is processing it
+    tip: int = 0  # chosen by the customer on the reader (present_payment_method's amount_tip)
+    result: dict[str, Any] | None = None  # what a succeeded action gives: the collected payment method, the refund
     processing_since: float = 0.0  # time.monotonic() of the presentation
     timer: threading.Timer | None = None
 
     @property
     def collecting(self) -> bool:
-        return self.type == "process_payment_intent" and self.status == "in_progress" and self.presented is None
+        """Waiting for a card."""
+        return self.type in WAITS_FOR_CARD and self.status == "in_progress" and self.presented is None
 
     @property
     def processing(self) -> bool:
-        return self.status == "in_progress" and self.presented is not None
+        """Working on a card (presented, or collected before for a confirmation): the reader is busy."""
+        if self.status != "in_progress":
+            return False
+        return self.presented is not None or self.type == "confirm_payment_intent"
 
-    def fail(self, code: str | None, message: str) -> None:
+    @property
+    def customer_can_cancel(self) -> bool:
+        return bool((self.config or {}).get("enable_customer_cancellation"))
+
+    def fail(self, code: str | None, message: str, api_error: dict[str, Any] | None = None) -> None:
         self.status, self.failure_code, self.failure_message = "failed", code, message
+        self.api_error = api_error
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -92,13 +129,29 @@ class ReaderAction:
             "status": self.status,
             "type": self.type,
         }
-        if self.type == "process_payment_intent":
-            detail: dict[str, Any] = {"payment_intent": self.payment_intent}
-            if self.process_config is not None:
-                detail["process_config"] = dict(self.process_config)
-            body["process_payment_intent"] = detail
-        else:
+        if self.api_version >= API_ERROR_ADDED:
+            body["api_error"] = self.api_error
+        if self.type == "set_reader_display":
             body["set_reader_display"] = self.display
+            return body
+        detail: dict[str, Any] = {}
+        if self.type == "refund_payment":
+            assert self.refund is not None
+            detail = {
+                "amount": self.refund.amount,
+                "charge": self.refund.charge,
+                "metadata": dict(self.refund.metadata),
+                "payment_intent": self.refund.payment_intent,
+            }
+            if self.result is not None:  # Stripe's 2023 description has no null here: absent until made
+                detail["refund"] = self.result["refund"]
+        else:
+            detail["payment_intent"] = self.payment_intent
+        if self.type == "collect_payment_method":
+            detail["payment_method"] = (self.result or {}).get("payment_method")
+        if self.config is not None:  # allow_redisplay goes onto the collected payment method, not the action
+            detail[CONFIGS[self.type][0]] = {k: v for k, v in self.config.items() if k != "allow_redisplay"}
+        body[self.type] = detail
         return body
 
 
@@ -153,6 +206,7 @@ class ReaderStore:
     """
 
     payment_intents: PaymentIntentStore
+    refunds: RefundStore
     journal: Journal
     timers: Timers
     on_due: Callable[[str, int], None]
@@ -171,7 +225,7 @@ class ReaderStore:
 
     def retrieve(self, reader_id: str, params: Params) -> Reader:
         reader = self.get(reader_id)
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         return reader
 
@@ -179,7 +233,7 @@ class ReaderStore:
         limit = list_limit(params)
         filters = {name: params.string(name) for name in ("device_type", "location", "serial_number", "status")}
         starting_after, ending_before = cursors(params)
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         ordered = sorted(
             (r for r in self.readers.values() if _matches(r.to_json(), filters)),
@@ -213,7 +267,7 @@ class ReaderStore:
         label = params.string("label", max_length=5000)
         location = params.string("location")
         metadata = validate_metadata(params.mapping("metadata") or {})
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         device_type = SIMULATED_DEVICES.get(code)
         if device_type is None:
@@ -242,7 +296,7 @@ class ReaderStore:
         reader = self.get(reader_id)
         label = params.string("label", max_length=5000)
         metadata = params.mapping("metadata")
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         if label is not None:
             reader.label = label
@@ -263,53 +317,48 @@ class ReaderStore:
     # -- actions -------------------------------------------------------------------------------
 
     def process_payment_intent(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        return self._payment_action("process_payment_intent", "requires_payment_method", reader_id, params, mutation)
+
+    def collect_payment_method(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        return self._payment_action("collect_payment_method", "requires_payment_method", reader_id, params, mutation)
+
+    def confirm_payment_intent(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        return self._payment_action("confirm_payment_intent", "requires_confirmation", reader_id, params, mutation)
+
+    def refund_payment(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
+        """An in-person refund: the reader waits for the card, then the charge is refunded."""
         reader = self.get(reader_id)
-        intent_id = params.required_string("payment_intent")
-        config = _process_config(params.raw("process_config"))
-        _no_expansions(params)
+        request = self.refunds.request(params)
+        config = _config(params, "refund_payment")
+        no_expansions(params)
         params.reject_unknown()
-        intent = self.payment_intents.intents.get(intent_id)
-        if intent is None:
-            raise no_such("payment_intent", intent_id, param="payment_intent", status=400)
+        charge, amount = self.refunds.check(request, IN_PERSON)  # an unknown id first: a validation failure
         self._reachable(reader)
-        if intent.status != "requires_payment_method":
-            raise intent_invalid_state()
-        late = self._command(reader)
-        self._end(reader.action)  # an action still waiting for a card is replaced
-        reader.action = ReaderAction(
-            self._token(),
-            "process_payment_intent",
-            payment_intent=intent.id,
-            process_config=config,
-            api_version=mutation.api_version,
+        request = RefundRequest(charge.id, charge.payment_intent, amount, request.metadata)
+        action = ReaderAction(
+            self._token(), "refund_payment", config=config, refund=request, api_version=mutation.api_version
         )
-        self._journal("reader.process_payment_intent", reader, mutation, "in_progress", intent.amount, intent.metadata)
-        self._notify()
-        if late:
-            raise reader_timeout()
-        return reader
+        return self._begin(reader, action, mutation, amount, request.metadata)
 
     def set_reader_display(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
         reader = self.get(reader_id)
         kind = params.choice("type", ("cart",), required=True)
         cart = _cart(params.raw("cart"))
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         self._reachable(reader)
-        late = self._command(reader)
-        self._end(reader.action)
-        reader.action = ReaderAction(
-            self._token(), "set_reader_display", display={"type": kind, "cart": cart}, status="succeeded"
+        action = ReaderAction(
+            self._token(),
+            "set_reader_display",
+            display={"type": kind, "cart": cart},
+            status="succeeded",
+            api_version=mutation.api_version,
         )
-        self._journal("reader.set_reader_display", reader, mutation, "succeeded", cart["total"], {})
-        self._notify()
-        if late:
-            raise reader_timeout()
-        return reader
+        return self._begin(reader, action, mutation, cart["total"], {})
 
     def cancel_action(self, reader_id: str, params: Params, mutation: Mutation) -> Reader:
         reader = self.get(reader_id)
-        _no_expansions(params)
+        no_expansions(params)
         params.reject_unknown()
         self._reachable(reader)
         action = reader.action
@@ -322,7 +371,7 @@ class ReaderStore:
                 saved=True,
             )
         late = self._command(reader)
-        amount, metadata = self._intent_details(action)
+        amount, metadata = self._action_details(action)
         self._end(action)
         reader.action = None
         self._journal("reader.cancel_action", reader, mutation, "canceled", amount, metadata)
@@ -336,11 +385,14 @@ class ReaderStore:
         reader = self.get(reader_id)
         kind = params.string("type") or "card_present"
         numbers = {name: _number(params.raw(name), name) for name in ("card_present", "interac_present")}
-        _no_expansions(params)
+        tip = params.integer("amount_tip")
+        no_expansions(params)
         params.reject_unknown()
         for name, number in numbers.items():
             if number is not None and name != kind:
                 raise invalid_request(f"{name} cannot be given with type {kind}.", param=name)
+        if tip is not None and tip < 0:
+            raise invalid_request(f"Invalid non-negative integer: {tip}", param="amount_tip")
         presented = present(kind, numbers.get(kind))
         self._reachable(reader)
         action = reader.action
@@ -348,35 +400,96 @@ class ReaderStore:
             raise StripeError(
                 400,
                 "invalid_request_error",
-                "This reader has no process_payment_intent action waiting for a payment method.",
+                "This reader has no action waiting for a payment method (process_payment_intent, "
+                "collect_payment_method or refund_payment).",
+                saved=True,
+            )
+        if tip and (action.type not in TIPPING or (action.config or {}).get("skip_tipping")):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "The reader shows no tipping screen for this action: amount_tip can only be given to a "
+                "process_payment_intent or collect_payment_method action that does not skip tipping.",
+                param="amount_tip",
                 saved=True,
             )
         action.presented = presented
-        action.processing_since = time.monotonic()
+        action.tip = tip or 0
         self._arm(reader, action)
-        amount, metadata = self._intent_details(action)
+        amount, metadata = self._action_details(action)
         self._journal("reader.present_payment_method", reader, mutation, "in_progress", amount, metadata)
         self._notify()
         return reader
 
     def complete(self, reader_id: str, token: int, now: int) -> None:
-        """The reader has processed the presented card: confirm the PaymentIntent as `/confirm` does."""
+        """The reader has processed the card: carry the action out as Stripe does, and say how it ended."""
         reader = self.readers.get(reader_id)
         action = reader.action if reader else None
-        if action is None or action.token != token or not action.processing:
+        if reader is None or action is None or action.token != token or not action.processing:
             return  # replaced, canceled or reset meanwhile
-        assert action.presented is not None
-        assert action.payment_intent is not None
+        mutation = Mutation(now, None, action.api_version)
         try:
-            self.payment_intents.confirm_presented(
-                action.payment_intent, action.presented, Mutation(now, None, action.api_version)
-            )
+            action.result = self._carry_out(reader, action, mutation)
         except StripeError as error:
-            action.fail(error.code, error.message)
+            action.fail(error.code, error.message, error.api_error())
         else:
             action.status = "succeeded"
         action.timer = None
         self._notify()
+
+    def _carry_out(self, reader: Reader, action: ReaderAction, mutation: Mutation) -> dict[str, Any] | None:
+        if action.type == "refund_payment":
+            assert action.refund is not None
+            refund = self.refunds.apply(action.refund, IN_PERSON, mutation)
+            return {"refund": refund.id}
+        assert action.payment_intent is not None
+        if action.type == "collect_payment_method":
+            assert action.presented is not None
+            self.payment_intents.collect_presented(action.payment_intent, action.presented, mutation, tip=action.tip)
+            method = payment_method_json(action.presented, mutation.now)
+            method["allow_redisplay"] = (action.config or {}).get("allow_redisplay", "unspecified")
+            return {"payment_method": method}
+        # process_payment_intent confirms with the card just read; confirm_payment_intent with the one collected.
+        self.payment_intents.confirm_presented(
+            action.payment_intent, action.presented, mutation, tip=action.tip, reader=reader.id
+        )
+        return None
+
+    def _payment_action(
+        self, kind: str, required_status: str, reader_id: str, params: Params, mutation: Mutation
+    ) -> Reader:
+        """process_payment_intent, collect_payment_method or confirm_payment_intent: check, then start."""
+        reader = self.get(reader_id)
+        intent_id = params.required_string("payment_intent")
+        config = _config(params, kind)
+        no_expansions(params)
+        params.reject_unknown()
+        intent = self.payment_intents.intents.get(intent_id)
+        if intent is None:
+            raise no_such("payment_intent", intent_id, param="payment_intent", status=400)
+        self._reachable(reader)
+        if intent.status != required_status:
+            doing = "be confirmed by" if kind == "confirm_payment_intent" else "be processed by"
+            raise intent_invalid_state(required_status, doing)
+        action = ReaderAction(
+            self._token(), kind, payment_intent=intent.id, config=config, api_version=mutation.api_version
+        )
+        return self._begin(reader, action, mutation, intent.amount, intent.metadata)
+
+    def _begin(
+        self, reader: Reader, action: ReaderAction, mutation: Mutation, amount: int | None, metadata: dict[str, str]
+    ) -> Reader:
+        """Make `action` the reader's, replacing one that waits for a card or is done; journal it."""
+        late = self._command(reader)
+        self._end(reader.action)
+        reader.action = action
+        if action.processing:  # a confirmation needs no card: the reader works on it at once
+            self._arm(reader, action)
+        self._journal(f"reader.{action.type}", reader, mutation, action.status, amount, metadata)
+        self._notify()
+        if late:
+            raise reader_timeout()
+        return reader
 
     # -- the control interface -----------------------------------------------------------------
 
@@ -424,11 +537,11 @@ class ReaderStore:
         action = reader.action
         if action is None or not action.collecting:
             raise ReaderControlError(409, "the reader is not waiting for a card: there is nothing to cancel")
-        if not (action.process_config or {}).get("enable_customer_cancellation"):
+        if not action.customer_can_cancel:
             raise ReaderControlError(
                 409,
-                "the reader shows no cancel button: process_payment_intent was called without "
-                "process_config[enable_customer_cancellation]=true",
+                f"the reader shows no cancel button: {action.type} was called without "
+                f"{CONFIGS[action.type][0]}[enable_customer_cancellation]=true",
             )
 
     def _reachable(self, reader: Reader) -> None:
@@ -446,7 +559,10 @@ class ReaderStore:
         return timeout == "after_apply"
 
     def _arm(self, reader: Reader, action: ReaderAction) -> None:
-        if action.timer is not None:
+        """Start (or restart) the processing timer; a restart counts from when processing began."""
+        if action.timer is None:
+            action.processing_since = time.monotonic()
+        else:
             self.timers.cancel(action.timer)
         remaining = action.processing_since + reader.processing_s - time.monotonic()
         token = action.token
@@ -461,7 +577,10 @@ class ReaderStore:
         self._seq += 1
         return self._seq
 
-    def _intent_details(self, action: ReaderAction) -> tuple[int | None, dict[str, str]]:
+    def _action_details(self, action: ReaderAction) -> tuple[int | None, dict[str, str]]:
+        """The amount and metadata the journal shows for an action: its refund's, or its PaymentIntent's."""
+        if action.refund is not None:
+            return action.refund.amount, action.refund.metadata
         intent = self.payment_intents.intents.get(action.payment_intent or "")
         if intent is None:
             return None, {}
@@ -483,11 +602,6 @@ class ReaderStore:
             amount=amount,
             metadata=metadata,
         )
-
-
-def _no_expansions(params: Params) -> None:
-    for path in params.expand():
-        raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
 
 
 def _matches(body: dict[str, Any], filters: dict[str, str | None]) -> bool:
@@ -517,17 +631,31 @@ def _integer(value: object, name: str, *, minimum: int = 0) -> int:
     return int(value)
 
 
-def _process_config(value: FormValue | None) -> dict[str, Any] | None:
+def _config(params: Params, kind: str) -> dict[str, Any] | None:
+    """An action's per-transaction configuration (`process_config`, `collect_config`, ...), checked."""
+    name, allowed = CONFIGS[kind]
+    value = params.raw(name)
     if value is None:
         return None
-    raw = _hash(value, "process_config", ("enable_customer_cancellation", "skip_tipping", "tipping"))
+    raw = _hash(value, name, allowed)
     config: dict[str, Any] = {}
-    for name in ("enable_customer_cancellation", "skip_tipping"):
-        if name in raw:
-            config[name] = _boolean(raw[name], f"process_config[{name}]")
+    for key in ("enable_customer_cancellation", "skip_tipping"):
+        if key in raw:
+            config[key] = _boolean(raw[key], f"{name}[{key}]")
     if "tipping" in raw:
-        tipping = _hash(raw["tipping"], "process_config[tipping]", ("amount_eligible",))
-        config["tipping"] = {name: _integer(tipping[name], f"process_config[tipping][{name}]") for name in tipping}
+        tipping = _hash(raw["tipping"], f"{name}[tipping]", ("amount_eligible",))
+        config["tipping"] = {key: _integer(tipping[key], f"{name}[tipping][{key}]") for key in tipping}
+    if "allow_redisplay" in raw:
+        if raw["allow_redisplay"] not in ALLOW_REDISPLAY:
+            raise invalid_request(
+                f"Invalid {name}[allow_redisplay]: must be one of {', '.join(ALLOW_REDISPLAY)}",
+                param=f"{name}[allow_redisplay]",
+            )
+        config["allow_redisplay"] = raw["allow_redisplay"]
+    if "return_url" in raw:
+        if not isinstance(raw["return_url"], str):
+            raise invalid_request(f"Invalid string: {name}[return_url]", param=f"{name}[return_url]")
+        config["return_url"] = raw["return_url"]
     return config
 
 

@@ -131,7 +131,19 @@ def test_journal_lists_mutations_in_order_with_since(url: str, client: stripe.St
         (3, "payment_intent.capture", "succeeded", 1200),
     ]
     first = entries[0]
-    assert set(first) == {"seq", "at", "op", "object", "idempotency_key", "status", "amount", "metadata"}
+    assert set(first) == {
+        "seq",
+        "at",
+        "op",
+        "object",
+        "idempotency_key",
+        "status",
+        "amount",
+        "metadata",
+        "payment_intent",  # what a refund is of: set on refund entries only
+        "charge",
+    }
+    assert (first["payment_intent"], first["charge"]) == (None, None)
     assert (first["object"], first["idempotency_key"], first["metadata"]) == (intent.id, "order-j1", {"order_id": "J1"})
     assert first["at"] == intent.created
     assert [entry["seq"] for entry in ok(url, "GET", "journal?since=2")] == [3]

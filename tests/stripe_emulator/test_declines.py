@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from support.emulator_fidelity import VISA, create_intent, journal_for
+from support.emulator_fidelity import VISA, body_of, create_intent, journal_for
 
 from readerhost.sim.stripe_emulator import StripeEmulator
 
@@ -175,16 +175,19 @@ def test_approving_test_cards(client: stripe.StripeClient, card: str, currency: 
         intent.id, params={"payment_method": f"pm_card_present_{card}", "expand": ["latest_charge"]}
     )
 
-    assert approved.status == "requires_capture"
     charge = approved.latest_charge
     assert isinstance(charge, stripe.Charge)
     details = charge.payment_method_details
     assert details is not None
-    if card == "interac":
+    if card == "interac":  # single-message: captured as it is authorised, whatever the capture_method
+        assert (approved.status, approved.amount_received, approved.amount_capturable) == ("succeeded", 2500, 0)
+        assert (charge.captured, charge.amount_captured) == (True, 2500)
         assert details.type == "interac_present"
         assert details.interac_present is not None
         assert details.interac_present.brand == "interac"
+        assert "capture_before" not in body_of(approved)["latest_charge"]["payment_method_details"]["interac_present"]
     else:
+        assert approved.status == "requires_capture"
         assert details.type == "card_present"
         assert details.card_present is not None
         receipt = details.card_present.receipt

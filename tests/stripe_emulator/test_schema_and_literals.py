@@ -109,7 +109,8 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
         kinds = ["card_present", "interac_present"] if card.interac else ["card_present"]
         created = create_intent(client, 2500, currency=currency, allowed_payment_method_types=kinds)
         confirmed = intents.confirm(created.id, params={"payment_method": f"pm_card_present_{name}"})
-        run.intent("requires_capture", confirmed, "requires_capture")
+        expected = "succeeded" if card.interac else "requires_capture"  # Interac is captured as it is authorised
+        run.intent(expected, confirmed, expected)
     for read_method in READ_METHODS:
         run.intent("requires_capture", authorise(client, 1000, f"{VISA}__{read_method}"), "requires_capture")
     run.intent("succeeded", intents.capture(authorise(client, 3000).id), "succeeded")
@@ -160,7 +161,7 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
     create_intent(client, 1000, key="reused")
     run.error("400 idempotency_error", lambda: create_intent(client, 2000, key="reused"), 400)
     run.error("404 resource_missing", lambda: intents.retrieve("pi_nothing"), 404)
-    run.raw_error("404 unrecognized URL", api(url, "GET", "/v1/refunds"), 404)
+    run.raw_error("404 unrecognized URL", api(url, "GET", "/v1/disputes"), 404)
     run.raw_error("404 unrecognized URL", api(url, "PUT", "/v1/payment_intents"), 404)
     run.raw_error("401", api(url, "GET", "/v1/payment_intents", key=None), 401)
     run.raw_error("401", api(url, "GET", "/v1/payment_intents", key="sk_live_readerhost"), 401)
@@ -267,6 +268,8 @@ def exercise_readers(run: Exercise) -> None:
     run.error("400 invalid_request", readers.create, 400, params={"registration_code": "nothing"})
     run.error("404 resource_missing", readers.retrieve, 404, "tmr_nothing")
 
+    exercise_two_step_and_refunds(run, reader.id)
+
     run.keep("reader list", "terminal_reader_list", api(url, "GET", "/v1/terminal/readers").json())
     run.keep(
         "reader list",
@@ -274,6 +277,90 @@ def exercise_readers(run: Exercise) -> None:
         api(url, "GET", "/v1/terminal/readers", params={"status": "offline"}).json(),
     )
     run.keep("reader deleted", "deleted_terminal.reader", api(url, "DELETE", f"/v1/terminal/readers/{busy.id}").json())
+
+
+def exercise_two_step_and_refunds(run: Exercise, reader_id: str) -> None:
+    """collect_payment_method and confirm_payment_intent (approved, declined, canceled by the customer, tipped),
+    refunds online and in person, and their errors."""
+    client, emulator, url = run.client, run.emulator, run.url
+    readers, helpers = client.v1.terminal.readers, client.v1.test_helpers.terminal.readers
+    for number, tip in (("4242424242424242", 200), ("4000000000009995", 0), ("4001007020000002", 0)):
+        intent = create_intent(client, 2500)
+        config: Any = {"enable_customer_cancellation": True, "skip_tipping": False, "allow_redisplay": "limited"}
+        run.keep(
+            "reader",
+            "terminal.reader",
+            body_of(
+                readers.collect_payment_method(
+                    reader_id, params={"payment_intent": intent.id, "collect_config": config}
+                )
+            ),
+        )
+        params: Any = {"card_present": {"number": number}, "amount_tip": tip}
+        run.keep("reader", "terminal.reader", body_of(helpers.present_payment_method(reader_id, params=params)))
+        run.keep("reader", "terminal.reader", body_of(settled(client, emulator, reader_id)))
+        confirm_config: Any = {"return_url": "https://example.com/done"}
+        confirming = readers.confirm_payment_intent(
+            reader_id, params={"payment_intent": intent.id, "confirm_config": confirm_config}
+        )
+        run.keep("reader", "terminal.reader", body_of(confirming))
+        run.keep("reader", "terminal.reader", body_of(settled(client, emulator, reader_id)))
+        status = "requires_payment_method" if number == "4000000000009995" else "requires_capture"
+        run.intent(status, client.v1.payment_intents.retrieve(intent.id), status)
+    canceling = create_intent(client)
+    readers.collect_payment_method(
+        reader_id, params={"payment_intent": canceling.id, "collect_config": {"enable_customer_cancellation": True}}
+    )
+    emulator.configure_reader(reader_id, {"customer_cancels": True})
+    run.keep("reader", "terminal.reader", body_of(readers.retrieve(reader_id)))
+    run.error(
+        "400 terminal_reader",
+        readers.confirm_payment_intent,
+        400,
+        reader_id,
+        params={"payment_intent": canceling.id},
+    )
+
+    # Refunds online: partial, the rest, and every refusal.
+    paid = client.v1.payment_intents.capture(authorise(client, 3000).id)
+    run.keep("refund", "refund", body_of(client.v1.refunds.create(params={"payment_intent": paid.id, "amount": 1000})))
+    rest = client.v1.refunds.create(params={"payment_intent": paid.id, "reason": "duplicate", "metadata": {"k": "v"}})
+    run.keep("refund", "refund", body_of(rest))
+    run.keep("refund", "refund", body_of(client.v1.refunds.retrieve(rest.id)))
+    run.intent("succeeded", client.v1.payment_intents.retrieve(paid.id), "succeeded")
+    refunds = client.v1.refunds
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": paid.id})
+    other = client.v1.payment_intents.capture(authorise(client, 3000).id)
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": other.id, "amount": 9000})
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": authorise(client).id})
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": create_intent(client).id})
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": "pi_nothing"})
+    run.error("404 resource_missing", refunds.retrieve, 404, "re_nothing")
+
+    # Interac: paid and refunded in person.
+    interac = create_intent(
+        client, 4000, currency="cad", allowed_payment_method_types=["card_present", "interac_present"]
+    )
+    readers.process_payment_intent(reader_id, params={"payment_intent": interac.id})
+    helpers.present_payment_method(reader_id, params={"type": "interac_present"})
+    settled(client, emulator, reader_id)
+    run.intent("succeeded", client.v1.payment_intents.retrieve(interac.id), "succeeded")
+    run.error("400 refund", refunds.create, 400, params={"payment_intent": interac.id})
+    run.error("400 refund", readers.refund_payment, 400, reader_id, params={"payment_intent": paid.id})
+    waiting = readers.refund_payment(
+        reader_id,
+        params={
+            "payment_intent": interac.id,
+            "amount": 1000,
+            "metadata": {"k": "v"},
+            "refund_payment_config": {"enable_customer_cancellation": True},
+        },
+    )
+    run.keep("reader", "terminal.reader", body_of(waiting))
+    helpers.present_payment_method(reader_id, params={"type": "interac_present"})
+    run.keep("reader", "terminal.reader", body_of(settled(client, emulator, reader_id)))
+    run.keep("refund list", "refund_list", api(url, "GET", "/v1/refunds").json())
+    run.keep("refund list", "refund_list", api(url, "GET", "/v1/refunds", params={"payment_intent": paid.id}).json())
 
 
 @pytest.fixture(scope="module")
@@ -316,6 +403,9 @@ KINDS = [
     "reader list",
     "reader deleted",
     "400 terminal_reader",
+    "refund",
+    "refund list",
+    "400 refund",
 ]
 
 
@@ -428,6 +518,18 @@ def reader_actions_in(run: Exercise) -> Iterator[dict[str, Any]]:
             yield reader["action"]
 
 
+def refunds_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    yield from run.each("refund")
+    for body in run.each("refund_list"):
+        yield from body["data"]
+
+
+def receipts_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for kind in ("card_present", "interac_present"):
+        for details in card_details_in(run, kind):
+            yield details["receipt"]
+
+
 Details = stripe.Charge.PaymentMethodDetails
 Reader = stripe.terminal.Reader
 # (what, the stripe-python class and field that types it, how to find the values in the exercise)
@@ -514,6 +616,26 @@ FIELDS: list[tuple[str, type, str, Callable[[Exercise], Iterator[Any]]]] = [
         "failure_code",
         lambda r: (a["failure_code"] for a in reader_actions_in(r)),
     ),
+    ("Refund.status", stripe.Refund, "status", lambda r: (x["status"] for x in refunds_in(r))),
+    ("Refund.reason", stripe.Refund, "reason", lambda r: (x["reason"] for x in refunds_in(r))),
+    (
+        "Reader.action.api_error.type",
+        Reader.Action.ApiError,
+        "type",
+        lambda r: (a["api_error"]["type"] for a in reader_actions_in(r) if a.get("api_error")),
+    ),
+    (
+        "Reader.action.api_error.code",
+        Reader.Action.ApiError,
+        "code",
+        lambda r: (a["api_error"]["code"] for a in reader_actions_in(r) if a.get("api_error")),
+    ),
+    (
+        "collected PaymentMethod.allow_redisplay",
+        stripe.PaymentMethod,
+        "allow_redisplay",
+        lambda r: (m["allow_redisplay"] for m in collected_payment_methods_in(r)),
+    ),
     (
         "Reader.action.set_reader_display.type",
         Reader.Action.SetReaderDisplay,
@@ -537,6 +659,98 @@ def test_values_are_known_to_stripe_python(
     else:
         unknown = values - allowed - NEWER_THAN_STRIPE_PYTHON
         assert not unknown, f"{what}: {sorted(unknown)} not in {cls.__qualname__}.{name}"
+
+
+def collected_payment_methods_in(run: Exercise) -> Iterator[dict[str, Any]]:
+    for action in reader_actions_in(run):
+        method = action.get("collect_payment_method", {}).get("payment_method")
+        if method is not None:
+            yield method
+
+
+# Stripe documents these values of a receipt's cardholder_verification_method, typed as a plain string by
+# stripe-python (stripe/_charge.py, CardPresent.Receipt.cardholder_verification_method).
+CARDHOLDER_VERIFICATION_METHODS = {
+    "approval",
+    "failure",
+    "none",
+    "offline_pin",
+    "offline_pin_and_signature",
+    "online_pin",
+    "signature",
+}
+
+
+def test_receipt_verification_methods_are_stripes(exercised: Exercise) -> None:
+    methods = {receipt["cardholder_verification_method"] for receipt in receipts_in(exercised)}
+    doc = (stripe.Charge.PaymentMethodDetails.CardPresent.Receipt.__doc__ or "") + str(
+        inspect.getsource(stripe.Charge.PaymentMethodDetails.CardPresent.Receipt)
+    )
+
+    assert {"none", "online_pin", "offline_pin", "signature"} <= methods <= CARDHOLDER_VERIFICATION_METHODS
+    assert all(f"`{method}`" in doc for method in CARDHOLDER_VERIFICATION_METHODS)
+
+
+def field_names(cls: type) -> set[str]:
+    """Every field stripe-python types on the class (its annotations, through its bases)."""
+    return {name for klass in cls.__mro__ for name in inspect.get_annotations(klass)} - {"OBJECT_NAME"}
+
+
+def objects_of_newer_shapes(run: Exercise) -> Iterator[tuple[str, dict[str, Any], type]]:
+    """The objects newer than the 2023 OpenAPI description, each with the stripe-python class that types it."""
+    action_parts = {
+        "api_error": Reader.Action.ApiError,
+        "collect_payment_method": Reader.Action.CollectPaymentMethod,
+        "confirm_payment_intent": Reader.Action.ConfirmPaymentIntent,
+        "process_payment_intent": Reader.Action.ProcessPaymentIntent,
+        "refund_payment": Reader.Action.RefundPayment,
+    }
+    configs = {
+        "collect_config": Reader.Action.CollectPaymentMethod.CollectConfig,
+        "confirm_config": Reader.Action.ConfirmPaymentIntent.ConfirmConfig,
+        "process_config": Reader.Action.ProcessPaymentIntent.ProcessConfig,
+        "refund_payment_config": Reader.Action.RefundPayment.RefundPaymentConfig,
+    }
+    for action in reader_actions_in(run):
+        yield "Reader.action", action, Reader.Action
+        for name, cls in action_parts.items():
+            part = action.get(name)
+            if part is None:
+                continue
+            yield f"Reader.action.{name}", part, cls
+            for config_name, config_cls in configs.items():
+                if config_name in part:
+                    yield f"Reader.action.{name}.{config_name}", part[config_name], config_cls
+    for method in collected_payment_methods_in(run):
+        yield "collected PaymentMethod", method, stripe.PaymentMethod
+        yield "collected PaymentMethod.card_present", method["card_present"], stripe.PaymentMethod.CardPresent
+    for refund in refunds_in(run):
+        yield "Refund", refund, stripe.Refund
+    for details in card_details_in(run, "card_present"):
+        yield "card_present details", details, Details.CardPresent
+        yield "card_present receipt", details["receipt"], Details.CardPresent.Receipt
+    for details in card_details_in(run, "interac_present"):
+        yield "interac_present details", details, Details.InteracPresent
+        yield "interac_present receipt", details["receipt"], Details.InteracPresent.Receipt
+
+
+def test_newer_objects_have_only_fields_stripe_python_knows(exercised: Exercise) -> None:
+    seen: set[str] = set()
+    for what, body, cls in objects_of_newer_shapes(exercised):
+        seen.add(what)
+        unknown = set(body) - field_names(cls)
+        assert not unknown, f"{what}: {sorted(unknown)} not fields of {cls.__qualname__}"
+
+    assert {
+        "Reader.action.api_error",
+        "Reader.action.collect_payment_method.collect_config",
+        "Reader.action.confirm_payment_intent.confirm_config",
+        "Reader.action.refund_payment.refund_payment_config",
+        "collected PaymentMethod.card_present",
+        "Refund",
+        "card_present receipt",
+        "interac_present receipt",
+    } <= seen
 
 
 def test_the_exercise_reaches_every_value_it_should(exercised: Exercise) -> None:
@@ -586,6 +800,17 @@ def test_reader_object_names_and_values_reached(exercised: Exercise) -> None:
     assert [body["deleted"] for body in exercised.each("deleted_terminal.reader")] == [True]
     actions = list(reader_actions_in(exercised))
     assert {action["status"] for action in actions} == {"in_progress", "succeeded", "failed"}
+    assert {action["type"] for action in actions} == {
+        "process_payment_intent",
+        "collect_payment_method",
+        "confirm_payment_intent",
+        "refund_payment",
+        "set_reader_display",
+    }
+    assert {refund["reason"] for refund in refunds_in(exercised)} == {None, "duplicate"}
+    assert literal_values(hint(stripe.Refund, "object")) == {"refund"}
+    assert {refund["object"] for refund in refunds_in(exercised)} == {"refund"}
+    assert {body["object"] for body in exercised.each("refund_list")} == {"list"}
     assert {action["failure_code"] for action in actions} == {None, "card_declined", "customer_canceled"}
     assert {reader["device_type"] for reader in readers_in(exercised)} == {
         "simulated_wisepos_e",
