@@ -1,9 +1,8 @@
 """The payment service: what the POS asks for, carried out through the store, the reader and the worker.
 
-Every change of a payment goes through `_commit`: the payment's new state (checked against the
-transition table), the history line and any new outbox operations are written in one
-transaction, and only then are listeners told. The worker reports Stripe's answers back through
-`settle` and `hold`, which decide what each answer means for the payment.
+Every change of a payment goes through the ledger (ledger.py): committed with its history and its
+outbox operations, then told. The worker reports Stripe's answers back through `settle` and
+`hold`, which decide what each answer means for the payment.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +21,7 @@ from readerhost.drivers.reader.base import DISPLAY_MESSAGES, Capability, Collect
 
 from . import keys, validation
 from .events import Event, EventHub, Topic
+from .ledger import Ledger, journal_fields
 from .model import (
     CANCELLATION_REASONS,
     HOLDS_READER,
@@ -80,6 +80,7 @@ class PaymentService:
         self._clock = clock
         self._collections: dict[str, asyncio.Task[None]] = {}
         self._collected: dict[str, CollectedPaymentMethod] = {}  # read, awaiting the customer's OK
+        self._ledger = Ledger(store, events, worker.wake, clock)
         worker.attach(self.settle, self.hold)
 
     # -- the POS's requests -------------------------------------------------------------------
@@ -113,11 +114,8 @@ class PaymentService:
             kind, key = Kind.ADOPT, keys.operation_key(payment.payment_id, Kind.ADOPT)
         else:
             kind, key = Kind.CREATE, keys.create_key(self._settings.terminal_id, request.order_id)
-        with self._store.transaction():
-            self._store.insert_payment(payment, f"payment.start ({request.amount} {request.currency})")
-            self._store.add_operation(payment.payment_id, kind, key, {"metadata": self._metadata(payment)}, now)
-        self._told(payment, queued=True)
-        return payment
+        new_op = (kind, key, {"metadata": self._metadata(payment)})
+        return self._ledger.insert(payment, f"payment.start ({request.amount} {request.currency})", new_op)
 
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
         payment = self._store.payment(payment_id) if payment_id else self._store.payment_by_order(order_id or "")
@@ -150,7 +148,9 @@ class PaymentService:
             )
         self._require_free_reader(but=payment_id)
         self._require_reader()
-        payment = self._commit(payment, payment.moved_to(State.COLLECTING, self._clock(), error=None), "collect again")
+        payment = self._ledger.commit(
+            payment, payment.moved_to(State.COLLECTING, self._clock(), error=None), "collect again"
+        )
         self._begin_collection(payment)
         return payment
 
@@ -168,7 +168,7 @@ class PaymentService:
             )
         if payment.state is State.QUEUED_OFFLINE:
             # Captured as soon as the stored authorisation has been forwarded and accepted.
-            return self._commit(
+            return self._ledger.commit(
                 payment, replace(payment, capture_amount=wanted, updated_at=self._clock()), "capture requested"
             )
         if payment.state is not State.AUTHORIZED:
@@ -199,10 +199,7 @@ class PaymentService:
         if any(op.status == OpStatus.PENDING for op in ops):
             return payment  # already on its way
         key = keys.operation_key(payment_id, Kind.CANCEL, len(ops) + 1)
-        with self._store.transaction():
-            self._store.add_operation(payment_id, Kind.CANCEL, key, {"reason": reason}, self._clock())
-        self._queue_changed()
-        self._worker.wake()
+        self._ledger.add_operation(payment_id, (Kind.CANCEL, key, {"reason": reason}))
         return payment
 
     def set_offline_limits(self, limits: OfflineLimits) -> None:
@@ -246,7 +243,7 @@ class PaymentService:
         if not self._reader_stores_offline:
             return
         if payment.state is State.CREATING and op.kind == Kind.CREATE:
-            payment = self._commit(
+            payment = self._ledger.commit(
                 payment, payment.moved_to(State.COLLECTING, self._clock()), "Stripe unreachable: collecting offline"
             )
             self._begin_collection(payment)
@@ -262,14 +259,14 @@ class PaymentService:
         if intent is None:
             message = getattr(outcome, "message", type(outcome).__name__)
             if payment.state is State.CANCELED:
-                self._finish_op(op, OpStatus.FAILED, message)
+                self._ledger.finish(op, OpStatus.FAILED, message)
             else:
                 self._fail(payment, op, Reason.STRIPE_REFUSED, f"Stripe refused the PaymentIntent: {message}")
             return
         after = replace(payment, payment_intent=intent.id, updated_at=now)
         if payment.state is State.CREATING:
             after = after.moved_to(State.COLLECTING, now)
-        after = self._commit(payment, after, f"PaymentIntent {intent.id}", done=op)
+        after = self._ledger.commit(payment, after, f"PaymentIntent {intent.id}", done=op)
         if after.state is State.COLLECTING and after.payment_id not in self._collections:
             self._begin_collection(after)
 
@@ -280,12 +277,14 @@ class PaymentService:
                 logger.error(
                     "offline payment %s (order %s) was declined when forwarded: %s; the goods were already given",
                     payment.payment_id, payment.order_id, outcome.decline.message,
-                    extra={"journal": _journal_fields(payment, payment)},
+                    extra={"journal": journal_fields(payment, payment)},
                 )  # fmt: skip
                 self._fail(payment, op, Reason.OFFLINE_DECLINED, f"declined when forwarded: {outcome.decline.message}")
                 return
             after = payment.moved_to(State.DECLINED, now, decline=outcome.decline)
-            self._commit(payment, after, f"declined: {outcome.decline.decline_code or outcome.decline.code}", done=op)
+            self._ledger.commit(
+                payment, after, f"declined: {outcome.decline.decline_code or outcome.decline.code}", done=op
+            )
             return
         intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
         if intent is not None and intent.status in ("requires_capture", "succeeded"):
@@ -302,7 +301,7 @@ class PaymentService:
         intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
         if intent is not None and intent.status == "succeeded":
             after = payment.moved_to(State.CAPTURED, self._clock(), captured_amount=intent.amount_received)
-            self._commit(payment, after, f"captured {intent.amount_received}", done=op)
+            self._ledger.commit(payment, after, f"captured {intent.amount_received}", done=op)
             if payment.capture_amount is not None and intent.amount_received != payment.capture_amount:
                 self._captured_other_amount(after, payment.capture_amount)
             return
@@ -310,13 +309,13 @@ class PaymentService:
             logger.error(
                 "capture of payment %s (order %s) failed: the authorisation ended before it (%s)",
                 payment.payment_id, payment.order_id, intent.cancellation_reason,
-                extra={"journal": _journal_fields(payment, payment)},
+                extra={"journal": journal_fields(payment, payment)},
             )  # fmt: skip
             self._fail(payment, op, _cancel_reason(intent), "the authorisation expired or was canceled before capture")
             return
         logger.error(
             "capture of payment %s failed: %s", payment.payment_id, _describe(outcome),
-            extra={"journal": _journal_fields(payment, payment)},
+            extra={"journal": journal_fields(payment, payment)},
         )  # fmt: skip
         self._fail(payment, op, Reason.STRIPE_REFUSED, f"Stripe refused the capture: {_describe(outcome)}")
 
@@ -331,21 +330,21 @@ class PaymentService:
         logger.critical(
             "payment %s (order %s): Stripe captured %d %s where %d was asked; %s",
             payment.payment_id, payment.order_id, taken, payment.request.currency, asked, remedy,
-            extra={"journal": {**_journal_fields(payment, payment), "MESSAGE_ID": MessageId.CAPTURE_AMOUNT_MISMATCH}},
+            extra={"journal": {**journal_fields(payment, payment), "MESSAGE_ID": MessageId.CAPTURE_AMOUNT_MISMATCH}},
         )  # fmt: skip
 
     def _settle_cancel(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
         intent = outcome.intent if isinstance(outcome, Succeeded | WrongState) else None
         if isinstance(outcome, NotFound) or (intent is not None and intent.status == "canceled"):
-            self._finish_op(op, OpStatus.DONE, None)
+            self._ledger.finish(op, OpStatus.DONE, None)
             return
         if intent is not None and intent.status == "succeeded":
             logger.critical(
                 "payment %s was canceled here but its PaymentIntent %s is captured at Stripe: refund it by hand",
                 payment.payment_id, intent.id,
-                extra={"journal": _journal_fields(payment, payment)},
+                extra={"journal": journal_fields(payment, payment)},
             )  # fmt: skip
-        self._finish_op(op, OpStatus.FAILED, _describe(outcome))
+        self._ledger.finish(op, OpStatus.FAILED, _describe(outcome))
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -367,7 +366,7 @@ class PaymentService:
         detail = "card read: stored offline" if offline else "card read: authorising"
         if by_reader:
             detail = "the reader presented the card to Stripe: reading the outcome"
-        return self._commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
+        return self._ledger.commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
 
     def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
         now = self._clock()
@@ -376,19 +375,19 @@ class PaymentService:
             after = payment.moved_to(
                 State.CAPTURED, now, captured_amount=intent.amount_received, card=card, decline=None, error=None
             )
-            self._commit(payment, after, "authorised and captured", done=op)
+            self._ledger.commit(payment, after, "authorised and captured", done=op)
             return
         after = payment.moved_to(
             State.AUTHORIZED, now, card=card, decline=None, error=None, capture_before=intent.capture_before
         )
-        after = self._commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
+        after = self._ledger.commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
         if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:
             self._queue_capture(after, payment.capture_amount or payment.request.amount, "automatic capture")
 
     def _queue_capture(self, payment: Payment, amount: int, why: str) -> Payment:
         after = payment.moved_to(State.CAPTURING, self._clock(), capture_amount=amount)
         key = keys.operation_key(payment.payment_id, Kind.CAPTURE)
-        return self._commit(
+        return self._ledger.commit(
             payment, after, f"{why}: capture {amount} queued", new_ops=[(Kind.CAPTURE, key, {"amount": amount})]
         )
 
@@ -409,25 +408,25 @@ class PaymentService:
         new_ops = [(Kind.CANCEL, key, {"reason": reason})] if may_exist else []
         self._collected.pop(payment.payment_id, None)
         after = payment.moved_to(State.CANCELED, now)
-        return self._commit(payment, after, detail, new_ops=new_ops, updates=dropped)
+        return self._ledger.commit(payment, after, detail, new_ops=new_ops, updates=dropped)
 
     def _go_offline(self, payment: Payment) -> None:
         problem = self._offline_problem(payment.request)
         if problem:
             error = PaymentError(Reason.OFFLINE_LIMIT, problem)
             if payment.error != error:
-                self._commit(payment, replace(payment, error=error, updated_at=self._clock()), problem)
+                self._ledger.commit(payment, replace(payment, error=error, updated_at=self._clock()), problem)
             return
         after = payment.moved_to(State.QUEUED_OFFLINE, self._clock(), offline=True)
-        self._commit(payment, after, "Stripe unreachable: authorisation stored for forwarding")
+        self._ledger.commit(payment, after, "Stripe unreachable: authorisation stored for forwarding")
         logger.warning(
             "payment %s (order %s) stored offline for forwarding", payment.payment_id, payment.order_id,
-            extra={"journal": _journal_fields(payment, payment)},
+            extra={"journal": journal_fields(payment, payment)},
         )  # fmt: skip
 
     def _fail(self, payment: Payment, op: Operation, reason: Reason, message: str) -> None:
         if payment.state in TERMINAL:
-            self._finish_op(op, OpStatus.FAILED, message)
+            self._ledger.finish(op, OpStatus.FAILED, message)
             return
         now = self._clock()
         after = payment.moved_to(State.FAILED, now, error=PaymentError(reason, message))
@@ -437,13 +436,8 @@ class PaymentService:
             for other in self._store.operations_of(payment.payment_id)
             if other.status == OpStatus.PENDING and other.op_id != op.op_id and other.kind != Kind.CANCEL
         ]
-        self._commit(payment, after, f"failed: {message}", failed=op, updates=behind)
+        self._ledger.commit(payment, after, f"failed: {message}", failed=op, updates=behind)
         self._stop_collection(payment.payment_id)
-
-    def _finish_op(self, op: Operation, status: OpStatus, error: str | None) -> None:
-        with self._store.transaction():
-            self._store.save_operation(op.but(status=status, last_error=error, updated_at=self._clock()))
-        self._queue_changed()
 
     # -- the reader ---------------------------------------------------------------------------
 
@@ -469,7 +463,7 @@ class PaymentService:
                 failed = replace(
                     current, error=PaymentError(Reason.READER_UNAVAILABLE, error.message), updated_at=self._clock()
                 )
-                self._commit(current, failed, f"reader: {error.code}")
+                self._ledger.commit(current, failed, f"reader: {error.code}")
             return
         finally:
             if self._collections.get(payment_id) is asyncio.current_task():
@@ -484,7 +478,7 @@ class PaymentService:
         )
         if current.request.confirm:
             self._collected[payment_id] = method
-            self._commit(
+            self._ledger.commit(
                 current, read.moved_to(State.AWAITING_CONFIRMATION, self._clock()), "card read: awaiting confirmation"
             )
         else:
@@ -534,48 +528,6 @@ class PaymentService:
         stored = self._store.payments(states=(State.QUEUED_OFFLINE,), limit=10_000)
         return offline_problem(self._settings.offline, stored, request, self._clock())
 
-    # -- committing and telling ---------------------------------------------------------------
-
-    def _commit(
-        self,
-        before: Payment,
-        after: Payment,
-        detail: str,
-        *,
-        new_ops: Sequence[tuple[str, str, dict[str, Any]]] = (),
-        updates: Sequence[Operation] = (),
-        done: Operation | None = None,
-        failed: Operation | None = None,
-    ) -> Payment:
-        now = self._clock()
-        finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
-            op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
-        ]
-        with self._store.transaction():
-            self._store.save_payment(before, after, detail)
-            for op in (*updates, *finished):
-                self._store.save_operation(op)
-            for kind, key, params in new_ops:
-                self._store.add_operation(after.payment_id, kind, key, params, now)
-        logger.log(
-            logging.WARNING if after.state is State.FAILED else logging.INFO,
-            "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail,
-            extra={"journal": _journal_fields(before, after)},
-        )  # fmt: skip
-        self._told(after, queued=bool(new_ops or updates or finished))
-        return after
-
-    def _told(self, payment: Payment, *, queued: bool) -> None:
-        self._events.publish(Event(Topic.PAYMENT, "payment.state", payment.to_json()))
-        if queued:
-            self._queue_changed()
-            self._worker.wake()
-
-    def _queue_changed(self) -> None:
-        stats = self._store.queue_stats()
-        oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
-        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
-
     def _metadata(self, payment: Payment) -> dict[str, str]:
         return {
             **payment.request.metadata,
@@ -583,30 +535,6 @@ class PaymentService:
             "terminal_id": self._settings.terminal_id,
             "payment_id": payment.payment_id,
         }
-
-
-# The journal's MESSAGE_ID for a payment entering each state (from queued_offline, authorized is "forwarded").
-_STATE_MESSAGE_IDS = {
-    State.AUTHORIZED: MessageId.PAYMENT_AUTHORISED,
-    State.DECLINED: MessageId.PAYMENT_DECLINED,
-    State.CAPTURED: MessageId.PAYMENT_CAPTURED,
-    State.FAILED: MessageId.PAYMENT_FAILED,
-    State.CANCELED: MessageId.PAYMENT_CANCELED,
-    State.QUEUED_OFFLINE: MessageId.OFFLINE_STORED,
-}
-
-
-def _journal_fields(before: Payment, after: Payment) -> dict[str, str]:
-    """The journal fields of a change of payment: ids only (never the card, a key or a client secret)."""
-    fields = {"PAYMENT_ID": after.payment_id, "ORDER_ID": after.order_id}
-    if after.payment_intent:
-        fields["PAYMENT_INTENT"] = after.payment_intent.partition("_secret_")[0]
-    if after.state is not before.state:
-        if before.state is State.QUEUED_OFFLINE and after.state is State.AUTHORIZED:
-            fields["MESSAGE_ID"] = MessageId.OFFLINE_FORWARDED
-        elif after.state in _STATE_MESSAGE_IDS:
-            fields["MESSAGE_ID"] = _STATE_MESSAGE_IDS[after.state]
-    return fields
 
 
 class _ReaderRelay:

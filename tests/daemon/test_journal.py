@@ -513,7 +513,7 @@ def test_the_real_journald_keeps_the_fields_and_never_a_secret(tmp_path: Path) -
     [online] = [e for e in authorised if e["ORDER_ID"] == "J-1"]
     assert online["PAYMENT_ID"] == ids["J-1"]
     assert online["PAYMENT_INTENT"].startswith("pi_")
-    assert online["CODE_FUNC"] == "_commit"
+    assert online["CODE_FUNC"] == "commit"  # Ledger.commit: every change of state is logged there
 
     def with_id(message_id: MessageId) -> dict[str, str]:
         [one] = [e for e in ours if e.get("MESSAGE_ID") == message_id]

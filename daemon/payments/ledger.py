@@ -1,0 +1,125 @@
+"""Commit, then tell: the one way a payment changes.
+
+Each change writes the payment's new state (checked against the transition table by the caller's
+`moved_to`), its history line and its outbox operations in one transaction; only then is it
+logged, with the journal's fields, and published to the listeners, and the worker woken when the
+outbox changed. A crash before the commit leaves nothing to tell; after it, nothing told is missing
+from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from readerhost.daemon.journal import MessageId
+
+from .events import Event, EventHub, Topic
+from .model import OpStatus, Payment, State
+from .store import Operation, Store
+
+logger = logging.getLogger("readerhost.daemon.payments.service")  # the name technicians filter on
+
+NewOperation = tuple[str, str, dict[str, Any]]  # kind, idempotency key, parameters
+
+
+class Ledger:
+    def __init__(
+        self, store: Store, events: EventHub, wake_worker: Callable[[], None], clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._wake_worker = wake_worker
+        self._clock = clock
+
+    def insert(self, payment: Payment, detail: str, first_op: NewOperation) -> Payment:
+        """A new payment, with the operation that starts it."""
+        kind, key, params = first_op
+        with self._store.transaction():
+            self._store.insert_payment(payment, detail)
+            self._store.add_operation(payment.payment_id, kind, key, params, self._clock())
+        self._events.publish(Event(Topic.PAYMENT, "payment.state", payment.to_json()))
+        self.queued()
+        return payment
+
+    def commit(
+        self,
+        before: Payment,
+        after: Payment,
+        detail: str,
+        *,
+        new_ops: Sequence[NewOperation] = (),
+        updates: Sequence[Operation] = (),
+        done: Operation | None = None,
+        failed: Operation | None = None,
+    ) -> Payment:
+        """`before` becomes `after`, with `detail` in its history; operations are added (`new_ops`),
+        changed (`updates`), or finished with the change (`done`, `failed`)."""
+        now = self._clock()
+        finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
+            op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
+        ]
+        with self._store.transaction():
+            self._store.save_payment(before, after, detail)
+            for op in (*updates, *finished):
+                self._store.save_operation(op)
+            for kind, key, params in new_ops:
+                self._store.add_operation(after.payment_id, kind, key, params, now)
+        logger.log(
+            logging.WARNING if after.state is State.FAILED else logging.INFO,
+            "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail,
+            extra={"journal": journal_fields(before, after)},
+        )  # fmt: skip
+        self._events.publish(Event(Topic.PAYMENT, "payment.state", after.to_json()))
+        if new_ops or updates or finished:
+            self.queued()
+        return after
+
+    def add_operation(self, payment_id: str, new: NewOperation) -> None:
+        """An operation for a payment whose state does not change (e.g. a cancel sent again)."""
+        kind, key, params = new
+        with self._store.transaction():
+            self._store.add_operation(payment_id, kind, key, params, self._clock())
+        self.queued()
+
+    def finish(self, op: Operation, status: OpStatus, error: str | None) -> None:
+        """An operation ends without changing its payment (e.g. the payment had ended already)."""
+        with self._store.transaction():
+            self._store.save_operation(op.but(status=status, last_error=error, updated_at=self._clock()))
+        self._queue_changed()
+
+    def queued(self) -> None:
+        """The outbox changed: listeners hear its size, the worker looks at it."""
+        self._queue_changed()
+        self._wake_worker()
+
+    def _queue_changed(self) -> None:
+        stats = self._store.queue_stats()
+        oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
+        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
+
+
+# The journal's MESSAGE_ID for a payment entering each state (from queued_offline, authorized is "forwarded").
+_STATE_MESSAGE_IDS = {
+    State.AUTHORIZED: MessageId.PAYMENT_AUTHORISED,
+    State.DECLINED: MessageId.PAYMENT_DECLINED,
+    State.CAPTURED: MessageId.PAYMENT_CAPTURED,
+    State.FAILED: MessageId.PAYMENT_FAILED,
+    State.CANCELED: MessageId.PAYMENT_CANCELED,
+    State.QUEUED_OFFLINE: MessageId.OFFLINE_STORED,
+}
+
+
+def journal_fields(before: Payment, after: Payment) -> dict[str, str]:
+    """The journal fields of a change of payment: ids only (never the card, a key or a client secret)."""
+    fields = {"PAYMENT_ID": after.payment_id, "ORDER_ID": after.order_id}
+    if after.payment_intent:
+        fields["PAYMENT_INTENT"] = after.payment_intent.partition("_secret_")[0]
+    if after.state is not before.state:
+        if before.state is State.QUEUED_OFFLINE and after.state is State.AUTHORIZED:
+            fields["MESSAGE_ID"] = MessageId.OFFLINE_FORWARDED
+        elif after.state in _STATE_MESSAGE_IDS:
+            fields["MESSAGE_ID"] = _STATE_MESSAGE_IDS[after.state]
+    return fields
