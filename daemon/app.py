@@ -182,9 +182,6 @@ async def build(
 async def _build_parts(
     config: Config, identity: Identity, api_key: str | None, stand_ins: StandIns, teardown: Teardown
 ) -> Parts:
-    from readerhost.drivers.display import Panel
-    from readerhost.drivers.gpio import Controls
-
     from .payments.gateway import GatewaySettings, StripeGateway
     from .payments.reconcile import Reconciler
     from .payments.terminal_api import StripeTerminalApi
@@ -244,7 +241,25 @@ async def _build_parts(
     )
     events.subscribe(api.on_event)
 
-    # The OLED and the buttons and LEDs, when configured; the daemon runs the same without them.
+    ui = _build_ui(config, identity.mode, stand_ins, service, reader, status, teardown)
+    if ui is not None:
+        events.subscribe(ui.on_event)
+    return Parts(events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api)
+
+
+def _build_ui(
+    config: Config,
+    mode: Mode,
+    stand_ins: StandIns,
+    service: PaymentService,
+    reader: ReaderDriver,
+    status: StatusView,
+    teardown: Teardown,
+) -> UiController | None:
+    """The OLED and the buttons and LEDs, when configured; the daemon runs the same without them."""
+    from readerhost.drivers.display import Panel
+    from readerhost.drivers.gpio import Controls
+
     ui: UiController | None = None
 
     def pressed(button: str) -> None:
@@ -253,21 +268,21 @@ async def _build_parts(
 
     panel = Panel.open(config.display, bus=stand_ins.display_bus)
     controls = Controls.open(config.gpio, asyncio.get_running_loop(), pressed, factory=stand_ins.gpio_factory)
-    if panel is not None or controls is not None:
-        from .ui.controller import UiController
+    if panel is None and controls is None:
+        return None
+    from .ui.controller import UiController
 
-        ui = UiController(
-            panel,
-            controls,
-            service,
-            mode=identity.mode,
-            technician_info=status.technician_info,
-            # A serial or BLE reader is not reached yet: the screen says so until reader.connected.
-            reader_connected=reader.status()["state"] not in UNREACHED,
-        )
-        teardown.push("the screen and buttons", ui.close)
-        events.subscribe(ui.on_event)
-    return Parts(events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api)
+    ui = UiController(
+        panel,
+        controls,
+        service,
+        mode=mode,
+        technician_info=status.technician_info,
+        # A serial or BLE reader is not reached yet: the screen says so until reader.connected.
+        reader_connected=reader.status()["state"] not in UNREACHED,
+    )
+    teardown.push("the screen and buttons", ui.close)
+    return ui
 
 
 def _reader_notice(events: EventHub) -> Callable[[str, dict[str, Any]], None]:
