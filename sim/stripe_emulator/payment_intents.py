@@ -27,6 +27,9 @@ PAYMENT_METHOD_TYPES = ("card_present", "interac_present", "card")
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 # API versions that changed how a PaymentIntent's payment method types are chosen.
 ALLOWED_PAYMENT_METHOD_TYPES_ADDED = "2026-07-29"
+# Interac takes no manual capture from then on: it is a single-message network (Stripe's changelog,
+# 2025-03-31.basil, "Removes manual capture method for Interac cards").
+INTERAC_MANUAL_CAPTURE_REMOVED = "2025-03-31"
 PAYMENT_METHOD_TYPES_REMOVED = "2026-09-30"
 CLIENT_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
@@ -311,6 +314,16 @@ class PaymentIntentStore:
         if "card_present" in types and capture_method != "manual":
             raise invalid_request(
                 "PaymentIntents with card_present payment method types must use capture_method=manual.",
+                param="capture_method",
+            )
+        if (
+            "interac_present" in types
+            and capture_method == "manual"
+            and mutation.api_version >= INTERAC_MANUAL_CAPTURE_REMOVED
+        ):
+            raise invalid_request(
+                "The interac_present payment method type does not support capture_method=manual; "
+                "use automatic or automatic_async.",
                 param="capture_method",
             )
         metadata = validate_metadata(params.mapping("metadata") or {})

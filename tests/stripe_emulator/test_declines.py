@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from support.emulator_fidelity import VISA, body_of, create_intent, journal_for
+from support.emulator_fidelity import INTERAC_PAYMENT, VISA, body_of, create_intent, journal_for
 
 from readerhost.sim.stripe_emulator import StripeEmulator
 
@@ -168,8 +168,8 @@ def test_only_the_last_two_digits_decide(client: stripe.StripeClient, amount: in
     ],
 )
 def test_approving_test_cards(client: stripe.StripeClient, card: str, currency: str) -> None:
-    kinds = ["card_present", "interac_present"] if card == "interac" else ["card_present"]
-    intent = create_intent(client, 2500, currency=currency, allowed_payment_method_types=kinds)
+    kinds = INTERAC_PAYMENT if card == "interac" else {"allowed_payment_method_types": ["card_present"]}
+    intent = create_intent(client, 2500, currency=currency, **kinds)
 
     approved = client.v1.payment_intents.confirm(
         intent.id, params={"payment_method": f"pm_card_present_{card}", "expand": ["latest_charge"]}
@@ -179,7 +179,7 @@ def test_approving_test_cards(client: stripe.StripeClient, card: str, currency: 
     assert isinstance(charge, stripe.Charge)
     details = charge.payment_method_details
     assert details is not None
-    if card == "interac":  # single-message: captured as it is authorised, whatever the capture_method
+    if card == "interac":  # single-message: captured as it is authorised
         assert (approved.status, approved.amount_received, approved.amount_capturable) == ("succeeded", 2500, 0)
         assert (charge.captured, charge.amount_captured) == (True, 2500)
         assert details.type == "interac_present"
@@ -194,3 +194,16 @@ def test_approving_test_cards(client: stripe.StripeClient, card: str, currency: 
         assert receipt is not None
         expected_cvm = {"offline_pin_cvm": "offline_pin", "online_pin_cvm": "online_pin"}.get(card, "none")
         assert receipt.cardholder_verification_method == expected_cvm
+
+
+@pytest.mark.parametrize("kinds", [["interac_present"], ["card_present", "interac_present"]])
+def test_interac_takes_no_manual_capture(client: stripe.StripeClient, kinds: list[str]) -> None:
+    # Stripe's changelog 2025-03-31.basil: "The interac_present payment method type no longer supports
+    # the manual capture_method". stripe-python 16 speaks a later version: refused, nothing created.
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        create_intent(client, 2500, currency="cad", allowed_payment_method_types=kinds, capture_method="manual")
+    assert refused.value.param == "capture_method"
+    assert list(client.v1.payment_intents.list()) == []
+    created = create_intent(client, 2500, currency="cad", allowed_payment_method_types=["interac_present"],
+                            capture_method="automatic")  # fmt: skip
+    assert created.capture_method == "automatic"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import stripe
 from support.emulator_fidelity import (
+    INTERAC_PAYMENT,
     authorise,
     body_of,
     control,
@@ -51,9 +52,7 @@ def refused(call: Any) -> stripe.InvalidRequestError:
 
 def interac_payment(client: stripe.StripeClient, emulator: StripeEmulator, reader_id: str) -> stripe.PaymentIntent:
     """A CAD payment made with Stripe's Interac test card on the reader: captured as it is authorised."""
-    intent = create_intent(
-        client, 4000, currency="cad", allowed_payment_method_types=["card_present", "interac_present"]
-    )
+    intent = create_intent(client, 4000, currency="cad", **INTERAC_PAYMENT)
     client.v1.terminal.readers.process_payment_intent(reader_id, params={"payment_intent": intent.id})
     client.v1.test_helpers.terminal.readers.present_payment_method(
         reader_id, params={"type": "interac_present", "interac_present": {"number": INTERAC}}

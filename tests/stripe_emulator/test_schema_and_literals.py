@@ -20,6 +20,7 @@ import requests
 import stripe
 from conftest import make_client
 from support.emulator_fidelity import (
+    INTERAC_PAYMENT,
     VISA,
     api,
     authorise,
@@ -106,8 +107,8 @@ def exercise_everything(url: str, emulator: StripeEmulator) -> Exercise:
         if card.decline is not None:
             continue
         currency = "cad" if card.interac else "usd"
-        kinds = ["card_present", "interac_present"] if card.interac else ["card_present"]
-        created = create_intent(client, 2500, currency=currency, allowed_payment_method_types=kinds)
+        kinds = INTERAC_PAYMENT if card.interac else {"allowed_payment_method_types": ["card_present"]}
+        created = create_intent(client, 2500, currency=currency, **kinds)
         confirmed = intents.confirm(created.id, params={"payment_method": f"pm_card_present_{name}"})
         expected = "succeeded" if card.interac else "requires_capture"  # Interac is captured as it is authorised
         run.intent(expected, confirmed, expected)
@@ -338,9 +339,7 @@ def exercise_two_step_and_refunds(run: Exercise, reader_id: str) -> None:
     run.error("404 resource_missing", refunds.retrieve, 404, "re_nothing")
 
     # Interac: paid and refunded in person.
-    interac = create_intent(
-        client, 4000, currency="cad", allowed_payment_method_types=["card_present", "interac_present"]
-    )
+    interac = create_intent(client, 4000, currency="cad", **INTERAC_PAYMENT)
     readers.process_payment_intent(reader_id, params={"payment_intent": interac.id})
     helpers.present_payment_method(reader_id, params={"type": "interac_present"})
     settled(client, emulator, reader_id)

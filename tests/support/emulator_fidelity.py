@@ -23,6 +23,8 @@ from readerhost.sim.stripe_emulator.journal import JournalEntry
 VISA = "pm_card_present_visa"
 # What a card-present PaymentIntent is created with on the API version stripe-python 16 pins.
 CARD_PRESENT: dict[str, Any] = {"allowed_payment_method_types": ["card_present"], "capture_method": "manual"}
+# Interac takes no manual capture (Stripe's changelog 2025-03-31.basil): captured as it is authorised.
+INTERAC_PAYMENT: dict[str, Any] = {"allowed_payment_method_types": ["interac_present"], "capture_method": "automatic"}
 
 
 def create_intent(
