@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 from readerhost.daemon.payments.model import Payment, State
@@ -18,7 +18,7 @@ class Payments(Protocol):
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment: ...
 
     def list(
-        self, *, states: Sequence[State] | None = None, since: float | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
     ) -> list[Payment]: ...
 
     async def confirm(self, payment_id: str) -> Payment: ...
