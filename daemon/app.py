@@ -50,6 +50,7 @@ from .config import (
 )
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
+from .payments.backup import BackupError, restore
 from .payments.events import Event, EventHub, Topic
 from .payments.service import PaymentService, ServiceSettings
 from .payments.store import StorageError, Store
@@ -455,17 +456,48 @@ async def serve(config: Config, env: Mapping[str, str], config_path: str | None 
         await daemon.stop()
 
 
+def restore_store(backup: Path, store: Path, *, force: bool) -> int:
+    """readerhostd --restore: what was put in place and what was kept, or why nothing was changed."""
+    try:
+        restored = restore(backup, store, force=force)
+    except (BackupError, StorageError) as error:
+        print(f"readerhostd: nothing restored: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"readerhostd: nothing restored: {error.strerror}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    print(f"restored {backup} to {store}: {restored.summary.describe()}")
+    if restored.kept_as is not None and restored.replaced is not None:
+        print(f"the replaced store is kept as {restored.kept_as}: {restored.replaced.describe()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="readerhostd", description="The readerhost card-reader daemon.")
     parser.add_argument("--config", metavar="PATH", help="configuration file (default: $READERHOST_CONFIG, "
                         "/etc/readerhost/readerhost.toml if it exists, else built-in defaults)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"readerhostd {version()}")
+    restoring = parser.add_argument_group("restoring a backup (with the daemon stopped)")
+    restoring.add_argument(
+        "--restore", metavar="BACKUP", help="put this backup (readerhostctl backup) in place of the store"
+    )
+    restoring.add_argument(
+        "--store", metavar="FILE", help="with --restore: the store file (default: the configured one)"
+    )
+    restoring.add_argument(
+        "--force", action="store_true", help="with --restore: even over a store with work for Stripe"
+    )
     args = parser.parse_args(argv)
+    if (args.store or args.force) and not args.restore:
+        parser.error("--store and --force go with --restore")
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as error:
         print(f"readerhostd: {error}", file=sys.stderr)
         return 2
+    if args.restore:
+        store = Path(args.store) if args.store else resolve_store_path(config, os.environ, Path.home())
+        return restore_store(Path(args.restore), store, force=args.force)
     configure_logging(config.log.level, os.environ)
     try:
         asyncio.run(serve(config, os.environ, args.config))

@@ -48,7 +48,19 @@ class StatusView:
             },
             "queue": self.queue_status(),
             "offline": {"count": stats.offline_count, "amount_by_currency": stats.offline_amount_by_currency},
+            "store": self.store_status(),
         }
+
+    def store_status(self) -> dict[str, Any]:
+        """Where the store is (for `readerhostctl backup`) and how much room it takes."""
+        path = self._store.path
+        try:
+            size: int | None = sum(
+                file.stat().st_size for file in (path, path.with_name(path.name + "-wal")) if file.exists()
+            )
+        except OSError:
+            size = None
+        return {"path": str(path), "bytes": size}
 
     def reader_status(self) -> dict[str, Any]:
         return self._reader.status()

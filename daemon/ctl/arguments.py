@@ -10,6 +10,7 @@ from typing import Any
 from readerhost.client.wire import TOPICS
 from readerhost.daemon.payments.model import CANCELLATION_REASONS, State
 
+from .backup import cmd_backup
 from .commands import (
     Command,
     cmd_cancel,
@@ -157,4 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     display = command("display", cmd_display, "show text on the reader's display while idle (no lines: clear)")
     display.add_argument("lines", nargs="*", metavar="LINE", help="at most 4 lines")
     display.add_argument("--ttl", type=positive_float, metavar="S", help="clear after S seconds")
+
+    backup = command("backup", cmd_backup, "copy the payment store to a file, while the daemon runs")
+    backup.add_argument("path", metavar="PATH", help="the backup file (an older file there is replaced)")
+    backup.add_argument(
+        "--store", metavar="FILE", help="back up this store file, without asking the daemon (which may be stopped)"
+    )
     return parser

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from readerhost.client import CannotConnect, Client, ConnectionLost, IncompatibleProtocol, ReaderhostError
 
 from .arguments import build_parser
+from .backup import cmd_backup
+from .commands import Command
 from .exit_codes import EXIT_DAEMON_ERROR, EXIT_INTERRUPTED, EXIT_NO_DAEMON, EXIT_USAGE
-from .output import Output
+from .output import Output, fail
 
 
 class UsageError(Exception):
@@ -42,11 +44,6 @@ def read_order_ids(name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def fail(message: str, code: int) -> int:
-    print(f"readerhostctl: {message}", file=sys.stderr, flush=True)
-    return code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(argv)
@@ -68,10 +65,12 @@ def run(argv: Sequence[str] | None) -> int:
     except UsageError as error:
         return fail(str(error), EXIT_USAGE)
     out = Output(args.json, sys.stdout)
+    handler: Command = args.handler
+    if args.command == "backup" and args.store is not None:
+        return cmd_backup(None, args, out)  # the store is named: no daemon to ask
     try:
         with Client.connect(args.socket, args.timeout, call_timeout=args.timeout) as client:
-            code: int = args.handler(client, args, out)
-            return code
+            return handler(client, args, out)
     except ReaderhostError as error:
         return fail(f"{one_line(error.message)} ({error.reason or error.code})", EXIT_DAEMON_ERROR)
     except (CannotConnect, IncompatibleProtocol) as error:

@@ -8,6 +8,7 @@ EXIT_USAGE = 2
 EXIT_NO_DAEMON = 3
 EXIT_DECLINED = 4
 EXIT_NOT_PAID = 5
+EXIT_BACKUP_FAILED = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = f"""\
@@ -18,5 +19,6 @@ exit codes:
   {EXIT_NO_DAEMON}    cannot connect to the daemon, or the connection was lost
   {EXIT_DECLINED}    pay: the card was declined
   {EXIT_NOT_PAID}    pay: the payment was canceled or failed
+  {EXIT_BACKUP_FAILED}    backup: no copy was made (the reason is printed; nothing was changed)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); pay cancels a collection still waiting for a card
 """

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, TextIO
 
 SPINNER = "|/-\\"
 SPIN_INTERVAL_S = 0.1
+
+
+def fail(message: str, code: int) -> int:
+    """Say why on stderr, as every readerhostctl failure does; return the exit code."""
+    print(f"readerhostctl: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 class Output:

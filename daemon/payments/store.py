@@ -1,7 +1,8 @@
 """The durable record: payments, the operations outbox and the history of every state change.
 
 One SQLite file (WAL, synchronous=FULL: a commit is on the disk when it returns), one writer:
-the daemon opens one Store and uses it from one thread. Schema changes are numbered migrations
+the daemon opens one Store and uses it from one thread, holding an exclusive flock(2) on the file
+while it is open, so that a second daemon, or a restore, cannot take it over. Schema changes are numbered migrations
 recorded in `PRAGMA user_version`; a file newer than this code is refused, never rewritten.
 Card numbers and secrets never reach it: a card is brand, last4 and read method, and a payment
 method is the reader's opaque reference.
@@ -10,6 +11,7 @@ method is the reader's opaque reference.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -94,6 +96,16 @@ class StorageError(Exception):
     """The store cannot be used: full, read-only, corrupt, or from a newer readerhost."""
 
 
+class StoreInUse(StorageError):
+    """Another process holds the store (a running readerhostd)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the store {path} is in use by another process (a running readerhostd? "
+            "`systemctl stop readerhost` first); it is left as it is"
+        )
+
+
 @dataclass(frozen=True)
 class Operation:
     op_id: int
@@ -136,6 +148,7 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._lock_fd: int | None = None
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -148,6 +161,7 @@ class Store:
             raise StorageError(f"cannot open the store {path}: {error}") from error
         store = cls(connection, path)
         try:
+            store._lock_fd = lock_exclusively(path)  # the file exists now: connect made it
             if existed and path.stat().st_size == 0:
                 raise StorageError(f"the store {path} is empty (truncated?): refusing to start over")
             store._refuse_newer_schema()  # before anything writes to a file we do not understand
@@ -155,13 +169,13 @@ class Store:
             store._check_writable()
             store._migrate()
         except sqlite3.DatabaseError as error:
-            connection.close()
+            store.close()
             unwritable = _why_unwritable(path.parent)
             if unwritable:  # SQLite says only "unable to open database file": say what is wrong
                 raise StorageError(f"the store {path} cannot be written: {unwritable}; it is kept as it is") from error
             raise StorageError(f"the store {path} cannot be read ({error}); it is kept as it is") from error
         except StorageError:
-            connection.close()
+            store.close()
             raise
         return store
 
@@ -201,6 +215,11 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        # Only after the connection: closing any descriptor of the file would drop SQLite's own
+        # POSIX locks while a connection still used them.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def pragma(self, name: str) -> object:
         """The current value of one of a few settings of this store's connection, for diagnostics and tests."""
@@ -356,6 +375,21 @@ class Store:
 
     def _columns(self, table: str) -> list[str]:
         return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+
+
+def lock_exclusively(path: Path) -> int:
+    """An exclusive flock(2) on the store file, held by the returned descriptor; StoreInUse when another
+    process holds it. flock is independent of SQLite's POSIX locks, so readers are not affected."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise StorageError(f"cannot open the store {path}: {error.strerror}") from error
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreInUse(path) from None
+    return fd
 
 
 def _why_unwritable(folder: Path) -> str | None:
