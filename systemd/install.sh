@@ -17,8 +17,9 @@ Installs readerhostd from this checkout, as root:
 
   1. apt: python3-venv, and python3-lgpio (GPIO) and python3-spidev (SPI displays) where the
      package archive has them (Raspberry Pi OS does)
-  2. /opt/readerhost/venv (--system-site-packages, to see lgpio) with readerhost[oled,gpio,serial,ble],
-     and readerhostctl linked into /usr/local/bin
+  2. /opt/readerhost/venv (--system-site-packages, to see lgpio) with the exact versions, checked by
+     their hashes, of requirements/kiosk.txt (./dev lock makes it), then readerhost itself;
+     readerhostctl linked into /usr/local/bin
   3. the units into /usr/local/lib/systemd/system; sysusers.d, tmpfiles.d and modules-load.d files
      into /usr/local/lib/; the udev rules into /etc/udev/rules.d; the journal catalog into
      /usr/local/lib/systemd/catalog; the documentation into /usr/local/share/doc/readerhost
@@ -58,7 +59,6 @@ usage_error() {
 CHECKOUT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 HERE=$CHECKOUT/systemd
 VENV=/opt/readerhost/venv
-EXTRAS=oled,gpio,serial,ble
 UNITS=(readerhostd.socket readerhostd.service readerhost-reconcile.service readerhost-reconcile.timer)
 START_UNITS=(readerhostd.socket readerhostd.service readerhost-reconcile.timer)
 UNIT_DIR=/usr/local/lib/systemd/system
@@ -206,17 +206,18 @@ fi
 # 2. The venv and readerhost in it ---------------------------------------------------------------
 # Built from a copy of the sources, so that pip leaves no root-owned build files in the checkout.
 SOURCES=(pyproject.toml setup.py README.md client daemon drivers sim)
+LOCK=requirements/kiosk.txt # every kiosk gets the same versions: pinned, with their hashes
 source_stamp() {
     (
         cd -- "$CHECKOUT"
         find "${SOURCES[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum
-        printf 'extras %s\n' "$EXTRAS"
+        sha256sum "$LOCK"
     ) | sha256sum | cut -d' ' -f1
 }
 CODE_CHANGED=0
 if [[ -n $STAGING ]]; then
-    skipped "python3 -m venv --system-site-packages $VENV; $VENV/bin/pip install \"$CHECKOUT[$EXTRAS]\""
+    skipped "python3 -m venv --system-site-packages $VENV; $VENV/bin/pip install --require-hashes -r $LOCK; $VENV/bin/pip install --no-deps $CHECKOUT"
 else
     if [[ ! -x $VENV/bin/python ]]; then
         say "creating $VENV"
@@ -230,8 +231,10 @@ else
         CLEANUP+=("$build")
         (cd -- "$CHECKOUT" && cp -R -- "${SOURCES[@]}" "$build/")
         find "$build" -name __pycache__ -prune -exec rm -rf {} +
-        say "pip install readerhost[$EXTRAS] into $VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "$build[$EXTRAS]"
+        say "pip install the locked versions of $LOCK, then readerhost, into $VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --require-hashes -r "$CHECKOUT/$LOCK"
+        # Its dependencies are all in the lock: --no-deps keeps pip from resolving anything anew.
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps "$build"
         printf '%s\n' "$stamp" >"$VENV/.readerhost-source"
         CODE_CHANGED=1
         CHANGES=$((CHANGES + 1))
