@@ -74,10 +74,12 @@ def version() -> str:
 
 @dataclass(frozen=True)
 class StandIns:
-    """What tests put in place of the hardware: the I²C bus, the GPIO pin factory, and bleak's
-    (client, scanner) backends instead of BlueZ."""
+    """What tests put in place of the hardware: the I²C bus, the SPI bus, the GPIO pin factory (for
+    the buttons and LEDs and an SPI panel's DC and RST lines), and bleak's (client, scanner)
+    backends instead of BlueZ."""
 
     display_bus: object | None = None
+    display_spi: object | None = None
     gpio_factory: object | None = None
     ble_backends: tuple[Any, Any] | None = None
 
@@ -267,7 +269,10 @@ def _build_ui(
         if ui is not None:  # always, by the time the loop delivers a press
             ui.on_press(button)
 
-    panel = Panel.open(config.display, bus=stand_ins.display_bus)
+    # Before the buttons: an SPI panel reserves its DC and RST lines, so a button on one is refused.
+    panel = Panel.open(
+        config.display, bus=stand_ins.display_bus, spi=stand_ins.display_spi, pin_factory=stand_ins.gpio_factory
+    )
     controls = Controls.open(config.gpio, asyncio.get_running_loop(), pressed, factory=stand_ins.gpio_factory)
     if panel is None and controls is None:
         return None

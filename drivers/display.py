@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from readerhost.drivers.settings import Choice, FilePath, Int, Number, Section, Settings, setting
+from readerhost.drivers.gpio import OutputLines
+from readerhost.drivers.settings import Choice, FilePath, Int, Number, Pin, Section, Settings, setting
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -48,6 +49,9 @@ class DisplaySettings(Settings):
     i2c_address: int = setting(0x3C, Int(0x03, 0x77))  # the 7-bit addresses a device may have
     spi_port: int = setting(0, Int(0, 15))
     spi_device: int = setting(0, Int(0, 15))
+    # An SPI panel's data/command and reset lines (BCM numbers), driven through gpiozero (lgpio).
+    spi_dc_pin: int = setting(24, Int(0, 53))
+    spi_rst_pin: int | None = setting(25, Pin())  # None (-1 in the file): RST not wired
     width: int = setting(128, Int(32, 256))  # luma's panels: 64x32 (SSD1306) up to 256x128
     height: int = setting(64, Int(16, 128))  # 96x16 is the flattest
     rotate: int = setting(0, Int(0, 3))  # quarter turns clockwise
@@ -64,7 +68,7 @@ class DisplaySettings(Settings):
         if self.kind == "terminal":
             return "the terminal preview"
         if self.interface == "spi":
-            return f"{self.kind} on SPI port {self.spi_port} device {self.spi_device}"
+            return f"{self.kind} on SPI port {self.spi_port} device {self.spi_device} (DC on {self.spi_dc_pin})"
         return f"{self.kind} on I²C bus {self.i2c_bus} at address 0x{self.i2c_address:02X}"
 
 
@@ -108,23 +112,27 @@ class Panel:
         settings: DisplaySettings,
         *,
         bus: object | None = None,
+        spi: object | None = None,
+        pin_factory: object | None = None,
         output: TextIO = sys.stdout,
         clock: Callable[[], float] = time.monotonic,
     ) -> Panel | None:
         """The configured display, or None (kind `none`, or the panel could not be opened: logged once).
 
-        `bus` replaces the I²C bus with any object that has `write_i2c_block_data(addr, ctrl, data)`
-        (tests); `output` is where the terminal preview draws; `clock` must be the clock of the
-        times given to `tick`.
+        Stand-ins for tests: `bus` replaces the I²C bus with any object that has
+        `write_i2c_block_data(addr, ctrl, data)`; `spi` the SPI bus with a spidev-like object;
+        `pin_factory` is the gpiozero pin factory an SPI panel's DC and RST lines go through
+        (default: gpiozero's own, lgpio on a Pi). `output` is where the terminal preview draws;
+        `clock` must be the clock of the times given to `tick`.
         """
         if settings.kind == "none":
             return None
         if settings.kind == "terminal":
             return cls(settings, _TerminalOutput(output), clock)
-        device = _open_luma(settings, bus)
-        if device is None:
+        opened = _open_luma(settings, bus, spi, pin_factory)
+        if opened is None:
             return None
-        panel = cls(settings, _LumaOutput(device), clock)
+        panel = cls(settings, _LumaOutput(*opened), clock)
         logger.info("display: %s, %dx%d", settings.where, settings.width, settings.height)
         return panel
 
@@ -225,8 +233,11 @@ def _is_panel_error(error: Exception) -> bool:
 # -- luma --------------------------------------------------------------------------------------
 
 
-def _open_luma(settings: DisplaySettings, bus: object | None) -> Any:
-    """A luma device that ran its init sequence, or None after one warning line."""
+def _open_luma(
+    settings: DisplaySettings, bus: object | None, spi_bus: object | None, pin_factory: object | None
+) -> tuple[Any, OutputLines | None] | None:
+    """A luma device that ran its init sequence, with the SPI panel's lines (luma leaves lines it was
+    given to their owner), or None after one warning line."""
     serial: Any = None
     try:
         import luma.core.error  # type: ignore[import-untyped]
@@ -240,22 +251,42 @@ def _open_luma(settings: DisplaySettings, bus: object | None) -> Any:
             error,
         )
         return None
+    lines: OutputLines | None = None
     try:
-        if bus is not None:
+        if settings.interface == "spi":
+            lines = OutputLines(pin_factory)
+            serial = spi(
+                spi=spi_bus,
+                gpio=lines,
+                port=settings.spi_port,
+                device=settings.spi_device,
+                gpio_DC=settings.spi_dc_pin,
+                gpio_RST=settings.spi_rst_pin,
+            )
+        elif bus is not None:
             serial = i2c(bus=bus, address=settings.i2c_address)
-        elif settings.interface == "spi":
-            serial = spi(port=settings.spi_port, device=settings.spi_device)
         else:
             serial = i2c(port=settings.i2c_bus, address=settings.i2c_address)
         driver = getattr(luma.oled.device, settings.kind)
         device = driver(serial, width=settings.width, height=settings.height, rotate=settings.rotate)
         device.contrast(settings.contrast)
-    except (OSError, ImportError, luma.core.error.Error) as error:
+    except (OSError, ImportError, luma.core.error.Error, *_gpio_errors()) as error:
         logger.warning("display: cannot use the %s (%s); running without it", settings.where, _reason(error))
         if serial is not None and bus is None:
             _quietly(serial.cleanup)
+        elif lines is not None:
+            _quietly(lines.cleanup)  # lines set up before the SPI bus failed
         return None
-    return device
+    return device, lines
+
+
+def _gpio_errors() -> tuple[type[Exception], ...]:
+    """gpiozero's refusals (no pin factory, a pin in use): an SPI panel's lines cannot be driven."""
+    try:
+        import gpiozero  # type: ignore[import-untyped]
+    except ImportError:
+        return ()
+    return (gpiozero.GPIOZeroError,)
 
 
 def _reason(error: BaseException) -> str:
@@ -272,8 +303,9 @@ def _quietly(action: Callable[[], object]) -> None:
 
 
 class _LumaOutput:
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: Any, lines: OutputLines | None) -> None:
         self._device = device
+        self._lines = lines
 
     def draw(self, image: Image) -> None:
         self._device.display(image)
@@ -293,7 +325,11 @@ class _LumaOutput:
         finally:
             # luma's exit hook would clear and hide the panel again: it is off already.
             self._device.persist = True
-            self._device.cleanup()
+            try:
+                self._device.cleanup()
+            finally:
+                if self._lines is not None:
+                    self._lines.cleanup()
 
 
 # -- terminal preview ------------------------------------------------------------------------

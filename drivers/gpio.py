@@ -161,6 +161,52 @@ def _say_no_gpio(reason: str) -> None:
     logger.warning("no GPIO: buttons and LEDs are off (%s)", reason)
 
 
+class OutputLines:
+    """Output lines for luma's SPI interface (a panel's DC and RST), on a gpiozero pin factory.
+
+    luma drives those lines through an RPi.GPIO-like object, and imports RPi.GPIO when given none;
+    RPi.GPIO cannot drive a Pi 5. This object answers the calls luma makes (setup, output,
+    cleanup) through gpiozero instead: lgpio on every Pi, MockFactory in tests. Each line is
+    reserved in the factory, so a button or LED configured on the same pin is refused, not shared."""
+
+    LOW = 0
+    HIGH = 1
+    OUT = "output"
+
+    def __init__(self, factory: object | None = None) -> None:
+        from gpiozero import Device
+
+        if factory is None:
+            Device.ensure_pin_factory()
+            factory = Device.pin_factory
+        self._factory: Any = factory
+        self._pins: dict[int, Any] = {}
+
+    def _conflicts_with(self, other: object) -> bool:
+        """gpiozero's reservation protocol: these lines are shared with no other device."""
+        return True
+
+    def setup(self, number: int, mode: str, initial: int | None = None) -> None:
+        if mode != self.OUT:
+            raise ValueError(f"only output lines are driven here, not {mode!r}")
+        pin = self._factory.pin(number)
+        self._factory.reserve_pins(self, pin.info.name)
+        pin.function = "output"
+        if initial is not None:
+            pin.state = initial
+        self._pins[number] = pin
+
+    def output(self, number: int, value: int) -> None:
+        self._pins[number].state = 1 if value else 0
+
+    def cleanup(self, numbers: list[int] | None = None) -> None:
+        for number in list(self._pins) if numbers is None else numbers:
+            pin = self._pins.pop(number, None)
+            if pin is not None:
+                self._factory.release_pins(self, pin.info.name)
+                pin.close()
+
+
 def _pin_factory(name: str) -> object | None:
     """The named pin factory, or None for gpiozero's default (resolved now, so that failing is told now).
 

@@ -16,7 +16,7 @@ out (x = column, y = page * 8 + bit), before any remapping by the panel's wiring
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -129,6 +129,38 @@ class Gddram:
             ]
         )
         return image
+
+
+class RecordingSpi:
+    """A spidev stand-in for luma's SPI interface: each `writebytes` is recorded with the level the
+    panel's DC line had then (`dc_level()`, read from the GPIO model): low is commands, high is
+    display data, as an SSD1306 on a 4-wire SPI bus reads them. `transactions` use the I²C control
+    bytes (COMMAND, DATA), so `frames` and `commands` decode them with the same panel model."""
+
+    def __init__(self, dc_level: Callable[[], int]) -> None:
+        self._dc_level = dc_level
+        self.opened: tuple[int, int] | None = None
+        self.closed = False
+        self.mode = 0
+        self.max_speed_hz = 0
+        self.transactions: list[tuple[int, int, bytes]] = []
+
+    def open(self, port: int, device: int) -> None:
+        self.opened = (port, device)
+
+    def writebytes(self, data: list[int]) -> None:
+        if self.opened is None or self.closed:
+            raise OSError(9, "Bad file descriptor")  # as spidev says of a bus not open
+        self.transactions.append((0, DATA if self._dc_level() else COMMAND, bytes(data)))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def commands(self) -> list[tuple[int, ...]]:
+        return _replay(self.transactions).commands
+
+    def frames(self) -> list[Image.Image]:
+        return _replay(self.transactions).frames
 
 
 def _replay(transactions: list[tuple[int, int, bytes]]) -> Gddram:

@@ -243,7 +243,8 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
     assert service["Service.SupplementaryGroups"] == ["dialout gpio i2c spi bluetooth"]
     assert service["Service.DevicePolicy"] == ["closed"]
     assert set(service["Service.DeviceAllow"]) == {
-        "char-ttyUSB rw", "char-ttyACM rw", "char-gpiochip rw", "char-i2c rw", "char-spi rw",
+        "char-ttyUSB rw", "char-ttyACM rw", "char-ttyAMA rw", "/dev/ttyS0 rw", "char-gpiochip rw", "char-i2c rw",
+        "char-spi rw",
     }  # fmt: skip
 
     # Settings that would break a Pi kiosk, each for its reason.

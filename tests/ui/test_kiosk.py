@@ -202,3 +202,34 @@ def test_without_a_panel_or_gpio_the_daemon_still_takes_payments(
         run(scenario())
     assert any("0x3C" in r.getMessage() for r in caplog.records)
     assert any("no GPIO" in r.getMessage() for r in caplog.records)
+
+
+def test_a_kiosk_with_an_spi_panel_drives_its_lines_through_the_same_pin_factory_as_its_buttons(
+    tmp_path: Path, factory: Any
+) -> None:
+    from support.oled import RecordingSpi
+
+    spi = RecordingSpi(lambda: factory.pin(24).state)
+    config = KIOSK.replace('kind = "ssd1306"', 'kind = "ssd1306"\ninterface = "spi"')
+
+    async def scenario() -> None:
+        env = daemon_env(tmp_path)
+        settings = load_config(str(write_config(tmp_path, config)), env)
+        stand_ins = StandIns(display_spi=spi, gpio_factory=factory)
+        daemon = await build(settings, env, cwd=tmp_path, home=tmp_path, stand_ins=stand_ins)
+        await daemon.start()
+        try:
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "S-1", "amount": 700, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            await client.call("reader.present", {"card": "visa"})
+            await client.event(state_is("authorized"))
+            await client.close()
+            shown = [frame.tobytes() for frame in spi.frames()]
+            assert render(marked(catalog.approved(700, "usd"))).tobytes() in shown
+            assert render(marked(catalog.idle())).tobytes() in shown
+        finally:
+            await daemon.stop()
+        assert spi.closed
+
+    run(scenario())
