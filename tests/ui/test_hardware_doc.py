@@ -44,5 +44,6 @@ def test_the_wiring_tables_use_the_default_pins() -> None:
 def test_the_picture_is_an_svg_the_guide_links() -> None:
     text = (DOCS / "hardware.md").read_text(encoding="utf-8")
     assert "](hardware/wiring.svg)" in text
-    document = xml.dom.minidom.parse(str(DOCS / "hardware" / "wiring.svg"))
-    assert document.documentElement.tagName == "svg"
+    root = xml.dom.minidom.parse(str(DOCS / "hardware" / "wiring.svg")).documentElement
+    assert root is not None
+    assert root.tagName == "svg"
