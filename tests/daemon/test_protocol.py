@@ -45,8 +45,10 @@ def test_banner_then_status(tmp_path: Path) -> None:
             assert banner["params"]["boot_id"] == daemon.boot_id
             status = (await client.call("status.get"))["result"]
             assert set(status) == {
-                "daemon", "protocol", "boot_id", "mode", "uptime_s", "reader", "stripe", "queue", "offline",
+                "daemon", "protocol", "boot_id", "mode", "uptime_s", "reader", "stripe", "queue", "offline", "store",
             }  # fmt: skip
+            assert status["store"]["path"] == str(daemon.store_path)
+            assert status["store"]["bytes"] > 0
             assert status["mode"] == "emulator"
             assert status["reader"]["state"] == "ready"
             assert status["queue"] == {"pending": 0, "oldest_age_s": None}
