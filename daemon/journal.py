@@ -1,8 +1,5 @@
-"""Logging to the systemd journal in its native protocol, with structured fields, in pure Python.
-
-Each log record becomes one datagram on journald's socket: `NAME=value\\n` per field, or
-`NAME\\n<u64 little-endian length><bytes>\\n` when the value holds a newline. An entry too large
-for a datagram goes as a sealed memfd passed with SCM_RIGHTS, as journald expects.
+"""Logging to the systemd journal with structured fields, through libsystemd (systemd-python's
+sd_journal_sendv), which handles values with newlines and entries too large for one datagram.
 
 Structured fields come from one `extra` key, so that they can never collide with LogRecord
 attributes:
@@ -16,18 +13,15 @@ nothing reaches the journal that the message and its explicit fields do not show
 
 from __future__ import annotations
 
-import array
 import enum
-import errno
-import fcntl
 import logging
 import os
 import re
-import socket
-import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+
+from systemd import journal as sd_journal
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_IDENTIFIER = "readerhostd"
@@ -79,33 +73,12 @@ def valid_field_name(name: object) -> bool:
     return isinstance(name, str) and _FIELD_NAME.fullmatch(name) is not None
 
 
-def encode_field(name: str, value: FieldValue) -> bytes:
-    """One field in the native protocol; a value with a newline takes the length-prefixed form."""
-    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "backslashreplace")
-    key = name.encode("ascii")
-    if b"\n" in data:
-        return key + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-    return key + b"=" + data + b"\n"
-
-
-def encode_entry(fields: Iterable[tuple[str, FieldValue]]) -> bytes:
-    return b"".join(encode_field(name, value) for name, value in fields)
-
-
 class JournalHandler(logging.Handler):
-    """Sends each record to journald as one native-protocol entry (see the module's docstring)."""
+    """Sends each record to journald as one entry (see the module's docstring)."""
 
-    def __init__(
-        self,
-        level: int = logging.NOTSET,
-        *,
-        socket_path: str = JOURNAL_SOCKET,
-        identifier: str = SYSLOG_IDENTIFIER,
-    ) -> None:
+    def __init__(self, level: int = logging.NOTSET, *, identifier: str = SYSLOG_IDENTIFIER) -> None:
         super().__init__(level)
-        self.socket_path = socket_path
         self.identifier = identifier
-        self._socket: socket.socket | None = None  # opened on the first record, not before
         self.setFormatter(logging.Formatter("%(message)s"))  # level and logger travel as fields
 
     def fields(self, record: logging.LogRecord) -> list[tuple[str, FieldValue]]:
@@ -131,45 +104,17 @@ class JournalHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._send(encode_entry(self.fields(record)))
+            sd_journal.sendv(*(journal_field(name, value) for name, value in self.fields(record)))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
-    def close(self) -> None:
-        self.acquire()
-        try:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-        finally:
-            self.release()
-        super().close()
 
-    def _send(self, entry: bytes) -> None:
-        if self._socket is None:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            self._socket.sendto(entry, self.socket_path)
-        except OSError as error:
-            if error.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
-                raise
-            self._send_as_memfd(self._socket, entry)
-
-    def _send_as_memfd(self, sock: socket.socket, entry: bytes) -> None:
-        """Too large for a datagram: write it to a memfd, seal it, and pass the descriptor."""
-        fd = os.memfd_create("readerhost-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-        try:
-            view = memoryview(entry)
-            while view:
-                view = view[os.write(fd, view) :]
-            seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-            rights = array.array("i", [fd])
-            sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)], 0, self.socket_path)
-        finally:
-            os.close(fd)
+def journal_field(name: str, value: FieldValue) -> bytes:
+    """`NAME=value` as sd_journal_sendv takes it: any bytes, newlines included."""
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "backslashreplace")
+    return name.encode("ascii") + b"=" + data
 
 
 def under_journald(env: Mapping[str, str], *, stderr_fd: int = 2, socket_path: str = JOURNAL_SOCKET) -> bool:

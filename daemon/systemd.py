@@ -1,9 +1,10 @@
-"""systemd integration in plain Python: readiness notification, the watchdog and socket activation.
+"""systemd integration through libsystemd (systemd-python): readiness notification, the watchdog and
+socket activation.
 
 Nothing here does anything outside systemd: `Notifier.from_env`, `Watchdog.from_env` and
 `listen_sockets` return None / {} when the environment does not ask for them. The protocols are
-those of sd_notify(3) (one AF_UNIX datagram of `KEY=value` lines to `$NOTIFY_SOCKET`) and
-sd_listen_fds(3) (`$LISTEN_FDS` sockets from fd 3 on, for the process named by `$LISTEN_PID`).
+libsystemd's own (sd_notify(3), sd_listen_fds(3)), which read the process's environment: the
+`env` given here must be `os.environ` for them to act (tests set the variables there).
 """
 
 from __future__ import annotations
@@ -12,29 +13,22 @@ import asyncio
 import logging
 import os
 import socket
-import stat
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 
+from systemd import daemon as sd_daemon
+
 logger = logging.getLogger(__name__)
 
-LISTEN_FDS_START = 3
-SEND_TIMEOUT_S = 1.0  # a notification is one small datagram to PID 1; never block the event loop for long
-# What systemd hands to the service alone; none of it must reach the daemon's own children.
-SYSTEMD_VARIABLES = (
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_PID",
-    "LISTEN_PIDFDID",
-    "LISTEN_FDS",
-    "LISTEN_FDNAMES",
-)
+# What systemd hands to the service alone, which no child of the daemon must inherit. NOTIFY_SOCKET
+# stays: libsystemd reads it at every notification.
+HANDED_OVER = ("WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
 def unset_environment(env: MutableMapping[str, str]) -> None:
-    """Forget systemd's variables (pass `os.environ`), once the Notifier, Watchdog and sockets exist."""
-    for name in SYSTEMD_VARIABLES:
+    """Forget what systemd handed over but NOTIFY_SOCKET (pass `os.environ`), once the Notifier,
+    Watchdog and sockets exist."""
+    for name in HANDED_OVER:
         env.pop(name, None)
 
 
@@ -45,7 +39,6 @@ class Notifier:
         if not address.startswith(("/", "@")):
             raise ValueError(f"NOTIFY_SOCKET={address!r}: only an absolute path or an @abstract name is supported")
         self.address = address
-        self._target = "\0" + address[1:] if address.startswith("@") else address
         self._failing = False
         self._last_status: str | None = None
 
@@ -61,19 +54,20 @@ class Notifier:
             return None
 
     def send(self, **fields: str | int) -> bool:
-        """One datagram of `KEY=value` lines, e.g. `send(READY=1, STATUS="serving")`; True if it was sent."""
+        """One message of `KEY=value` lines, e.g. `send(READY=1, STATUS="serving")`; True if it was sent."""
         return self.send_lines(*(f"{key}={value}" for key, value in fields.items()))
 
     def send_lines(self, *lines: str) -> bool:
-        """One datagram of the given `KEY=value` lines; a newline inside a line becomes a space."""
-        message = "".join(" ".join(line.splitlines()) + "\n" for line in lines).encode()
+        """One message of the given `KEY=value` lines; a newline inside a line becomes a space."""
+        message = "".join(" ".join(line.splitlines()) + "\n" for line in lines)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-                sender.settimeout(SEND_TIMEOUT_S)
-                sender.sendto(message, self._target)
+            sent = bool(sd_daemon.notify(message))
+            problem = None if sent else "NOTIFY_SOCKET is not in this process's environment"
         except OSError as error:
+            sent, problem = False, error.strerror or str(error)
+        if not sent:
             if not self._failing:
-                logger.warning("cannot notify systemd at %s: %s", self.address, error)
+                logger.warning("cannot notify systemd at %s: %s", self.address, problem)
             self._failing = True
             return False
         if self._failing:
@@ -164,28 +158,22 @@ def listen_sockets(env: Mapping[str, str], names: Sequence[str] = ("api",)) -> d
 
     Only the sockets named in `names` are returned (non-blocking, close-on-exec), each checked to be
     a listening AF_UNIX stream socket; a single unnamed socket is returned under `names[0]`. Empty
-    when the process was not socket-activated. Raises ValueError when the passed fds are not usable.
+    when the process was not socket-activated (`env`, the process's environment, names no sockets
+    for it). Raises ValueError when the passed fds are not usable.
     """
     if env.get("LISTEN_PID", "") != str(os.getpid()):
         return {}
     try:
-        count = int(env.get("LISTEN_FDS", "0"))
-    except ValueError:
-        raise ValueError(f"LISTEN_FDS={env['LISTEN_FDS']!r} is not a number") from None
-    if count <= 0:
-        return {}
-    fd_names = env["LISTEN_FDNAMES"].split(":") if env.get("LISTEN_FDNAMES") else ["unknown"] * count
-    if len(fd_names) != count:
-        raise ValueError(f"LISTEN_FDNAMES names {len(fd_names)} sockets but LISTEN_FDS={count}")
-    if count == 1 and fd_names[0] in ("", "unknown") and names:
-        fd_names = [names[0]]
+        passed = sd_daemon.listen_fds_with_names(False)  # sets close-on-exec; the caller unsets later
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"systemd passed sockets that cannot be taken (LISTEN_FDS={env.get('LISTEN_FDS', '')!r}, "
+            f"LISTEN_FDNAMES={env.get('LISTEN_FDNAMES', '')!r}): {getattr(error, 'strerror', None) or error}"
+        ) from None
+    if len(passed) == 1 and next(iter(passed.values())) in ("", "unknown") and names:
+        passed = dict.fromkeys(passed, names[0])
     wanted: list[tuple[str, int]] = []
-    for offset, name in enumerate(fd_names):
-        fd = LISTEN_FDS_START + offset
-        try:
-            os.set_inheritable(fd, False)
-        except OSError as error:
-            raise ValueError(f"LISTEN_FDS={count} but fd {fd} ({name}) is not open: {error.strerror}") from None
+    for fd, name in sorted(passed.items()):
         if name in names:
             wanted.append((name, fd))
         else:
@@ -204,17 +192,19 @@ def listen_sockets(env: Mapping[str, str], names: Sequence[str] = ("api",)) -> d
 
 
 def _listening_socket(fd: int, name: str) -> socket.socket:
-    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+    if not sd_daemon.is_socket(fd):
         raise ValueError(f"the fd systemd passed as {name!r} (fd {fd}) is not a socket")
-    sock = socket.socket(fileno=fd)
-    listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or not listening:
-        kind = f"{_name(sock.family)} {_name(sock.type)}{'' if listening else ', not listening'}"
+    if not sd_daemon.is_socket_unix(fd, socket.SOCK_STREAM, 1):
+        sock = socket.socket(fileno=fd)
+        kind = f"{_name(sock.family)} {_name(sock.type)}"
+        if sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM:
+            kind += ", not listening"
         sock.detach()
         raise ValueError(
             f"the socket systemd passed as {name!r} (fd {fd}) is {kind}; "
             "readerhostd needs a listening AF_UNIX stream socket (ListenStream=/path in the .socket unit)"
         )
+    sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     return sock
 

@@ -15,8 +15,8 @@ Usage: install.sh [--stripe-key-file PATH] [--root DIR]
 
 Installs readerhostd from this checkout, as root:
 
-  1. apt: python3-venv, and python3-lgpio (GPIO) and python3-spidev (SPI displays) where the
-     package archive has them (Raspberry Pi OS does)
+  1. apt: python3-venv and python3-systemd, and python3-lgpio (GPIO) and python3-spidev (SPI
+     displays) where the package archive has them (Raspberry Pi OS does)
   2. /opt/readerhost/venv (--system-site-packages, to see lgpio) with the exact versions, checked by
      their hashes, of requirements/kiosk.txt (./dev lock makes it), then readerhost itself;
      readerhostctl linked into /usr/local/bin
@@ -180,10 +180,12 @@ skipped() { say "skipped (--root): $*"; }
 # 1. Debian packages -----------------------------------------------------------------------------
 installed_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [[ -n $STAGING ]]; then
-    skipped "apt-get install python3-venv python3-lgpio python3-spidev"
+    skipped "apt-get install python3-venv python3-systemd python3-lgpio python3-spidev"
 else
     missing=()
     installed_pkg python3-venv || missing+=(python3-venv)
+    # libsystemd for Python, from Debian: the venv sees it, so the lock's systemd-python is not built
+    installed_pkg python3-systemd || missing+=(python3-systemd)
     for optional in python3-lgpio:"the buttons, LED and buzzer (GPIO) stay off" \
         python3-spidev:"an SPI display stays off"; do
         package=${optional%%:*}

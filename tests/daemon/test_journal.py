@@ -1,5 +1,6 @@
-"""The journal: JournalHandler's native protocol on a socket of our own, the message catalog through
-journalctl, and the daemon's entries read back from the real systemd-journald.
+"""The journal: the fields JournalHandler gives libsystemd, the message catalog through journalctl,
+and the daemon's entries read back from the real systemd-journald (which also shows libsystemd's
+encoding: values with newlines, an entry too large for one datagram).
 
 The real journald runs, as root, in a private mount namespace with tmpfs over /run (and over
 /var/log/journal), so that neither the host's journal nor its /run is seen or touched. Run as a
@@ -10,21 +11,17 @@ does: configure_logging, then a payment sequence through the real payment core).
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,7 @@ from conftest import EmulatorHandle
 from support.daemon import LineClient, running_daemon
 from support.payments_core import running_core
 
-from readerhost.daemon.journal import JournalHandler, MessageId, configure_logging, under_journald
+from readerhost.daemon.journal import JournalHandler, MessageId, configure_logging, journal_field, under_journald
 from readerhost.daemon.payments.model import State
 from readerhost.sim.stripe_emulator import running_emulator
 
@@ -47,104 +44,72 @@ RUNTIME_JOURNAL = "/run/log/journal"
 BIG = 300 * 1024
 
 
-# -- the native protocol, read back as journald reads it --------------------------------------
+# -- what JournalHandler sends (libsystemd's sd_journal_sendv carries it to journald) ------------
 
 
-def parse_native(data: bytes) -> list[tuple[str, bytes]]:
-    """`NAME=value\\n`, or `NAME\\n<u64 LE length><value>\\n` (the form for values with newlines)."""
-    fields: list[tuple[str, bytes]] = []
-    rest = data
-    while rest:
-        newline = rest.index(b"\n")
-        equals = rest.find(b"=", 0, newline)
-        if equals >= 0:
-            fields.append((rest[:equals].decode(), rest[equals + 1 : newline]))
-            rest = rest[newline + 1 :]
-            continue
-        (size,) = struct.unpack_from("<Q", rest, newline + 1)
-        start = newline + 1 + 8
-        assert rest[start + size : start + size + 1] == b"\n", "a binary field must end with a newline"
-        fields.append((rest[:newline].decode(), rest[start : start + size]))
-        rest = rest[start + size + 1 :]
-    return fields
+class FieldRecorder(JournalHandler):
+    """JournalHandler with each entry's fields recorded, as `emit` would give them to libsystemd."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[list[tuple[str, bytes]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append([(name, field_bytes(name, value)) for name, value in self.fields(record)])
+
+
+def field_bytes(name: str, value: Any) -> bytes:
+    data = journal_field(name, value)
+    assert data.startswith(name.encode() + b"=")
+    return data[len(name) + 1 :]
 
 
 @dataclass
-class Received:
-    raw: bytes
-    fields: list[tuple[str, bytes]]
-    memfd_seals: int | None  # None: it came as a plain datagram
+class Journal:
+    handler: FieldRecorder
+    logger: logging.Logger
 
-    def __getitem__(self, name: str) -> str:
-        values = [value for field, value in self.fields if field == name]
-        assert len(values) == 1, f"{name}: {values!r}"
-        return values[0].decode()
+    def entry(self) -> dict[str, bytes]:
+        (fields,) = self.handler.entries[-1:]
+        return dict(fields)
 
-    @property
     def names(self) -> list[str]:
-        return [name for name, _ in self.fields]
-
-
-class FakeJournal:
-    """A datagram socket of our own where journald's would be, and a logger that sends to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(str(path))
-        self.socket.settimeout(5.0)
-        self.handler = JournalHandler(socket_path=str(path))
-        self.logger = logging.Logger("readerhost.test")  # not registered anywhere: no global state
-        self.logger.setLevel(1)  # everything, even below DEBUG
-        self.logger.addHandler(self.handler)
-
-    def receive(self) -> Received:
-        data, ancillary, _, _ = self.socket.recvmsg(1 << 20, socket.CMSG_SPACE(4 * struct.calcsize("i")))
-        fds: list[int] = []
-        for level, kind, payload in ancillary:
-            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
-                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
-        if not fds:
-            return Received(data, parse_native(data), None)
-        assert data == b""
-        assert len(fds) == 1
-        try:
-            seals = fcntl.fcntl(fds[0], fcntl.F_GET_SEALS)
-            raw = os.pread(fds[0], os.fstat(fds[0]).st_size, 0)  # the sender left its offset at the end
-        finally:
-            for fd in fds:
-                os.close(fd)
-        return Received(raw, parse_native(raw), seals)
-
-    def close(self) -> None:
-        self.handler.close()
-        self.socket.close()
+        return [name for name, _ in self.handler.entries[-1]]
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[FakeJournal]:
-    fake = FakeJournal(tmp_path / "journal.sock")
-    yield fake
-    fake.close()
+def journal() -> Journal:
+    handler = FieldRecorder()
+    logger = logging.Logger("readerhost.test")  # not registered anywhere: no global state
+    logger.setLevel(1)  # everything, even below DEBUG
+    logger.addHandler(handler)
+    return Journal(handler, logger)
 
 
-# -- JournalHandler on a socket of our own -----------------------------------------------------
-
-
-def test_a_record_is_one_datagram_with_the_standard_fields(journal: FakeJournal) -> None:
+def test_a_record_carries_the_standard_fields(journal: Journal) -> None:
     line = sys._getframe().f_lineno + 1
     journal.logger.info("payment %s captured", "pay_1")
 
-    entry = journal.receive()
-    assert entry.memfd_seals is None
-    assert entry.raw.startswith(b"MESSAGE=payment pay_1 captured\nPRIORITY=6\nSYSLOG_IDENTIFIER=readerhostd\n")
-    assert entry.names == ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "LOGGER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"]
-    assert entry["LOGGER"] == "readerhost.test"
-    assert entry["CODE_FILE"] == __file__
-    assert entry["CODE_LINE"] == str(line)
-    assert entry["CODE_FUNC"] == "test_a_record_is_one_datagram_with_the_standard_fields"
+    entry = journal.entry()
+    assert journal.names() == [
+        "MESSAGE",
+        "PRIORITY",
+        "SYSLOG_IDENTIFIER",
+        "LOGGER",
+        "CODE_FILE",
+        "CODE_LINE",
+        "CODE_FUNC",
+    ]
+    assert entry["MESSAGE"] == b"payment pay_1 captured"
+    assert entry["PRIORITY"] == b"6"
+    assert entry["SYSLOG_IDENTIFIER"] == b"readerhostd"
+    assert entry["LOGGER"] == b"readerhost.test"
+    assert entry["CODE_FILE"] == __file__.encode()
+    assert entry["CODE_LINE"] == str(line).encode()
+    assert entry["CODE_FUNC"] == b"test_a_record_carries_the_standard_fields"
 
 
-def test_structured_fields_come_from_extra_journal_and_only_valid_names_are_sent(journal: FakeJournal) -> None:
+def test_structured_fields_come_from_extra_journal_and_only_valid_names_are_sent(journal: Journal) -> None:
     fields: dict[str, Any] = {
         "PAYMENT_ID": "pay_1",
         "ORDER_ID": "A-1",
@@ -166,39 +131,38 @@ def test_structured_fields_come_from_extra_journal_and_only_valid_names_are_sent
     }
     journal.logger.info("captured", extra={"journal": fields, "api_key": "sk_test_never_sent"})
 
-    entry = journal.receive()
-    assert entry.names == [
+    entry = journal.entry()
+    assert journal.names() == [
         "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "LOGGER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
         "PAYMENT_ID", "ORDER_ID", "PAYMENT_INTENT", "READER_ID", "PEER_PID", "PEER_UID", "QUEUE_DEPTH", "MESSAGE_ID",
     ]  # fmt: skip
-    assert entry["MESSAGE"] == "captured"
-    assert entry["PRIORITY"] == "6"
-    assert entry["PEER_PID"] == "4321"
-    assert entry["QUEUE_DEPTH"] == "3"
-    assert entry["MESSAGE_ID"] == "f6e746b28cc248e9898de0100f63710e"
-    assert b"sk_test_" not in entry.raw  # other record attributes never travel
+    assert entry["MESSAGE"] == b"captured"
+    assert entry["PRIORITY"] == b"6"
+    assert entry["PEER_PID"] == b"4321"
+    assert entry["QUEUE_DEPTH"] == b"3"
+    assert entry["MESSAGE_ID"] == b"f6e746b28cc248e9898de0100f63710e"
+    assert not any(b"sk_test_" in value for value in entry.values())  # other record attributes never travel
 
 
-def test_values_with_newlines_take_the_binary_form(journal: FakeJournal) -> None:
+def test_values_keep_their_newlines_and_bytes(journal: Journal) -> None:
     journal.logger.warning("first line\nsecond line", extra={"journal": {"ORDER_ID": "A\n1", "READER_ID": b"r\x00\n"}})
 
-    entry = journal.receive()
-    message = b"first line\nsecond line"
-    assert entry.raw.startswith(b"MESSAGE\n" + struct.pack("<Q", len(message)) + message + b"\nPRIORITY=4\n")
-    assert b"ORDER_ID\n" + struct.pack("<Q", 3) + b"A\n1\n" in entry.raw
-    assert dict(entry.fields)["READER_ID"] == b"r\x00\n"
+    entry = journal.entry()
+    assert entry["MESSAGE"] == b"first line\nsecond line"
+    assert entry["ORDER_ID"] == b"A\n1"
+    assert entry["READER_ID"] == b"r\x00\n"
 
 
-def test_an_exception_travels_in_the_message_with_its_traceback(journal: FakeJournal) -> None:
+def test_an_exception_travels_in_the_message_with_its_traceback(journal: Journal) -> None:
     try:
         raise ValueError("the reader said no")
     except ValueError:
         journal.logger.exception("reader trouble")
 
-    entry = journal.receive()
-    assert entry["PRIORITY"] == "3"
-    assert entry["MESSAGE"].startswith("reader trouble\nTraceback (most recent call last):\n")
-    assert entry["MESSAGE"].endswith("ValueError: the reader said no")
+    entry = journal.entry()
+    assert entry["PRIORITY"] == b"3"
+    assert entry["MESSAGE"].startswith(b"reader trouble\nTraceback (most recent call last):\n")
+    assert entry["MESSAGE"].endswith(b"ValueError: the reader said no")
 
 
 @pytest.mark.parametrize(
@@ -206,62 +170,10 @@ def test_an_exception_travels_in_the_message_with_its_traceback(journal: FakeJou
     [(logging.DEBUG, 7), (logging.INFO, 6), (logging.WARNING, 4), (logging.ERROR, 3), (logging.CRITICAL, 2),
      (5, 7), (25, 6), (45, 3), (60, 2)],
 )  # fmt: skip
-def test_log_levels_map_to_syslog_priorities(journal: FakeJournal, level: int, priority: int) -> None:
+def test_log_levels_map_to_syslog_priorities(journal: Journal, level: int, priority: int) -> None:
     journal.logger.log(level, "at %d", level)
 
-    assert journal.receive()["PRIORITY"] == str(priority)
-
-
-def test_a_message_too_large_for_a_datagram_goes_as_a_sealed_memfd(journal: FakeJournal) -> None:
-    default_buffer = journal.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-    size = max(BIG, 2 * default_buffer)  # larger than any datagram this box sends
-    text = ("0123456789abcdef" * (size // 16 + 1))[:size]
-    journal.logger.info("%s", text, extra={"journal": {"PAYMENT_ID": "pay_big"}})
-
-    entry = journal.receive()
-    assert entry.memfd_seals is not None
-    wanted = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
-    assert entry.memfd_seals & wanted == wanted
-    assert entry["MESSAGE"] == text
-    assert entry["PAYMENT_ID"] == "pay_big"
-    journal.logger.info("small again")
-    assert journal.receive()["MESSAGE"] == "small again"
-
-
-class RecordingHandler(JournalHandler):
-    def __init__(self, socket_path: str) -> None:
-        super().__init__(socket_path=socket_path)
-        self.errors: list[tuple[logging.LogRecord, BaseException | None]] = []
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        self.errors.append((record, sys.exc_info()[1]))
-
-
-def test_a_missing_journal_goes_to_handle_error_and_never_raises(tmp_path: Path) -> None:
-    handler = RecordingHandler(str(tmp_path / "no-journald-here"))
-    logger = logging.Logger("readerhost.test")
-    logger.addHandler(handler)
-
-    logger.error("lost")
-
-    [(record, error)] = handler.errors
-    assert record.getMessage() == "lost"
-    assert isinstance(error, FileNotFoundError)
-    handler.close()
-
-
-def test_with_raise_exceptions_off_a_failed_send_is_silent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(logging, "raiseExceptions", False)
-    handler = JournalHandler(socket_path=str(tmp_path / "no-journald-here"))
-    logger = logging.Logger("readerhost.test")
-    logger.addHandler(handler)
-
-    logger.error("lost")
-
-    assert capsys.readouterr().err == ""
-    handler.close()
+    assert journal.entry()["PRIORITY"] == str(priority).encode()
 
 
 # -- under_journald and configure_logging ------------------------------------------------------
@@ -278,12 +190,14 @@ def test_under_journald_when_journal_stream_names_our_stderr(tmp_path: Path) -> 
         assert not under_journald({}, stderr_fd=fd, socket_path=missing)
 
 
-def test_under_journald_when_a_unit_has_the_journal_socket(journal: FakeJournal, tmp_path: Path) -> None:
+def test_under_journald_when_a_unit_has_the_journal_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "journal.sock")
-    assert under_journald({"INVOCATION_ID": "c0ffee" * 5 + "00"}, socket_path=path)
-    assert not under_journald({"INVOCATION_ID": "c0ffee" * 5 + "00"}, socket_path=str(tmp_path / "none"))
-    assert not under_journald({"INVOCATION_ID": ""}, socket_path=path)
-    assert not under_journald({}, socket_path=path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listening:
+        listening.bind(path)  # where journald's socket would be
+        assert under_journald({"INVOCATION_ID": "c0ffee" * 5 + "00"}, socket_path=path)
+        assert not under_journald({"INVOCATION_ID": "c0ffee" * 5 + "00"}, socket_path=str(tmp_path / "none"))
+        assert not under_journald({"INVOCATION_ID": ""}, socket_path=path)
+        assert not under_journald({}, socket_path=path)
 
 
 CONFIGURE = """

@@ -135,23 +135,34 @@ class NotifyReceiver:
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[NotifyReceiver]:
+def receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NotifyReceiver]:
     path = str(tmp_path / "notify")
     notify = NotifyReceiver(path, path)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.address)  # libsystemd reads the process's environment
     with notify.socket:
         yield notify
 
 
 @pytest.fixture
-def abstract_receiver() -> Iterator[NotifyReceiver]:
+def abstract_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[NotifyReceiver]:
     name = f"readerhost-test-{uuid.uuid4().hex}"
     notify = NotifyReceiver(f"@{name}", f"\0{name}")
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.address)
     with notify.socket:
         yield notify
 
 
 def notifier_for(receiver: NotifyReceiver) -> Notifier:
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": receiver.address})
+    assert os.environ["NOTIFY_SOCKET"] == receiver.address
+    notifier = Notifier.from_env(os.environ)
+    assert notifier is not None
+    return notifier
+
+
+def notifier_at(path: Path, monkeypatch: pytest.MonkeyPatch) -> Notifier:
+    """A notifier for NOTIFY_SOCKET=path, which nobody may be listening on yet."""
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    notifier = Notifier.from_env(os.environ)
     assert notifier is not None
     return notifier
 
@@ -229,10 +240,9 @@ def test_reloading_carries_the_monotonic_clock_and_reloaded_is_ready(receiver: N
 
 
 def test_a_notify_socket_pointing_nowhere_is_logged_once_and_never_raises(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
-    assert notifier is not None
+    notifier = notifier_at(tmp_path / "nobody-listens", monkeypatch)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert not notifier.ready("starting")
@@ -246,11 +256,10 @@ def test_a_notify_socket_pointing_nowhere_is_logged_once_and_never_raises(
 
 
 def test_a_failure_is_logged_again_after_sends_worked_in_between(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "notify"
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": str(path)})
-    assert notifier is not None
+    notifier = notifier_at(path, monkeypatch)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert not notifier.send(WATCHDOG=1)
@@ -265,10 +274,9 @@ def test_a_failure_is_logged_again_after_sends_worked_in_between(
     assert [record.levelno for record in caplog.records if record.name == LOGGER] == [logging.WARNING] * 2
 
 
-def test_a_status_that_could_not_be_sent_is_sent_again(tmp_path: Path) -> None:
+def test_a_status_that_could_not_be_sent_is_sent_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "notify"
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": str(path)})
-    assert notifier is not None
+    notifier = notifier_at(path, monkeypatch)
     assert not notifier.status("offline: 3 queued")
 
     receiver = NotifyReceiver(str(path), str(path))
@@ -282,7 +290,7 @@ def test_no_notifier_without_a_usable_notify_socket(env: dict[str, str]) -> None
     assert Notifier.from_env(env) is None
 
 
-def test_unset_environment_forgets_only_what_systemd_passed() -> None:
+def test_unset_environment_forgets_what_systemd_handed_over_but_the_notify_socket() -> None:
     env = {
         "NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "42",
         "LISTEN_PID": "42", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "api", "LISTEN_PIDFDID": "7",
@@ -291,7 +299,12 @@ def test_unset_environment_forgets_only_what_systemd_passed() -> None:
 
     unset_environment(env)
 
-    assert env == {"PATH": "/usr/bin", "READERHOST_CONFIG": "/etc/readerhost/readerhost.toml"}
+    # libsystemd reads NOTIFY_SOCKET at every notification: it stays.
+    assert env == {
+        "NOTIFY_SOCKET": "/run/systemd/notify",
+        "PATH": "/usr/bin",
+        "READERHOST_CONFIG": "/etc/readerhost/readerhost.toml",
+    }
 
 
 # -- Watchdog -------------------------------------------------------------------------------------
@@ -532,7 +545,7 @@ def test_a_single_socket_named_otherwise_is_not_taken() -> None:
         (["stream"], "api", "is AF_UNIX SOCK_STREAM, not listening"),
         (["tcp"], "api", "is AF_INET SOCK_STREAM"),
         (["pipe"], "api", "(fd 3) is not a socket"),
-        (["listening", "listening"], "api", "LISTEN_FDNAMES names 1 sockets but LISTEN_FDS=2"),
+        (["listening", "listening"], "api", "cannot be taken (LISTEN_FDS='2', LISTEN_FDNAMES='api')"),
         (["listening", "listening"], "api:api", "more than one socket named 'api'"),
     ],
 )
@@ -555,6 +568,8 @@ def test_no_sockets_unless_activated_for_this_process(env: dict[str, str]) -> No
     assert listen_sockets(env) == {}
 
 
-def test_a_malformed_listen_fds_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="LISTEN_FDS='two' is not a number"):
-        listen_sockets({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "two"})
+def test_a_malformed_listen_fds_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+    monkeypatch.setenv("LISTEN_FDS", "two")
+    with pytest.raises(ValueError, match="systemd passed sockets that cannot be taken \\(LISTEN_FDS='two'"):
+        listen_sockets(os.environ)
