@@ -122,7 +122,7 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert machine.code == 0
     status = machine.json()
     assert status["mode"] == "emulator"
-    assert status["protocol"] == {"major": 1, "minor": 2}
+    assert status["protocol"] == {"major": 1, "minor": 3}
     assert status["reader"]["state"] == "ready"
 
 
@@ -206,6 +206,23 @@ def test_capture_then_get(run_ctl: Callable[..., Ran], daemon: DaemonProcess) ->
     again = run_ctl("cancel", payment["payment_id"])
     assert again.code == 1
     assert one_error_line(again).endswith("(INVALID_STATE)")
+
+
+def test_get_shows_the_receipt_data_stripe_gave(run_ctl: Callable[..., Ran]) -> None:
+    payment = paid(run_ctl, "1300", "T-RECEIPT")
+    receipt = payment["receipt"]
+    assert (receipt["brand"], receipt["last4"], receipt["read_method"]) == ("visa", "4242", "contactless_emv")
+    assert (receipt["dedicated_file_name"], receipt["authorization_response_code"]) == ("A0000000031010", "3030")
+    assert receipt["receipt_url"].startswith("https://pay.stripe.com/receipts/payment/ch_")
+    shown = run_ctl("get", payment["payment_id"]).stdout.splitlines()
+    assert "card      visa ****4242 (contactless)" in shown
+    assert "app name  Visa Credit" in shown
+    assert "AID       A0000000031010" in shown
+    assert f"auth code {receipt['authorization_code']}" in shown
+    assert "ARC       3030" in shown
+    assert "verified  no verification" in shown  # contactless, below the limits
+    assert f"receipt   {receipt['receipt_url']}" in shown
+    assert not any(line.startswith("wallet") for line in shown)  # Stripe gave none
 
 
 def test_cancel(run_ctl: Callable[..., Ran]) -> None:
