@@ -181,6 +181,14 @@ def reader_text(reader: dict[str, Any]) -> str:
     return f"{reader.get('state')}: {identity}{where}{why}"
 
 
+def location_line(location: dict[str, Any]) -> str:
+    """e.g. "tml_FDOt...  Front kiosk  12 Station Road, Springfield, US"."""
+    address = location.get("address") or {}
+    parts = ("line1", "line2", "city", "state", "postal_code", "country")
+    where = ", ".join(str(address[part]) for part in parts if address.get(part))
+    return "  ".join(str(text) for text in (location.get("id"), location.get("display_name"), where) if text)
+
+
 def stripe_text(stripe: dict[str, Any]) -> str:
     failures = stripe.get("consecutive_failures", 0)
     text = "reachable" if stripe.get("reachable") else f"UNREACHABLE ({failures} failures in a row)"
