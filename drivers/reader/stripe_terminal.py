@@ -237,15 +237,19 @@ class SmartReader(ReaderBase):
                 continue
             if self._stripe_turn is not None:
                 await self._stripe_turn()
+            reader_id = self._reader_id
             try:
-                view = await asyncio.to_thread(self._api.retrieve, self._reader_id)
+                view = await asyncio.to_thread(self._api.retrieve, reader_id)
             except TerminalError as error:
+                if reader_id != self._reader_id:
+                    continue  # another reader was registered meanwhile: this says nothing of it
                 if error.unreachable:
                     self._went_offline(f"cannot reach Stripe to look the reader up: {error.message}")
                 else:
-                    self._went_offline(f"Stripe refused the reader {self._reader_id}: {error.message}")
+                    self._went_offline(f"Stripe refused the reader {reader_id}: {error.message}")
                 continue
-            self._seen(view)
+            if view.id == self._reader_id:
+                self._seen(view)
 
     async def register(self, registration_code: str, location: str | None, label: str | None) -> None:
         """Register a reader with the code it shows and use it from now on; kept for the next start.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import stripe
 from conftest import TEST_KEY, EmulatorHandle
-from support.emulator_fidelity import count_requests
+from support.emulator_fidelity import INTERAC_PAYMENT, count_requests, create_intent
 
 from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway, _intent_view
 from readerhost.daemon.payments.model import Receipt
@@ -153,3 +153,20 @@ def test_a_wallet_payment_names_its_wallet_and_missing_fields_stay_none() -> Non
     )
     assert no_wallet.receipt is not None
     assert no_wallet.receipt.wallet is None
+
+
+def test_an_interac_payment_has_its_receipt_from_interac_present(
+    gateway: StripeGateway, client: stripe.StripeClient
+) -> None:
+    intent = create_intent(client, 2500, currency="cad", **INTERAC_PAYMENT)
+    client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_present_interac"})
+
+    view = succeeded(gateway.retrieve_intent(intent.id)).intent
+
+    assert view.status == "succeeded"
+    receipt = view.receipt
+    assert receipt is not None
+    assert (receipt.brand, receipt.last4) == ("interac", "1933")
+    assert (receipt.dedicated_file_name, receipt.application_preferred_name) == ("A0000002771010", "Interac")
+    assert receipt.account_type == "checking"
+    assert receipt.wallet is None  # interac_present details have no wallet

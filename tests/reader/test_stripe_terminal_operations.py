@@ -325,3 +325,22 @@ def test_a_pos_user_may_list_locations_but_not_register_a_reader(tmp_path: Path)
         assert register["error"]["data"]["reason"] == "FORBIDDEN"
         assert "root and the daemon's own user" in register["error"]["message"]
         assert locations["result"] == {"locations": []}  # reading them changes nothing: any allowed user
+
+
+def test_stripe_unreachable_between_payments_shows_the_reader_disconnected_until_it_answers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_daemon(tmp_path, HEALTH, display_bus=RecordingBus()) as daemon:
+            url = emulator_of(daemon).url
+            pos = await pos_of(daemon.socket_path)
+            reader_id = (await pos.call("status.get"))["result"]["reader"]["id"]
+            rule = {"method": "GET", "path": f"^/v1/terminal/readers/{reader_id}$", "action": "down", "times": -1}
+            assert (await asyncio.to_thread(control, url, "POST", "faults", rule)).status_code == 200
+            lost = await pos.event(of_type("reader.disconnected", id=reader_id), timeout=30)
+            assert lost["params"]["data"]["reason"].startswith("cannot reach Stripe to look the reader up")
+            assert screen_of(daemon).kind == "reader_disconnected"
+            assert (await asyncio.to_thread(control, url, "DELETE", "faults")).status_code == 200
+            await pos.event(of_type("reader.connected", id=reader_id, reason="reconnected"), timeout=30)
+            assert (await pos.call("status.get"))["result"]["reader"]["state"] == "ready"
+            await pos.close()
+
+    run(scenario())
