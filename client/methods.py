@@ -66,6 +66,16 @@ def _nothing(result: Any) -> None:
     return None
 
 
+def _reader(result: Any) -> dict[str, Any]:
+    reader: dict[str, Any] = result["reader"]
+    return reader
+
+
+def _locations(result: Any) -> list[dict[str, Any]]:
+    locations: list[dict[str, Any]] = result["locations"]
+    return locations
+
+
 class PosMethods:
     """The table: Python name = Rpc(RPC method, parameters, result). AsyncClient and Client inherit it."""
 
@@ -82,3 +92,5 @@ class PosMethods:
     show = Rpc("display.show", params.show, _nothing)
     present = Rpc("reader.present", params.present, _nothing)
     display_cart = Rpc("reader.display_cart", params.display_cart, _nothing)
+    register_reader = Rpc("reader.register", params.register_reader, _reader)
+    reader_locations = Rpc("reader.locations", params.reader_locations, _locations)

@@ -119,3 +119,19 @@ def display_cart(
     if tax is not None:
         params["tax"] = tax
     return params
+
+
+def register_reader(registration_code: str, location: str | None = None, label: str | None = None) -> dict[str, Any]:
+    """reader.register: register a Stripe smart reader with the code it shows, in a location (tml_...),
+    and use it from now on (protocol 1.3; for root and the daemon's own user)."""
+    params: dict[str, Any] = {"registration_code": registration_code}
+    if location is not None:
+        params["location"] = location
+    if label is not None:
+        params["label"] = label
+    return params
+
+
+def reader_locations() -> dict[str, Any]:
+    """reader.locations: the Stripe account's Terminal locations a reader can be registered in (protocol 1.3)."""
+    return {}

@@ -52,9 +52,11 @@ from .display_text import DisplayText
 from .journal import MessageId, configure_logging
 from .payments.backup import BackupError, restore
 from .payments.events import Event, EventHub, Topic
+from .payments.pacing import Pacer
 from .payments.service import PaymentService, ServiceSettings
 from .payments.store import StorageError, Store
 from .payments.worker import Worker, WorkerSettings
+from .reader_registrations import StoredRegistrations
 from .status import StatusView
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
@@ -205,7 +207,8 @@ async def _build_parts(
     gateway = StripeGateway(gateway_settings)
     store = Store.open(identity.store_path)
     teardown.push("the store", store.close)
-    worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second))
+    pacer = Pacer(stripe.requests_per_second)  # the worker's requests and the reader's health checks
+    worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second), pacer=pacer)
     driver = DRIVERS[config.reader.driver]
     reader = driver.open_reader(
         config.reader_settings(driver.SETTINGS),
@@ -215,6 +218,8 @@ async def _build_parts(
             f"readerhostd {identity.version}",
             terminal_api=lambda: StripeTerminalApi(gateway_settings),
             ble_backends=stand_ins.ble_backends,
+            stripe_turn=pacer.turn,
+            registrations=StoredRegistrations(store, config.reader.driver),
         ),
     )
     service = PaymentService(

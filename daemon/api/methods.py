@@ -8,6 +8,7 @@ Nothing reaches the service that the contract does not allow.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,13 +22,16 @@ from readerhost.daemon.payments.validation import InvalidRequest
 from .backends import DaemonStatus, Payments, ReaderOperations, Reconciling, TextDisplay
 from .owners import PaymentOwners
 from .protocol import METHOD_NOT_FOUND, RpcError
-from .server import Client
+from .server import Client, is_technician
 from .table import Method, Param
 
 TOPICS = tuple(Topic)
 MAX_LIST = 500
 MAX_DISPLAY_LINES = 4
 MAX_DISPLAY_LINE = 64
+REGISTRATION_CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+LOCATION_ID = re.compile(r"tml_[A-Za-z0-9_]{1,100}")
+MAX_LABEL = 5000  # Stripe's limit on a reader's label
 
 
 class Methods:
@@ -175,6 +179,27 @@ class Methods:
         await self._reader.display_cart(validation.cart(params))
         return {}
 
+    async def _register(self, client: Client, params: dict[str, Any]) -> Any:
+        if not is_technician(client.peer):
+            raise RpcError.app(
+                "FORBIDDEN", "only root and the daemon's own user may register a reader (sudo readerhostctl ...)"
+            )
+        code = params.get("registration_code")
+        if not isinstance(code, str) or not REGISTRATION_CODE.fullmatch(code):
+            raise RpcError.invalid_params(
+                "registration_code", "registration_code must be the code the reader shows (letters, digits, - and _)"
+            )
+        location = _optional_str(params, "location")
+        if location is not None and not LOCATION_ID.fullmatch(location):
+            raise RpcError.invalid_params("location", "location must be a Stripe Terminal location id, tml_...")
+        label = _optional_str(params, "label")
+        if label is not None and len(label) > MAX_LABEL:
+            raise RpcError.invalid_params("label", f"label must be at most {MAX_LABEL} characters")
+        return {"reader": await self._reader.register(code, location, label)}
+
+    async def _locations(self, client: Client, params: dict[str, Any]) -> Any:
+        return {"locations": await self._reader.locations()}
+
 
 def _optional_str(params: dict[str, Any], name: str) -> str | None:
     value = params.get(name)
@@ -311,6 +336,27 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("total", "integer", "in the currency's minor unit", required=True),
         ),
         Methods._display_cart,
+    ),
+    Method(
+        "reader.register",
+        "Register a Stripe smart reader with the code it shows and use it from now on (root and the daemon's user).",
+        (
+            Param(
+                "registration_code",
+                "string",
+                "the code the reader shows (simulated-wpe: a simulated one)",
+                required=True,
+            ),
+            Param("location", "string", "the Terminal location to put it in, tml_..."),
+            Param("label", "string", "its name in the Dashboard (default readerhost)"),
+        ),
+        Methods._register,
+    ),
+    Method(
+        "reader.locations",
+        "The Stripe account's Terminal locations a smart reader can be registered in.",
+        (),
+        Methods._locations,
     ),
 )
 BY_NAME = {method.name: method for method in METHODS}

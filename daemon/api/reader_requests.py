@@ -1,17 +1,19 @@
-"""reader.present and reader.display_cart: what a POS may ask of the reader itself.
+"""reader.present, reader.display_cart, reader.register and reader.locations: what a POS (or a
+technician) may ask of the reader itself.
 
 The reader answers what it cannot do (drivers/reader/base.py: Unsupported, from its capabilities);
 here each of the reader's refusals becomes the protocol's reason, in one place."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from readerhost.daemon.payments.model import Reason
 from readerhost.daemon.payments.service import RequestRefused
 from readerhost.drivers.reader.base import (
     Capability,
     Cart,
+    FixedByConfiguration,
     NotCollecting,
     ReaderDriver,
     ReaderError,
@@ -54,12 +56,35 @@ class ReaderRequests:
         except ReaderError as error:
             raise refused(error) from None
 
+    async def register(self, registration_code: str, location: str | None, label: str | None) -> dict[str, Any]:
+        """Register a reader at Stripe and use it from now on (never under a payment); the reader's status."""
+        try:
+            require(self._reader, Capability.REGISTERS)
+        except Unsupported as error:
+            raise refused(error) from None
+        holder = self._payments.reader_holder()
+        if holder is not None:
+            raise RequestRefused(
+                Reason.BUSY, f"payment {holder} holds the reader: register once it is done", retryable=True
+            )
+        try:
+            await self._reader.register(registration_code, location, label)
+        except ReaderError as error:
+            raise refused(error) from None
+        return self._reader.status()
+
+    async def locations(self) -> list[dict[str, Any]]:
+        try:
+            return [location.to_json() for location in await self._reader.locations()]
+        except ReaderError as error:
+            raise refused(error) from None
+
 
 def refused(error: ReaderError) -> RequestRefused:
     """The POS's refusal for what the reader said."""
     if isinstance(error, Unsupported):
         return RequestRefused(Reason.UNSUPPORTED, error.message)
-    if isinstance(error, NotCollecting):
+    if isinstance(error, NotCollecting | FixedByConfiguration):
         return RequestRefused(Reason.INVALID_STATE, error.message)
     if isinstance(error, UnknownTestCard):
         return RequestRefused(Reason.NOT_FOUND, error.message)

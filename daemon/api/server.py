@@ -66,9 +66,15 @@ class PeerPolicy:
     allowed_gids: frozenset[int] = frozenset()
 
     def allows(self, peer: Peer) -> bool:
-        if peer.uid in (0, os.getuid()) or peer.uid in self.allowed_uids:
+        if is_technician(peer) or peer.uid in self.allowed_uids:
             return True
         return bool(({peer.gid} | peer.groups) & self.allowed_gids)
+
+
+def is_technician(peer: Peer) -> bool:
+    """Root or the daemon's own user (`sudo readerhostctl ...`): they may also change how the daemon is
+    set up (reader.register); the configured POS users and groups may not."""
+    return peer.uid in (0, os.getuid())
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from .commands import (
     cmd_get,
     cmd_list,
     cmd_present,
+    cmd_reader_locations,
+    cmd_reader_register,
     cmd_reconcile,
     cmd_status,
     cmd_watch,
@@ -164,4 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "--store", metavar="FILE", help="back up this store file, without asking the daemon (which may be stopped)"
     )
+
+    reader = commands.add_parser(
+        "reader",
+        help="a Stripe smart reader: register one, list the Terminal locations",
+        description="A Stripe smart reader: register one, list the Terminal locations.",
+    )
+    operations = reader.add_subparsers(dest="operation", metavar="OPERATION", required=True)
+
+    def operation(name: str, handler: Command, summary: str) -> argparse.ArgumentParser:
+        sub = operations.add_parser(
+            name, help=summary, description=summary, epilog=EXIT_CODES, formatter_class=formatter
+        )
+        sub.set_defaults(handler=handler)
+        add_global_options(sub, in_subcommand=True)
+        return sub
+
+    register = operation(
+        "register", cmd_reader_register, "register a Stripe smart reader and use it from now on (root or readerhost)"
+    )
+    register.add_argument("code", metavar="CODE", help="the registration code the reader shows (simulated-wpe: test)")
+    register.add_argument("--location", metavar="tml_...", help="the Terminal location to put it in")
+    register.add_argument("--label", help="its name in the Stripe Dashboard (default readerhost)")
+    operation("locations", cmd_reader_locations, "the Stripe account's Terminal locations")
     return parser

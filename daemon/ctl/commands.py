@@ -14,6 +14,7 @@ from .exit_codes import EXIT_OK
 from .formatting import (
     clock_time,
     event_summary,
+    location_line,
     money,
     payment_details,
     payment_line,
@@ -161,3 +162,25 @@ def cmd_watch(client: Client, args: argparse.Namespace, out: Output) -> int:
         last_seq = event.seq
         out.line(f"{clock_time(event.at)}  #{event.seq:<5} {event.type:<24} {event_summary(event)}")
     raise ConnectionLost("the daemon closed the connection")
+
+
+def cmd_reader_register(client: Client, args: argparse.Namespace, out: Output) -> int:
+    reader = client.register_reader(args.code, args.location, args.label)
+    if out.json:
+        out.document({"reader": reader})
+    else:
+        out.line(f"registered: {reader_text(reader)}")
+        out.line("readerhostd uses it from now on, and after every restart (kept in its store)")
+    return EXIT_OK
+
+
+def cmd_reader_locations(client: Client, args: argparse.Namespace, out: Output) -> int:
+    locations = client.reader_locations()
+    if out.json:
+        out.document({"locations": locations})
+        return EXIT_OK
+    if not locations:
+        out.line("no Terminal locations: make one in the Stripe Dashboard (Terminal > Locations)")
+    for location in locations:
+        out.line(location_line(location))
+    return EXIT_OK

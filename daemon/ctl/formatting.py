@@ -18,6 +18,31 @@ READ_METHODS = {
     "contactless_magstripe_mode": "contactless (magstripe)",
 }
 
+# How the cardholder was verified (a receipt's cardholder_verification_method), as a receipt says it.
+VERIFICATIONS = {
+    "online_pin": "PIN verified (online)",
+    "offline_pin": "PIN verified (offline)",
+    "offline_pin_and_signature": "PIN verified (offline) and signature",
+    "signature": "signature",
+    "none": "no verification",
+    "approval": "approval",
+    "failure": "verification failed",
+}
+# A receipt's rows in `get`, as printed receipts label them, in that order.
+RECEIPT_ROWS = (
+    ("app name", "application_preferred_name"),
+    ("AID", "dedicated_file_name"),
+    ("account", "account_type"),
+    ("auth code", "authorization_code"),
+    ("ARC", "authorization_response_code"),
+    ("verified", "cardholder_verification_method"),
+    ("TVR", "terminal_verification_results"),
+    ("TSI", "transaction_status_information"),
+    ("AC", "application_cryptogram"),
+    ("wallet", "wallet"),
+    ("receipt", "receipt_url"),
+)
+
 
 def money(amount: int | None, currency: str | None) -> str:
     """`12.50 USD`; zero-decimal currencies without decimals (`1250 JPY`)."""
@@ -78,7 +103,8 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("order", payment.get("order_id")),
         ("amount", money(payment.get("amount"), currency)),
         ("state", payment.get("state")),
-        ("card", card_text(payment.get("card")) or None),
+        ("card", card_text(payment.get("card")) or card_text(payment.get("receipt")) or None),
+        *receipt_rows(payment.get("receipt")),
         ("captured", money(payment.get("captured_amount"), currency) if payment.get("captured_amount") else None),
         ("decline", decline_text(payment.get("decline")) or None),
         ("error", error_text(payment.get("error")) or None),
@@ -89,6 +115,21 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("updated", payment.get("updated_at")),
     ]
     return [f"{name:<9} {value}" for name, value in rows if value is not None]
+
+
+def receipt_rows(receipt: Any) -> list[tuple[str, Any]]:
+    """The receipt's EMV and approval fields that Stripe gave, one row each (none when it gave none)."""
+    if not isinstance(receipt, dict):
+        return []
+    rows = []
+    for label, name in RECEIPT_ROWS:
+        value = receipt.get(name)
+        if value is None:
+            continue
+        if name == "cardholder_verification_method":
+            value = VERIFICATIONS.get(str(value), str(value))
+        rows.append((label, value))
+    return rows
 
 
 def event_summary(event: Event) -> str:
@@ -138,6 +179,14 @@ def reader_text(reader: dict[str, Any]) -> str:
         battery += " (charging)"
     identity = f"{reader.get('model')} {reader['id']} (serial {reader.get('serial')}){firmware}{battery}"
     return f"{reader.get('state')}: {identity}{where}{why}"
+
+
+def location_line(location: dict[str, Any]) -> str:
+    """e.g. "tml_FDOt...  Front kiosk  12 Station Road, Springfield, US"."""
+    address = location.get("address") or {}
+    parts = ("line1", "line2", "city", "state", "postal_code", "country")
+    where = ", ".join(str(address[part]) for part in parts if address.get(part))
+    return "  ".join(str(text) for text in (location.get("id"), location.get("display_name"), where) if text)
 
 
 def stripe_text(stripe: dict[str, Any]) -> str:

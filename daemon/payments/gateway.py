@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .model import Card, Decline, intent_of_client_secret
+from .model import Card, Decline, Receipt, intent_of_client_secret
 from .outcomes import Declined, IntentView, KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
 
 if TYPE_CHECKING:
@@ -341,6 +341,7 @@ def _intent_view(intent: stripe.PaymentIntent) -> IntentView:
         card=card,
         capture_before=capture_before,
         last_decline=_decline_of(intent.last_payment_error),
+        receipt=_receipt_of(intent.latest_charge),
     )
 
 
@@ -365,6 +366,38 @@ def _card_of(charge: str | stripe.Charge | None) -> tuple[Card | None, int | Non
     return Card(brand=brand, last4=last4, read_method=_text(present, "read_method") or "unknown"), capture_before
 
 
+def _receipt_of(charge: str | stripe.Charge | None) -> Receipt | None:
+    """What a receipt needs from the latest charge, approved or declined, when it was expanded and
+    was read by a card reader (card_present or interac_present); None otherwise."""
+    import stripe
+
+    if charge is None or isinstance(charge, str) or charge.payment_method_details is None:
+        return None
+    details = charge.payment_method_details
+    present = _part(details, "card_present") or _part(details, "interac_present")
+    if not isinstance(present, stripe.StripeObject):
+        return None
+    emv = _part(present, "receipt")
+    wallet = _part(present, "wallet")
+    url = _part(charge, "receipt_url")
+    return Receipt(
+        brand=_text(present, "brand"),
+        last4=_text(present, "last4"),
+        read_method=_text(present, "read_method"),
+        wallet=_text(wallet, "type") if isinstance(wallet, stripe.StripeObject) else None,
+        account_type=_text(emv, "account_type"),
+        application_preferred_name=_text(emv, "application_preferred_name"),
+        dedicated_file_name=_text(emv, "dedicated_file_name"),
+        authorization_code=_text(emv, "authorization_code"),
+        authorization_response_code=_text(emv, "authorization_response_code"),
+        application_cryptogram=_text(emv, "application_cryptogram"),
+        terminal_verification_results=_text(emv, "terminal_verification_results"),
+        transaction_status_information=_text(emv, "transaction_status_information"),
+        cardholder_verification_method=_text(emv, "cardholder_verification_method"),
+        receipt_url=url if isinstance(url, str) else None,
+    )
+
+
 def _decline_of(error: stripe.StripeObject | None) -> Decline | None:
     """A PaymentIntent's last_payment_error (Stripe leaves out its null fields)."""
     if error is None:
@@ -385,6 +418,11 @@ def _embedded_intent(details: stripe.ErrorObject | None) -> IntentView | None:
         return _intent_view(intent)
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+
+
+def _part(obj: stripe.StripeObject | None, name: str) -> Any:
+    """A field of a Stripe object, or None when the answer left it out (a StripeObject has no .get)."""
+    return obj[name] if obj is not None and name in obj else None
 
 
 def _text(obj: stripe.StripeObject | None, name: str) -> str | None:

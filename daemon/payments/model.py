@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import enum
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -165,6 +165,40 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """What a customer's receipt needs of a card payment, as Stripe returned it on the charge
+    (`payment_method_details.card_present.receipt` and its neighbours; Interac's the same). Card
+    networks require some of the EMV fields on an in-person receipt (docs/pos-protocol.md shows one).
+    Each field is None when Stripe gave none (a swiped card has no chip application, for example)."""
+
+    brand: str | None = None
+    last4: str | None = None
+    read_method: str | None = None
+    wallet: str | None = None  # the wallet's type (apple_pay, google_pay, ...), when the card was in one
+    account_type: str | None = None  # checking, credit, prepaid, savings, unknown
+    application_preferred_name: str | None = None  # the application name (EMV tag 9F12)
+    dedicated_file_name: str | None = None  # the AID (EMV tag 84)
+    authorization_code: str | None = None
+    authorization_response_code: str | None = None  # the ARC (EMV tag 8A)
+    application_cryptogram: str | None = None
+    terminal_verification_results: str | None = None  # the TVR
+    transaction_status_information: str | None = None  # the TSI
+    cardholder_verification_method: str | None = None  # online_pin, offline_pin, signature, none, ...
+    receipt_url: str | None = None  # Stripe's own receipt page for the charge
+
+    def to_json(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in RECEIPT_FIELDS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Receipt:
+        """A receipt as to_json wrote it (fields it does not know are left out)."""
+        return cls(**{name: data.get(name) for name in RECEIPT_FIELDS})
+
+
+RECEIPT_FIELDS = tuple(field.name for field in fields(Receipt))
+
+
+@dataclass(frozen=True)
 class Decline:
     code: str
     decline_code: str | None
@@ -216,6 +250,7 @@ class Payment:
     capture_before: int | None = None
     offline: bool = False
     attempts: int = 0  # authorisation attempts (one per card presented)
+    receipt: Receipt | None = None  # from the charge of the latest authorisation, when Stripe gave one
 
     @property
     def order_id(self) -> str:
@@ -246,6 +281,7 @@ class Payment:
             "captured_amount": self.captured_amount,
             "offline": self.offline,
             "attempts": self.attempts,
+            "receipt": self.receipt.to_json() if self.receipt else None,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "error": self.error.to_json() if self.error else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import Card, Decline
+from .model import Card, Decline, Receipt
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class IntentView:
     card: Card | None = None  # from the latest charge, when it succeeded
     capture_before: int | None = None
     last_decline: Decline | None = None
+    receipt: Receipt | None = None  # from the latest charge, approved or declined, when it has one
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,9 @@ class PaymentService:
                 )  # fmt: skip
                 self._fail(payment, op, Reason.OFFLINE_DECLINED, f"declined when forwarded: {outcome.decline.message}")
                 return
-            after = payment.moved_to(State.DECLINED, now, decline=outcome.decline)
+            # The declined charge's receipt, when Stripe's answer carried it expanded (a reader's does).
+            receipt = outcome.intent.receipt if outcome.intent else None
+            after = payment.moved_to(State.DECLINED, now, decline=outcome.decline, receipt=receipt)
             self._ledger.commit(
                 payment, after, f"declined: {outcome.decline.decline_code or outcome.decline.code}", done=op
             )
@@ -371,14 +373,27 @@ class PaymentService:
     def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
         now = self._clock()
         card = intent.card or payment.card
+        receipt = intent.receipt or payment.receipt
         if intent.status == "succeeded":
             after = payment.moved_to(
-                State.CAPTURED, now, captured_amount=intent.amount_received, card=card, decline=None, error=None
+                State.CAPTURED,
+                now,
+                captured_amount=intent.amount_received,
+                card=card,
+                receipt=receipt,
+                decline=None,
+                error=None,
             )
             self._ledger.commit(payment, after, "authorised and captured", done=op)
             return
         after = payment.moved_to(
-            State.AUTHORIZED, now, card=card, decline=None, error=None, capture_before=intent.capture_before
+            State.AUTHORIZED,
+            now,
+            card=card,
+            receipt=receipt,
+            decline=None,
+            error=None,
+            capture_before=intent.capture_before,
         )
         after = self._ledger.commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
         if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:

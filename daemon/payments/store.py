@@ -2,8 +2,10 @@
 
 One SQLite file (WAL, synchronous=FULL: a commit is on the disk when it returns), one writer:
 the daemon opens one Store and uses it from one thread, holding an exclusive flock(2) on the file
-while it is open, so that a second daemon, or a restore, cannot take it over. Schema changes are numbered migrations
-recorded in `PRAGMA user_version`; a file newer than this code is refused, never rewritten.
+while it is open, so that a second daemon, or a restore, cannot take it over. It also keeps the
+reader a driver registered at Stripe (`readers`), so that a restart uses it again. Schema changes
+are numbered migrations recorded in `PRAGMA user_version`; a file newer than this code is refused,
+never rewritten.
 Card numbers and secrets never reach it: a card is brand, last4 and read method, and a payment
 method is the reader's opaque reference.
 """
@@ -30,6 +32,7 @@ from .model import (
     PaymentError,
     PaymentRequest,
     Reason,
+    Receipt,
     State,
 )
 
@@ -85,6 +88,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER history_is_append_only_d BEFORE DELETE ON history
         BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
     """,
+    # 2: the receipt data of a payment's charge; the reader each driver registered at Stripe
+    """
+    ALTER TABLE payments ADD COLUMN receipt TEXT;
+    CREATE TABLE readers (
+        driver          TEXT PRIMARY KEY,
+        reader_id       TEXT NOT NULL,
+        location        TEXT,
+        registered_at   REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -134,6 +147,16 @@ class HistoryEntry:
     from_state: str | None
     to_state: str
     detail: str
+
+
+@dataclass(frozen=True)
+class RegisteredReader:
+    """A reader a driver registered at Stripe with a registration code: used again at the next start."""
+
+    driver: str
+    reader_id: str
+    location: str | None
+    registered_at: float
 
 
 @dataclass(frozen=True)
@@ -249,8 +272,8 @@ class Store:
     def insert_payment(self, payment: Payment, detail: str) -> None:
         self._db.execute(
             "INSERT INTO payments (payment_id, order_id, request, state, payment_intent, card, decline, error,"
-            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (payment.payment_id, payment.order_id, *_payment_columns(payment)),
         )
         self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
@@ -260,7 +283,7 @@ class Store:
         cursor = self._db.execute(
             "UPDATE payments SET request=?, state=?, payment_intent=?, card=?, decline=?, error=?,"
             " captured_amount=?, capture_amount=?, capture_before=?, offline=?, attempts=?, created_at=?,"
-            " updated_at=? WHERE payment_id=? AND state=?",
+            " updated_at=?, receipt=? WHERE payment_id=? AND state=?",
             (*_payment_columns(after), after.payment_id, before.state.value),
         )
         if cursor.rowcount != 1:
@@ -308,6 +331,25 @@ class Store:
             (payment_id,),
         ).fetchall()
         return [HistoryEntry(*row) for row in rows]
+
+    # -- readers registered at Stripe ----------------------------------------------------------
+
+    def registered_reader(self, driver: str) -> RegisteredReader | None:
+        """The reader `driver` registered at Stripe (and kept using since), if it did."""
+        row = self._db.execute(
+            "SELECT driver, reader_id, location, registered_at FROM readers WHERE driver=?", (driver,)
+        ).fetchone()
+        return RegisteredReader(*row) if row else None
+
+    def save_registered_reader(self, reader: RegisteredReader) -> None:
+        """Keep `reader` as the one its driver uses from now on (replacing the one before)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO readers (driver, reader_id, location, registered_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(driver) DO UPDATE SET reader_id=excluded.reader_id, location=excluded.location,"
+                " registered_at=excluded.registered_at",
+                (reader.driver, reader.reader_id, reader.location, reader.registered_at),
+            )
 
     # -- the outbox ---------------------------------------------------------------------------
 
@@ -444,6 +486,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
         payment.attempts,
         payment.created_at,
         payment.updated_at,
+        json.dumps(payment.receipt.to_json()) if payment.receipt else None,
     )
 
 
@@ -453,6 +496,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
     card = json.loads(data["card"]) if data["card"] else None
     decline = json.loads(data["decline"]) if data["decline"] else None
     error = json.loads(data["error"]) if data["error"] else None
+    receipt = json.loads(data["receipt"]) if data["receipt"] else None
     return Payment(
         payment_id=data["payment_id"],
         request=PaymentRequest(
@@ -478,6 +522,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         capture_before=data["capture_before"],
         offline=bool(data["offline"]),
         attempts=data["attempts"],
+        receipt=Receipt.from_json(receipt) if receipt else None,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.base import Cart
+from readerhost.drivers.reader.base import Cart, Location
 from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 class StripeTerminalApi:
     def __init__(self, settings: GatewaySettings) -> None:
-        self._readers = stripe_client(settings).v1.terminal.readers
+        terminal = stripe_client(settings).v1.terminal
+        self._readers = terminal.readers
+        self._locations = terminal.locations
 
     def retrieve(self, reader_id: str) -> ReaderView:
         return self._call("retrieve", lambda: self._readers.retrieve(reader_id))
@@ -32,6 +34,23 @@ class StripeTerminalApi:
         if label:
             params["label"] = label
         return self._call("register", lambda: self._readers.create(params))  # type: ignore[arg-type]
+
+    def locations(self) -> list[Location]:
+        """Every Terminal location of the account (all pages)."""
+        import stripe
+
+        try:
+            found = [_location(location) for location in self._locations.list({"limit": 100}).auto_paging_iter()]
+        except stripe.APIConnectionError as error:
+            raise TerminalError(f"no answer from Stripe ({error.user_message})", unreachable=True) from None
+        except stripe.StripeError as error:
+            message = error.user_message or str(error)
+            raise TerminalError(message, error.code, unreachable=(error.http_status or 0) >= 500) from None
+        except (AttributeError, KeyError, TypeError) as error:
+            logger.warning("stripe terminal locations: unreadable answer: %r", error)
+            raise TerminalError("Stripe's list of locations could not be read", unreachable=True) from None
+        logger.debug("stripe terminal locations -> %d", len(found))
+        return found
 
     def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView:
         return self._call(
@@ -98,4 +117,15 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
         action_intent=intent if isinstance(intent, str) or intent is None else getattr(intent, "id", None),
         failure_code=getattr(action, "failure_code", None),
         failure_message=getattr(action, "failure_message", None),
+    )
+
+
+def _location(location: stripe.terminal.Location) -> Location:
+    address = getattr(location, "address", None)
+    parts = ("line1", "line2", "city", "state", "postal_code", "country")
+    return Location(
+        id=location.id,
+        display_name=str(getattr(location, "display_name", "")),
+        # Only the parts Stripe has (a StripeObject raises AttributeError for what its answer left out).
+        address={part: value for part in parts if isinstance(value := getattr(address, part, None), str) and value},
     )

@@ -26,6 +26,7 @@ from .keys import next_generation
 from .model import OpStatus, Payment
 from .operations import Gateway, Verdict, judge, learn_truth, send
 from .outcomes import KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .pacing import Pacer
 from .store import Operation, Store
 
 logger = logging.getLogger(__name__)
@@ -64,12 +65,15 @@ class Worker:
         events: EventHub,
         settings: WorkerSettings = WorkerSettings(),
         clock: Callable[[], float] = time.time,
+        pacer: Pacer | None = None,
     ) -> None:
         self._store = store
         self._gateway = gateway
         self._events = events
         self._settings = settings
         self._clock = clock
+        # Shared with whatever else asks Stripe on its own (a smart reader's health checks).
+        self._pacer = pacer or Pacer(settings.requests_per_second)
         self._settle: Settle | None = None
         self._hold: Hold | None = None
         self._wake = asyncio.Event()
@@ -79,7 +83,6 @@ class Worker:
         # clock jumps at boot and again when NTP syncs, by days, either way.
         self._paused_until = 0.0  # monotonic
         self._rate_limit_pause = settings.rate_limit_pause_s
-        self._next_send_at = 0.0  # monotonic
         self._next_probe_at = 0.0  # monotonic
         self._first_sent: dict[str, float] = {}  # idempotency key -> monotonic time this process first sent it
         self._stopping = False
@@ -186,7 +189,7 @@ class Worker:
             assert payment is not None, f"operation {op.op_id} without its payment"
             if await self._learn_truth(op, payment) is None:
                 return
-        await self._pace()
+        await self._pacer.turn()
         # Read again after waiting: the service may have dropped this operation meanwhile (a cancel
         # before its first try), and a stale copy must never be written back over that.
         current = self._store.operation(op.op_id)
@@ -208,7 +211,7 @@ class Worker:
 
     async def _learn_truth(self, op: Operation, payment: Payment) -> Operation | None:
         """Ask Stripe what it holds; settle the operation, or return it re-keyed to send anew."""
-        await self._pace()
+        await self._pacer.turn()
         truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock())
         self._note_health(truth)
         verdict = judge(op.kind, truth)
@@ -340,15 +343,6 @@ class Worker:
                 if op.next_attempt_at > now:
                     self._store.save_operation(op.but(next_attempt_at=now, updated_at=now))
         self._wake.set()
-
-    async def _pace(self) -> None:
-        """Keep below the configured request rate (one request per 1/rate seconds)."""
-        now = time.monotonic()
-        interval = 1.0 / self._settings.requests_per_second
-        send_at = max(now, self._next_send_at)
-        self._next_send_at = send_at + interval
-        if send_at > now:
-            await asyncio.sleep(send_at - now)
 
     async def _probe(self) -> None:
         """Ask Stripe for an empty page of PaymentIntents: any answer means it is reachable."""

@@ -12,14 +12,14 @@ test which driver they hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from . import ReaderSettings
-    from .stripe_terminal import TerminalApi
+    from .stripe_terminal import Registrations, TerminalApi
 
 # What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
 # ReaderDisplayMessage), and the card events.
@@ -67,6 +67,18 @@ class Cart:
     total: int
 
 
+@dataclass(frozen=True)
+class Location:
+    """A Stripe Terminal location (`tml_...`) a reader can be registered in."""
+
+    id: str
+    display_name: str
+    address: dict[str, str]  # line1, line2, city, state, postal_code, country: those Stripe has
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "display_name": self.display_name, "address": dict(self.address)}
+
+
 class ReaderState(StrEnum):
     """Where a reader stands (`status()["state"]`, `reader.state` on the socket)."""
 
@@ -91,6 +103,8 @@ class Capability(StrEnum):
     # The reader goes to Stripe itself: the host reads the outcome, never confirms.
     CONFIRMS_ITSELF = "confirms_itself"
     REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund (no reader yet)
+    # reader.register and reader.locations: the reader is registered at Stripe with a code, in a location.
+    REGISTERS = "registers"
 
 
 class ReaderError(Exception):
@@ -107,6 +121,7 @@ _WITHOUT = {
     Capability.PRESENTS_TEST_CARDS: "takes real cards, not test cards",
     Capability.SHOWS_CART: "has no screen for a cart",
     Capability.REFUNDS_AT_READER: "cannot refund at the reader",
+    Capability.REGISTERS: "is not registered at Stripe",
 }
 
 
@@ -123,6 +138,13 @@ class NotCollecting(ReaderError):
 
     def __init__(self) -> None:
         super().__init__("not_collecting", "the reader is not waiting for a card")
+
+
+class FixedByConfiguration(ReaderError):
+    """What was asked would be undone by the configuration at the next start (a technician changes it there)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("fixed_by_configuration", message)
 
 
 class UnknownTestCard(ReaderError):
@@ -192,9 +214,23 @@ class ReaderDriver(Reader, Protocol):
         """SHOWS_CART: show the items on the reader's screen, between payments."""
         ...
 
+    async def register(self, registration_code: str, location: str | None, label: str | None) -> None:
+        """REGISTERS: register a reader at Stripe with the code it shows, and use it from now on (and
+        after a restart); ReaderError when Stripe refuses or cannot be reached."""
+        ...
+
+    async def locations(self) -> list[Location]:
+        """REGISTERS: the account's Terminal locations a reader can be registered in."""
+        ...
+
 
 # Each optional operation, and the capability a reader declares when it does it.
-OPERATIONS = {"present": Capability.PRESENTS_TEST_CARDS, "show_cart": Capability.SHOWS_CART}
+OPERATIONS = {
+    "present": Capability.PRESENTS_TEST_CARDS,
+    "show_cart": Capability.SHOWS_CART,
+    "register": Capability.REGISTERS,
+    "locations": Capability.REGISTERS,
+}
 
 
 class ReaderBase:
@@ -213,6 +249,12 @@ class ReaderBase:
     async def show_cart(self, cart: Cart) -> None:
         raise Unsupported(self.driver, Capability.SHOWS_CART)
 
+    async def register(self, registration_code: str, location: str | None, label: str | None) -> None:
+        raise Unsupported(self.driver, Capability.REGISTERS)
+
+    async def locations(self) -> list[Location]:
+        raise Unsupported(self.driver, Capability.REGISTERS)
+
 
 @dataclass(frozen=True)
 class ReaderContext:
@@ -223,4 +265,8 @@ class ReaderContext:
     host: str = "readerhost"  # the host's name and version, told to a link reader's device
     # Makes the Stripe Terminal API client a Stripe smart reader is driven through.
     terminal_api: Callable[[], TerminalApi] | None = None
+    # A turn in the host's pacing of its own requests to Stripe (a smart reader's health checks wait for one).
+    stripe_turn: Callable[[], Awaitable[None]] | None = None
+    # Where the host keeps the reader a registration code made, for the next start (its store).
+    registrations: Registrations | None = None
     ble_backends: tuple[Any, Any] | None = None  # bleak's (client, scanner) backends instead of BlueZ (tests)

@@ -17,11 +17,12 @@ the reader is asked; a fresh key per attempt, after learning what the reader is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,8 @@ from readerhost.drivers.reader.base import (
     Capability,
     Cart,
     CollectedPaymentMethod,
+    FixedByConfiguration,
+    Location,
     Notify,
     ReaderBase,
     ReaderContext,
@@ -37,7 +40,7 @@ from readerhost.drivers.reader.base import (
     ReaderListener,
     ReaderState,
 )
-from readerhost.drivers.settings import Missing, Section, Settings, Text, setting
+from readerhost.drivers.settings import Number, Section, Settings, Text, setting
 
 if TYPE_CHECKING:
     from readerhost.drivers.reader import ReaderSettings
@@ -70,26 +73,25 @@ class StripeTerminalSettings(Settings):
     # With no reader_id: register a reader (e.g. simulated-wpe in test mode).
     registration_code: str = setting("", Text(_registration_code))
     location: str = setting("", Text(_stripe_id("tml_")))  # tml_...: the Terminal location of a registered reader
+    # How often an idle reader is looked up at Stripe, so that one gone offline is noticed between payments.
+    health_check_s: float = setting(60.0, Number(above=0))
 
 
-def _needs_a_reader(settings: StripeTerminalSettings) -> Missing | None:
-    if settings.reader_id or settings.registration_code:
-        return None
-    return Missing(
-        "reader_id",
-        'the Stripe reader needs its id (reader_id = "tmr_...", from the Dashboard), or a registration_code to '
-        'register one (registration_code = "simulated-wpe" makes a simulated WisePOS E in test mode)',
-    )
-
-
-SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings, required=_needs_a_reader)
-CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF})
+SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings)
+CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.REGISTERS})
 
 
 def open_reader(settings: StripeTerminalSettings, context: ReaderContext) -> SmartReader:
     if context.terminal_api is None:
         raise ValueError("a Stripe smart reader needs the host's Stripe Terminal API (ReaderContext.terminal_api)")
-    return SmartReader(context.terminal_api(), settings, context.reader, context.notify)
+    return SmartReader(
+        context.terminal_api(),
+        settings,
+        context.reader,
+        context.notify,
+        registrations=context.registrations,
+        stripe_turn=context.stripe_turn,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,26 @@ class TerminalApi(Protocol):
 
     def register(self, registration_code: str, location: str | None, label: str | None) -> ReaderView: ...
 
+    def locations(self) -> list[Location]: ...
+
     def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView: ...
 
     def cancel_action(self, reader_id: str) -> ReaderView: ...
 
     def show_cart(self, reader_id: str, cart: Cart) -> ReaderView: ...
+
+
+class Registrations(Protocol):
+    """Where the host keeps the reader a registration code made (its store), to use it again at the
+    next start instead of registering another."""
+
+    def recall(self) -> str | None:
+        """The reader id kept, if any."""
+        ...
+
+    def keep(self, reader_id: str, location: str | None) -> None:
+        """Keep `reader_id` (durably: it is used at the next start)."""
+        ...
 
 
 # Stripe's action failures that mean the customer stopped it at the reader.
@@ -143,39 +160,49 @@ class SmartReader(ReaderBase):
     capabilities = CAPABILITIES
 
     def __init__(
-        self, api: TerminalApi, settings: StripeTerminalSettings, reader: ReaderSettings, notify: Notify
+        self,
+        api: TerminalApi,
+        settings: StripeTerminalSettings,
+        reader: ReaderSettings,
+        notify: Notify,
+        *,
+        registrations: Registrations | None = None,
+        stripe_turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._api = api
         self._settings = settings
         self._card_wait_s = reader.card_wait_s
         self._cancel_confirm_s = reader.cancel_confirm_s
         self._notify = notify
+        self._registrations = registrations
+        self._stripe_turn = stripe_turn
         self._reader: ReaderView | None = None
         self._reader_id = settings.reader_id
         self._online: bool | None = None  # None: not known yet
         self._last_error = "not reached yet"
+        self._health_check: asyncio.Task[None] | None = None
         self.state = ReaderState.CONNECTING
 
     # -- lifecycle and status ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Look the reader up (or register it) once; a failure is reported, not fatal."""
+        """Find the reader (the configured reader_id, else the one registered before, else register
+        one with the registration code) and look it up; a failure is reported, not fatal. Then look
+        it up again every health_check_s while idle."""
+        if not self._reader_id and self._registrations is not None:
+            self._reader_id = self._registrations.recall() or ""
         try:
-            if not self._reader_id:
-                settings = self._settings
-                view = await asyncio.to_thread(
-                    self._api.register, settings.registration_code, settings.location or None, "readerhost"
-                )
-                self._reader_id = view.id
-                logger.warning(
-                    'registered the Stripe reader %s (%s): put reader_id = "%s" in [reader.stripe_terminal] so '
-                    "that a restart uses it instead of registering again",
-                    view.id,
-                    view.device_type,
-                    view.id,
-                )
-            else:
+            if self._reader_id:
                 view = await asyncio.to_thread(self._api.retrieve, self._reader_id)
+            elif self._settings.registration_code:
+                view = await self._register(self._settings.registration_code, self._settings.location or None, None)
+            else:
+                self._last_error = (
+                    "no reader: register one (readerhostctl reader register CODE --location tml_...), "
+                    'or set reader_id = "tmr_..." or registration_code in [reader.stripe_terminal]'
+                )
+                logger.warning("the Stripe reader is not registered: %s", self._last_error)
+                view = None
         except TerminalError as error:
             if error.unreachable:
                 self._went_offline(f"cannot reach Stripe to look the reader up: {error.message}")
@@ -183,16 +210,78 @@ class SmartReader(ReaderBase):
                 self._went_offline(f"Stripe refused the reader {self._reader_id}: {error.message}")
             else:
                 self._went_offline(f"cannot register a Stripe reader: {error.message}")
-            return
-        self._seen(view)
+            view = None
+        if view is not None:
+            self._seen(view)
+        self._health_check = asyncio.create_task(self._check_health(), name="stripe-reader-health")
 
     async def stop(self) -> None:
-        pass  # nothing runs between collections: there is no link to keep up
+        task, self._health_check = self._health_check, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def unavailable(self) -> str | None:
         if not self._reader_id:
             return f"the Stripe reader is not registered ({self._last_error})"
         return None  # Stripe decides at each payment: an offline reader is said so then
+
+    async def _check_health(self) -> None:
+        """Every health_check_s, look an idle reader up at Stripe (in the host's pace): one gone
+        offline is said so (reader.disconnected) before a customer finds out, and one back is
+        reconnected. A collection's own polls watch the reader while it collects."""
+        while True:
+            await asyncio.sleep(self._settings.health_check_s)
+            if not self._reader_id or self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
+                continue
+            if self._stripe_turn is not None:
+                await self._stripe_turn()
+            reader_id = self._reader_id
+            try:
+                view = await asyncio.to_thread(self._api.retrieve, reader_id)
+            except TerminalError as error:
+                if reader_id != self._reader_id:
+                    continue  # another reader was registered meanwhile: this says nothing of it
+                if error.unreachable:
+                    self._went_offline(f"cannot reach Stripe to look the reader up: {error.message}")
+                else:
+                    self._went_offline(f"Stripe refused the reader {reader_id}: {error.message}")
+                continue
+            if view.id == self._reader_id:
+                self._seen(view)
+
+    async def register(self, registration_code: str, location: str | None, label: str | None) -> None:
+        """Register a reader with the code it shows and use it from now on; kept for the next start.
+        The configured reader_id, when set, wins: registering another is refused."""
+        if self._settings.reader_id:
+            raise FixedByConfiguration(
+                f"[reader.stripe_terminal] reader_id = {self._settings.reader_id!r} is configured and wins at "
+                "every start: remove it from the configuration to use a registered reader"
+            )
+        try:
+            view = await self._register(registration_code, location, label)
+        except TerminalError as error:
+            raise ReaderError("READER_UNAVAILABLE", f"Stripe did not register the reader: {error.message}") from None
+        self._online = None  # another reader: its first look says connected, not reconnected
+        self._seen(view)
+
+    async def _register(self, registration_code: str, location: str | None, label: str | None) -> ReaderView:
+        view = await asyncio.to_thread(self._api.register, registration_code, location, label or "readerhost")
+        self._reader_id = view.id
+        if self._registrations is not None:
+            self._registrations.keep(view.id, location)
+        logger.info(
+            "registered the Stripe reader %s (%s) in location %s; it is kept in the store and used at every start",
+            view.id, view.device_type, location or "(none)",
+        )  # fmt: skip
+        return view
+
+    async def locations(self) -> list[Location]:
+        try:
+            return await asyncio.to_thread(self._api.locations)
+        except TerminalError as error:
+            raise ReaderError("READER_UNAVAILABLE", f"Stripe did not list the locations: {error.message}") from None
 
     def status(self) -> dict[str, Any]:
         reader = self._reader

@@ -30,6 +30,7 @@ from .idempotency import MAX_KEY_LENGTH, IdempotencyStore, SavedResponse, finger
 from .ids import new_id
 from .journal import Journal, JournalEntry
 from .listing import SearchIndex, list_intents
+from .locations import LocationStore
 from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
 from .ratelimit import RateLimiter
 from .refunds import RefundStore
@@ -105,6 +106,10 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/refunds"), self._create_refund),
             ("GET", re.compile(r"/v1/refunds"), self._list_refunds),
             ("GET", re.compile(r"/v1/refunds/(?P<id>[^/]+)"), self._retrieve_refund),
+            ("POST", re.compile(r"/v1/terminal/locations"), self._create_location),
+            ("GET", re.compile(r"/v1/terminal/locations"), self._list_locations),
+            ("GET", re.compile(r"/v1/terminal/locations/(?P<id>[^/]+)"), self._retrieve_location),
+            ("DELETE", re.compile(r"/v1/terminal/locations/(?P<id>[^/]+)"), self._delete_location),
             ("POST", re.compile(r"/v1/terminal/readers"), self._create_reader),
             ("GET", re.compile(r"/v1/terminal/readers"), self._list_readers),
             ("GET", re.compile(r"/v1/terminal/readers/(?P<id>[^/]+)"), self._retrieve_reader),
@@ -127,6 +132,7 @@ class StripeEmulator:
         self.search_index = SearchIndex(lag_s=self._initial_search_lag_s)
         self.payment_intents = PaymentIntentStore(self.journal, on_change=self._indexed)
         self.refunds = RefundStore(self.payment_intents, self.journal)
+        self.locations = LocationStore(self.journal)
         self.readers = ReaderStore(
             self.payment_intents,
             self.refunds,
@@ -134,6 +140,7 @@ class StripeEmulator:
             self.timers,
             self._reader_action_due,
             self._reader_processing_s,
+            locations=self.locations,
         )
         self.rate_limiter.configure(self._initial_rate_limit)
 
@@ -377,6 +384,18 @@ class StripeEmulator:
     def _cancel(self, call: Call) -> dict[str, Any]:
         intent = self.payment_intents.cancel(call.path_args["id"], call.params, call.mutation)
         return self.payment_intents.render(intent, call.params.expand())
+
+    def _create_location(self, call: Call) -> dict[str, Any]:
+        return self.locations.create(call.params, call.mutation).to_json()
+
+    def _list_locations(self, call: Call) -> dict[str, Any]:
+        return self.locations.list(call.params)
+
+    def _retrieve_location(self, call: Call) -> dict[str, Any]:
+        return self.locations.retrieve(call.path_args["id"], call.params).to_json()
+
+    def _delete_location(self, call: Call) -> dict[str, Any]:
+        return self.locations.delete(call.path_args["id"], call.params, call.mutation)
 
     def _create_reader(self, call: Call) -> dict[str, Any]:
         return self.readers.create(call.params, call.mutation).to_json()

@@ -41,6 +41,7 @@ from .forms import FormValue, Params, no_expansions
 from .ids import new_id
 from .journal import Journal
 from .listing import cursors, list_limit, paginate
+from .locations import LocationStore
 from .payment_intents import Mutation, PaymentIntentStore, payment_method_json, validate_currency, validate_metadata
 from .presentment import present
 from .refunds import IN_PERSON, RefundRequest, RefundStore
@@ -211,6 +212,7 @@ class ReaderStore:
     timers: Timers
     on_due: Callable[[str, int], None]
     processing_s: float = 1.0
+    locations: LocationStore | None = None  # a reader's location must be one of them
     readers: dict[str, Reader] = field(default_factory=dict)
     _seq: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
@@ -269,6 +271,8 @@ class ReaderStore:
         metadata = validate_metadata(params.mapping("metadata") or {})
         no_expansions(params)
         params.reject_unknown()
+        if location is not None and self.locations is not None:
+            self.locations.get(location, param="location", status=400)  # named in the body: a 400, not a 404
         device_type = SIMULATED_DEVICES.get(code)
         if device_type is None:
             raise invalid_request(

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import EmulatorHandle, make_client
 from support.daemon import DaemonProcess, LogLines, daemon_env, daemon_process
 
 from readerhost.client import Client, Event
 from readerhost.daemon.ctl import exit_codes, formatting
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
-COMMANDS = ("status", "pay", "capture", "cancel", "get", "list", "watch", "reconcile", "present", "display")
+COMMANDS = ("status", "pay", "capture", "cancel", "get", "list", "watch", "reconcile", "present", "display", "reader")
 WAIT = 20.0
 CONFIG = """
 [reader.simulated]
@@ -122,7 +123,7 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert machine.code == 0
     status = machine.json()
     assert status["mode"] == "emulator"
-    assert status["protocol"] == {"major": 1, "minor": 2}
+    assert status["protocol"] == {"major": 1, "minor": 3}
     assert status["reader"]["state"] == "ready"
 
 
@@ -206,6 +207,62 @@ def test_capture_then_get(run_ctl: Callable[..., Ran], daemon: DaemonProcess) ->
     again = run_ctl("cancel", payment["payment_id"])
     assert again.code == 1
     assert one_error_line(again).endswith("(INVALID_STATE)")
+
+
+def test_get_shows_the_receipt_data_stripe_gave(run_ctl: Callable[..., Ran]) -> None:
+    payment = paid(run_ctl, "1300", "T-RECEIPT")
+    receipt = payment["receipt"]
+    assert (receipt["brand"], receipt["last4"], receipt["read_method"]) == ("visa", "4242", "contactless_emv")
+    assert (receipt["dedicated_file_name"], receipt["authorization_response_code"]) == ("A0000000031010", "3030")
+    assert receipt["receipt_url"].startswith("https://pay.stripe.com/receipts/payment/ch_")
+    shown = run_ctl("get", payment["payment_id"]).stdout.splitlines()
+    assert "card      visa ****4242 (contactless)" in shown
+    assert "app name  Visa Credit" in shown
+    assert "AID       A0000000031010" in shown
+    assert f"auth code {receipt['authorization_code']}" in shown
+    assert "ARC       3030" in shown
+    assert "verified  no verification" in shown  # contactless, below the limits
+    assert f"receipt   {receipt['receipt_url']}" in shown
+    assert not any(line.startswith("wallet") for line in shown)  # Stripe gave none
+
+
+def test_reader_locations_and_register_on_a_smart_reader(tmp_path: Path, stripe_emulator: EmulatorHandle) -> None:
+    config = f'[stripe]\napi_base = "{stripe_emulator.url}"\n\n[reader]\ndriver = "stripe_terminal"\n'
+    with daemon_process(tmp_path, config) as smart:
+
+        def ctl(*args: str) -> Ran:
+            done = subprocess.run(
+                [*CTL, "--socket", str(smart.socket_path), *args],
+                capture_output=True, text=True, timeout=60, env=ctl_env(tmp_path), check=False,
+            )  # fmt: skip
+            no_traceback(done.stderr)
+            return Ran(done.returncode, done.stdout, done.stderr)
+
+        assert "readerhostctl reader register" in ctl("status").stdout  # what the reader line says to do
+        empty = ctl("reader", "locations")
+        assert (empty.code, empty.stdout) == (
+            0,
+            "no Terminal locations: make one in the Stripe Dashboard (Terminal > Locations)\n",
+        )
+        front = make_client(stripe_emulator.url).v1.terminal.locations.create(
+            params={"display_name": "Front kiosk", "address": {"line1": "12 Station Road", "country": "US"}}
+        )
+        assert ctl("reader", "locations").stdout == f"{front.id}  Front kiosk  12 Station Road, US\n"
+        assert ctl("--json", "reader", "locations").json()["locations"][0]["id"] == front.id
+
+        unknown = ctl("reader", "register", "simulated-wpe", "--location", "tml_nowhere")
+        assert unknown.code == 1
+        assert one_error_line(unknown).endswith("(READER_UNAVAILABLE)")
+        assert "tml_nowhere" in unknown.stderr
+        assert ctl("reader", "register", "simulated-wpe", "--location", "pi_1").code == 1  # INVALID_PARAMS
+        assert ctl("reader", "register").code == 2  # no code: usage
+
+        registered = ctl("reader", "register", "simulated-wpe", "--location", front.id, "--label", "Kiosk 1")
+        assert registered.code == 0, registered.stderr
+        first, second = registered.stdout.splitlines()
+        assert first.startswith("registered: ready: simulated_wisepos_e tmr_")
+        assert second == "readerhostd uses it from now on, and after every restart (kept in its store)"
+        assert "reader   ready: simulated_wisepos_e tmr_" in ctl("status").stdout
 
 
 def test_cancel(run_ctl: Callable[..., Ran]) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from support.daemon import daemon_env, daemon_process
 
+from readerhost.daemon.payments.store import MIGRATIONS
+
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 DAEMON = [sys.executable, "-m", "readerhost.daemon.app"]
 
@@ -44,7 +46,8 @@ def test_backup_while_running_then_restore_with_the_daemon_stopped(tmp_path: Pat
         done = run([*CTL, "--socket", str(daemon.socket_path), "backup", str(copy)], tmp_path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == (
-            f"backed up {store} to {copy}: 2 payments, 2 not settled, 0 operations still to reach Stripe (schema 1)"
+            f"backed up {store} to {copy}: 2 payments, 2 not settled, 0 operations still to reach Stripe "
+            f"(schema {len(MIGRATIONS)})"
         )
 
         refused = run([*DAEMON, "--restore", str(copy), "--store", str(store), "--force"], tmp_path)

@@ -349,17 +349,7 @@ ERRORS = [
         "[reader]\ncard_wait_s = 1\n",
         "[reader] card_wait_s must be a whole number from 5 to 3600, not 1",
     ),
-    (
-        "driver-stripe-terminal-without-reader",
-        '[reader]\ndriver = "stripe_terminal"\n[reader.stripe_terminal]\nlocation = "tml_1"\n',
-        "or a registration_code to register one",
-    ),
     ("serial-unknown-key", '[reader.serial]\nport = "/dev/ttyACM0"\n', "unknown key [reader.serial] port"),
-    (
-        "driver-stripe-terminal-unavailable",
-        '[reader]\ndriver = "stripe_terminal"\n',
-        "[reader.stripe_terminal] reader_id: the Stripe reader needs its id",
-    ),
     (
         "toml-syntax",
         "[api]\nsocket = '/x.sock'\nmax_clients = fast\n",

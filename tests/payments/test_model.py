@@ -10,6 +10,7 @@ import re
 import pytest
 
 from readerhost.daemon.payments.model import (
+    RECEIPT_FIELDS,
     TERMINAL,
     TRANSITIONS,
     Card,
@@ -19,6 +20,7 @@ from readerhost.daemon.payments.model import (
     PaymentError,
     PaymentRequest,
     Reason,
+    Receipt,
     State,
 )
 
@@ -138,7 +140,7 @@ def test_only_the_states_before_authorisation_hold_the_reader() -> None:
 
 PROTOCOL_KEYS = {
     "payment_id", "order_id", "amount", "currency", "state", "payment_intent", "card", "decline",
-    "captured_amount", "offline", "attempts", "created_at", "updated_at", "error",
+    "captured_amount", "offline", "attempts", "created_at", "updated_at", "error", "receipt",
 }  # fmt: skip
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -178,6 +180,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "captured_amount": 0,
         "offline": True,
         "attempts": 2,
+        "receipt": None,
         "created_at": "2023-11-14T22:13:20.125Z",
         "updated_at": "2023-11-14T22:14:21.625Z",
         "error": {"reason": "STRIPE_REFUSED", "message": "declined"},
@@ -206,3 +209,23 @@ def test_nothing_in_the_model_can_hold_a_card_number() -> None:
     assert set(card.to_json()) == {"brand", "last4", "read_method"}
     payment = payment_in(S.AUTHORIZED)
     assert dataclasses.replace(payment, card=card).to_json()["card"] == card.to_json()
+
+
+def test_a_receipt_holds_what_a_receipt_shows_and_no_card_number() -> None:
+    assert [f.name for f in dataclasses.fields(Receipt)] == [
+        "brand", "last4", "read_method", "wallet", "account_type", "application_preferred_name",
+        "dedicated_file_name", "authorization_code", "authorization_response_code", "application_cryptogram",
+        "terminal_verification_results", "transaction_status_information", "cardholder_verification_method",
+        "receipt_url",
+    ]  # fmt: skip
+    receipt = Receipt(brand="visa", last4="4242", dedicated_file_name="A0000000031010")
+    data = dataclasses.replace(payment_in(S.AUTHORIZED), receipt=receipt).to_json()["receipt"]
+    assert data is not None
+    assert set(data) == set(RECEIPT_FIELDS)
+    assert (data["brand"], data["last4"], data["dedicated_file_name"], data["wallet"]) == (
+        "visa",
+        "4242",
+        "A0000000031010",
+        None,
+    )
+    assert Receipt.from_json(data) == receipt

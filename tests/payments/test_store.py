@@ -24,6 +24,7 @@ from readerhost.daemon.payments.model import (
     PaymentError,
     PaymentRequest,
     Reason,
+    Receipt,
     State,
 )
 from readerhost.daemon.payments.store import MIGRATIONS, QueueStats, StorageError, Store
@@ -75,6 +76,7 @@ def full_payment() -> Payment:
         capture_before=1_700_172_800,
         offline=True,
         attempts=3,
+        receipt=Receipt(brand="visa", last4="4242", read_method="contactless_emv", authorization_code="123456"),
     )
 
 
@@ -142,7 +144,12 @@ def test_the_schema_has_its_tables_and_whole_history_triggers(store: Store) -> N
         triggers = dict(other.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall())
     finally:
         other.close()
-    assert {name for name, kind in objects.items() if kind == "table"} == {"payments", "operations", "history"}
+    assert {name for name, kind in objects.items() if kind == "table"} == {
+        "payments",
+        "operations",
+        "history",
+        "readers",
+    }
     assert set(triggers) == {"history_is_append_only_u", "history_is_append_only_d"}
     for sql in triggers.values():
         # Each trigger was created from its whole text, inner semicolon included.
@@ -159,6 +166,7 @@ def test_payments_table_has_no_column_for_card_data(store: Store) -> None:
     assert columns == [
         "payment_id", "order_id", "request", "state", "payment_intent", "card", "decline", "error",
         "captured_amount", "capture_amount", "capture_before", "offline", "attempts", "created_at", "updated_at",
+        "receipt",  # what a receipt shows: last4 at most, never a card number
     ]  # fmt: skip
 
 

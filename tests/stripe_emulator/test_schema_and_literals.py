@@ -270,6 +270,7 @@ def exercise_readers(run: Exercise) -> None:
     run.error("404 resource_missing", readers.retrieve, 404, "tmr_nothing")
 
     exercise_two_step_and_refunds(run, reader.id)
+    exercise_locations(run)
 
     run.keep("reader list", "terminal_reader_list", api(url, "GET", "/v1/terminal/readers").json())
     run.keep(
@@ -278,6 +279,35 @@ def exercise_readers(run: Exercise) -> None:
         api(url, "GET", "/v1/terminal/readers", params={"status": "offline"}).json(),
     )
     run.keep("reader deleted", "deleted_terminal.reader", api(url, "DELETE", f"/v1/terminal/readers/{busy.id}").json())
+
+
+def exercise_locations(run: Exercise) -> None:
+    """Terminal locations: made, read, listed, a reader registered in one, deleted, and their errors."""
+    client, url = run.client, run.url
+    locations = client.v1.terminal.locations
+    address: Any = {"line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701", "country": "US"}
+    front = locations.create(params={"display_name": "Front", "address": address, "metadata": {"site": "1"}})
+    run.keep("location", "terminal.location", body_of(front))
+    back = locations.create(params={"display_name": "Back", "address": {"country": "CA"}, "phone": "5550100"})
+    run.keep("location", "terminal.location", body_of(back))
+    run.keep("location", "terminal.location", body_of(locations.retrieve(front.id)))
+    registered = client.v1.terminal.readers.create(params={"registration_code": "simulated-wpe", "location": front.id})
+    run.keep("reader", "terminal.reader", body_of(registered))
+    run.keep("location list", "terminal_location_list", api(url, "GET", "/v1/terminal/locations").json())
+    page = api(url, "GET", "/v1/terminal/locations", params={"limit": "1", "starting_after": back.id})
+    run.keep("location list", "terminal_location_list", page.json())
+    run.error("400 invalid_request", locations.create, 400, params={"address": {"country": "US"}})
+    run.error("400 invalid_request", locations.create, 400, params={"display_name": "No address"})
+    run.error("400 invalid_request", locations.create, 400, params={"display_name": "X", "address": {"city": "Y"}})
+    run.error(
+        "400 invalid_request",
+        client.v1.terminal.readers.create,
+        400,
+        params={"registration_code": "simulated-wpe", "location": "tml_nothing"},
+    )
+    run.error("404 resource_missing", locations.retrieve, 404, "tml_nothing")
+    deleted = api(url, "DELETE", f"/v1/terminal/locations/{back.id}")
+    run.keep("location deleted", "deleted_terminal.location", deleted.json())
 
 
 def exercise_two_step_and_refunds(run: Exercise, reader_id: str) -> None:
@@ -405,6 +435,9 @@ KINDS = [
     "refund",
     "refund list",
     "400 refund",
+    "location",
+    "location list",
+    "location deleted",
 ]
 
 
@@ -725,6 +758,9 @@ def objects_of_newer_shapes(run: Exercise) -> Iterator[tuple[str, dict[str, Any]
         yield "collected PaymentMethod.card_present", method["card_present"], stripe.PaymentMethod.CardPresent
     for refund in refunds_in(run):
         yield "Refund", refund, stripe.Refund
+    for location in run.each("terminal.location"):
+        yield "Location", location, stripe.terminal.Location
+        yield "Location.address", location["address"], stripe.terminal.Location.Address
     for details in card_details_in(run, "card_present"):
         yield "card_present details", details, Details.CardPresent
         yield "card_present receipt", details["receipt"], Details.CardPresent.Receipt
@@ -749,6 +785,7 @@ def test_newer_objects_have_only_fields_stripe_python_knows(exercised: Exercise)
         "Refund",
         "card_present receipt",
         "interac_present receipt",
+        "Location",
     } <= seen
 
 

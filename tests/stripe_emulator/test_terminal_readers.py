@@ -74,7 +74,10 @@ def refused(call: Any, code: str) -> stripe.InvalidRequestError:
 )
 def test_register_retrieve_list_update_delete(client: stripe.StripeClient, code: str, device_type: str) -> None:
     readers = client.v1.terminal.readers
-    created = readers.create(params={"registration_code": code, "label": "Till 1", "location": "tml_front"})
+    front = client.v1.terminal.locations.create(
+        params={"display_name": "Front", "address": {"country": "US", "line1": "1 Main St"}}
+    ).id
+    created = readers.create(params={"registration_code": code, "label": "Till 1", "location": front})
 
     assert created.id.startswith("tmr_")
     assert (created.object, created.device_type, created.label, created.status) == (
@@ -83,13 +86,13 @@ def test_register_retrieve_list_update_delete(client: stripe.StripeClient, code:
         "Till 1",
         "online",
     )
-    assert (created.location, created.action, created.livemode) == ("tml_front", None, False)
+    assert (created.location, created.action, created.livemode) == (front, None, False)
     assert created.serial_number
     assert readers.retrieve(created.id).serial_number == created.serial_number
     other = readers.create(params={"registration_code": code})
     assert other.label == code  # Stripe labels an unlabelled reader with its registration code
     assert [r.id for r in readers.list().data] == [other.id, created.id]
-    assert [r.id for r in readers.list(params={"location": "tml_front"}).data] == [created.id]
+    assert [r.id for r in readers.list(params={"location": front}).data] == [created.id]
     assert [r.id for r in readers.list(params={"limit": 1, "starting_after": other.id}).data] == [created.id]
     updated = readers.update(created.id, params={"label": "Till 2", "metadata": {"lane": "2"}})
     assert (updated.label, updated.metadata.to_dict()) == ("Till 2", {"lane": "2"})

@@ -23,13 +23,23 @@ DEFAULT_SPEC = REPO_ROOT / ".." / "shared" / "reference" / "stripe-openapi" / "s
 OUTPUT = HERE / "subset.json"
 
 REF_PREFIX = "#/components/schemas/"
-ROOTS = ["payment_intent", "charge", "error", "terminal.reader", "deleted_terminal.reader", "refund"]
+ROOTS = [
+    "payment_intent",
+    "charge",
+    "error",
+    "terminal.reader",
+    "deleted_terminal.reader",
+    "refund",
+    "terminal.location",
+    "deleted_terminal.location",
+]
 # Response envelopes that the spec only has inline: (stored name, path, method).
 INLINE_ROOTS = [
     ("payment_intent_list", "/v1/payment_intents", "get"),
     ("payment_intent_search_result", "/v1/payment_intents/search", "get"),
     ("terminal_reader_list", "/v1/terminal/readers", "get"),
     ("refund_list", "/v1/refunds", "get"),
+    ("terminal_location_list", "/v1/terminal/locations", "get"),
 ]
 # Documentation-only keys; validators ignore them and they are most of the bytes.
 DOC_KEYS = {"description", "title"}
