@@ -44,6 +44,7 @@ class GatewaySettings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     max_network_retries: int = 2
+    country: str = ""  # the Stripe account's country ("CA": payments may take Interac), "" when not said
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -84,11 +85,25 @@ class StripeGateway:
             "metadata": dict(metadata),
             "expand": ["latest_charge"],
         }
+        if self.takes_interac(currency):
+            # Interac is single-message: captured as it is authorised, never held (Stripe refuses
+            # capture_method=manual with interac_present since 2025-03-31.basil). Cards are still held
+            # for a manual capture through their own option (2025-11-17.clover): manual_preferred holds
+            # them wherever the card's network allows, and never declines where it does not.
+            params["allowed_payment_method_types"] = ["card_present", "interac_present"]
+            if capture_method == "manual":
+                params["capture_method"] = "automatic"
+                params["payment_method_options"] = {"card_present": {"capture_method": "manual_preferred"}}
         if description is not None:
             params["description"] = description
         return self._call(
             "create", None, idempotency_key, lambda: self._intents.create(params, {"idempotency_key": idempotency_key})
         )
+
+    def takes_interac(self, currency: str) -> bool:
+        """Whether a payment in `currency` may take an Interac debit card: a Canadian account's (or a
+        CAD payment; Stripe leaves Interac out of a payment it cannot serve)."""
+        return currency == "cad" or self.settings.country == "CA"
 
     def retrieve_intent(self, intent_id: str) -> Outcome:
         return self._call(

@@ -207,6 +207,7 @@ class PaymentRequest:
     confirm: bool = False
     offline: OfflineMode = OfflineMode.REQUIRE_ONLINE
     payment_intent_client_secret: str | None = None
+    tipping: int | None = None  # the amount a tip is suggested on, on a reader that TAKES_TIPS; None: no tip
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,12 @@ class Payment:
     capture_before: int | None = None
     offline: bool = False
     attempts: int = 0  # authorisation attempts (one per card presented)
+    tip: int = 0  # what the customer added on the reader: authorised (and captured) on top of the amount
+
+    @property
+    def authorised_amount(self) -> int:
+        """The amount and the tip: what an authorisation holds, and what a full capture takes."""
+        return self.request.amount + self.tip
 
     @property
     def order_id(self) -> str:
@@ -255,6 +262,7 @@ class Payment:
             "captured_amount": self.captured_amount,
             "offline": self.offline,
             "attempts": self.attempts,
+            "tip": self.tip,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "error": self.error.to_json() if self.error else None,

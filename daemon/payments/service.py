@@ -105,6 +105,8 @@ class PaymentService:
             return existing
         self._require_free_reader()
         self._require_reader()
+        if request.tipping is not None and Capability.TAKES_TIPS not in self._reader.capabilities:
+            raise RequestRefused(Reason.UNSUPPORTED, f"the {self._reader.driver} reader has no screen to offer a tip")
         if not self._worker.health.reachable and request.offline is OfflineMode.REQUIRE_ONLINE:
             raise RequestRefused(
                 Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this payment requires online", retryable=True
@@ -164,9 +166,10 @@ class PaymentService:
     async def capture(self, payment_id: str, amount: int | None = None) -> Payment:
         """payment.capture: accepted once the capture is durably queued."""
         payment = self.get(payment_id=payment_id)
-        wanted = payment.request.amount if amount is None else amount
-        if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= payment.request.amount:
-            raise validation.InvalidRequest("amount", f"amount must be 1 to the authorised {payment.request.amount}")
+        authorised = payment.authorised_amount  # with the tip the customer added on the reader
+        wanted = authorised if amount is None else amount
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= authorised:
+            raise validation.InvalidRequest("amount", f"amount must be 1 to the authorised {authorised}")
         if payment.state in (State.CAPTURING, State.CAPTURED) or payment.capture_amount is not None:
             if payment.capture_amount == wanted:
                 return payment  # the POS asking again: the same capture, not a second one
@@ -387,19 +390,22 @@ class PaymentService:
 
     def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
         now = self._clock()
-        card = intent.card or payment.card
-        if intent.status == "succeeded":
+        # A reader that confirms itself may carry a card the charge does not (its wallet, from the collect).
+        card = _merge_cards(intent.card, payment.card)
+        tip = max(0, intent.amount - payment.request.amount)  # a tip chosen on the reader raised the amount
+        if intent.status == "succeeded":  # captured as it was authorised (Interac)
+            received = intent.amount_received
             after = payment.moved_to(
-                State.CAPTURED, now, captured_amount=intent.amount_received, card=card, decline=None, error=None
+                State.CAPTURED, now, captured_amount=received, card=card, decline=None, error=None, tip=tip
             )
             self._ledger.commit(payment, after, "authorised and captured", done=op)
             return
         after = payment.moved_to(
-            State.AUTHORIZED, now, card=card, decline=None, error=None, capture_before=intent.capture_before
+            State.AUTHORIZED, now, card=card, decline=None, error=None, capture_before=intent.capture_before, tip=tip
         )
         after = self._ledger.commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
         if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:
-            self._queue_capture(after, payment.capture_amount or payment.request.amount, "automatic capture")
+            self._queue_capture(after, payment.capture_amount or after.authorised_amount, "automatic capture")
 
     def _reader_did_not_confirm(self, payment: Payment, op: Operation) -> None:
         """The reader's confirm ended (or was lost) and the PaymentIntent is still unconfirmed: the
@@ -519,7 +525,11 @@ class PaymentService:
         relay = _ReaderRelay(self._events, payment_id)
         try:
             method = await self._reader.collect(
-                payment.request.amount, payment.request.currency, relay, payment_intent=intent_id_of(payment)
+                payment.request.amount,
+                payment.request.currency,
+                relay,
+                payment_intent=intent_id_of(payment),
+                tipping=payment.request.tipping,
             )
         except ReaderError as error:
             current = self._store.payment(payment_id)
@@ -629,6 +639,13 @@ class _ReaderRelay:
 def _new_payment_id() -> str:
     alphabet = string.ascii_letters + string.digits
     return "pay_" + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def _merge_cards(charged: Card | None, read: Card | None) -> Card | None:
+    """The charge's card (Stripe's word), completed with what the reader read where the charge is silent."""
+    if charged is None or read is None or (charged.brand, charged.last4) != (read.brand, read.last4):
+        return charged or read
+    return replace(charged, wallet=charged.wallet or read.wallet, network=charged.network or read.network)
 
 
 def _cancel_reason(intent: IntentView) -> Reason:

@@ -83,6 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER history_is_append_only_d BEFORE DELETE ON history
         BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
     """,
+    # 2: the tip a customer added on a smart reader
+    """
+    ALTER TABLE payments ADD COLUMN tip INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -230,8 +234,8 @@ class Store:
     def insert_payment(self, payment: Payment, detail: str) -> None:
         self._db.execute(
             "INSERT INTO payments (payment_id, order_id, request, state, payment_intent, card, decline, error,"
-            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, tip)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (payment.payment_id, payment.order_id, *_payment_columns(payment)),
         )
         self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
@@ -241,7 +245,7 @@ class Store:
         cursor = self._db.execute(
             "UPDATE payments SET request=?, state=?, payment_intent=?, card=?, decline=?, error=?,"
             " captured_amount=?, capture_amount=?, capture_before=?, offline=?, attempts=?, created_at=?,"
-            " updated_at=? WHERE payment_id=? AND state=?",
+            " updated_at=?, tip=? WHERE payment_id=? AND state=?",
             (*_payment_columns(after), after.payment_id, before.state.value),
         )
         if cursor.rowcount != 1:
@@ -395,6 +399,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
                 "confirm": request.confirm,
                 "offline": request.offline.value,
                 "payment_intent_client_secret": request.payment_intent_client_secret,
+                "tipping": request.tipping,
             },
             sort_keys=True,
         ),
@@ -410,6 +415,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
         payment.attempts,
         payment.created_at,
         payment.updated_at,
+        payment.tip,
     )
 
 
@@ -431,6 +437,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
             confirm=request["confirm"],
             offline=OfflineMode(request["offline"]),
             payment_intent_client_secret=request["payment_intent_client_secret"],
+            tipping=request.get("tipping"),  # absent from requests stored before protocol 1.3
         ),
         state=State(data["state"]),
         created_at=data["created_at"],
@@ -444,6 +451,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         capture_before=data["capture_before"],
         offline=bool(data["offline"]),
         attempts=data["attempts"],
+        tip=data["tip"],
     )
 
 

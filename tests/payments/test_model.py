@@ -138,7 +138,7 @@ def test_only_the_states_before_authorisation_hold_the_reader() -> None:
 
 PROTOCOL_KEYS = {
     "payment_id", "order_id", "amount", "currency", "state", "payment_intent", "card", "decline",
-    "captured_amount", "offline", "attempts", "created_at", "updated_at", "error",
+    "captured_amount", "offline", "attempts", "created_at", "updated_at", "error", "tip",
 }  # fmt: skip
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -159,6 +159,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         capture_before=1_700_172_800,
         offline=True,
         attempts=2,
+        tip=150,
     )
     data = payment.to_json()
     assert set(data) == PROTOCOL_KEYS
@@ -184,6 +185,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "captured_amount": 0,
         "offline": True,
         "attempts": 2,
+        "tip": 150,
         "created_at": "2023-11-14T22:13:20.125Z",
         "updated_at": "2023-11-14T22:14:21.625Z",
         "error": {"reason": "STRIPE_REFUSED", "message": "declined"},

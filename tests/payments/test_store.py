@@ -57,6 +57,7 @@ def full_payment() -> Payment:
         confirm=True,
         offline=OfflineMode.PREFER_ONLINE,
         payment_intent_client_secret="pi_3Abc_secret_XyZ123",
+        tipping=2_000,
     )
     return Payment(
         payment_id="pay_full",
@@ -75,6 +76,7 @@ def full_payment() -> Payment:
         capture_before=1_700_172_800,
         offline=True,
         attempts=3,
+        tip=300,
     )
 
 
@@ -158,7 +160,7 @@ def test_payments_table_has_no_column_for_card_data(store: Store) -> None:
         other.close()
     assert columns == [
         "payment_id", "order_id", "request", "state", "payment_intent", "card", "decline", "error",
-        "captured_amount", "capture_amount", "capture_before", "offline", "attempts", "created_at", "updated_at",
+        "captured_amount", "capture_amount", "capture_before", "offline", "attempts", "created_at", "updated_at", "tip",
     ]  # fmt: skip
 
 
@@ -509,3 +511,32 @@ def test_a_read_only_store_is_refused_with_a_clear_error(tmp_path: Path, file_mo
         assert [p.payment_id for p in again.payments()] == ["pay_1"]
     finally:
         again.close()
+
+
+def test_a_store_of_the_first_schema_is_migrated_with_its_payments_untipped(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    try:
+        old.executescript(MIGRATIONS[0])
+        request = {
+            "order_id": "OLD-1", "amount": 900, "currency": "usd", "description": None, "metadata": {},
+            "capture": "manual", "confirm": False, "offline": "require_online", "payment_intent_client_secret": None,
+        }  # fmt: skip
+        with old:
+            old.execute(
+                "INSERT INTO payments (payment_id, order_id, request, state, created_at, updated_at)"
+                " VALUES ('pay_old', 'OLD-1', ?, 'authorized', ?, ?)",
+                (json.dumps(request), T0, T0),
+            )
+            old.execute("PRAGMA user_version=1")
+    finally:
+        old.close()
+    store = Store.open(path)
+    try:
+        assert store.pragma("user_version") == len(MIGRATIONS)
+        payment = store.payment("pay_old")
+        assert payment is not None
+        assert (payment.tip, payment.request.tipping, payment.authorised_amount) == (0, None, 900)
+        assert payment.to_json()["tip"] == 0
+    finally:
+        store.close()

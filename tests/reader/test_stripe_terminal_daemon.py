@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import make_client
 from support.daemon import LineClient, emulator_of, of_type, running_daemon, subscribed_when_connected
 
@@ -23,6 +24,9 @@ cancel_confirm_s = 2
 [reader.stripe_terminal]
 registration_code = "simulated-wpe"
 """
+# The one-step flow (process_payment_intent), as before the two-step flow became the default.
+ONE_STEP = CONFIG + 'flow = "process"\n'
+FLOWS = {"two_step": CONFIG, "process": ONE_STEP}
 DECLINED_INSUFFICIENT_FUNDS = "4000000000009995"
 
 
@@ -52,9 +56,9 @@ class Customer:
 
 
 @contextlib.asynccontextmanager
-async def at_the_counter(tmp_path: Path) -> AsyncIterator[tuple[LineClient, Customer]]:
+async def at_the_counter(tmp_path: Path, config: str = CONFIG) -> AsyncIterator[tuple[LineClient, Customer]]:
     """readerhostd with a simulated WisePOS E, a POS subscribed once the reader is known, and the customer."""
-    async with running_daemon(tmp_path, CONFIG) as daemon:
+    async with running_daemon(tmp_path, config) as daemon:
         pos = await subscribed_when_connected(daemon.socket_path)
         try:
             yield pos, Customer(daemon)
@@ -73,9 +77,10 @@ async def start(pos: LineClient, order_id: str, amount: int = 1250) -> str:
     return payment_id
 
 
-def test_approve_decline_and_collect_again_then_capture(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flow", list(FLOWS))
+def test_approve_decline_and_collect_again_then_capture(tmp_path: Path, flow: str) -> None:
     async def scenario() -> None:
-        async with at_the_counter(tmp_path) as (pos, customer):
+        async with at_the_counter(tmp_path, FLOWS[flow]) as (pos, customer):
             reader = (await pos.call("status.get"))["result"]["reader"]
             assert reader["id"].startswith("tmr_")
             assert (reader["state"], reader["model"]) == ("ready", "simulated_wisepos_e")
@@ -142,14 +147,17 @@ def test_cancel_from_the_pos_and_by_the_customer_at_the_reader(tmp_path: Path) -
     run(scenario())
 
 
-def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flow", "action"), [("two_step", "collect_payment_method"), ("process", "process_payment_intent")]
+)
+def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path, flow: str, action: str) -> None:
     async def scenario() -> None:
-        async with at_the_counter(tmp_path) as (pos, customer):
+        async with at_the_counter(tmp_path, FLOWS[flow]) as (pos, customer):
             customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply"})
             payment_id = await start(pos, "TO-1")
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
-            assert len(customer.journal("reader.process_payment_intent")) == 1
+            assert len(customer.journal(f"reader.{action}")) == 1
             assert len(customer.journal("payment_intent.confirm")) == 1
 
     run(scenario())
