@@ -317,7 +317,7 @@ class SmartReader(ReaderBase):
         already confirmed: nothing is left to ask."""
         if self._settings.flow != "two_step":
             return
-        listener.display_message("follow_reader")
+        # Nothing for the customer to do (the card was read): the kiosk shows that it is processing.
         try:
             async with asyncio.timeout(self._card_wait_s):
                 # Truth first: a confirm of this PaymentIntent still in progress (asked before a lost
