@@ -170,6 +170,14 @@ class PaymentService:
         wanted = authorised if amount is None else amount
         if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= authorised:
             raise validation.InvalidRequest("amount", f"amount must be 1 to the authorised {authorised}")
+        if payment.state is State.CAPTURED and payment.capture_amount is None:
+            # Captured as it was authorised (Interac): the POS asking for that capture gets it.
+            if wanted == payment.captured_amount:
+                return payment
+            raise RequestRefused(
+                Reason.INVALID_STATE,
+                f"payment {payment_id} was captured as it was authorised, for {payment.captured_amount}",
+            )
         if payment.state in (State.CAPTURING, State.CAPTURED) or payment.capture_amount is not None:
             if payment.capture_amount == wanted:
                 return payment  # the POS asking again: the same capture, not a second one

@@ -261,6 +261,10 @@ def test_interac_on_a_canadian_account_is_captured_at_authorisation_cards_are_he
             assert intent.payment_method_options.card_present is not None
             assert intent.payment_method_options.card_present.capture_method == "manual_preferred"
             assert customer.journal("payment_intent.capture") == []  # captured by Stripe as it authorised
+            again = await pos.call("payment.capture", {"payment_id": payment_id})
+            assert again["result"]["state"] == "captured"
+            partial = await pos.call("payment.capture", {"payment_id": payment_id, "amount": 1000})
+            assert partial["error"]["data"]["reason"] == "INVALID_STATE"
 
             # A credit card on the same kind of PaymentIntent is held for the POS's capture.
             payment_id = await start(pos, "CA-2", 1500, currency="cad")
