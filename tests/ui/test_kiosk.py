@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, daemon_env, emulator_of, screen_of, ui_of, write_config
+from support.daemon import (
+    LineClient,
+    daemon_env,
+    emulator_of,
+    screen_of,
+    subscribed_when_connected,
+    ui_of,
+    write_config,
+)
 from support.oled import RecordingBus, marked
+from support.smart_reader import Customer
 
 from readerhost.daemon.app import Daemon, StandIns, build
 from readerhost.daemon.config import load_config
@@ -202,3 +211,45 @@ def test_without_a_panel_or_gpio_the_daemon_still_takes_payments(
         run(scenario())
     assert any("0x3C" in r.getMessage() for r in caplog.records)
     assert any("no GPIO" in r.getMessage() for r in caplog.records)
+
+
+SMART_KIOSK = """
+[display]
+kind = "ssd1306"
+
+[gpio]
+enabled = true
+hold_s = 0.2
+
+[reader]
+driver = "stripe_terminal"
+
+[reader.stripe_terminal]
+registration_code = "simulated-wpe"
+"""
+
+
+def test_a_smart_reader_card_is_shown_on_the_kiosk_and_confirmed_with_its_ok_button(
+    tmp_path: Path, factory: Any
+) -> None:
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory, SMART_KIOSK)
+        try:
+            client = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            await client.call("payment.start", {"order_id": "SK-1", "amount": 900, "currency": "usd", "confirm": True})
+            await client.event(lambda e: e["type"] == "reader.display_message")
+            await customer.presents("5555555555554444")
+            await client.event(state_is("awaiting_confirmation"))
+            assert screen_of(daemon).kind == "confirm"
+            assert screen_of(daemon).lines == ("Pay with Mastercard 4444?",)
+            assert customer.journal("reader.confirm_payment_intent") == []
+            press(factory, 17)  # OK: the reader confirms
+            await client.event(state_is("authorized"))
+            assert len(customer.journal("reader.confirm_payment_intent")) == 1
+            assert [e.status for e in customer.journal("payment_intent.confirm")] == ["requires_capture"]
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    run(scenario())
