@@ -345,6 +345,8 @@ class SmartReader(ReaderBase):
                 if error.code == "terminal_reader_offline":
                     self._went_offline(f"the reader is offline at Stripe: {error.message}")
                     raise ReaderError("READER_UNAVAILABLE", "the Stripe reader is offline") from None
+                if error.code == "intent_invalid_state" and action == COLLECT and await self._collected(payment_intent):
+                    return  # the card was collected after the daemon lost sight of it: read it from the reader
                 if error.code == "intent_invalid_state":
                     raise ReaderError(
                         "READER_UNAVAILABLE", f"the PaymentIntent cannot be {_DOING[action]}: {error.message}"
@@ -372,6 +374,16 @@ class SmartReader(ReaderBase):
             return
         raise ReaderError(
             "READER_UNAVAILABLE", f"the Stripe reader would not take the {_WHAT[action]} (busy or not answering)"
+        )
+
+    async def _collected(self, payment_intent: str) -> bool:
+        """Whether the reader's last action collected a card for this PaymentIntent (which then no
+        longer takes another: a collect followed while Stripe could not be reached succeeded meanwhile)."""
+        current = await self._look()
+        return (
+            current.action_type == COLLECT
+            and current.action_intent == payment_intent
+            and current.action_status == "succeeded"
         )
 
     def _send(self, action: str, payment_intent: str, key: str, tipping: int | None) -> ReaderView:

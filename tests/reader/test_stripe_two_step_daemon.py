@@ -111,12 +111,14 @@ def test_a_confirm_whose_answer_is_lost_ends_authorised_with_one_confirm(tmp_pat
             payment_id = await start(pos, "2S-L", confirm=True)
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="awaiting_confirmation"))
-            # The reader applies the confirm_payment_intent, but its answer is lost (a timeout).
-            customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply"})
+            # The reader applies the confirm_payment_intent, but its answer is lost (a timeout); the
+            # confirm takes a second, so asking again would find the reader busy with it.
+            customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply", "processing_s": 1.0})
             await pos.call("payment.confirm", {"payment_id": payment_id})
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
             assert len(customer.journal("reader.confirm_payment_intent")) == 1
             assert len(customer.journal("payment_intent.confirm")) == 1
+            customer.emulator.configure_reader(customer.reader_id, {"processing_s": 0.05})
 
             # Lost before it applied: the reader is looked at, then asked again; one confirm still.
             payment_id = await start(pos, "2S-L2", confirm=True)
@@ -185,6 +187,25 @@ def test_a_reader_offline_at_the_confirm_fails_the_payment_and_cancels_its_payme
             intent_id = waiting["params"]["data"]["payment_intent"]
             assert await until(lambda: intent_of(customer, intent_id).status == "canceled")
             assert customer.journal("payment_intent.confirm") == []
+
+    run(scenario())
+
+
+def test_a_card_collected_while_stripe_could_not_be_reached_is_taken_up_by_collect_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with at_the_counter(tmp_path) as (pos, customer):
+            payment_id = await start(pos, "2S-U")
+            down = customer.emulator.add_fault({"method": "GET", "path": "^/v1/terminal/readers/", "action": "down"})
+            failed = await pos.event(lambda e: e["type"] == "payment.state" and e["data"].get("error"))
+            assert "Stripe cannot be reached" in failed["params"]["data"]["error"]["message"]
+            await customer.presents()  # the reader collects the card all the same
+            assert await asyncio.to_thread(customer.emulator.wait_reader_action, customer.reader_id, 10)
+            customer.emulator.faults.remove(down.id)
+            await pos.call("payment.collect_again", {"payment_id": payment_id})
+            authorised = await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            assert authorised["params"]["data"]["card"]["last4"] == "4242"
+            assert len(customer.journal("reader.collect_payment_method")) == 1  # not asked for another card
+            assert len(customer.journal("payment_intent.confirm")) == 1
 
     run(scenario())
 
