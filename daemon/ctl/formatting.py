@@ -36,7 +36,8 @@ def card_text(card: Any) -> str:
         return ""
     method = READ_METHODS.get(str(card.get("read_method")), str(card.get("read_method") or "").replace("_", " "))
     text = f"{card.get('brand', 'card')} ****{card.get('last4', '????')}"
-    return f"{text} ({method})" if method else text
+    how = ", ".join(part for part in (method, str(card.get("wallet") or "").replace("_", " ")) if part)
+    return f"{text} ({how})" if how else text
 
 
 def decline_text(decline: Any) -> str:
@@ -77,6 +78,7 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("payment", payment.get("payment_id")),
         ("order", payment.get("order_id")),
         ("amount", money(payment.get("amount"), currency)),
+        ("tip", money(payment.get("tip"), currency) if payment.get("tip") else None),
         ("state", payment.get("state")),
         ("card", card_text(payment.get("card")) or None),
         ("captured", money(payment.get("captured_amount"), currency) if payment.get("captured_amount") else None),
