@@ -30,7 +30,8 @@ def status() -> dict[str, Any]:
 
 
 def start_payment(order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
-    """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret."""
+    """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret,
+    tipping ({"amount_eligible": n}, protocol 1.3)."""
     return {"order_id": order_id, "amount": amount, "currency": currency, **options}
 
 

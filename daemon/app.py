@@ -203,6 +203,7 @@ async def _build_parts(
         connect_timeout_s=stripe.connect_timeout_s,
         read_timeout_s=stripe.read_timeout_s,
         max_network_retries=stripe.max_network_retries,
+        country=stripe.country,
     )
     gateway = StripeGateway(gateway_settings)
     store = Store.open(identity.store_path)

@@ -114,6 +114,12 @@ def _check_api_base(value: str) -> str | None:
     return None
 
 
+def _check_country(value: str) -> str | None:
+    if not value or (len(value) == 2 and value.isascii() and value.isupper() and value.isalpha()):
+        return None
+    return 'the Stripe account\'s two-letter country code in capitals (e.g. "CA"), or "" for not said'
+
+
 def _check_terminal_id(value: str) -> str | None:
     if _TERMINAL_ID.fullmatch(value):
         return None
@@ -141,6 +147,8 @@ class StripeConfig(Settings):
     api_base: str = setting("", Text(_check_api_base))  # empty: Stripe's own; an emulator's URL to use that emulator
     api_key_file: str = setting("", FilePath())
     terminal_id: str = setting("readerhost", Text(_check_terminal_id))
+    # The Stripe account's country: "CA" lets payments take Interac debit cards (as a CAD payment does).
+    country: str = setting("", Text(_check_country))
     connect_timeout_s: float = setting(5.0, Number(above=0))
     read_timeout_s: float = setting(20.0, Number(above=0))
     max_network_retries: int = setting(2, Int(0, 10))

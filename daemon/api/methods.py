@@ -251,6 +251,7 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("confirm", "boolean", "wait for payment.confirm once the card is read (default false)"),
             Param("offline", "string", "require_online (the default) or prefer_online"),
             Param("payment_intent_client_secret", "string", "take the payment on this existing PaymentIntent"),
+            Param("tipping", "object", "{amount_eligible}: the reader offers a tip on this amount (1.3)"),
         ),
         Methods._start,
     ),

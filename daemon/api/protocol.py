@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = {"major": 1, "minor": 3}  # 1.1: reader.present, display.changed; 1.2: link readers; 1.3: issue 16
+# 1.1: reader.present, display.changed; 1.2: link readers; 1.3: tipping, card wallet and network, tip,
+# receipt, reader.register and reader.locations, payment.refund
+PROTOCOL_VERSION = {"major": 1, "minor": 3}
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700

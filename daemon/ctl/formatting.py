@@ -61,7 +61,8 @@ def card_text(card: Any) -> str:
         return ""
     method = READ_METHODS.get(str(card.get("read_method")), str(card.get("read_method") or "").replace("_", " "))
     text = f"{card.get('brand', 'card')} ****{card.get('last4', '????')}"
-    return f"{text} ({method})" if method else text
+    how = ", ".join(part for part in (method, str(card.get("wallet") or "").replace("_", " ")) if part)
+    return f"{text} ({how})" if how else text
 
 
 def decline_text(decline: Any) -> str:
@@ -102,6 +103,7 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("payment", payment.get("payment_id")),
         ("order", payment.get("order_id")),
         ("amount", money(payment.get("amount"), currency)),
+        ("tip", money(payment.get("tip"), currency) if payment.get("tip") else None),
         ("state", payment.get("state")),
         ("card", card_text(payment.get("card")) or card_text(payment.get("receipt")) or None),
         *receipt_rows(payment.get("receipt")),

@@ -44,6 +44,7 @@ class GatewaySettings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     max_network_retries: int = 2
+    country: str = ""  # the Stripe account's country ("CA": payments may take Interac), "" when not said
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -84,11 +85,25 @@ class StripeGateway:
             "metadata": dict(metadata),
             "expand": ["latest_charge"],
         }
+        if self.takes_interac(currency):
+            # Interac is single-message: captured as it is authorised, never held (Stripe refuses
+            # capture_method=manual with interac_present since 2025-03-31.basil). Cards are still held
+            # for a manual capture through their own option (2025-11-17.clover): manual_preferred holds
+            # them wherever the card's network allows, and never declines where it does not.
+            params["allowed_payment_method_types"] = ["card_present", "interac_present"]
+            if capture_method == "manual":
+                params["capture_method"] = "automatic"
+                params["payment_method_options"] = {"card_present": {"capture_method": "manual_preferred"}}
         if description is not None:
             params["description"] = description
         return self._call(
             "create", None, idempotency_key, lambda: self._intents.create(params, {"idempotency_key": idempotency_key})
         )
+
+    def takes_interac(self, currency: str) -> bool:
+        """Whether a payment in `currency` may take an Interac debit card: a Canadian account's (or a
+        CAD payment; Stripe leaves Interac out of a payment it cannot serve)."""
+        return currency == "cad" or self.settings.country == "CA"
 
     def retrieve_intent(self, intent_id: str) -> Outcome:
         return self._call(
@@ -363,7 +378,15 @@ def _card_of(charge: str | stripe.Charge | None) -> tuple[Card | None, int | Non
     brand, last4 = _text(present, "brand"), _text(present, "last4")
     if brand is None or last4 is None:
         return None, capture_before
-    return Card(brand=brand, last4=last4, read_method=_text(present, "read_method") or "unknown"), capture_before
+    wallet: Any = present["wallet"] if present is not None and "wallet" in present else None
+    card = Card(
+        brand=brand,
+        last4=last4,
+        read_method=_text(present, "read_method") or "unknown",
+        wallet=_text(wallet, "type") if wallet is not None and not isinstance(wallet, str) else None,
+        network=_text(present, "network"),
+    )
+    return card, capture_before
 
 
 def _receipt_of(charge: str | stripe.Charge | None) -> Receipt | None:

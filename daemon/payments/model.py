@@ -159,9 +159,18 @@ class Card:
     brand: str
     last4: str
     read_method: str
+    wallet: str | None = None  # apple_pay, google_pay, ...: the wallet the card was in, if known
+    network: str | None = None  # the network that carries the payment (visa, interac, ...), if known
 
-    def to_json(self) -> dict[str, str]:
-        return {"brand": self.brand, "last4": self.last4, "read_method": self.read_method}
+    def to_json(self) -> dict[str, str | None]:
+        # Rows stored before wallet and network were kept read back with None for both.
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "read_method": self.read_method,
+            "wallet": self.wallet,
+            "network": self.network,
+        }
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,7 @@ class PaymentRequest:
     confirm: bool = False
     offline: OfflineMode = OfflineMode.REQUIRE_ONLINE
     payment_intent_client_secret: str | None = None
+    tipping: int | None = None  # the amount a tip is suggested on, on a reader that TAKES_TIPS; None: no tip
 
 
 @dataclass(frozen=True)
@@ -251,6 +261,12 @@ class Payment:
     offline: bool = False
     attempts: int = 0  # authorisation attempts (one per card presented)
     receipt: Receipt | None = None  # from the charge of the latest authorisation, when Stripe gave one
+    tip: int = 0  # what the customer added on the reader: authorised (and captured) on top of the amount
+
+    @property
+    def authorised_amount(self) -> int:
+        """The amount and the tip: what an authorisation holds, and what a full capture takes."""
+        return self.request.amount + self.tip
 
     @property
     def order_id(self) -> str:
@@ -282,6 +298,7 @@ class Payment:
             "offline": self.offline,
             "attempts": self.attempts,
             "receipt": self.receipt.to_json() if self.receipt else None,
+            "tip": self.tip,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "error": self.error.to_json() if self.error else None,

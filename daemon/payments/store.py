@@ -98,6 +98,10 @@ MIGRATIONS: tuple[str, ...] = (
         registered_at   REAL NOT NULL
     );
     """,
+    # 3: the tip a customer added on a smart reader
+    """
+    ALTER TABLE payments ADD COLUMN tip INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -272,8 +276,8 @@ class Store:
     def insert_payment(self, payment: Payment, detail: str) -> None:
         self._db.execute(
             "INSERT INTO payments (payment_id, order_id, request, state, payment_intent, card, decline, error,"
-            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt,"
+            " tip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (payment.payment_id, payment.order_id, *_payment_columns(payment)),
         )
         self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
@@ -283,7 +287,7 @@ class Store:
         cursor = self._db.execute(
             "UPDATE payments SET request=?, state=?, payment_intent=?, card=?, decline=?, error=?,"
             " captured_amount=?, capture_amount=?, capture_before=?, offline=?, attempts=?, created_at=?,"
-            " updated_at=?, receipt=? WHERE payment_id=? AND state=?",
+            " updated_at=?, receipt=?, tip=? WHERE payment_id=? AND state=?",
             (*_payment_columns(after), after.payment_id, before.state.value),
         )
         if cursor.rowcount != 1:
@@ -471,6 +475,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
                 "confirm": request.confirm,
                 "offline": request.offline.value,
                 "payment_intent_client_secret": request.payment_intent_client_secret,
+                "tipping": request.tipping,
             },
             sort_keys=True,
         ),
@@ -487,6 +492,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
         payment.created_at,
         payment.updated_at,
         json.dumps(payment.receipt.to_json()) if payment.receipt else None,
+        payment.tip,
     )
 
 
@@ -509,6 +515,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
             confirm=request["confirm"],
             offline=OfflineMode(request["offline"]),
             payment_intent_client_secret=request["payment_intent_client_secret"],
+            tipping=request.get("tipping"),  # absent from requests stored before protocol 1.3
         ),
         state=State(data["state"]),
         created_at=data["created_at"],
@@ -523,6 +530,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         offline=bool(data["offline"]),
         attempts=data["attempts"],
         receipt=Receipt.from_json(receipt) if receipt else None,
+        tip=data["tip"],
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.base import Cart, Location
+from readerhost.drivers.reader.base import Cart, CollectedPaymentMethod, Location
 from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
@@ -52,14 +52,25 @@ class StripeTerminalApi:
         logger.debug("stripe terminal locations -> %d", len(found))
         return found
 
-    def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView:
+    def process(self, reader_id: str, payment_intent: str, idempotency_key: str, tipping: int | None) -> ReaderView:
+        params: Any = {"payment_intent": payment_intent, "process_config": _card_config(tipping)}
         return self._call(
             "process_payment_intent",
-            lambda: self._readers.process_payment_intent(
-                reader_id,
-                # A kiosk's customer may change their mind at the reader (its cancel button).
-                {"payment_intent": payment_intent, "process_config": {"enable_customer_cancellation": True}},
-                {"idempotency_key": idempotency_key},
+            lambda: self._readers.process_payment_intent(reader_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def collect(self, reader_id: str, payment_intent: str, idempotency_key: str, tipping: int | None) -> ReaderView:
+        params: Any = {"payment_intent": payment_intent, "collect_config": _card_config(tipping)}
+        return self._call(
+            "collect_payment_method",
+            lambda: self._readers.collect_payment_method(reader_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def confirm(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView:
+        return self._call(
+            "confirm_payment_intent",
+            lambda: self._readers.confirm_payment_intent(
+                reader_id, {"payment_intent": payment_intent}, {"idempotency_key": idempotency_key}
             ),
         )
 
@@ -101,11 +112,23 @@ class StripeTerminalApi:
             raise TerminalError("Stripe's answer about the reader could not be read", unreachable=True) from None
 
 
+def _card_config(tipping: int | None) -> dict[str, Any]:
+    """A card action's configuration: a kiosk's customer may change their mind at the reader (its
+    cancel button); a tip is offered only when the POS asked for one, on the amount it named."""
+    config: dict[str, Any] = {"enable_customer_cancellation": True}
+    if tipping is None:
+        config["skip_tipping"] = True
+    else:
+        config["tipping"] = {"amount_eligible": tipping}
+    return config
+
+
 def _view(reader: stripe.terminal.Reader) -> ReaderView:
     # A Stripe object raises AttributeError for a field its answer left out: read each with a default.
     action = getattr(reader, "action", None)
-    process = getattr(action, "process_payment_intent", None)
-    intent = getattr(process, "payment_intent", None)
+    kind = getattr(action, "type", None)
+    detail = getattr(action, kind, None) if isinstance(kind, str) and kind != "type" else None
+    intent = getattr(detail, "payment_intent", None)
     return ReaderView(
         id=reader.id,
         device_type=str(getattr(reader, "device_type", "unknown")),
@@ -117,6 +140,32 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
         action_intent=intent if isinstance(intent, str) or intent is None else getattr(intent, "id", None),
         failure_code=getattr(action, "failure_code", None),
         failure_message=getattr(action, "failure_message", None),
+        collected=_collected(getattr(detail, "payment_method", None)) if kind == "collect_payment_method" else None,
+    )
+
+
+def _collected(method: Any) -> CollectedPaymentMethod | None:
+    """What may be kept of the card a collect_payment_method action read (its PaymentMethod's
+    card_present or interac_present: brand, last4, read method, wallet type, network)."""
+    if method is None or isinstance(method, str):
+        return None
+    kind = getattr(method, "type", None)
+    card = getattr(method, kind, None) if kind in ("card_present", "interac_present") else None
+    if card is None or not getattr(card, "last4", None):
+        return None
+    wallet = getattr(card, "wallet", None)
+    networks = getattr(card, "networks", None)
+    available = getattr(networks, "available", None) or []
+    network = getattr(networks, "preferred", None) or (available[0] if len(available) == 1 else None)
+    if network is None and kind == "interac_present":
+        network = "interac"
+    return CollectedPaymentMethod(
+        reference=str(method.id),
+        brand=str(getattr(card, "brand", None) or "unknown"),
+        last4=str(card.last4),
+        read_method=str(getattr(card, "read_method", None) or "unknown"),
+        wallet=getattr(wallet, "type", None),
+        network=network,
     )
 
 

@@ -63,6 +63,7 @@ def payment_request(params: dict[str, Any]) -> PaymentRequest:
     if secret is not None and (not isinstance(secret, str) or intent_of_client_secret(secret) is None):
         raise InvalidRequest("payment_intent_client_secret", "not a PaymentIntent client secret (pi_..._secret_...)")
     return PaymentRequest(
+        tipping=_tipping(params.get("tipping"), amount),
         order_id=order_id,
         amount=amount,
         currency=currency,
@@ -73,6 +74,18 @@ def payment_request(params: dict[str, Any]) -> PaymentRequest:
         offline=offline,
         payment_intent_client_secret=secret,
     )
+
+
+def _tipping(value: object, amount: int) -> int | None:
+    """payment.start's `tipping: {amount_eligible}` (1.3): the amount the reader suggests tips on."""
+    if value is None:
+        return None
+    eligible = value.get("amount_eligible") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or set(value) != {"amount_eligible"} or type(eligible) is not int:
+        raise InvalidRequest("tipping", "tipping must be {amount_eligible: an integer in the currency's minor unit}")
+    if not 0 < eligible <= amount:
+        raise InvalidRequest("tipping.amount_eligible", f"amount_eligible must be 1 to the amount, {amount}")
+    return eligible
 
 
 def metadata(value: object) -> dict[str, str]:

@@ -1,17 +1,26 @@
 """Stripe's smart readers (WisePOS E, S700/S710, and Stripe's simulated readers), driven through
 Stripe's API: the reader takes the card and presents it to Stripe itself.
 
-`collect` asks the reader to process the payment's PaymentIntent, then follows the reader's
-action by polling (a kiosk cannot receive webhooks) until it ends. A success, or a decline, comes
-back as a collected payment method of a reader that CONFIRMS_ITSELF: the daemon then reads the
-PaymentIntent, the source of truth, and never confirms it itself. Anything else ends the
-collection with a reader error, and the payment can collect again. A cancel stops the reader's
+Two flows (`[reader.stripe_terminal] flow`):
+
+- `two_step` (the default): `collect` has the reader collect a payment method for the payment's
+  PaymentIntent (`collect_payment_method`) and returns the card it read (brand, last4, read method,
+  wallet, network: the kiosk may show it and ask for confirmation); `process` then has the reader
+  confirm the PaymentIntent (`confirm_payment_intent`).
+- `process`: `collect` has the reader collect and confirm at once (`process_payment_intent`); a
+  success, or a decline, comes back without the card, and `process` has nothing left to do.
+
+Each action is followed by polling (a kiosk cannot receive webhooks) until it ends. The daemon
+then reads the PaymentIntent, the source of truth, and never confirms it itself. A collect that
+ends otherwise is a reader error, and the payment can collect again. A cancel stops the reader's
 action (bounded in time); if the customer's card went through at that very moment, the daemon's
 cancel of the PaymentIntent releases the authorisation.
 
-Why process_payment_intent needs no idempotency key kept in the store: it moves no money. Only
-the PaymentIntent's confirmation does, and a PaymentIntent is confirmed at most once whatever
-the reader is asked; a fresh key per attempt, after learning what the reader is doing, is safe.
+Why the reader's actions need no idempotency key kept in the store: a collect moves no money, and
+a PaymentIntent is confirmed at most once whatever the reader is asked (Stripe refuses to confirm
+one that is not `requires_confirmation`). Before asking again, the driver looks at what the reader
+is doing (a timeout is often a false negative): its own action in progress is followed, never sent
+again; a fresh key per ask, after that look, is safe.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from readerhost.drivers.reader.base import (
     ReaderListener,
     ReaderState,
 )
-from readerhost.drivers.settings import Number, Section, Settings, Text, setting
+from readerhost.drivers.settings import Choice, Number, Section, Settings, Text, setting
 
 if TYPE_CHECKING:
     from readerhost.drivers.reader import ReaderSettings
@@ -49,6 +58,10 @@ logger = logging.getLogger("readerhost.reader")
 
 POLL_FIRST_S = 0.5  # the first look at the reader's action; the gaps grow from here
 POLL_MAX_S = 2.0
+FLOWS = ("two_step", "process")
+COLLECT = "collect_payment_method"
+CONFIRM = "confirm_payment_intent"
+PROCESS = "process_payment_intent"
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
@@ -75,10 +88,15 @@ class StripeTerminalSettings(Settings):
     location: str = setting("", Text(_stripe_id("tml_")))  # tml_...: the Terminal location of a registered reader
     # How often an idle reader is looked up at Stripe, so that one gone offline is noticed between payments.
     health_check_s: float = setting(60.0, Number(above=0))
+    # two_step: collect_payment_method, then confirm_payment_intent (the card can be shown and confirmed
+    # between the two); process: process_payment_intent, both in one action.
+    flow: str = setting("two_step", Choice(*FLOWS))
 
 
 SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings)
-CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.REGISTERS})
+CAPABILITIES = frozenset(
+    {Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.TAKES_TIPS, Capability.REGISTERS}
+)
 
 
 def open_reader(settings: StripeTerminalSettings, context: ReaderContext) -> SmartReader:
@@ -105,9 +123,10 @@ class ReaderView:
     online: bool
     action_type: str | None = None
     action_status: str | None = None  # in_progress | succeeded | failed
-    action_intent: str | None = None  # the PaymentIntent of a process_payment_intent action
+    action_intent: str | None = None  # the PaymentIntent of a payment action
     failure_code: str | None = None
     failure_message: str | None = None
+    collected: CollectedPaymentMethod | None = None  # what a collect_payment_method action read
 
 
 class TerminalError(Exception):
@@ -129,7 +148,11 @@ class TerminalApi(Protocol):
 
     def locations(self) -> list[Location]: ...
 
-    def process(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView: ...
+    def process(self, reader_id: str, payment_intent: str, idempotency_key: str, tipping: int | None) -> ReaderView: ...
+
+    def collect(self, reader_id: str, payment_intent: str, idempotency_key: str, tipping: int | None) -> ReaderView: ...
+
+    def confirm(self, reader_id: str, payment_intent: str, idempotency_key: str) -> ReaderView: ...
 
     def cancel_action(self, reader_id: str) -> ReaderView: ...
 
@@ -153,6 +176,8 @@ class Registrations(Protocol):
 _CUSTOMER_CANCELED = ("customer_canceled", "canceled", "cancelled")
 # A failure that leaves a decline on the PaymentIntent: the daemon reads it from there.
 _DECLINED = ("card_declined",)
+_DOING = {COLLECT: "collected", CONFIRM: "confirmed", PROCESS: "processed"}
+_WHAT = {COLLECT: "card", CONFIRM: "confirmation", PROCESS: "payment"}
 
 
 class SmartReader(ReaderBase):
@@ -344,19 +369,26 @@ class SmartReader(ReaderBase):
     # -- collecting -------------------------------------------------------------------------------
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         if payment_intent is None:
             raise ReaderError("READER_UNAVAILABLE", "a Stripe reader needs the PaymentIntent, which is not created yet")
         if not self._reader_id:
             raise ReaderError("READER_UNAVAILABLE", f"the Stripe reader is not registered ({self._last_error})")
+        action = COLLECT if self._settings.flow == "two_step" else PROCESS
         self.state = ReaderState.COLLECTING
         try:
-            await self._start_processing(payment_intent)
+            await self._start(action, payment_intent, tipping)
             listener.display_message("follow_reader")
             try:
                 async with asyncio.timeout(self._card_wait_s):
-                    view = await self._follow(payment_intent)
+                    view = await self._follow(action, payment_intent)
             except TimeoutError:
                 await self._cancel_action(payment_intent)
                 raise ReaderError(
@@ -370,19 +402,45 @@ class SmartReader(ReaderBase):
             if self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
                 self.state = ReaderState.READY
 
-    async def _start_processing(self, payment_intent: str) -> None:
-        """Ask the reader to process the PaymentIntent; learn the truth before asking again."""
+    async def process(self, payment_intent: str, listener: ReaderListener) -> None:
+        """two_step: have the reader confirm the PaymentIntent it collected a card for, and follow it
+        until it ends (a decline too: it is on the PaymentIntent). With flow = "process" the collect
+        already confirmed: nothing is left to ask."""
+        if self._settings.flow != "two_step":
+            return
+        # Nothing for the customer to do (the card was read): the kiosk shows that it is processing.
+        try:
+            async with asyncio.timeout(self._card_wait_s):
+                # Truth first: a confirm of this PaymentIntent still in progress (asked before a lost
+                # answer) is followed, not asked again.
+                current = await self._look()
+                if not (
+                    current.action_type == CONFIRM
+                    and current.action_intent == payment_intent
+                    and current.action_status == "in_progress"
+                ):
+                    await self._start(CONFIRM, payment_intent, None)
+                await self._follow(CONFIRM, payment_intent)
+        except TimeoutError:
+            raise ReaderError(
+                "confirm_timed_out", f"the reader's confirm did not end within {self._card_wait_s:g} s"
+            ) from None
+
+    async def _start(self, action: str, payment_intent: str, tipping: int | None) -> None:
+        """Ask the reader for `action` on the PaymentIntent; learn the truth before asking again."""
         for attempt in range(3):
-            key = f"readerhost-process-{payment_intent}-{uuid.uuid4().hex[:12]}"
+            key = f"readerhost-{action}-{payment_intent}-{uuid.uuid4().hex[:12]}"
             try:
-                view = await asyncio.to_thread(self._api.process, self._reader_id, payment_intent, key)
+                view = await asyncio.to_thread(self._send, action, payment_intent, key, tipping)
             except TerminalError as error:
                 if error.code == "terminal_reader_offline":
                     self._went_offline(f"the reader is offline at Stripe: {error.message}")
                     raise ReaderError("READER_UNAVAILABLE", "the Stripe reader is offline") from None
+                if error.code == "intent_invalid_state" and action == COLLECT and await self._collected(payment_intent):
+                    return  # the card was collected after the daemon lost sight of it: read it from the reader
                 if error.code == "intent_invalid_state":
                     raise ReaderError(
-                        "READER_UNAVAILABLE", f"the PaymentIntent cannot be processed: {error.message}"
+                        "READER_UNAVAILABLE", f"the PaymentIntent cannot be {_DOING[action]}: {error.message}"
                     ) from None
                 if error.code not in ("terminal_reader_busy", "terminal_reader_timeout") and not error.unreachable:
                     raise ReaderError(
@@ -391,23 +449,48 @@ class SmartReader(ReaderBase):
                 # Busy, timed out or no answer: the reader may be on it already (a timeout is often
                 # a false negative). Look before asking again.
                 current = await self._look()
-                if current.action_intent == payment_intent and current.action_status == "in_progress":
-                    return
-                if error.code == "terminal_reader_busy" and attempt == 0:
+                ours = current.action_type == action and current.action_intent == payment_intent
+                if ours and (current.action_status == "in_progress" or action == CONFIRM):
+                    return  # followed, never sent again (a confirm that ended is read from the PaymentIntent)
+                if current.action_status == "in_progress" and current.action_type == CONFIRM:
+                    # A card being confirmed must not be cut off: the POS is told the reader is busy.
+                    raise ReaderError(
+                        "READER_UNAVAILABLE", "the Stripe reader is busy confirming another payment"
+                    ) from None
+                if error.code == "terminal_reader_busy" and attempt == 0 and action != CONFIRM:
                     logger.warning("the Stripe reader is busy with another action: canceling it")
                     await self._cancel_action(current.action_intent)
                 continue
             self._seen(view)
             return
-        raise ReaderError("READER_UNAVAILABLE", "the Stripe reader would not take the payment (busy or not answering)")
+        raise ReaderError(
+            "READER_UNAVAILABLE", f"the Stripe reader would not take the {_WHAT[action]} (busy or not answering)"
+        )
 
-    async def _follow(self, payment_intent: str) -> ReaderView:
+    async def _collected(self, payment_intent: str) -> bool:
+        """Whether the reader's last action collected a card for this PaymentIntent (which then no
+        longer takes another: a collect followed while Stripe could not be reached succeeded meanwhile)."""
+        current = await self._look()
+        return (
+            current.action_type == COLLECT
+            and current.action_intent == payment_intent
+            and current.action_status == "succeeded"
+        )
+
+    def _send(self, action: str, payment_intent: str, key: str, tipping: int | None) -> ReaderView:
+        if action == COLLECT:
+            return self._api.collect(self._reader_id, payment_intent, key, tipping)
+        if action == CONFIRM:
+            return self._api.confirm(self._reader_id, payment_intent, key)
+        return self._api.process(self._reader_id, payment_intent, key, tipping)
+
+    async def _follow(self, action: str, payment_intent: str) -> ReaderView:
         """Poll the reader's action until it ends (gaps from POLL_FIRST_S growing to POLL_MAX_S)."""
         gap = POLL_FIRST_S
         while True:
             await asyncio.sleep(gap)
             view = await self._look()
-            if view.action_intent != payment_intent or view.action_type != "process_payment_intent":
+            if view.action_intent != payment_intent or view.action_type != action:
                 raise ReaderError("READER_UNAVAILABLE", "the reader's action was replaced by another")
             if view.action_status != "in_progress":
                 return view
@@ -424,6 +507,10 @@ class SmartReader(ReaderBase):
         return view
 
     def _result(self, view: ReaderView) -> CollectedPaymentMethod:
+        if view.action_status == "succeeded" and view.action_type == COLLECT:
+            if view.collected is None:
+                raise ReaderError("READER_UNAVAILABLE", "the reader collected a card but Stripe did not say which")
+            return view.collected
         if view.action_status == "succeeded":
             return CollectedPaymentMethod("", "", "", "")
         code = view.failure_code or "failed"

@@ -17,7 +17,7 @@ from typing import Any
 from readerhost.daemon.payments import currencies
 
 from .errors import StripeError, intent_invalid_state, invalid_request, no_such, unexpected_state, unknown_param
-from .forms import Params
+from .forms import FormValue, Params
 from .ids import new_id, random_token
 from .journal import Journal
 from .receipts import emv_auth_data, receipt
@@ -31,6 +31,12 @@ ALLOWED_PAYMENT_METHOD_TYPES_ADDED = "2026-07-29"
 # 2025-03-31.basil, "Removes manual capture method for Interac cards").
 INTERAC_MANUAL_CAPTURE_REMOVED = "2025-03-31"
 PAYMENT_METHOD_TYPES_REMOVED = "2026-09-30"
+# `payment_method_options[card_present][capture_method]` (manual, manual_preferred) overrides the
+# top-level capture_method for card_present from then on (Stripe's changelog 2025-11-17.clover, "Adds the
+# ability to specify the capture method for card present payments with Payment Intents"): with it a
+# PaymentIntent that also allows Interac (automatic capture) still holds a card_present authorisation.
+CARD_PRESENT_CAPTURE_METHOD_ADDED = "2025-11-17"
+CARD_PRESENT_CAPTURE_METHODS = ("manual", "manual_preferred")
 CLIENT_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -185,6 +191,7 @@ class PaymentIntent:
     amount_capturable: int = 0
     amount_received: int = 0
     amount_tip: int | None = None  # chosen by the customer on a reader
+    card_present_capture_method: str | None = None  # payment_method_options[card_present][capture_method]
     canceled_at: int | None = None
     cancellation_reason: str | None = None
 
@@ -219,7 +226,11 @@ class PaymentIntent:
             "on_behalf_of": None,
             "payment_method": self.payment_method,
             "payment_method_options": {
-                kind: {"request_extended_authorization": False, "request_incremental_authorization_support": False}
+                kind: {
+                    "capture_method": self.card_present_capture_method,
+                    "request_extended_authorization": False,
+                    "request_incremental_authorization_support": False,
+                }
                 if kind == "card_present"
                 else {}
                 for kind in self.payment_method_types
@@ -311,9 +322,11 @@ class PaymentIntentStore:
         _validate_amount(amount, currency)
         types, allowed_types = self._payment_method_types(params, currency, mutation.api_version)
         capture_method = params.choice("capture_method", CAPTURE_METHODS) or "automatic_async"
-        if "card_present" in types and capture_method != "manual":
+        card_present_capture = _card_present_capture_method(params.mapping("payment_method_options"), mutation)
+        if "card_present" in types and capture_method != "manual" and card_present_capture is None:
             raise invalid_request(
-                "PaymentIntents with card_present payment method types must use capture_method=manual.",
+                "PaymentIntents with card_present payment method types must use capture_method=manual, or "
+                "payment_method_options[card_present][capture_method]=manual or manual_preferred.",
                 param="capture_method",
             )
         if (
@@ -357,6 +370,7 @@ class PaymentIntentStore:
             receipt_email=receipt_email,
             statement_descriptor_suffix=suffix,
             client_secret=f"{intent_id}_secret_{random_token(25)}",
+            card_present_capture_method=card_present_capture,
         )
         if presented is not None:
             self._check_type_allowed(intent, presented)
@@ -671,6 +685,37 @@ class PaymentIntentStore:
             amount=amount,
             metadata=intent.metadata,
         )
+
+
+def _card_present_capture_method(options: dict[str, FormValue] | None, mutation: Mutation) -> str | None:
+    """`payment_method_options[card_present][capture_method]`, checked; the only payment method option
+    the emulator models on create (any other is refused as unknown)."""
+    if options is None:
+        return None
+    for kind in options:
+        if kind != "card_present":
+            raise unknown_param(f"payment_method_options[{kind}]")
+    card_present = options.get("card_present")
+    if card_present is None:
+        return None
+    if not isinstance(card_present, dict):
+        raise invalid_request(
+            "Invalid object: payment_method_options[card_present] must be a hash",
+            param="payment_method_options[card_present]",
+        )
+    for name in card_present:
+        if name != "capture_method" or mutation.api_version < CARD_PRESENT_CAPTURE_METHOD_ADDED:
+            raise unknown_param(f"payment_method_options[card_present][{name}]")
+    value = card_present.get("capture_method")
+    if value is None:
+        return None
+    if value not in CARD_PRESENT_CAPTURE_METHODS:
+        raise invalid_request(
+            f"Invalid payment_method_options[card_present][capture_method]: must be one of "
+            f"{', '.join(CARD_PRESENT_CAPTURE_METHODS)}",
+            param="payment_method_options[card_present][capture_method]",
+        )
+    return str(value)
 
 
 def _check_expandable(name: str) -> None:

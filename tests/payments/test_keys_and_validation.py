@@ -92,6 +92,7 @@ def test_a_full_valid_request_gives_the_right_payment_request() -> None:
         "confirm": True,
         "offline": "prefer_online",
         "payment_intent_client_secret": "pi_3Abc123_secret_XyZ789",
+        "tipping": {"amount_eligible": 99_999_999},
     }
     request = payment_request(params)
     assert request == PaymentRequest(
@@ -104,6 +105,7 @@ def test_a_full_valid_request_gives_the_right_payment_request() -> None:
         confirm=True,
         offline=OfflineMode.PREFER_ONLINE,
         payment_intent_client_secret="pi_3Abc123_secret_XyZ789",
+        tipping=99_999_999,
     )
     metadata["site"] = "changed later"
     assert request.metadata["site"] == "Gare du Nord"  # the request keeps its own copy
@@ -120,6 +122,7 @@ def test_a_minimal_request_gets_the_protocols_defaults() -> None:
         confirm=False,
         offline=OfflineMode.REQUIRE_ONLINE,
         payment_intent_client_secret=None,
+        tipping=None,
     )
 
 
@@ -144,6 +147,13 @@ def test_a_minimal_request_gets_the_protocols_defaults() -> None:
         ({"metadata": None}, "metadata"),
         ({"amount": 100_000_000}, "amount"),
         ({"currency": "jpy", "amount": 49}, "amount"),
+        ({"tipping": 500}, "tipping"),
+        ({"tipping": {}}, "tipping"),
+        ({"tipping": {"amount_eligible": "500"}}, "tipping"),
+        ({"tipping": {"amount_eligible": True}}, "tipping"),
+        ({"tipping": {"amount_eligible": 500, "percentages": [10]}}, "tipping"),
+        ({"tipping": {"amount_eligible": 0}}, "tipping.amount_eligible"),
+        ({"tipping": {"amount_eligible": 1001}}, "tipping.amount_eligible"),
     ],
     ids=repr,
 )

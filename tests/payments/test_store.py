@@ -58,6 +58,7 @@ def full_payment() -> Payment:
         confirm=True,
         offline=OfflineMode.PREFER_ONLINE,
         payment_intent_client_secret="pi_3Abc_secret_XyZ123",
+        tipping=2_000,
     )
     return Payment(
         payment_id="pay_full",
@@ -66,7 +67,7 @@ def full_payment() -> Payment:
         created_at=T0 + 0.123456,
         updated_at=T0 + 9.875,
         payment_intent="pi_3Abc",
-        card=Card(brand="visa", last4="4242", read_method="contactless_emv"),
+        card=Card(brand="visa", last4="4242", read_method="contactless_emv", wallet="google_pay", network="visa"),
         decline=Decline(
             code="card_declined", decline_code="insufficient_funds", message="Your card has insufficient funds."
         ),
@@ -77,6 +78,7 @@ def full_payment() -> Payment:
         offline=True,
         attempts=3,
         receipt=Receipt(brand="visa", last4="4242", read_method="contactless_emv", authorization_code="123456"),
+        tip=300,
     )
 
 
@@ -167,6 +169,7 @@ def test_payments_table_has_no_column_for_card_data(store: Store) -> None:
         "payment_id", "order_id", "request", "state", "payment_intent", "card", "decline", "error",
         "captured_amount", "capture_amount", "capture_before", "offline", "attempts", "created_at", "updated_at",
         "receipt",  # what a receipt shows: last4 at most, never a card number
+        "tip",
     ]  # fmt: skip
 
 
@@ -185,13 +188,40 @@ def test_every_field_of_a_payment_survives_insert_save_and_get(store: Store) -> 
     assert stored.error is None
     assert stored.request.metadata == {"locker": "12", "site": "Gare du Nord", "note": "ünïcode ✓"}
 
-    # The card is kept as brand, last4 and read method: nothing else reaches the file.
+    # The card is kept as brand, last4, read method, wallet and network: nothing else reaches the file.
     other = sqlite3.connect(store.path)
     try:
         (card,) = other.execute("SELECT card FROM payments WHERE payment_id='pay_full'").fetchone()
     finally:
         other.close()
-    assert json.loads(card) == {"brand": "visa", "last4": "4242", "read_method": "contactless_emv"}
+    assert json.loads(card) == {
+        "brand": "visa",
+        "last4": "4242",
+        "read_method": "contactless_emv",
+        "wallet": "google_pay",
+        "network": "visa",
+    }
+
+
+def test_a_card_stored_before_wallet_and_network_were_kept_reads_back_without_them(store: Store) -> None:
+    insert(store, full_payment())
+    old_card = json.dumps({"brand": "visa", "last4": "4242", "read_method": "contact_emv"})
+    other = sqlite3.connect(store.path)
+    try:
+        with other:
+            other.execute("UPDATE payments SET card=? WHERE payment_id='pay_full'", (old_card,))
+    finally:
+        other.close()
+    stored = store.payment("pay_full")
+    assert stored is not None
+    assert stored.card == Card("visa", "4242", "contact_emv")
+    assert stored.to_json()["card"] == {
+        "brand": "visa",
+        "last4": "4242",
+        "read_method": "contact_emv",
+        "wallet": None,
+        "network": None,
+    }
 
 
 def test_a_payment_with_no_optional_fields_survives_as_it_is(store: Store) -> None:
@@ -490,3 +520,32 @@ def test_a_read_only_store_is_refused_with_a_clear_error(tmp_path: Path, file_mo
         assert [p.payment_id for p in again.payments()] == ["pay_1"]
     finally:
         again.close()
+
+
+def test_a_store_of_the_first_schema_is_migrated_with_its_payments_untipped(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    try:
+        old.executescript(MIGRATIONS[0])
+        request = {
+            "order_id": "OLD-1", "amount": 900, "currency": "usd", "description": None, "metadata": {},
+            "capture": "manual", "confirm": False, "offline": "require_online", "payment_intent_client_secret": None,
+        }  # fmt: skip
+        with old:
+            old.execute(
+                "INSERT INTO payments (payment_id, order_id, request, state, created_at, updated_at)"
+                " VALUES ('pay_old', 'OLD-1', ?, 'authorized', ?, ?)",
+                (json.dumps(request), T0, T0),
+            )
+            old.execute("PRAGMA user_version=1")
+    finally:
+        old.close()
+    store = Store.open(path)
+    try:
+        assert store.pragma("user_version") == len(MIGRATIONS)
+        payment = store.payment("pay_old")
+        assert payment is not None
+        assert (payment.tip, payment.request.tipping, payment.authorised_amount) == (0, None, 900)
+        assert payment.to_json()["tip"] == 0
+    finally:
+        store.close()

@@ -80,7 +80,12 @@ def test_the_capabilities_of_the_drivers() -> None:
         "simulated": {Capability.PRESENTS_TEST_CARDS, Capability.STORES_OFFLINE},
         "serial": {Capability.STORES_OFFLINE},
         "ble": {Capability.STORES_OFFLINE},
-        "stripe_terminal": {Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.REGISTERS},
+        "stripe_terminal": {
+            Capability.SHOWS_CART,
+            Capability.CONFIRMS_ITSELF,
+            Capability.TAKES_TIPS,
+            Capability.REGISTERS,
+        },
     }
     assert not any(Capability.REFUNDS_AT_READER in declared for declared in capabilities.values())
 

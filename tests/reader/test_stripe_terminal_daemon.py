@@ -5,65 +5,21 @@ plays the customer with Stripe's test helper (present_payment_method) and the re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-from conftest import make_client
-from support.daemon import LineClient, emulator_of, of_type, running_daemon, subscribed_when_connected
+import pytest
+from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
+from support.smart_reader import (
+    CONFIG,
+    DECLINED_INSUFFICIENT_FUNDS,
+    FLOWS,
+    Customer,
+    at_the_counter,
+    run,
+    waiting_for_card,
+)
 
 from readerhost.client import AsyncClient
-from readerhost.daemon.app import Daemon
-
-CONFIG = """
-[reader]
-driver = "stripe_terminal"
-cancel_confirm_s = 2
-[reader.stripe_terminal]
-registration_code = "simulated-wpe"
-"""
-DECLINED_INSUFFICIENT_FUNDS = "4000000000009995"
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coroutine, 60))
-
-
-class Customer:
-    """Stripe's side of the counter: the test helper presents cards; the emulator's knobs play the rest."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        emulator = emulator_of(daemon)
-        self.emulator = emulator.emulator
-        self.stripe = make_client(emulator.url)
-        self.reader_id = str(daemon.parts.reader.status()["id"])
-        self.emulator.configure_reader(self.reader_id, {"processing_s": 0.05})
-
-    async def presents(self, number: str = "4242424242424242") -> None:
-        await asyncio.to_thread(
-            self.stripe.v1.test_helpers.terminal.readers.present_payment_method,
-            self.reader_id,
-            {"card_present": {"number": number}},
-        )
-
-    def journal(self, op: str) -> list[Any]:
-        return [e for e in self.emulator.journal_entries() if e.op == op]
-
-
-@contextlib.asynccontextmanager
-async def at_the_counter(tmp_path: Path) -> AsyncIterator[tuple[LineClient, Customer]]:
-    """readerhostd with a simulated WisePOS E, a POS subscribed once the reader is known, and the customer."""
-    async with running_daemon(tmp_path, CONFIG) as daemon:
-        pos = await subscribed_when_connected(daemon.socket_path)
-        try:
-            yield pos, Customer(daemon)
-        finally:
-            await pos.close()
-
-
-async def waiting_for_card(pos: LineClient, payment_id: str) -> None:
-    await pos.event(of_type("reader.display_message", payment_id=payment_id, message="follow_reader"))
 
 
 async def start(pos: LineClient, order_id: str, amount: int = 1250) -> str:
@@ -73,9 +29,10 @@ async def start(pos: LineClient, order_id: str, amount: int = 1250) -> str:
     return payment_id
 
 
-def test_approve_decline_and_collect_again_then_capture(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flow", list(FLOWS))
+def test_approve_decline_and_collect_again_then_capture(tmp_path: Path, flow: str) -> None:
     async def scenario() -> None:
-        async with at_the_counter(tmp_path) as (pos, customer):
+        async with at_the_counter(tmp_path, FLOWS[flow]) as (pos, customer):
             reader = (await pos.call("status.get"))["result"]["reader"]
             assert reader["id"].startswith("tmr_")
             assert (reader["state"], reader["model"]) == ("ready", "simulated_wisepos_e")
@@ -142,14 +99,17 @@ def test_cancel_from_the_pos_and_by_the_customer_at_the_reader(tmp_path: Path) -
     run(scenario())
 
 
-def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flow", "action"), [("two_step", "collect_payment_method"), ("process", "process_payment_intent")]
+)
+def test_a_reader_timeout_that_went_through_is_followed_not_sent_again(tmp_path: Path, flow: str, action: str) -> None:
     async def scenario() -> None:
-        async with at_the_counter(tmp_path) as (pos, customer):
+        async with at_the_counter(tmp_path, FLOWS[flow]) as (pos, customer):
             customer.emulator.configure_reader(customer.reader_id, {"timeout": "after_apply"})
             payment_id = await start(pos, "TO-1")
             await customer.presents()
             await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
-            assert len(customer.journal("reader.process_payment_intent")) == 1
+            assert len(customer.journal(f"reader.{action}")) == 1
             assert len(customer.journal("payment_intent.confirm")) == 1
 
     run(scenario())

@@ -368,6 +368,16 @@ def exercise_two_step_and_refunds(run: Exercise, reader_id: str) -> None:
     run.error("400 refund", refunds.create, 400, params={"payment_intent": "pi_nothing"})
     run.error("404 resource_missing", refunds.retrieve, 404, "re_nothing")
 
+    # A payment that may take Interac, its cards held through their own capture option (readerhost's).
+    for method in ("manual", "manual_preferred"):
+        held: Any = {"card_present": {"capture_method": method}}
+        both = create_intent(
+            client, 2000, currency="cad", allowed_payment_method_types=["card_present", "interac_present"],
+            capture_method="automatic", payment_method_options=held,
+        )  # fmt: skip
+        confirmed = client.v1.payment_intents.confirm(both.id, params={"payment_method": "pm_card_present_visa"})
+        run.intent("requires_capture", confirmed, "requires_capture")
+
     # Interac: paid and refunded in person.
     interac = create_intent(client, 4000, currency="cad", **INTERAC_PAYMENT)
     readers.process_payment_intent(reader_id, params={"payment_intent": interac.id})
@@ -578,6 +588,12 @@ FIELDS: list[tuple[str, type, str, Callable[[Exercise], Iterator[Any]]]] = [
         stripe.PaymentIntent,
         "capture_method",
         lambda r: (i["capture_method"] for i in intents_in(r)),
+    ),
+    (
+        "PaymentIntent.payment_method_options.card_present.capture_method",
+        stripe.PaymentIntent.PaymentMethodOptions.CardPresent,
+        "capture_method",
+        lambda r: (i["payment_method_options"].get("card_present", {}).get("capture_method") for i in intents_in(r)),
     ),
     (
         "PaymentIntent.confirmation_method",

@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import LineClient, daemon_env, emulator_of, screen_of, ui_of, write_config
+from support.daemon import (
+    LineClient,
+    daemon_env,
+    emulator_of,
+    screen_of,
+    subscribed_when_connected,
+    ui_of,
+    write_config,
+)
 from support.oled import RecordingBus, marked
+from support.smart_reader import Customer
 
 from readerhost.daemon.app import Daemon, StandIns, build
 from readerhost.daemon.config import load_config
@@ -231,5 +240,47 @@ def test_a_kiosk_with_an_spi_panel_drives_its_lines_through_the_same_pin_factory
         finally:
             await daemon.stop()
         assert spi.closed
+
+    run(scenario())
+
+
+SMART_KIOSK = """
+[display]
+kind = "ssd1306"
+
+[gpio]
+enabled = true
+hold_s = 0.2
+
+[reader]
+driver = "stripe_terminal"
+
+[reader.stripe_terminal]
+registration_code = "simulated-wpe"
+"""
+
+
+def test_a_smart_reader_card_is_shown_on_the_kiosk_and_confirmed_with_its_ok_button(
+    tmp_path: Path, factory: Any
+) -> None:
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory, SMART_KIOSK)
+        try:
+            client = await subscribed_when_connected(daemon.socket_path)
+            customer = Customer(daemon)
+            await client.call("payment.start", {"order_id": "SK-1", "amount": 900, "currency": "usd", "confirm": True})
+            await client.event(lambda e: e["type"] == "reader.display_message")
+            await customer.presents("5555555555554444")
+            await client.event(state_is("awaiting_confirmation"))
+            assert screen_of(daemon).kind == "confirm"
+            assert screen_of(daemon).lines == ("Pay with Mastercard 4444?",)
+            assert customer.journal("reader.confirm_payment_intent") == []
+            press(factory, 17)  # OK: the reader confirms
+            await client.event(state_is("authorized"))
+            assert len(customer.journal("reader.confirm_payment_intent")) == 1
+            assert [e.status for e in customer.journal("payment_intent.confirm")] == ["requires_capture"]
+            await client.close()
+        finally:
+            await daemon.stop()
 
     run(scenario())

@@ -228,7 +228,13 @@ class LinkReader(ReaderBase):
     # -- collecting -------------------------------------------------------------------------------
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         async with self._gate:
             session = self._session
