@@ -44,6 +44,7 @@ class ScriptedReader:
         self.collections = 0
         self.payment_intents: list[str | None] = []  # what each collection was for
         self.processed: list[str] = []  # the PaymentIntents process() was asked to confirm
+        self.confirm_gate: asyncio.Event | None = None  # process() waits for it, when set
         self.gone: str | None = None  # set to play a reader that cannot collect (unplugged, ...)
 
     def unavailable(self) -> str | None:
@@ -66,8 +67,11 @@ class ScriptedReader:
         self._steps.put_nowait(_Failure(code, message))
 
     async def process(self, payment_intent: str, listener: ReaderListener) -> None:
-        """A smart reader played by the test has presented the card to Stripe within its collect."""
+        """A smart reader played by the test has presented the card to Stripe within its collect; with
+        `confirm_gate` set, its confirm lasts until the test opens the gate."""
         self.processed.append(payment_intent)
+        if self.confirm_gate is not None:
+            await self.confirm_gate.wait()
 
     async def collect(
         self,
