@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = {"major": 1, "minor": 2}  # 1.1: reader.present, display.changed; 1.2: link readers
+# 1.1: reader.present, display.changed; 1.2: link readers; 1.3: payment.refund
+PROTOCOL_VERSION = {"major": 1, "minor": 3}
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700
@@ -27,6 +28,7 @@ REASON_CODES = {
     "OFFLINE_LIMIT": 1008,
     "STORAGE_UNAVAILABLE": 1009,
     "UNSUPPORTED": 1010,
+    "REFUND_EXCEEDS_CAPTURED": 1011,
 }
 RequestId = int | str | None
 

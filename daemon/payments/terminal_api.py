@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.base import Cart
+from readerhost.drivers.reader.base import Cart, RefundOrder
 from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
@@ -63,6 +63,21 @@ class StripeTerminalApi:
             lambda: self._readers.set_reader_display(reader_id, {"type": "cart", "cart": shown}),  # type: ignore[typeddict-item]
         )
 
+    def refund(self, reader_id: str, order: RefundOrder) -> ReaderView:
+        return self._call(
+            "refund_payment",
+            lambda: self._readers.refund_payment(
+                reader_id,
+                {
+                    "payment_intent": order.payment_intent,
+                    "amount": order.amount,
+                    "metadata": dict(order.metadata),
+                    "refund_payment_config": {"enable_customer_cancellation": True},
+                },
+                {"idempotency_key": order.idempotency_key},
+            ),
+        )
+
     def _call(self, op: str, send: Any) -> ReaderView:
         import stripe
 
@@ -87,6 +102,9 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
     action = getattr(reader, "action", None)
     process = getattr(action, "process_payment_intent", None)
     intent = getattr(process, "payment_intent", None)
+    refund = getattr(action, "refund_payment", None)
+    refund_metadata = getattr(refund, "metadata", None)
+    refund_id = refund_metadata.get("refund_id") if refund_metadata is not None else None
     return ReaderView(
         id=reader.id,
         device_type=str(getattr(reader, "device_type", "unknown")),
@@ -98,4 +116,5 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
         action_intent=intent if isinstance(intent, str) or intent is None else getattr(intent, "id", None),
         failure_code=getattr(action, "failure_code", None),
         failure_message=getattr(action, "failure_message", None),
+        action_refund_id=refund_id if isinstance(refund_id, str) else None,
     )

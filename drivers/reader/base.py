@@ -51,6 +51,22 @@ class CollectedPaymentMethod:
 
 
 @dataclass(frozen=True)
+class RefundOrder:
+    """A refund made with the card at the reader (REFUNDS_AT_READER): of `amount` of the PaymentIntent's
+    charge, the `metadata` (with the host's refund_id) on the refund, under one idempotency key that
+    the host committed before asking."""
+
+    payment_intent: str
+    amount: int
+    metadata: dict[str, str]
+    idempotency_key: str
+
+    @property
+    def refund_id(self) -> str:
+        return self.metadata["refund_id"]
+
+
+@dataclass(frozen=True)
 class CartLine:
     description: str
     amount: int  # minor units
@@ -90,7 +106,7 @@ class Capability(StrEnum):
     STORES_OFFLINE = "stores_offline"
     # The reader goes to Stripe itself: the host reads the outcome, never confirms.
     CONFIRMS_ITSELF = "confirms_itself"
-    REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund (no reader yet)
+    REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund
 
 
 class ReaderError(Exception):
@@ -166,6 +182,13 @@ class Reader(Protocol):
         """Why the reader cannot collect now (e.g. not connected), or None when it can."""
         ...
 
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        """REFUNDS_AT_READER: refund with the card presented; returns when the reader says it refunded,
+        raises ReaderError when it did not (or CancelledError when canceled). Never believed about the
+        money: the host reads the refund from Stripe. Asking again with the same order follows the
+        reader's action already under way rather than starting another."""
+        ...
+
 
 # How a reader driver tells the daemon that it was reached or lost: notify(event, data), with event
 # "reader.connected" or "reader.disconnected" and data {id, model, reason}.
@@ -194,7 +217,11 @@ class ReaderDriver(Reader, Protocol):
 
 
 # Each optional operation, and the capability a reader declares when it does it.
-OPERATIONS = {"present": Capability.PRESENTS_TEST_CARDS, "show_cart": Capability.SHOWS_CART}
+OPERATIONS = {
+    "present": Capability.PRESENTS_TEST_CARDS,
+    "show_cart": Capability.SHOWS_CART,
+    "refund": Capability.REFUNDS_AT_READER,
+}
 
 
 class ReaderBase:
@@ -212,6 +239,9 @@ class ReaderBase:
 
     async def show_cart(self, cart: Cart) -> None:
         raise Unsupported(self.driver, Capability.SHOWS_CART)
+
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        raise Unsupported(self.driver, Capability.REFUNDS_AT_READER)
 
 
 @dataclass(frozen=True)

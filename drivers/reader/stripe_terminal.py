@@ -36,6 +36,7 @@ from readerhost.drivers.reader.base import (
     ReaderError,
     ReaderListener,
     ReaderState,
+    RefundOrder,
 )
 from readerhost.drivers.settings import Missing, Section, Settings, Text, setting
 
@@ -83,7 +84,7 @@ def _needs_a_reader(settings: StripeTerminalSettings) -> Missing | None:
 
 
 SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings, required=_needs_a_reader)
-CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF})
+CAPABILITIES = frozenset({Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.REFUNDS_AT_READER})
 
 
 def open_reader(settings: StripeTerminalSettings, context: ReaderContext) -> SmartReader:
@@ -106,6 +107,7 @@ class ReaderView:
     action_intent: str | None = None  # the PaymentIntent of a process_payment_intent action
     failure_code: str | None = None
     failure_message: str | None = None
+    action_refund_id: str | None = None  # the refund_id in a refund_payment action's metadata
 
 
 class TerminalError(Exception):
@@ -130,6 +132,8 @@ class TerminalApi(Protocol):
     def cancel_action(self, reader_id: str) -> ReaderView: ...
 
     def show_cart(self, reader_id: str, cart: Cart) -> ReaderView: ...
+
+    def refund(self, reader_id: str, order: RefundOrder) -> ReaderView: ...
 
 
 # Stripe's action failures that mean the customer stopped it at the reader.
@@ -358,3 +362,82 @@ class SmartReader(ReaderBase):
                 time.monotonic() - started,
                 getattr(error, "message", "no answer"),
             )
+
+    # -- refunding at the reader ----------------------------------------------------------------
+
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        """refund_payment with the card presented; the reader's action followed until it ends."""
+        if not self._reader_id:
+            raise ReaderError("READER_UNAVAILABLE", f"the Stripe reader is not registered ({self._last_error})")
+        self.state = ReaderState.COLLECTING
+        try:
+            await self._start_refund(order)
+            listener.display_message("follow_reader")
+            try:
+                async with asyncio.timeout(self._card_wait_s):
+                    view = await self._follow_refund(order)
+            except TimeoutError:
+                await self._cancel_action(order.payment_intent)
+                raise ReaderError(
+                    "card_read_timed_out", f"no card was presented within {self._card_wait_s:g} s"
+                ) from None
+            except asyncio.CancelledError:
+                await self._cancel_action(order.payment_intent)
+                raise
+            if view.action_status != "succeeded":
+                code = view.failure_code or "failed"
+                if code in _CUSTOMER_CANCELED:
+                    raise ReaderError("canceled_on_reader", "the customer canceled the refund on the reader")
+                raise ReaderError(code, view.failure_message or f"the reader's refund failed ({code})")
+        finally:
+            if self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
+                self.state = ReaderState.READY
+
+    async def _start_refund(self, order: RefundOrder) -> None:
+        """Ask for refund_payment, always under the order's one key: a request that reached Stripe
+        before (a restart, a lost answer) is answered again, never made twice. An action of this
+        refund already under way is followed instead."""
+        current = await self._look()
+        if self._refunding(current, order):
+            return
+        for _ in range(3):
+            try:
+                view = await asyncio.to_thread(self._api.refund, self._reader_id, order)
+            except TerminalError as error:
+                if error.code == "terminal_reader_offline":
+                    self._went_offline(f"the reader is offline at Stripe: {error.message}")
+                    raise ReaderError("READER_UNAVAILABLE", "the Stripe reader is offline") from None
+                if error.code == "terminal_reader_busy":
+                    raise ReaderError("BUSY", "the Stripe reader is busy with another action") from None
+                if error.code not in ("terminal_reader_timeout", "idempotency_key_in_use") and not error.unreachable:
+                    raise ReaderError(
+                        "refund_refused", f"Stripe refused the refund at the reader: {error.message}"
+                    ) from None
+                # Timed out, in flight or no answer: the reader may be on it already. Look before asking again.
+                await asyncio.sleep(POLL_FIRST_S)
+                if self._refunding(await self._look(), order):
+                    return
+                continue
+            self._seen(view)
+            return
+        raise ReaderError("READER_UNAVAILABLE", "the Stripe reader would not take the refund (not answering)")
+
+    async def _follow_refund(self, order: RefundOrder) -> ReaderView:
+        """Poll the reader's refund action until it ends."""
+        gap = POLL_FIRST_S
+        while True:
+            await asyncio.sleep(gap)
+            view = await self._look()
+            if view.action_type != "refund_payment" or view.action_refund_id != order.refund_id:
+                raise ReaderError("READER_UNAVAILABLE", "the reader's refund action was replaced by another")
+            if view.action_status != "in_progress":
+                return view
+            gap = min(POLL_MAX_S, gap * 1.5)
+
+    @staticmethod
+    def _refunding(view: ReaderView, order: RefundOrder) -> bool:
+        return (
+            view.action_type == "refund_payment"
+            and view.action_refund_id == order.refund_id
+            and view.action_status == "in_progress"
+        )
