@@ -2,7 +2,7 @@
 same store each time; the invariants must hold after every restart.
 
 Most kills come at a random instant while two POS clients sell orders. Every fourth (by default) comes
-at a chosen one: while the emulator holds a create, confirm, capture or cancel request in flight (its
+at a chosen one: while the emulator holds a create, confirm, capture, cancel or refund request in flight (its
 `delay_during` fault keeps the idempotency key busy), so that the daemon dies not knowing whether
 Stripe applied it. After each restart the harness waits (bounded) until nothing is on its way,
 the POS cancels what was left declined, and the whole history is checked.
@@ -30,6 +30,7 @@ CHOSEN: dict[str, tuple[str, str]] = {
     "confirm": (r"/confirm$", "capture"),
     "capture": (r"/capture$", "capture"),
     "cancel": (r"/cancel$", "cancel"),
+    "refund": (r"^/v1/refunds$", "capture"),
 }
 SETTLE_BOUND_S = 90.0
 
@@ -99,7 +100,7 @@ async def _one_life(
             then = CHOSEN[chosen][1]
             order = dataclasses.replace(
                 order, card=rng.choice(APPROVING), capture="manual", offline="require_online", confirm=False,
-                then=then, cancel_while_collecting=False, hang_up="",
+                then=then, cancel_while_collecting=False, hang_up="", refunds=1 if chosen == "refund" else 0,
             )  # fmt: skip
         return order
 
@@ -156,6 +157,7 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
 
 
 def run_crashes(folder: Path, *, seed: int, kills: int, chosen_every: int = 4) -> CrashResult:
-    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel in turn)."""
+    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel,
+    refund in turn)."""
     with world(folder) as w:
         return asyncio.run(_crash(w, seed, kills, chosen_every))

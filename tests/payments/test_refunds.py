@@ -117,7 +117,7 @@ def test_refunds_refused_with_their_reasons_change_nothing(stripe_emulator: Emul
             with pytest.raises(RequestRefused) as refused:
                 await core.service.refund({"payment_id": payment_id, "refund_id": "R-1", "amount": 501})
             assert refused.value.reason is Reason.REFUND_EXCEEDS_CAPTURED
-            bad = [
+            bad: list[tuple[dict[str, object], str]] = [
                 ({"refund_id": "no spaces"}, "refund_id"),
                 ({"amount": 0}, "amount"),
                 ({"amount": True}, "amount"),
