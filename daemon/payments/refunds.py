@@ -25,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from readerhost.drivers.reader.base import Capability, Reader, ReaderError, ReaderListener, RefundOrder
+from readerhost.drivers.reader.base import (
+    Capability,
+    Reader,
+    ReaderError,
+    ReaderListener,
+    RefundOrder,
+    RefundOutcomeUnknown,
+)
 
 from . import keys, validation
 from .ledger import Ledger
@@ -192,15 +199,20 @@ class Refunds:
             idempotency_key=keys.refund_key(payment.payment_id, refund_id, at_reader=True),
         )
         said: ReaderError | None = None
+        unknown = False
         try:
             await self._reader.refund(order, self._listener_for(payment.payment_id))
+        except RefundOutcomeUnknown as error:
+            logger.warning("refund %s at the reader: %s; looking again", refund_id, error.message)
+            unknown = True
         except ReaderError as error:
             said = error
         finally:
             if self._at_reader.get(refund_id) is asyncio.current_task():
                 del self._at_reader[refund_id]
-        # The reader's word is not the money's: read the refund from Stripe, through the outbox.
-        self._read_from_stripe(refund, said)
+        # The reader's word is not the money's: read the refund from Stripe, through the outbox. When
+        # the reader's fate is unknown, Stripe having none yet means asking the reader again (same key).
+        self._read_from_stripe(refund, said, resume=unknown)
 
     def _read_from_stripe(self, refund: Refund, said: ReaderError | None = None, *, resume: bool = False) -> None:
         attempt = sum(1 for op in self._store.operations_of(refund.payment_id) if op.kind == Kind.REFUND) + 1

@@ -89,7 +89,9 @@ class StripeTerminalApi:
         except stripe.StripeError as error:
             message = error.user_message or str(error)
             logger.debug("stripe terminal %s: %s (%s)", op, message, error.code)
-            raise TerminalError(message, error.code, unreachable=(error.http_status or 0) >= 500) from None
+            # stripe-python reads no code from a 409: it means the key's first request is still in flight.
+            code = error.code or ("idempotency_key_in_use" if error.http_status == 409 else None)
+            raise TerminalError(message, code, unreachable=(error.http_status or 0) >= 500) from None
         try:
             return _view(reader)
         except (AttributeError, TypeError) as error:  # an answer we cannot read is no answer

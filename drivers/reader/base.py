@@ -134,6 +134,14 @@ class Unsupported(ReaderError):
         self.capability = capability
 
 
+class RefundOutcomeUnknown(ReaderError):
+    """A refund at the reader whose fate cannot be told now (Stripe not answering, the request still
+    in flight): it may yet be made, so the host must look again rather than call it failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("refund_outcome_unknown", message)
+
+
 class NotCollecting(ReaderError):
     """A card presented while no payment waits for one."""
 

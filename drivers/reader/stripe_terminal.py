@@ -37,6 +37,7 @@ from readerhost.drivers.reader.base import (
     ReaderListener,
     ReaderState,
     RefundOrder,
+    RefundOutcomeUnknown,
 )
 from readerhost.drivers.settings import Missing, Section, Settings, Text, setting
 
@@ -396,11 +397,12 @@ class SmartReader(ReaderBase):
     async def _start_refund(self, order: RefundOrder) -> None:
         """Ask for refund_payment, always under the order's one key: a request that reached Stripe
         before (a restart, a lost answer) is answered again, never made twice. An action of this
-        refund already under way is followed instead."""
-        current = await self._look()
-        if self._refunding(current, order):
+        refund already under way is followed instead. When Stripe will not say whether it took the
+        request, RefundOutcomeUnknown: the refund may still be made."""
+        if self._refunding(await self._look_at_refund(), order):
             return
-        for _ in range(3):
+        gap = POLL_FIRST_S
+        for _ in range(5):
             try:
                 view = await asyncio.to_thread(self._api.refund, self._reader_id, order)
             except TerminalError as error:
@@ -414,25 +416,33 @@ class SmartReader(ReaderBase):
                         "refund_refused", f"Stripe refused the refund at the reader: {error.message}"
                     ) from None
                 # Timed out, in flight or no answer: the reader may be on it already. Look before asking again.
-                await asyncio.sleep(POLL_FIRST_S)
-                if self._refunding(await self._look(), order):
+                await asyncio.sleep(gap)
+                gap *= 2
+                if self._refunding(await self._look_at_refund(), order):
                     return
                 continue
             self._seen(view)
             return
-        raise ReaderError("READER_UNAVAILABLE", "the Stripe reader would not take the refund (not answering)")
+        raise RefundOutcomeUnknown("Stripe did not say whether the reader took the refund")
 
     async def _follow_refund(self, order: RefundOrder) -> ReaderView:
         """Poll the reader's refund action until it ends."""
         gap = POLL_FIRST_S
         while True:
             await asyncio.sleep(gap)
-            view = await self._look()
+            view = await self._look_at_refund()
             if view.action_type != "refund_payment" or view.action_refund_id != order.refund_id:
                 raise ReaderError("READER_UNAVAILABLE", "the reader's refund action was replaced by another")
             if view.action_status != "in_progress":
                 return view
             gap = min(POLL_MAX_S, gap * 1.5)
+
+    async def _look_at_refund(self) -> ReaderView:
+        """The reader as Stripe has it; not knowing it leaves a refund's fate unknown."""
+        try:
+            return await self._look()
+        except ReaderError as error:
+            raise RefundOutcomeUnknown(error.message) from None
 
     @staticmethod
     def _refunding(view: ReaderView, order: RefundOrder) -> bool:
