@@ -173,7 +173,7 @@ def test_an_interac_refund_at_the_reader_killed_between_request_and_answer_is_ma
         # then follows the reader's action already under way instead of asking for another.
         await asyncio.to_thread(w.start, config)
         pos = await w.client()
-        card = {"type": "interac_present", "interac_present": {"number": INTERAC}}
+        card: Any = {"type": "interac_present", "interac_present": {"number": INTERAC}}
         deadline = time.monotonic() + 30
         while True:  # presented once the reader waits for the card again (Stripe refuses it before)
             try:
