@@ -80,6 +80,7 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("state", payment.get("state")),
         ("card", card_text(payment.get("card")) or None),
         ("captured", money(payment.get("captured_amount"), currency) if payment.get("captured_amount") else None),
+        ("refunded", money(payment.get("refunded_amount"), currency) if payment.get("refunds") else None),
         ("decline", decline_text(payment.get("decline")) or None),
         ("error", error_text(payment.get("error")) or None),
         ("offline", "yes: authorised without Stripe, forwarded later" if payment.get("offline") else None),
@@ -88,7 +89,23 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("created", payment.get("created_at")),
         ("updated", payment.get("updated_at")),
     ]
+    rows += [("refund", refund_line(refund, currency)) for refund in payment.get("refunds") or []]
     return [f"{name:<9} {value}" for name, value in rows if value is not None]
+
+
+def refund_line(refund: dict[str, Any], currency: str | None) -> str:
+    """One refund on one line: id, amount, where, state, Stripe's refund, why."""
+    parts = [
+        str(refund.get("refund_id")),
+        money(refund.get("amount"), currency),
+        "at the reader" if refund.get("at_reader") else "online",
+        str(refund.get("state")),
+    ]
+    if refund.get("stripe_refund"):
+        parts.append(str(refund["stripe_refund"]))
+    if refund.get("error"):
+        parts.append(error_text(refund["error"]))
+    return "  ".join(parts)
 
 
 def event_summary(event: Event) -> str:
@@ -96,6 +113,8 @@ def event_summary(event: Event) -> str:
     payment_id = data.get("payment_id", "")
     if event.type == "payment.state":
         return payment_line(data)
+    if event.type == "refund.updated":
+        return f"{payment_id} refund {refund_line(data, (data.get('payment') or {}).get('currency'))}"
     if event.type == "reader.input_options":
         return f"{payment_id} present a card: {', '.join(str(o) for o in data.get('options', []))}"
     if event.type == "reader.display_message":
