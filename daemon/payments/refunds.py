@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from readerhost.drivers.reader.base import (
+    REFUND_REFUSED,
     Capability,
     Reader,
     ReaderError,
@@ -261,7 +262,8 @@ class Refunds:
             code = str(op.params.get("reader_code") or "")
             message = str(op.params.get("reader_message") or "the reader reported a refund that Stripe does not hold")
             state = RefundState.CANCELED if code in _NOBODY_PRESENTED else RefundState.FAILED
-            after = replace(refund, state=state, error=PaymentError(Reason.READER_UNAVAILABLE, message), updated_at=now)
+            reason = Reason.STRIPE_REFUSED if code == REFUND_REFUSED else Reason.READER_UNAVAILABLE
+            after = replace(refund, state=state, error=PaymentError(reason, message), updated_at=now)
             self._ledger.commit_refund(refund, after, f"not refunded at the reader: {message}", failed=op)
             return
         message = str(getattr(outcome, "message", None) or type(outcome).__name__)

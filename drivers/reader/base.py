@@ -134,6 +134,10 @@ class Unsupported(ReaderError):
         self.capability = capability
 
 
+# The code of a ReaderError for a refund at the reader that Stripe refused (its message says why).
+REFUND_REFUSED = "refund_refused"
+
+
 class RefundOutcomeUnknown(ReaderError):
     """A refund at the reader whose fate cannot be told now (Stripe not answering, the request still
     in flight): it may yet be made, so the host must look again rather than call it failed."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from readerhost.drivers.reader.base import (
+    REFUND_REFUSED,
     UNREACHED,
     Capability,
     Cart,
@@ -413,7 +414,7 @@ class SmartReader(ReaderBase):
                     raise ReaderError("BUSY", "the Stripe reader is busy with another action") from None
                 if error.code not in ("terminal_reader_timeout", "idempotency_key_in_use") and not error.unreachable:
                     raise ReaderError(
-                        "refund_refused", f"Stripe refused the refund at the reader: {error.message}"
+                        REFUND_REFUSED, f"Stripe refused the refund at the reader: {error.message}"
                     ) from None
                 # Timed out, in flight or no answer: the reader may be on it already. Look before asking again.
                 await asyncio.sleep(gap)

@@ -56,6 +56,7 @@ def test_a_card_refund_at_the_reader_is_refused_by_stripe_and_online_it_is_made(
             )
             assert (asked["result"]["state"], asked["result"]["at_reader"]) == ("pending", True)
             failed = await refund_event(pos, "SR-1-R1", "failed")
+            assert failed["error"]["reason"] == "STRIPE_REFUSED"
             assert "Interac" in failed["error"]["message"]
             assert failed["payment"]["refunded_amount"] == 0
             # The reader is free again; online the refund is made, and the failed one held nothing back.
