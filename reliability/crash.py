@@ -42,6 +42,7 @@ class CrashResult:
     random_kills: int = 0
     chosen_kills: Counter[str] = field(default_factory=Counter)
     payments: int = 0
+    refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
     cut_off_requests: int = 0  # requests a kill cut off mid-body, which the emulator dropped
     seconds: float = 0.0
     # Each distinct violation once, with the restart after which it was first found: every check
@@ -150,7 +151,9 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
     await asyncio.to_thread(w.start)
     await _after_restart(w, result, kills)
     w.stop()
-    result.payments = len(w.store().payments)
+    view = w.store()
+    result.payments = len(view.payments)
+    result.refunds = Counter(r.state for r in view.refunds.values())
     result.cut_off_requests = w.emulator.incomplete_requests
     result.seconds = time.monotonic() - started
     return result
