@@ -10,8 +10,7 @@ import stripe
 from conftest import EmulatorHandle, make_client
 from support.payments_core import run, running_core
 
-from readerhost.daemon.payments.model import State
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import RequestRefused, State
 from readerhost.daemon.payments.validation import InvalidRequest
 from readerhost.drivers.reader.base import Capability
 
