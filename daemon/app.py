@@ -59,6 +59,7 @@ from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 if TYPE_CHECKING:
     from .payments.reconcile import Reconciler
+    from .payments.sdk_backend import StripeSdkBackend
     from .ui.controller import UiController
 
 logger = logging.getLogger("readerhostd")
@@ -212,6 +213,10 @@ async def _build_parts(
             f"readerhostd {identity.version}",
             terminal_api=lambda: StripeTerminalApi(gateway_settings),
             ble_backends=stand_ins.ble_backends,
+            sdk_backend=lambda location: StripeSdkBackend(
+                gateway_settings, location, per_second=stripe.requests_per_second
+            ),
+            live=identity.mode == "live",
         ),
     )
     service = PaymentService(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from . import ReaderSettings
+    from .link.backend import SdkBackend
     from .stripe_terminal import TerminalApi
 
 # What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
@@ -224,3 +225,6 @@ class ReaderContext:
     # Makes the Stripe Terminal API client a Stripe smart reader is driven through.
     terminal_api: Callable[[], TerminalApi] | None = None
     ble_backends: tuple[Any, Any] | None = None  # bleak's (client, scanner) backends instead of BlueZ (tests)
+    # Makes the Stripe side of a protocol 2 link reader (connection tokens, client secrets).
+    sdk_backend: Callable[[str | None], SdkBackend] | None = None
+    live: bool = False  # the daemon holds a live-mode key: only readers that take real cards may serve

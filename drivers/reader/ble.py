@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.settings import Number, Section, Settings, Text, setting
+from readerhost.drivers.settings import Number, Section, Text, setting
 
 from .base import ReaderContext
 from .link import CAPABILITIES as LINK_CAPABILITIES
+from .link import LinkProtocolSettings
 from .link.transport import LinkLost, LinkUnavailable
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def _address(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class BleSettings(Settings):
+class BleSettings(LinkProtocolSettings):
     address: str = setting("", Text(_address))  # empty: the first device advertising the link service
     scan_timeout_s: float = setting(10.0, Number(above=0))
     connect_timeout_s: float = setting(15.0, Number(above=0))
@@ -54,7 +55,7 @@ def open_reader(settings: BleSettings, context: ReaderContext) -> LinkReader:
     from .link.reader import open_link_reader
 
     client_backend, scanner_backend = context.ble_backends or (None, None)
-    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context)
+    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context, settings)
 
 
 class BleTransport:

@@ -25,6 +25,13 @@ What it does, device side of each rule:
 flight then goes unacknowledged, so the device loses the link and wants a new HELLO when it
 answers again). `garble_next()` damages outgoing frames, ACKs included.
 
+Version 2 (a Terminal SDK bridge, with `sdk`, the device's way to Stripe): COLLECT names a
+PaymentIntent and its client secret; once the card is read, the device attaches it at Stripe with a
+connection token it asked the host for (TOKEN_REQUEST, kept for the connection) and answers
+COLLECTED with the PaymentIntent; PROCESS confirms it there and is answered PROCESSED or
+PROCESS_FAILED with the PaymentIntent's status as Stripe gave it. `fail_next_process()` makes the
+next PROCESS fail one of PROCESS_FAILURES' ways.
+
 `received` lists every intact message heard, in arrival order (ACKs and repeats included),
 `frame_errors` counts damaged frames dropped; `on_event(name, fields)` tells an observer (the CLI)
 what happens: welcome, unsupported_version, collecting, collected, error, canceled, link_lost,
@@ -53,6 +60,7 @@ from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 from .collection import ERROR_TEXT, Collection, CollectRequest
 from .outbox import Outbox
 from .script import DeviceIdentity, DeviceScript, LinkTimings
+from .sdk import SdkClient
 
 __all__ = ["DeviceIdentity", "DeviceScript", "LinkTimings", "ReaderDevice"]
 
@@ -66,6 +74,13 @@ BATTERY_STEP = 5
 DEFAULT_IDENTITY = DeviceIdentity()
 DEFAULT_SCRIPT = DeviceScript()
 DEFAULT_TIMINGS = LinkTimings()
+TOKEN_WAIT_S = 10.0
+# How the next PROCESS may be made to fail (fail_next_process):
+PROCESS_FAILURES = {
+    "drop_after_confirm": "confirm at Stripe, then the link drops before PROCESSED",
+    "timeout_after_confirm": "confirm at Stripe, then answer as if its answer never came (status null)",
+    "unreachable": "Stripe is not reached: PROCESS_FAILED, the PaymentIntent still requires_confirmation",
+}
 
 
 def garbled(frame: bytes) -> bytes:
@@ -91,6 +106,10 @@ class _Link:
         self.collection_task: asyncio.Task[None] | None = None
         self.battery_reported: tuple[int | None, bool] = (None, False)
         self.silence: asyncio.TimerHandle | None = None
+        self.version = 1
+        self.token: str | None = None  # version 2: the connection token, for this connection only
+        self.token_wait: asyncio.Future[str | None] | None = None
+        self.processing: set[asyncio.Task[None]] = set()
 
 
 class ReaderDevice:
@@ -101,7 +120,10 @@ class ReaderDevice:
         *,
         timings: LinkTimings = DEFAULT_TIMINGS,
         on_event: EventListener | None = None,
+        sdk: SdkClient | None = None,
     ) -> None:
+        self._sdk = sdk
+        self._process_failure: str | None = None
         self._identity = identity
         self._script = script
         self._timings = timings
@@ -174,6 +196,12 @@ class ReaderDevice:
             raise ValueError("count must be at least 1")
         self._garble += count
 
+    def fail_next_process(self, mode: str) -> None:
+        """Make the next PROCESS fail in one of PROCESS_FAILURES' ways."""
+        if mode not in PROCESS_FAILURES:
+            raise ValueError(f"unknown process failure {mode!r} (known: {', '.join(PROCESS_FAILURES)})")
+        self._process_failure = mode
+
     def set_battery(self, level: int, charging: bool = False) -> None:
         if type(level) is not int or not 0 <= level <= 100:
             raise ValueError("battery level must be 0-100")
@@ -213,6 +241,8 @@ class ReaderDevice:
         finally:
             dropped.cancel()
             self._end_collection(link)
+            for task in link.processing:
+                task.cancel()
             if link.silence is not None:
                 link.silence.cancel()
             if link.outbox is not None:
@@ -301,6 +331,22 @@ class ReaderDevice:
             self._collect(link, message.body)
         elif message.type is MessageType.CANCEL:
             self._cancel(link, message.body["collection"])
+        elif message.type is MessageType.PING:
+            pass  # its ACK is the answer
+        elif link.version < 2:
+            self._answer_malformed(link, f"{message.type.name} is not a version {link.version} message")
+        elif message.type is MessageType.TOKEN:
+            link.token = message.body["secret"]
+            if link.token_wait is not None and not link.token_wait.done():
+                link.token_wait.set_result(link.token)
+        elif message.type is MessageType.TOKEN_FAILED:
+            logger.warning("the host could not get a connection token: %s", message.body["message"])
+            if link.token_wait is not None and not link.token_wait.done():
+                link.token_wait.set_result(None)
+        elif message.type is MessageType.PROCESS:
+            task = asyncio.get_running_loop().create_task(self._process(link, message.body))
+            link.processing.add(task)
+            task.add_done_callback(link.processing.discard)
 
     async def _hello(self, link: _Link, hello: Message) -> None:
         self._end_collection(link)
@@ -318,6 +364,7 @@ class ReaderDevice:
             return
         identity = self._identity
         link.welcomed = True
+        link.version = max(common)
         link.battery_reported = (identity.battery, identity.charging)
         welcome = {
             "version": max(common),
@@ -331,7 +378,17 @@ class ReaderDevice:
         self._event("welcome", {"version": max(common)})
 
     def _collect(self, link: _Link, body: Mapping[str, Any]) -> None:
-        request = CollectRequest(body["collection"], body["amount"], body["currency"], body["wait_s"])
+        request = CollectRequest(
+            body["collection"],
+            body["amount"],
+            body["currency"],
+            body["wait_s"],
+            body.get("payment_intent"),
+            body.get("client_secret"),
+        )
+        if link.version >= 2 and (request.payment_intent is None or request.client_secret is None):
+            self._answer_malformed(link, "COLLECT: version 2 needs payment_intent and client_secret")
+            return
         if link.collection is not None and not link.collection.ended:
             text = ERROR_TEXT["reader_busy"]
             self._put(
@@ -344,10 +401,69 @@ class ReaderDevice:
             self._script,
             lambda kind, fields: self._put(link, kind, fields),
             lambda: self._now_waiting(request),
+            (lambda reference: self._attach(link, request, reference)) if link.version >= 2 else None,
         )
         task = asyncio.get_running_loop().create_task(collection.run())
         link.collection, link.collection_task = collection, task
         task.add_done_callback(lambda done: self._collection_done(link, collection, done))
+
+    # -- version 2: the SDK's calls to Stripe --------------------------------------------------------
+
+    async def _connection_token(self, link: _Link) -> str | None:
+        """The connection's token, asked of the host the first time (TOKEN_REQUEST); None if none came."""
+        if link.token is not None:
+            return link.token
+        if link.token_wait is None or link.token_wait.done():
+            link.token_wait = asyncio.get_running_loop().create_future()
+            if link.outbox is not None:
+                link.outbox.put(MessageType.TOKEN_REQUEST, {})
+        try:
+            async with asyncio.timeout(TOKEN_WAIT_S):
+                return await asyncio.shield(link.token_wait)
+        except TimeoutError:
+            return None
+
+    async def _attach(self, link: _Link, request: CollectRequest, reference: str) -> str | None:
+        assert request.payment_intent is not None
+        assert request.client_secret is not None
+        token = await self._connection_token(link)
+        if token is None or self._sdk is None:
+            return "stripe_unreachable"
+        answer = await asyncio.to_thread(
+            self._sdk.collect, token, request.payment_intent, request.client_secret, reference
+        )
+        if answer.status == "requires_confirmation" and answer.code is None:
+            return None
+        logger.warning("Stripe did not take the collected card: %s", answer.message)
+        return "stripe_unreachable" if answer.code == "stripe_unreachable" else "stripe_refused"
+
+    async def _process(self, link: _Link, body: Mapping[str, Any]) -> None:
+        n, intent, secret = body["collection"], body["payment_intent"], body["client_secret"]
+        failure, self._process_failure = self._process_failure, None
+        self._event("processing", {"collection": n, "payment_intent": intent})
+        token = await self._connection_token(link)
+        if token is None or self._sdk is None or failure == "unreachable":
+            text = ERROR_TEXT["stripe_unreachable"]
+            self._process_failed(link, n, "stripe_unreachable", text, "requires_confirmation")
+            return
+        answer = await asyncio.to_thread(self._sdk.confirm, token, intent, secret)
+        if failure == "drop_after_confirm":
+            self._event("process_answer_lost", {"collection": n, "status": answer.status})
+            self.drop_link()
+            return
+        if failure == "timeout_after_confirm":
+            self._process_failed(link, n, "stripe_unreachable", "Stripe's answer did not come in time.", None)
+            return
+        if answer.code is None and answer.status is not None:
+            self._put(link, MessageType.PROCESSED, {"collection": n, "payment_intent": intent, "status": answer.status})
+            self._event("processed", {"collection": n, "payment_intent": intent, "status": answer.status})
+            return
+        self._process_failed(link, n, answer.code or "stripe_refused", answer.message, answer.status)
+
+    def _process_failed(self, link: _Link, n: int, code: str, message: str, status: str | None) -> None:
+        body = {"collection": n, "code": code, "message": message[:200] or code, "payment_intent_status": status}
+        self._put(link, MessageType.PROCESS_FAILED, body)
+        self._event("process_failed", {"collection": n, "code": code, "payment_intent_status": status})
 
     def _now_waiting(self, request: CollectRequest) -> None:
         self._waiting.set()
