@@ -362,7 +362,15 @@ def _card_of(charge: str | stripe.Charge | None) -> tuple[Card | None, int | Non
     brand, last4 = _text(present, "brand"), _text(present, "last4")
     if brand is None or last4 is None:
         return None, capture_before
-    return Card(brand=brand, last4=last4, read_method=_text(present, "read_method") or "unknown"), capture_before
+    wallet: Any = present["wallet"] if present is not None and "wallet" in present else None
+    card = Card(
+        brand=brand,
+        last4=last4,
+        read_method=_text(present, "read_method") or "unknown",
+        wallet=_text(wallet, "type") if wallet is not None and not isinstance(wallet, str) else None,
+        network=_text(present, "network"),
+    )
+    return card, capture_before
 
 
 def _decline_of(error: stripe.StripeObject | None) -> Decline | None:

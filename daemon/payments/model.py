@@ -159,9 +159,18 @@ class Card:
     brand: str
     last4: str
     read_method: str
+    wallet: str | None = None  # apple_pay, google_pay, ...: the wallet the card was in, if known
+    network: str | None = None  # the network that carries the payment (visa, interac, ...), if known
 
-    def to_json(self) -> dict[str, str]:
-        return {"brand": self.brand, "last4": self.last4, "read_method": self.read_method}
+    def to_json(self) -> dict[str, str | None]:
+        # Rows stored before wallet and network were kept read back with None for both.
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "read_method": self.read_method,
+            "wallet": self.wallet,
+            "network": self.network,
+        }
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
+# How many times, per card, a reader that confirms itself is asked to confirm in one run of the daemon
+# (each time after the truth was learned from the reader and the PaymentIntent).
+READER_CONFIRM_ASKS = 2
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -80,8 +84,11 @@ class PaymentService:
         self._clock = clock
         self._collections: dict[str, asyncio.Task[None]] = {}
         self._collected: dict[str, CollectedPaymentMethod] = {}  # read, awaiting the customer's OK
+        # A reader that confirms itself, confirming: its payment's CONFIRM waits until it has ended.
+        self._processing: dict[str, asyncio.Task[None]] = {}
+        self._reader_asks: dict[str, int] = {}  # per payment: asks to confirm its current card, this run
         self._ledger = Ledger(store, events, worker.wake, clock)
-        worker.attach(self.settle, self.hold)
+        worker.attach(self.settle, self.hold, self._waits_for_reader)
 
     # -- the POS's requests -------------------------------------------------------------------
 
@@ -213,10 +220,13 @@ class PaymentService:
         self._worker.wake()
 
     async def close(self) -> None:
-        """Stop the collections in progress (their payments are left as committed)."""
-        stopping = list(self._collections.values())
+        """Stop the collections and the readers' confirms in progress (their payments are left as
+        committed: a confirm's outcome is read from the PaymentIntent after the restart)."""
+        stopping = list(self._collections.values()) + list(self._processing.values())
         for payment_id in list(self._collections):
             self._stop_collection(payment_id)
+        for task in self._processing.values():
+            task.cancel()
         if stopping:
             await asyncio.wait(stopping, timeout=5.0)
 
@@ -290,6 +300,9 @@ class PaymentService:
         if intent is not None and intent.status in ("requires_capture", "succeeded"):
             self._authorised(payment, op, intent)
             return
+        if op.params.get("by_reader") and intent is not None and intent.status == "requires_confirmation":
+            self._reader_did_not_confirm(payment, op)
+            return
         if intent is not None and intent.status == "canceled":
             self._fail(
                 payment, op, _cancel_reason(intent), f"the PaymentIntent was canceled ({intent.cancellation_reason})"
@@ -358,15 +371,19 @@ class PaymentService:
         key = keys.operation_key(current.payment_id, Kind.CONFIRM, attempt)
         params: dict[str, Any] = {"payment_method": method.reference, "attempt": attempt}
         by_reader = Capability.CONFIRMS_ITSELF in self._reader.capabilities
-        if by_reader:  # the reader went to Stripe itself, so it is online: learn what it did
+        if by_reader:  # the reader confirms: the worker reads what it did, once it has ended
             params["by_reader"] = True
         offline = not by_reader and not self._worker.health.reachable and self._offline_allowed(current)
         target = State.QUEUED_OFFLINE if offline else State.PROCESSING
         after = current.moved_to(target, self._clock(), offline=offline or current.offline)
         detail = "card read: stored offline" if offline else "card read: authorising"
         if by_reader:
-            detail = "the reader presented the card to Stripe: reading the outcome"
-        return self._ledger.commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
+            detail = "card read: the reader confirms it with Stripe"
+        after = self._ledger.commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
+        if by_reader:
+            self._reader_asks.pop(after.payment_id, None)  # a new card: the reader may be asked afresh
+            self._ask_reader_to_confirm(after)
+        return after
 
     def _authorised(self, payment: Payment, op: Operation, intent: IntentView) -> None:
         now = self._clock()
@@ -383,6 +400,53 @@ class PaymentService:
         after = self._ledger.commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
         if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:
             self._queue_capture(after, payment.capture_amount or payment.request.amount, "automatic capture")
+
+    def _reader_did_not_confirm(self, payment: Payment, op: Operation) -> None:
+        """The reader's confirm ended (or was lost) and the PaymentIntent is still unconfirmed: the
+        reader, which has looked at its own action first, is asked again a bounded number of times.
+        After a restart (the customer may have left) or too many asks the PaymentIntent is canceled,
+        never confirmed blind: docs/payments.md says why this is the money-safe choice."""
+        asks = self._reader_asks.get(payment.payment_id, 0)
+        if 0 < asks < READER_CONFIRM_ASKS:
+            logger.warning(
+                "payment %s: the reader has not confirmed the PaymentIntent %s: asking it again",
+                payment.payment_id, payment.payment_intent,
+                extra={"journal": journal_fields(payment, payment)},
+            )  # fmt: skip
+            self._ask_reader_to_confirm(payment)  # the CONFIRM stays pending: read again after it
+            return
+        why = "asked twice" if asks else "the daemon restarted meanwhile"
+        message = f"the reader did not confirm the card ({why}): its PaymentIntent is canceled"
+        now = self._clock()
+        after = payment.moved_to(State.FAILED, now, error=PaymentError(Reason.READER_UNAVAILABLE, message))
+        cancel = (Kind.CANCEL, keys.operation_key(payment.payment_id, Kind.CANCEL), {"reason": "abandoned"})
+        self._reader_asks.pop(payment.payment_id, None)
+        self._ledger.commit(payment, after, f"failed: {message}", failed=op, new_ops=[cancel])
+
+    def _ask_reader_to_confirm(self, payment: Payment) -> None:
+        """Have the reader confirm the payment's PaymentIntent; its CONFIRM waits until that ends."""
+        intent_id = intent_id_of(payment)
+        assert intent_id is not None, f"payment {payment.payment_id} was read without a PaymentIntent"
+        self._reader_asks[payment.payment_id] = self._reader_asks.get(payment.payment_id, 0) + 1
+        self._processing[payment.payment_id] = asyncio.create_task(self._process(payment.payment_id, intent_id))
+
+    async def _process(self, payment_id: str, intent_id: str) -> None:
+        try:
+            await self._reader.process(intent_id, _ReaderRelay(self._events, payment_id))
+        except ReaderError as error:
+            # The worker reads the PaymentIntent next: the truth decides what happens, not the reader.
+            logger.warning(
+                "payment %s: the reader's confirm of %s ended without an answer (%s: %s): reading the PaymentIntent",
+                payment_id, intent_id, error.code, error.message,
+            )  # fmt: skip
+        finally:
+            if self._processing.get(payment_id) is asyncio.current_task():
+                del self._processing[payment_id]
+            self._worker.wake()
+
+    def _waits_for_reader(self, op: Operation) -> bool:
+        """The worker's question: a reader's CONFIRM is read only once the reader's confirm has ended."""
+        return op.kind == Kind.CONFIRM and op.payment_id in self._processing
 
     def _queue_capture(self, payment: Payment, amount: int, why: str) -> Payment:
         after = payment.moved_to(State.CAPTURING, self._clock(), capture_amount=amount)
@@ -471,8 +535,12 @@ class PaymentService:
         current = self._store.payment(payment_id)
         if current is None or current.state is not State.COLLECTING:
             return  # canceled or failed while the card was being read
-        # A smart reader tells nothing of the card: it comes from the PaymentIntent later.
-        card = Card(method.brand, method.last4, method.read_method) if method.last4 else current.card
+        # A one-step smart reader tells nothing of the card: it comes from the PaymentIntent later.
+        card = (
+            Card(method.brand, method.last4, method.read_method, method.wallet, method.network)
+            if method.last4
+            else current.card
+        )
         read = replace(
             current, card=card, attempts=current.attempts + 1, error=None, decline=None, updated_at=self._clock()
         )

@@ -54,6 +54,7 @@ class StripeHealth:
 
 Settle = Callable[[Operation, Outcome], None]
 Hold = Callable[[Operation, Unknown], None]
+Waits = Callable[[Operation], bool]
 
 
 class Worker:
@@ -72,6 +73,7 @@ class Worker:
         self._clock = clock
         self._settle: Settle | None = None
         self._hold: Hold | None = None
+        self._waits: Waits = lambda op: False
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,9 +87,12 @@ class Worker:
         self._stopping = False
         self.health = StripeHealth()
 
-    def attach(self, settle: Settle, hold: Hold) -> None:
-        """Connect the payment service: `settle` applies an answer, `hold` a retry after no answer."""
+    def attach(self, settle: Settle, hold: Hold, waits: Waits | None = None) -> None:
+        """Connect the payment service: `settle` applies an answer, `hold` a retry after no answer;
+        `waits(op)` says an operation is not ready yet (the service wakes the worker when it is)."""
         self._settle, self._hold = settle, hold
+        if waits is not None:
+            self._waits = waits
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -126,7 +131,7 @@ class Worker:
         paused = self._paused_until - time.monotonic()
         waits: list[float] = []
         for op in self._store.next_operations():
-            if op.payment_id in self._busy:
+            if op.payment_id in self._busy or self._waits(op):
                 continue
             wait = max(self._wait_for(op, now), paused)
             if wait > 0:

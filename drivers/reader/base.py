@@ -47,8 +47,11 @@ class CollectedPaymentMethod:
     brand: str
     last4: str
     read_method: str
-    # From a reader that CONFIRMS_ITSELF (Stripe's smart readers) the fields may be empty: the card
-    # is on the PaymentIntent, already confirmed or declined, and is read back from Stripe.
+    wallet: str | None = None  # the wallet the card was in (apple_pay, google_pay, ...), if any
+    network: str | None = None  # the card network that will carry the payment (visa, interac, ...)
+    # From a reader that CONFIRMS_ITSELF (Stripe's smart readers) `reference` may be empty (the
+    # reader keeps the card for its own confirm), and so may the card's fields when the reader
+    # confirmed within its collect (one-step): the card is then read back from the PaymentIntent.
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,9 @@ class Capability(StrEnum):
     SHOWS_CART = "shows_cart"  # reader.display_cart: the reader has a screen for the items
     # The host may keep the collected payment method and authorise later, when Stripe is unreachable.
     STORES_OFFLINE = "stores_offline"
-    # The reader goes to Stripe itself: the host reads the outcome, never confirms.
+    # The reader goes to Stripe itself: `process` has it confirm; the host reads the outcome, never confirms.
     CONFIRMS_ITSELF = "confirms_itself"
+    TAKES_TIPS = "takes_tips"  # the reader offers the customer a tip on its screen (payment.start's tipping)
     REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund (no reader yet)
 
 
@@ -107,7 +111,9 @@ class ReaderError(Exception):
 _WITHOUT = {
     Capability.PRESENTS_TEST_CARDS: "takes real cards, not test cards",
     Capability.SHOWS_CART: "has no screen for a cart",
+    Capability.CONFIRMS_ITSELF: "does not confirm payments itself: the host confirms what it collects",
     Capability.REFUNDS_AT_READER: "cannot refund at the reader",
+    Capability.TAKES_TIPS: "has no screen to offer a tip",
 }
 
 
@@ -157,14 +163,29 @@ class Reader(Protocol):
         ...
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         """Wait for the customer's card; raises ReaderError, or CancelledError when canceled.
-        `payment_intent` is the PaymentIntent the card is for (server-driven readers need it)."""
+        `payment_intent` is the PaymentIntent the card is for (server-driven readers need it);
+        `tipping`, for a reader that TAKES_TIPS, is the amount a tip is suggested on (None: no tip)."""
         ...
 
     def unavailable(self) -> str | None:
         """Why the reader cannot collect now (e.g. not connected), or None when it can."""
+        ...
+
+    async def process(self, payment_intent: str, listener: ReaderListener) -> None:
+        """CONFIRMS_ITSELF: have the reader confirm the PaymentIntent whose payment method it has just
+        collected (the seed's second step). Returns once the reader's confirm has ended, whatever its
+        result: the outcome is read from the PaymentIntent, never believed from the reader. Raises
+        ReaderError when the reader could not be asked or its answer was lost; the host then learns the
+        truth from the reader and the PaymentIntent before anything is asked again."""
         ...
 
 
@@ -195,7 +216,11 @@ class ReaderDriver(Reader, Protocol):
 
 
 # Each optional operation, and the capability a reader declares when it does it.
-OPERATIONS = {"present": Capability.PRESENTS_TEST_CARDS, "show_cart": Capability.SHOWS_CART}
+OPERATIONS = {
+    "present": Capability.PRESENTS_TEST_CARDS,
+    "show_cart": Capability.SHOWS_CART,
+    "process": Capability.CONFIRMS_ITSELF,
+}
 
 
 class ReaderBase:
@@ -213,6 +238,9 @@ class ReaderBase:
 
     async def show_cart(self, cart: Cart) -> None:
         raise Unsupported(self.driver, Capability.SHOWS_CART)
+
+    async def process(self, payment_intent: str, listener: ReaderListener) -> None:
+        raise Unsupported(self.driver, Capability.CONFIRMS_ITSELF)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,13 @@ class SimulatedReader(ReaderBase):
         return {"state": self.state, "id": self.id, "model": self.model, "serial": self.serial, "battery": None}
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         self.state = ReaderState.COLLECTING
         try:

@@ -255,7 +255,13 @@ class SmartReader(ReaderBase):
     # -- collecting -------------------------------------------------------------------------------
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         if payment_intent is None:
             raise ReaderError("READER_UNAVAILABLE", "a Stripe reader needs the PaymentIntent, which is not created yet")
@@ -280,6 +286,10 @@ class SmartReader(ReaderBase):
         finally:
             if self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
                 self.state = ReaderState.READY
+
+    async def process(self, payment_intent: str, listener: ReaderListener) -> None:
+        """The reader's collect already confirmed the PaymentIntent (process_payment_intent): nothing
+        is left to ask; the host reads the outcome from the PaymentIntent."""
 
     async def _start_processing(self, payment_intent: str) -> None:
         """Ask the reader to process the PaymentIntent; learn the truth before asking again."""

@@ -73,6 +73,8 @@ def test_a_payment_over_the_socket_with_events_in_seq_order(tmp_path: Path) -> N
                 "brand": "visa",
                 "last4": "4242",
                 "read_method": "contactless_emv",
+                "wallet": None,
+                "network": "visa",
             }
             captured = await pos.call("payment.capture", {"payment_id": started["payment_id"], "amount": 1000})
             assert captured["result"]["state"] in ("capturing", "captured")

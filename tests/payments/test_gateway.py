@@ -121,7 +121,7 @@ def test_confirm_reads_the_card_and_the_capture_deadline(gateway: StripeGateway,
     view = succeeded(gateway.confirm_intent(intent.id, "pm_card_present_visa__contact_emv", "confirm-1")).intent
 
     assert (view.status, view.amount_capturable) == ("requires_capture", 1000)
-    assert view.card == Card(brand="visa", last4="4242", read_method="contact_emv")
+    assert view.card == Card(brand="visa", last4="4242", read_method="contact_emv", network="visa")
     charge = client.v1.payment_intents.retrieve(intent.id, {"expand": ["latest_charge"]}).latest_charge
     assert isinstance(charge, stripe.Charge)
     assert charge.payment_method_details is not None

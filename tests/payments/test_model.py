@@ -151,7 +151,7 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         created_at=T0,
         updated_at=T0 + 61.5,
         payment_intent="pi_9",
-        card=Card("mastercard", "4444", "contact_emv"),
+        card=Card("mastercard", "4444", "contact_emv", wallet="apple_pay", network="mastercard"),
         decline=Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
         error=PaymentError(Reason.STRIPE_REFUSED, "declined"),
         captured_amount=0,
@@ -169,7 +169,13 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "currency": "eur",
         "state": "declined",
         "payment_intent": "pi_9",
-        "card": {"brand": "mastercard", "last4": "4444", "read_method": "contact_emv"},
+        "card": {
+            "brand": "mastercard",
+            "last4": "4444",
+            "read_method": "contact_emv",
+            "wallet": "apple_pay",
+            "network": "mastercard",
+        },
         "decline": {
             "code": "card_declined",
             "decline_code": "insufficient_funds",
@@ -199,10 +205,10 @@ def test_to_json_of_a_new_payment_has_nulls_and_utc_timestamps() -> None:
 
 
 def test_nothing_in_the_model_can_hold_a_card_number() -> None:
-    assert [f.name for f in dataclasses.fields(Card)] == ["brand", "last4", "read_method"]
+    assert [f.name for f in dataclasses.fields(Card)] == ["brand", "last4", "read_method", "wallet", "network"]
     assert [f.name for f in dataclasses.fields(Decline)] == ["code", "decline_code", "message"]
     assert [f.name for f in dataclasses.fields(PaymentError)] == ["reason", "message"]
     card = Card("visa", "4242", "contactless_emv")
-    assert set(card.to_json()) == {"brand", "last4", "read_method"}
+    assert set(card.to_json()) == {"brand", "last4", "read_method", "wallet", "network"}
     payment = payment_in(S.AUTHORIZED)
     assert dataclasses.replace(payment, card=card).to_json()["card"] == card.to_json()

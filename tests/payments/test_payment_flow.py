@@ -308,5 +308,7 @@ def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_aga
             assert len(confirms) == 2
             assert not any(c.idempotency_key and c.idempotency_key.startswith(payment.payment_id) for c in confirms)
             assert [e.amount for e in core.journal("payment_intent.capture")] == [2000]
+            # Each card the reader read was handed back to it to confirm (here: already confirmed).
+            assert core.reader.processed == [intent_id, intent_id]
 
     run(scenario())

@@ -65,7 +65,7 @@ def full_payment() -> Payment:
         created_at=T0 + 0.123456,
         updated_at=T0 + 9.875,
         payment_intent="pi_3Abc",
-        card=Card(brand="visa", last4="4242", read_method="contactless_emv"),
+        card=Card(brand="visa", last4="4242", read_method="contactless_emv", wallet="google_pay", network="visa"),
         decline=Decline(
             code="card_declined", decline_code="insufficient_funds", message="Your card has insufficient funds."
         ),
@@ -177,13 +177,40 @@ def test_every_field_of_a_payment_survives_insert_save_and_get(store: Store) -> 
     assert stored.error is None
     assert stored.request.metadata == {"locker": "12", "site": "Gare du Nord", "note": "ünïcode ✓"}
 
-    # The card is kept as brand, last4 and read method: nothing else reaches the file.
+    # The card is kept as brand, last4, read method, wallet and network: nothing else reaches the file.
     other = sqlite3.connect(store.path)
     try:
         (card,) = other.execute("SELECT card FROM payments WHERE payment_id='pay_full'").fetchone()
     finally:
         other.close()
-    assert json.loads(card) == {"brand": "visa", "last4": "4242", "read_method": "contactless_emv"}
+    assert json.loads(card) == {
+        "brand": "visa",
+        "last4": "4242",
+        "read_method": "contactless_emv",
+        "wallet": "google_pay",
+        "network": "visa",
+    }
+
+
+def test_a_card_stored_before_wallet_and_network_were_kept_reads_back_without_them(store: Store) -> None:
+    insert(store, full_payment())
+    old_card = json.dumps({"brand": "visa", "last4": "4242", "read_method": "contact_emv"})
+    other = sqlite3.connect(store.path)
+    try:
+        with other:
+            other.execute("UPDATE payments SET card=? WHERE payment_id='pay_full'", (old_card,))
+    finally:
+        other.close()
+    stored = store.payment("pay_full")
+    assert stored is not None
+    assert stored.card == Card("visa", "4242", "contact_emv")
+    assert stored.to_json()["card"] == {
+        "brand": "visa",
+        "last4": "4242",
+        "read_method": "contact_emv",
+        "wallet": None,
+        "network": None,
+    }
 
 
 def test_a_payment_with_no_optional_fields_survives_as_it_is(store: Store) -> None:

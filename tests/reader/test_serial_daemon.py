@@ -60,6 +60,8 @@ def test_a_payment_with_prompts_then_an_unplug_mid_collection_and_a_replug(tmp_p
                 "brand": "visa",
                 "last4": "4242",
                 "read_method": "contactless_emv",
+                "wallet": None,
+                "network": "visa",
             }
 
             # Unplugged while the reader waits for a card: the payment waits to be collected again.

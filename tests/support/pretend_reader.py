@@ -59,6 +59,12 @@ class PretendReader(ReaderBase):
         self.carts.append(cart)
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         raise NotImplementedError("a pretend reader takes no card")

@@ -43,6 +43,7 @@ class ScriptedReader:
         self.collecting = asyncio.Event()  # set while a collection waits for a card
         self.collections = 0
         self.payment_intents: list[str | None] = []  # what each collection was for
+        self.processed: list[str] = []  # the PaymentIntents process() was asked to confirm
         self.gone: str | None = None  # set to play a reader that cannot collect (unplugged, ...)
 
     def unavailable(self) -> str | None:
@@ -64,8 +65,18 @@ class ScriptedReader:
     def fail(self, code: str, message: str) -> None:
         self._steps.put_nowait(_Failure(code, message))
 
+    async def process(self, payment_intent: str, listener: ReaderListener) -> None:
+        """A smart reader played by the test has presented the card to Stripe within its collect."""
+        self.processed.append(payment_intent)
+
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         self.collections += 1
         self.payment_intents.append(payment_intent)

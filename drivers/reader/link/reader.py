@@ -273,7 +273,13 @@ class LinkReader(ReaderBase):
     # -- collecting -------------------------------------------------------------------------------
 
     async def collect(
-        self, amount: int, currency: str, listener: ReaderListener, *, payment_intent: str | None = None
+        self,
+        amount: int,
+        currency: str,
+        listener: ReaderListener,
+        *,
+        payment_intent: str | None = None,
+        tipping: int | None = None,
     ) -> CollectedPaymentMethod:
         async with self._gate:
             session = self._session
@@ -486,7 +492,7 @@ class SdkLinkReader(LinkReader):
     def _collected(self, body: Mapping[str, Any]) -> CollectedPaymentMethod:
         if "payment_intent" not in body:
             raise ReaderError("malformed_message", "the reader's COLLECTED names no PaymentIntent")
-        return CollectedPaymentMethod("", body["brand"], body["last4"], body["read_method"])
+        return CollectedPaymentMethod("", body["brand"], body["last4"], body["read_method"], wallet=body.get("wallet"))
 
     async def process(self, payment_intent: str, listener: ReaderListener) -> None:
         """PROCESS: the device's SDK confirms the PaymentIntent it collected for. Returns once it
