@@ -59,7 +59,6 @@ from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 
 if TYPE_CHECKING:
     from .payments.reconcile import Reconciler
-    from .payments.sdk_backend import StripeSdkBackend
     from .ui.controller import UiController
 
 logger = logging.getLogger("readerhostd")
@@ -185,6 +184,7 @@ async def _build_parts(
 ) -> Parts:
     from .payments.gateway import GatewaySettings, StripeGateway
     from .payments.reconcile import Reconciler
+    from .payments.sdk_backend import StripeSdkBackend
     from .payments.terminal_api import StripeTerminalApi
 
     events = EventHub()
