@@ -185,6 +185,7 @@ async def _build_parts(
     from .payments.gateway import GatewaySettings, StripeGateway
     from .payments.reconcile import Reconciler
     from .payments.sdk_backend import StripeSdkBackend
+    from .payments.sdk_offline import ForwardedPayments
     from .payments.terminal_api import StripeTerminalApi
 
     events = EventHub()
@@ -205,6 +206,8 @@ async def _build_parts(
     teardown.push("the store", store.close)
     worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second))
     driver = DRIVERS[config.reader.driver]
+    forwarding = ForwardedPayments(store, gateway.retrieve_intent)
+    teardown.push("the forwarded payments' checks", forwarding.close)
     reader = driver.open_reader(
         config.reader_settings(driver.SETTINGS),
         ReaderContext(
@@ -217,11 +220,13 @@ async def _build_parts(
                 gateway_settings, location, per_second=stripe.requests_per_second
             ),
             live=identity.mode == "live",
+            forwarded=forwarding.tell,
         ),
     )
     service = PaymentService(
         store, worker, reader, events, ServiceSettings(stripe.terminal_id, config.payments.offline_limits())
     )
+    forwarding.attach(service.adopt_forwarded)
     reconciler = Reconciler(store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s)
     status = StatusView(
         version=identity.version,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import console, control
 from .device import PROCESS_FAILURES, ReaderDevice
+from .offline import OfflineStore
 from .pty import PluggablePty
 from .script import DeviceIdentity, DeviceScript, LinkTimings
 from .sdk import SdkClient
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help="version 2: where the device's Terminal SDK reaches Stripe (the Stripe emulator's URL)",
     )
     parser.add_argument(
+        "--offline-store",
+        type=Path,
+        metavar="PATH",
+        help="version 2: keep the payments stored offline in this file (they survive a restart)",
+    )
+    parser.add_argument(
         "--fail-process",
         metavar="MODE",
         help="version 2: make the first PROCESS fail: drop_after_confirm, timeout_after_confirm or unreachable",
@@ -118,7 +125,8 @@ def _configure(args: argparse.Namespace) -> tuple[DeviceIdentity, DeviceScript]:
 async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Namespace) -> int:
     timings = LinkTimings(host_silence_s=args.host_silence)
     sdk = SdkClient(args.stripe_api_base) if args.stripe_api_base else None
-    device = ReaderDevice(identity, script, timings=timings, on_event=console.on_event, sdk=sdk)
+    offline = OfflineStore(args.offline_store)
+    device = ReaderDevice(identity, script, timings=timings, on_event=console.on_event, sdk=sdk, offline=offline)
     if args.fail_process is not None:
         device.fail_next_process(args.fail_process)
     if args.ble is not None:

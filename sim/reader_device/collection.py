@@ -15,9 +15,10 @@ from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 from .script import DeviceScript
 
 Emit = Callable[[MessageType, Mapping[str, Any]], None]
-# Version 2: attach the card read (its test payment method) to the PaymentIntent at Stripe, as the
-# Terminal SDK's collect does; None when done, else the ERROR code the collection ends with.
-Attach = Callable[[str], Awaitable[str | None]]
+# Version 2: given the card read (its test payment method) and protocol 1's COLLECTED body, do what
+# the Terminal SDK does (attach it to the PaymentIntent at Stripe, or store the payment offline) and
+# say the message that ends the collection, or the ERROR code it ends with instead.
+Attach = Callable[[str, dict[str, Any]], Awaitable[tuple[MessageType, dict[str, Any]] | str]]
 
 ERROR_TEXT = {
     "card_read_timed_out": "No card was presented in time.",
@@ -42,6 +43,7 @@ class CollectRequest:
     wait_s: int
     payment_intent: str | None = None  # version 2
     client_secret: str | None = None
+    offline: bool = False  # version 2: the host could not reach Stripe: the payment is stored here
 
 
 class Collection:
@@ -105,17 +107,18 @@ class Collection:
             await asyncio.sleep(script.delay_s)
             self._emit(MessageType.CARD, {"collection": n, "event": "card_removed"})
             await asyncio.sleep(script.delay_s)
-        collected = {"collection": n, "brand": card.brand, "last4": card.last4, "read_method": read_method}
+        collected: dict[str, Any] = {"collection": n, "brand": card.brand, "last4": card.last4}
+        collected["read_method"] = read_method
         if self._attach is None:
-            collected["reference"] = card.reference
+            ending = (MessageType.COLLECTED, {**collected, "reference": card.reference})
         else:
-            failure = await self._attach(card.reference)
-            if failure is not None:
-                self._finish_with_error(failure)
+            outcome = await self._attach(card.reference, collected)
+            if isinstance(outcome, str):
+                self._finish_with_error(outcome)
                 return
-            collected["payment_intent"] = self.request.payment_intent
+            ending = outcome
         self.ended = True
-        self._emit(MessageType.COLLECTED, collected)
+        self._emit(*ending)
 
     def _finish_with_error(self, code: str) -> None:
         self.ended = True

@@ -58,6 +58,7 @@ from readerhost.drivers.reader.link.codec import (
 from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
 from .collection import ERROR_TEXT, Collection, CollectRequest
+from .offline import OfflineStore
 from .outbox import Outbox
 from .script import DeviceIdentity, DeviceScript, LinkTimings
 from .sdk import SdkClient
@@ -75,6 +76,7 @@ DEFAULT_IDENTITY = DeviceIdentity()
 DEFAULT_SCRIPT = DeviceScript()
 DEFAULT_TIMINGS = LinkTimings()
 TOKEN_WAIT_S = 10.0
+FORWARD_RETRY_S = 0.5  # how soon the SDK tries again to forward what it stored
 # How the next PROCESS may be made to fail (fail_next_process):
 PROCESS_FAILURES = {
     "drop_after_confirm": "confirm at Stripe, then the link drops before PROCESSED",
@@ -110,6 +112,7 @@ class _Link:
         self.token: str | None = None  # version 2: the connection token, for this connection only
         self.token_wait: asyncio.Future[str | None] | None = None
         self.processing: set[asyncio.Task[None]] = set()
+        self.forwarder: asyncio.Task[None] | None = None
 
 
 class ReaderDevice:
@@ -121,7 +124,10 @@ class ReaderDevice:
         timings: LinkTimings = DEFAULT_TIMINGS,
         on_event: EventListener | None = None,
         sdk: SdkClient | None = None,
+        offline: OfflineStore | None = None,
     ) -> None:
+        self._offline = offline or OfflineStore()
+        self._forward_wake = asyncio.Event()
         self._sdk = sdk
         self._process_failure: str | None = None
         self._identity = identity
@@ -243,6 +249,8 @@ class ReaderDevice:
             self._end_collection(link)
             for task in link.processing:
                 task.cancel()
+            if link.forwarder is not None:
+                link.forwarder.cancel()
             if link.silence is not None:
                 link.silence.cancel()
             if link.outbox is not None:
@@ -343,6 +351,8 @@ class ReaderDevice:
             logger.warning("the host could not get a connection token: %s", message.body["message"])
             if link.token_wait is not None and not link.token_wait.done():
                 link.token_wait.set_result(None)
+        elif message.type is MessageType.LIST_STORED:
+            self._list_stored(link)
         elif message.type is MessageType.PROCESS:
             task = asyncio.get_running_loop().create_task(self._process(link, message.body))
             link.processing.add(task)
@@ -365,6 +375,12 @@ class ReaderDevice:
         identity = self._identity
         link.welcomed = True
         link.version = max(common)
+        if link.token_wait is not None and not link.token_wait.done():
+            link.token_wait.set_result(None)  # asked of the previous session: ask this one
+        if link.version >= 2 and link.forwarder is None:
+            link.forwarder = asyncio.get_running_loop().create_task(self._forward_stored(link))
+        if link.version >= 2:
+            self._forward_wake.set()  # what was stored before (also by a previous run)
         link.battery_reported = (identity.battery, identity.charging)
         welcome = {
             "version": max(common),
@@ -385,9 +401,11 @@ class ReaderDevice:
             body["wait_s"],
             body.get("payment_intent"),
             body.get("client_secret"),
+            bool(body.get("offline", False)),
         )
-        if link.version >= 2 and (request.payment_intent is None or request.client_secret is None):
-            self._answer_malformed(link, "COLLECT: version 2 needs payment_intent and client_secret")
+        online = request.payment_intent is not None and request.client_secret is not None
+        if link.version >= 2 and not online and not request.offline:
+            self._answer_malformed(link, "COLLECT: version 2 needs payment_intent and client_secret, or offline")
             return
         if link.collection is not None and not link.collection.ended:
             text = ERROR_TEXT["reader_busy"]
@@ -401,7 +419,9 @@ class ReaderDevice:
             self._script,
             lambda kind, fields: self._put(link, kind, fields),
             lambda: self._now_waiting(request),
-            (lambda reference: self._attach(link, request, reference)) if link.version >= 2 else None,
+            (lambda reference, collected: self._attach(link, request, reference, collected))
+            if link.version >= 2
+            else None,
         )
         task = asyncio.get_running_loop().create_task(collection.run())
         link.collection, link.collection_task = collection, task
@@ -423,7 +443,21 @@ class ReaderDevice:
         except TimeoutError:
             return None
 
-    async def _attach(self, link: _Link, request: CollectRequest, reference: str) -> str | None:
+    async def _attach(
+        self, link: _Link, request: CollectRequest, reference: str, collected: dict[str, Any]
+    ) -> tuple[MessageType, dict[str, Any]] | str:
+        if request.offline:
+            stored = self._offline.store(
+                request.amount, request.currency, collected["brand"], collected["last4"], reference
+            )
+            self._event("stored", {"collection": request.collection, "offline_ref": stored.offline_ref})
+            self._forward_wake.set()
+            ended = {
+                **stored.stored_message(),
+                "collection": request.collection,
+                "read_method": collected["read_method"],
+            }
+            return MessageType.STORED, ended
         assert request.payment_intent is not None
         assert request.client_secret is not None
         token = await self._connection_token(link)
@@ -433,9 +467,45 @@ class ReaderDevice:
             self._sdk.collect, token, request.payment_intent, request.client_secret, reference
         )
         if answer.status == "requires_confirmation" and answer.code is None:
-            return None
+            return MessageType.COLLECTED, {**collected, "payment_intent": request.payment_intent}
         logger.warning("Stripe did not take the collected card: %s", answer.message)
         return "stripe_unreachable" if answer.code == "stripe_unreachable" else "stripe_refused"
+
+    def _list_stored(self, link: _Link) -> None:
+        """LIST_STORED: STORED for each payment still stored, FORWARDED for each forwarded one."""
+        for payment in self._offline.all:
+            if payment.payment_intent is None:
+                self._put(link, MessageType.STORED, payment.stored_message())
+            else:
+                body = {"offline_ref": payment.offline_ref, "payment_intent": payment.payment_intent}
+                self._put(link, MessageType.FORWARDED, body)
+        self._forward_wake.set()
+
+    async def _forward_stored(self, link: _Link) -> None:
+        """The SDK's forwarding: each stored payment goes to Stripe (created and confirmed under its
+        offline_ref as the idempotency key) as soon as Stripe answers, then FORWARDED tells the host."""
+        while True:
+            await self._forward_wake.wait()
+            self._forward_wake.clear()
+            while link.welcomed and self._offline.waiting and self._sdk is not None:
+                payment = self._offline.waiting[0]
+                token = await self._connection_token(link)
+                answer = None
+                if token is not None:
+                    metadata = {"offline_ref": payment.offline_ref}
+                    answer = await asyncio.to_thread(
+                        self._sdk.forward, token, payment.offline_ref, payment.amount, payment.currency,
+                        payment.payment_method, metadata,
+                    )  # fmt: skip
+                if answer is None or answer.payment_intent is None:
+                    if answer is not None and answer.code != "stripe_unreachable":
+                        link.token = None  # refused (a token Stripe no longer knows?): ask for another
+                    await asyncio.sleep(FORWARD_RETRY_S)
+                    continue
+                self._offline.forwarded(payment.offline_ref, answer.payment_intent)
+                body = {"offline_ref": payment.offline_ref, "payment_intent": answer.payment_intent}
+                self._put(link, MessageType.FORWARDED, body)
+                self._event("forwarded", {**body, "status": answer.status})
 
     async def _process(self, link: _Link, body: Mapping[str, Any]) -> None:
         n, intent, secret = body["collection"], body["payment_intent"], body["client_secret"]

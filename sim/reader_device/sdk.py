@@ -21,6 +21,7 @@ class SdkAnswer:
     status: str | None
     code: str | None = None
     message: str = ""
+    payment_intent: str | None = None  # the PaymentIntent Stripe answered with, when it did
 
 
 class SdkClient:
@@ -41,6 +42,25 @@ class SdkClient:
             token, lambda c: c.v1.payment_intents.confirm(payment_intent, {"client_secret": client_secret})
         )
 
+    def forward(
+        self, token: str, offline_ref: str, amount: int, currency: str, payment_method: str, metadata: dict[str, str]
+    ) -> SdkAnswer:
+        """The SDK forwarding a payment it stored offline: the PaymentIntent is created and confirmed,
+        under `offline_ref` as the idempotency key (a forward repeated after a lost answer or a restart
+        makes no second PaymentIntent)."""
+        return self._call(
+            token,
+            lambda c: c.raw_request(
+                "post",
+                "/v1/terminal/sdk/payment_intents",
+                amount=amount,
+                currency=currency,
+                payment_method=payment_method,
+                metadata=metadata,
+                idempotency_key=offline_ref,
+            ),
+        )
+
     def _call(self, token: str, send: Any) -> SdkAnswer:
         import stripe
 
@@ -56,14 +76,16 @@ class SdkClient:
             return SdkAnswer(None, "stripe_unreachable", error.user_message or "no answer from Stripe")
         except stripe.StripeError as error:
             intent = getattr(error.error, "payment_intent", None) if error.error is not None else None
-            status = getattr(intent, "status", None) if intent is not None else None
-            if status is None and isinstance(intent, dict):
-                status = intent.get("status")
+            status, intent_id = _field(intent, "status"), _field(intent, "id")
             code = (error.error.code if error.error is not None else None) or "stripe_error"
-            return SdkAnswer(status, code, error.user_message or str(error))
-        status = answer.get("status") if isinstance(answer, dict) else getattr(answer, "status", None)
-        if status is None and hasattr(answer, "body"):  # raw_request answers a StripeResponse
+            return SdkAnswer(status, code, error.user_message or str(error), intent_id)
+        if hasattr(answer, "body") and isinstance(answer.body, str):  # raw_request answers a StripeResponse
             import json
 
-            status = json.loads(answer.body).get("status")
-        return SdkAnswer(status if isinstance(status, str) else None)
+            answer = json.loads(answer.body)
+        return SdkAnswer(_field(answer, "status"), payment_intent=_field(answer, "id"))
+
+
+def _field(obj: Any, name: str) -> str | None:
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return value if isinstance(value, str) else None

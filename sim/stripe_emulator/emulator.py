@@ -125,6 +125,7 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
             ("POST", re.compile(r"/v1/terminal/connection_tokens"), self._create_connection_token),
             ("POST", re.compile(r"/v1/terminal/sdk/payment_intents/(?P<id>[^/]+)/collect"), self._sdk_collect),
+            ("POST", re.compile(r"/v1/terminal/sdk/payment_intents"), self._sdk_forward),
             ("POST", re.compile(r"/v1/refunds"), self._create_refund),
             ("GET", re.compile(r"/v1/refunds"), self._list_refunds),
             ("GET", re.compile(r"/v1/refunds/(?P<id>[^/]+)"), self._retrieve_refund),
@@ -356,7 +357,7 @@ class StripeEmulator:
     @property
     def _sdk_handlers(self) -> tuple[Handler, ...]:
         """What a connection token's bearer (a Terminal SDK) may call."""
-        return (self._retrieve, self._confirm, self._sdk_collect)
+        return (self._retrieve, self._confirm, self._sdk_collect, self._sdk_forward)
 
     def _authenticate(self, header: str) -> Credential:
         scheme, _, credentials = header.partition(" ")
@@ -426,6 +427,12 @@ class StripeEmulator:
             raise authentication("This is a Terminal SDK's call: it is made with a connection token, not a secret key.")
         self._check_client_secret(call)
         intent = self.payment_intents.collect_by_sdk(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, [])
+
+    def _sdk_forward(self, call: Call) -> dict[str, Any]:
+        if call.credential.token is None:
+            raise authentication("This is a Terminal SDK's call: it is made with a connection token, not a secret key.")
+        intent = self.payment_intents.forward_by_sdk(call.params, call.mutation)
         return self.payment_intents.render(intent, [])
 
     def _check_client_secret(self, call: Call) -> None:

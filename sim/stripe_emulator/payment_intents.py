@@ -452,6 +452,27 @@ class PaymentIntentStore:
         self.collect_presented(intent_id, presented, mutation)
         return self.get(intent_id)
 
+    def forward_by_sdk(self, params: Params, mutation: Mutation) -> PaymentIntent:
+        """A Terminal SDK forwards a payment it stored in its offline mode: it creates the PaymentIntent
+        (card present, manual capture, its `metadata`) with the card it collected, and confirms it.
+        A decline is raised (402) after the PaymentIntent was made and the attempt journaled."""
+        amount = params.required_integer("amount")
+        currency = params.required_string("currency", max_length=3)
+        reference = params.required_string("payment_method")
+        metadata = params.raw("metadata")
+        params.reject_unknown()
+        values: dict[str, Any] = {
+            "amount": str(amount),
+            "currency": currency,
+            "allowed_payment_method_types": ["card_present"],
+            "capture_method": "manual",
+        }
+        if metadata is not None:
+            values["metadata"] = metadata
+        intent = self.create(Params(values), mutation)
+        self.collect_presented(intent.id, self._resolve_payment_method(reference), mutation)
+        return self.confirm_presented(intent.id, None, mutation, reader=None)
+
     def confirm_by_sdk(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
         """A Terminal SDK confirms the PaymentIntent it collected a card for (its confirmPaymentIntent)."""
         self._expansions(params)

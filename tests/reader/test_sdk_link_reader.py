@@ -82,7 +82,7 @@ def test_a_card_is_collected_then_confirmed_by_the_devices_sdk(
 ) -> None:
     async def scenario() -> None:
         async with rig(tmp_path, stripe_emulator, "--card", "mastercard") as r:
-            assert r.reader.capabilities == frozenset({Capability.CONFIRMS_ITSELF})
+            assert r.reader.capabilities == frozenset({Capability.CONFIRMS_ITSELF, Capability.FORWARDS_OFFLINE})
             assert r.reader.status()["state"] == "ready"
             intent = r.intent()
             method = await r.reader.collect(1250, "eur", Prompts(), payment_intent=intent.id)
@@ -176,7 +176,7 @@ def opened(settings: SerialSettings, *, live: bool = False) -> Any:
 def test_protocol_2_opens_a_reader_that_confirms_itself_and_overrides_just_that() -> None:
     reader = opened(SerialSettings(device="/dev/null", protocol=2))
     assert isinstance(reader, SdkLinkReader)
-    assert reader.capabilities == SDK_CAPABILITIES == frozenset({Capability.CONFIRMS_ITSELF})
+    assert reader.capabilities == SDK_CAPABILITIES == {Capability.CONFIRMS_ITSELF, Capability.FORWARDS_OFFLINE}
     for operation, capability in OPERATIONS.items():
         overridden = getattr(type(reader), operation) is not getattr(ReaderBase, operation)
         assert overridden == (capability in reader.capabilities), operation

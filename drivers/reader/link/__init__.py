@@ -12,7 +12,8 @@ from readerhost.drivers.settings import Int, Settings, Text, setting
 # the host may keep it and authorise later, when Stripe is unreachable. Test cards only.
 CAPABILITIES = frozenset({Capability.STORES_OFFLINE})
 # Protocol 2 (a Stripe Terminal SDK bridge): the device's SDK confirms; the host reads the outcome.
-SDK_CAPABILITIES = frozenset({Capability.CONFIRMS_ITSELF})
+# It stores payments itself while Stripe is unreachable (the SDK's offline mode) and forwards them.
+SDK_CAPABILITIES = frozenset({Capability.CONFIRMS_ITSELF, Capability.FORWARDS_OFFLINE})
 
 _LOCATION = re.compile(r"tml_[A-Za-z0-9]{1,64}")
 

@@ -80,6 +80,7 @@ class MessageType(IntEnum):
     TOKEN = 0x05
     TOKEN_FAILED = 0x06
     PROCESS = 0x07
+    LIST_STORED = 0x08
     WELCOME = 0x41
     INPUT_OPTIONS = 0x42
     DISPLAY_MESSAGE = 0x43
@@ -91,6 +92,8 @@ class MessageType(IntEnum):
     TOKEN_REQUEST = 0x49
     PROCESSED = 0x4A
     PROCESS_FAILED = 0x4B
+    STORED = 0x4C
+    FORWARDED = 0x4D
 
     @property
     def from_host(self) -> bool:
@@ -212,6 +215,7 @@ _FIELDS: dict[MessageType, dict[str, _Check]] = {
     MessageType.TOKEN: {"secret": _token},
     MessageType.TOKEN_FAILED: {"message": _text(200)},
     MessageType.PROCESS: {"collection": _COLLECTION, "payment_intent": _intent_id, "client_secret": _client_secret},
+    MessageType.LIST_STORED: {},
     MessageType.WELCOME: {"version": _integer(1, 255), "model": _text(64), "serial": _text(64), "firmware": _text(64)},
     MessageType.INPUT_OPTIONS: {"collection": _COLLECTION, "options": _options},
     MessageType.DISPLAY_MESSAGE: {"collection": _COLLECTION, "message": _one_of(DISPLAY_MESSAGES)},
@@ -237,13 +241,23 @@ _FIELDS: dict[MessageType, dict[str, _Check]] = {
         "message": _text(200),
         "payment_intent_status": _optional_status,
     },
+    MessageType.STORED: {
+        "offline_ref": _reference,
+        "amount": _integer(1, MAX_AMOUNT),
+        "currency": _currency,
+        "brand": _brand,
+        "last4": _last4,
+        "stored_at": _integer(0, 2**40),
+    },
+    MessageType.FORWARDED: {"offline_ref": _reference, "payment_intent": _intent_id},
 }
 _OPTIONAL: dict[MessageType, dict[str, _Check]] = {
     MessageType.HELLO: {"host": _text(64)},
     MessageType.WELCOME: {"battery": _battery, "charging": _flag},
     # Version 2's COLLECT names the PaymentIntent; its COLLECTED names it instead of a reference.
-    MessageType.COLLECT: {"payment_intent": _intent_id, "client_secret": _client_secret},
+    MessageType.COLLECT: {"payment_intent": _intent_id, "client_secret": _client_secret, "offline": _flag},
     MessageType.COLLECTED: {"reference": _reference, "payment_intent": _intent_id, "wallet": _one_of(WALLETS)},
+    MessageType.STORED: {"collection": _COLLECTION, "read_method": _one_of(READ_METHODS)},  # of the collection it ended
 }
 
 

@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from readerhost.drivers.reader.base import (
     ReaderError,
     ReaderListener,
     ReaderState,
+    StoredOffline,
 )
 
 from . import CAPABILITIES, SDK_CAPABILITIES, LinkProtocolSettings
@@ -91,7 +92,15 @@ def open_link_reader(transport: Transport, context: ReaderContext, protocol: Lin
     if context.sdk_backend is None:
         raise ValueError("a protocol 2 reader needs the host's way to Stripe (sdk_backend)")
     backend = context.sdk_backend(protocol.location or None)
-    return SdkLinkReader(transport, settings, context.notify, context.host, backend=backend, live=context.live)
+    return SdkLinkReader(
+        transport,
+        settings,
+        context.notify,
+        context.host,
+        backend=backend,
+        live=context.live,
+        forwarded=context.forwarded,
+    )
 
 
 class LinkReader(ReaderBase):
@@ -425,13 +434,30 @@ class SdkLinkReader(LinkReader):
         *,
         backend: SdkBackend,
         live: bool = False,
+        forwarded: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__(transport, settings, notify, host)
         self._backend = backend
         self._live = live
+        self._forwarded = forwarded
         self._client_secrets: dict[str, str] = {}  # in memory only, never stored or logged
         self._process: _Process | None = None
-        self._token_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._token_trouble: str | None = None
+
+    def _up(self, session: Session, welcome: Message) -> None:
+        super()._up(session, welcome)
+        # What the device's SDK stored or forwarded while the host was away is asked on every connect.
+        self._spawn(self._send_quietly(session, MessageType.LIST_STORED, {}))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_quietly(self, session: Session, kind: MessageType, body: dict[str, Any]) -> None:
+        with contextlib.suppress(LinkLost):
+            await session.send(kind, body)
 
     # -- the device's SDK asks for a connection token ----------------------------------------------
 
@@ -439,9 +465,16 @@ class SdkLinkReader(LinkReader):
         if message.type is MessageType.TOKEN_REQUEST:
             session = self._session
             if session is not None:
-                task = asyncio.create_task(self._give_token(session))
-                self._token_tasks.add(task)
-                task.add_done_callback(self._token_tasks.discard)
+                self._spawn(self._give_token(session))
+            return True
+        if message.type is MessageType.STORED:
+            self._stored(message.body)
+            return True
+        if message.type is MessageType.FORWARDED:
+            ref, intent = message.body["offline_ref"], message.body["payment_intent"]
+            logger.info("the reader forwarded its stored payment %s as %s", ref, intent)
+            if self._forwarded is not None:
+                self._forwarded(ref, intent)
             return True
         if message.type in (MessageType.PROCESSED, MessageType.PROCESS_FAILED):
             pending = self._process
@@ -456,13 +489,29 @@ class SdkLinkReader(LinkReader):
         try:
             secret = await asyncio.to_thread(self._backend.connection_token)
         except BackendError as error:
-            logger.warning("no connection token for the reader: %s", error.message)
+            if error.message != self._token_trouble:  # said once, not at each of the device's tries
+                logger.warning("no connection token for the reader: %s", error.message)
+            self._token_trouble = error.message
             with contextlib.suppress(LinkLost):
-                await session.send(MessageType.TOKEN_FAILED, {"message": error.message[:200]})
+                text = " ".join(error.message.split())[:200]  # one printable line, as the protocol wants
+                await session.send(MessageType.TOKEN_FAILED, {"message": text or "no connection token"})
             return
+        self._token_trouble = None
         with contextlib.suppress(LinkLost):
             await session.send(MessageType.TOKEN, {"secret": secret})
         logger.info("gave the reader a connection token")
+
+    def _stored(self, body: Mapping[str, Any]) -> None:
+        """STORED: the end of an offline collection, or (after LIST_STORED) one still waiting to be forwarded."""
+        collection = self._collection
+        if collection is not None and body.get("collection") == collection.number and not collection.result.done():
+            method = body.get("read_method", "contactless_emv")
+            collection.result.set_exception(StoredOffline(body["offline_ref"], body["brand"], body["last4"], method))
+            return
+        logger.info(
+            "the reader holds a payment stored offline: %s (%d %s), not forwarded yet",
+            body["offline_ref"], body["amount"], body["currency"],
+        )  # fmt: skip
 
     # -- collecting and processing ---------------------------------------------------------------
 
@@ -485,8 +534,8 @@ class SdkLinkReader(LinkReader):
         return secret
 
     async def _collect_fields(self, payment_intent: str | None) -> dict[str, Any]:
-        if payment_intent is None:
-            raise ReaderError("stripe_unreachable", "a protocol 2 reader collects for a PaymentIntent: it has none yet")
+        if payment_intent is None:  # Stripe is unreachable: the device's SDK stores the payment
+            return {"offline": True}
         return {"payment_intent": payment_intent, "client_secret": await self._client_secret(payment_intent)}
 
     def _collected(self, body: Mapping[str, Any]) -> CollectedPaymentMethod:
