@@ -21,8 +21,10 @@ from support.reader_notices import Notices, Prompts
 from readerhost.daemon.payments.gateway import GatewaySettings
 from readerhost.daemon.payments.sdk_backend import StripeSdkBackend
 from readerhost.drivers.reader import ReaderSettings
+from readerhost.drivers.reader import ble as ble_driver
 from readerhost.drivers.reader import serial as serial_driver
 from readerhost.drivers.reader.base import OPERATIONS, Capability, ReaderBase, ReaderContext, ReaderError
+from readerhost.drivers.reader.ble import BleSettings
 from readerhost.drivers.reader.link import SDK_CAPABILITIES
 from readerhost.drivers.reader.link.reader import LinkSettings, SdkLinkReader
 from readerhost.drivers.reader.link.session import LinkTimings
@@ -198,3 +200,21 @@ def test_with_a_live_key_a_protocol_1_reader_is_refused_saying_why(caplog: pytes
     assert [r.getMessage() for r in caplog.records] == [
         "reader serial /dev/null refused: protocol 1 devices cannot take real cards"
     ]
+
+
+def test_with_a_live_key_a_ble_reader_found_by_scanning_is_refused_saying_why() -> None:
+    context = ReaderContext(
+        ReaderSettings(driver="ble"), lambda kind, data: None, sdk_backend=lambda location: NoStripe(), live=True
+    )
+
+    async def scenario() -> None:
+        anyone = ble_driver.open_reader(BleSettings(protocol=2), context)
+        await anyone.start()
+        try:
+            assert anyone.status()["link"]["last_error"] == ble_driver.ANY_DEVICE_REFUSED
+        finally:
+            await anyone.stop()
+        named = ble_driver.open_reader(BleSettings(protocol=2, address="C0:FF:EE:12:34:56"), context)
+        assert named.status()["link"]["last_error"] == "not connected yet"  # it will try that one
+
+    run(scenario())

@@ -80,14 +80,17 @@ class _Collection:
     canceled: asyncio.Future[None] | None = None
 
 
-def open_link_reader(transport: Transport, context: ReaderContext, protocol: LinkProtocolSettings) -> LinkReader:
-    """The link reader over `transport`, with the [reader] settings the serial and BLE drivers share."""
+def open_link_reader(
+    transport: Transport, context: ReaderContext, protocol: LinkProtocolSettings, refused: str | None = None
+) -> LinkReader:
+    """The link reader over `transport`, with the [reader] settings the serial and BLE drivers share;
+    `refused`: why the transport may not be used at all (the reader says so and never connects)."""
     reader = context.reader
     settings = LinkSettings(
         card_wait_s=reader.card_wait_s, cancel_confirm_s=reader.cancel_confirm_s, backoff_max_s=reader.reconnect_max_s
     )
     if protocol.protocol == 1:
-        refused = V1_CANNOT_TAKE_REAL_CARDS if context.live else None
+        refused = V1_CANNOT_TAKE_REAL_CARDS if context.live else refused
         return LinkReader(transport, settings, context.notify, context.host, refused=refused)
     if context.sdk_backend is None:
         raise ValueError("a protocol 2 reader needs the host's way to Stripe (sdk_backend)")
@@ -100,6 +103,7 @@ def open_link_reader(transport: Transport, context: ReaderContext, protocol: Lin
         backend=backend,
         live=context.live,
         forwarded=context.forwarded,
+        refused=refused,
     )
 
 
@@ -435,8 +439,9 @@ class SdkLinkReader(LinkReader):
         backend: SdkBackend,
         live: bool = False,
         forwarded: Callable[[str, str], None] | None = None,
+        refused: str | None = None,
     ) -> None:
-        super().__init__(transport, settings, notify, host)
+        super().__init__(transport, settings, notify, host, refused=refused)
         self._backend = backend
         self._live = live
         self._forwarded = forwarded
