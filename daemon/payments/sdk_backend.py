@@ -2,9 +2,10 @@
 for the device's SDK, and the client secret of the PaymentIntent it collects for, through
 stripe-python configured as the gateway's (timeouts, retries, maybe an emulator).
 
-Blocking: the reader calls it in a thread. Requests are paced (at most `per_second`), and retried
-by stripe-python like every other request. A token or a client secret is handed to the reader
-only: never logged, never stored.
+Blocking: the reader calls it in a thread. Requests are paced (at most `per_second`), retried by
+stripe-python like every other request, and again here, with backoff, after a 429, a 5xx or no
+answer (RETRY_AFTER_S): neither moves money, so a retry is always safe. A token or a client secret
+is handed to the reader only: never logged, never stored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from readerhost.drivers.reader.link.backend import BackendError
 from .gateway import GatewaySettings, stripe_client
 
 logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = (0.25, 0.5, 1.0, 2.0)
 
 
 class StripeSdkBackend:
@@ -48,6 +51,16 @@ class StripeSdkBackend:
         return secret
 
     def _call(self, what: str, send: Any) -> Any:
+        for wait in RETRY_AFTER_S:
+            try:
+                return self._call_once(what, send)
+            except BackendError as error:
+                if not error.unreachable:
+                    raise
+            time.sleep(wait)  # in the reader's thread: Stripe asked for room, or did not answer
+        return self._call_once(what, send)
+
+    def _call_once(self, what: str, send: Any) -> Any:
         import stripe
 
         with self._pace:  # paced: a device asking in a loop must not spend the account's rate limit
@@ -62,6 +75,7 @@ class StripeSdkBackend:
             raise BackendError(why, unreachable=True) from None
         except stripe.StripeError as error:
             message = error.user_message or type(error).__name__
+            status = error.http_status or 0
             raise BackendError(
-                f"Stripe refused the {what}: {message}", unreachable=(error.http_status or 0) >= 500
+                f"Stripe refused the {what}: {message}", unreachable=status >= 500 or status == 429
             ) from None

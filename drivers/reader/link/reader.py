@@ -447,6 +447,7 @@ class SdkLinkReader(LinkReader):
         self._forwarded = forwarded
         self._client_secrets: dict[str, str] = {}  # in memory only, never stored or logged
         self._process: _Process | None = None
+        self._processing_gate = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._token_trouble: str | None = None
 
@@ -551,8 +552,10 @@ class SdkLinkReader(LinkReader):
     async def process(self, payment_intent: str, listener: ReaderListener) -> None:
         """PROCESS: the device's SDK confirms the PaymentIntent it collected for. Returns once it
         answered; what it says is not believed: the caller reads the PaymentIntent. ReaderError when
-        the answer was lost (link lost, no answer, or the SDK's own request got none)."""
-        async with self._gate:
+        the answer was lost (link lost, no answer, or the SDK's own request got none). Not behind the
+        collections' gate: the next customer's card may be collected meanwhile (the device numbers
+        each request), one PROCESS at a time."""
+        async with self._processing_gate:
             for attempt in range(1, PROCESS_ATTEMPTS + 1):
                 answer = await self._process_once(payment_intent)
                 if answer.type is MessageType.PROCESSED:
@@ -580,7 +583,6 @@ class SdkLinkReader(LinkReader):
         number = next(self._numbers)
         pending = _Process(number, asyncio.get_running_loop().create_future())
         self._process = pending
-        self.state = ReaderState.COLLECTING
         wait_s = self._settings.process_wait_s
         try:
             body = {"collection": number, "payment_intent": payment_intent, "client_secret": secret}
@@ -598,8 +600,6 @@ class SdkLinkReader(LinkReader):
             if pending.result.done() and not pending.result.cancelled():
                 pending.result.exception()
             self._process = None
-            if self._session is not None:
-                self.state = ReaderState.READY
 
     def _link_lost(self, reason: str) -> None:
         pending = self._process
