@@ -189,6 +189,8 @@ async def _build_parts(
 ) -> Parts:
     from .payments.gateway import GatewaySettings, StripeGateway
     from .payments.reconcile import Reconciler
+    from .payments.sdk_backend import StripeSdkBackend
+    from .payments.sdk_offline import ForwardedPayments
     from .payments.terminal_api import StripeTerminalApi
 
     events = EventHub()
@@ -211,6 +213,8 @@ async def _build_parts(
     pacer = Pacer(stripe.requests_per_second)  # the worker's requests and the reader's health checks
     worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second), pacer=pacer)
     driver = DRIVERS[config.reader.driver]
+    forwarding = ForwardedPayments(store, gateway.retrieve_intent)
+    teardown.push("the forwarded payments' checks", forwarding.close)
     reader = driver.open_reader(
         config.reader_settings(driver.SETTINGS),
         ReaderContext(
@@ -221,11 +225,17 @@ async def _build_parts(
             ble_backends=stand_ins.ble_backends,
             stripe_turn=pacer.turn,
             registrations=StoredRegistrations(store, config.reader.driver),
+            sdk_backend=lambda location: StripeSdkBackend(
+                gateway_settings, location, per_second=stripe.requests_per_second
+            ),
+            live=identity.mode == "live",
+            forwarded=forwarding.tell,
         ),
     )
     service = PaymentService(
         store, worker, reader, events, ServiceSettings(stripe.terminal_id, config.payments.offline_limits())
     )
+    forwarding.attach(service.adopt_forwarded)
     reconciler = Reconciler(store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s)
     status = StatusView(
         version=identity.version,

@@ -44,6 +44,7 @@ from readerhost.drivers.settings import (
     FilePath,
     Ids,
     Int,
+    Kind,
     Number,
     Refused,
     Section,
@@ -52,7 +53,8 @@ from readerhost.drivers.settings import (
     setting,
 )
 
-from .payments.offline import OfflineLimits
+from .payments.currencies import MAXIMUM_AMOUNT, SUPPORTED
+from .payments.offline import DEFAULT_MAX_PAYMENT, DEFAULT_MAX_TOTAL, OfflineLimits
 
 DEFAULT_SYSTEM_CONFIG = Path("/etc/readerhost/readerhost.toml")
 BUILT_IN = "built-in defaults"  # Config.source when no file was read
@@ -156,18 +158,49 @@ class StripeConfig(Settings):
     emulator_port: int = setting(0, Int(0, 65535))  # the built-in emulator's port; 0: chosen by the OS
 
 
+Amounts = tuple[tuple[str, int], ...]  # (currency, minor units), sorted by currency
+
+
+class AmountsByCurrency(Kind[Amounts]):
+    """Money in several currencies: a TOML table such as { eur = 10000, jpy = 15000 }, each amount in its
+    currency's minor unit (so never one figure for USD and JPY alike)."""
+
+    _MUST = (
+        "a table of amounts by currency, each in its minor unit, like { eur = 10000, jpy = 15000 } "
+        f"(lower-case ISO codes Stripe takes; amounts from 1 to {MAXIMUM_AMOUNT})"
+    )
+
+    def read(self, value: object, folder: str) -> Amounts:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and _is_whole(v) for k, v in value.items()):
+            raise Refused(self._MUST)
+        return self._checked(tuple(sorted(value.items())))
+
+    def problem(self, value: Amounts) -> str | None:
+        ok = all(currency in SUPPORTED and 1 <= amount <= MAXIMUM_AMOUNT for currency, amount in value)
+        return None if ok else self._MUST
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_OFFLINE_MAX_PAYMENT: Amounts = tuple(sorted(DEFAULT_MAX_PAYMENT.items()))
+_OFFLINE_MAX_TOTAL: Amounts = tuple(sorted(DEFAULT_MAX_TOTAL.items()))
+
+
 @dataclass(frozen=True)
 class PaymentsConfig(Settings):
-    offline_max_payment_amount: int = setting(10_000, Int(1))  # minor units
-    offline_max_total_amount: int = setting(50_000, Int(1))  # minor units, per currency
+    # Per currency, each in its own minor unit: a currency not named is never stored offline.
+    offline_max_payment: tuple[tuple[str, int], ...] = setting(_OFFLINE_MAX_PAYMENT, AmountsByCurrency())
+    offline_max_total: tuple[tuple[str, int], ...] = setting(_OFFLINE_MAX_TOTAL, AmountsByCurrency())
     offline_max_count: int = setting(20, Int(1))
     offline_max_age_s: float = setting(86_400.0, Number(above=0))
     reconcile_grace_s: float = setting(600.0, Number(at_least=0))
 
     def offline_limits(self) -> OfflineLimits:
         return OfflineLimits(
-            self.offline_max_payment_amount,
-            self.offline_max_total_amount,
+            dict(self.offline_max_payment),
+            dict(self.offline_max_total),
             self.offline_max_count,
             self.offline_max_age_s,
         )

@@ -128,17 +128,18 @@ class Cashier:
             return await self.until(payment_id, NEEDS_POS, deadline)
         if order.cancel_while_collecting:
             return await self._cancel(payment_id, deadline)
-        while not (await self.call("reader.present", {"card": card})).ok:
+        while not await self.world.present(card, await self._client()):
             # The payment is collecting, the reader maybe not yet: wait for it to ask for a card.
             client = await self._client()
             asked = await client.event(payment_event(payment_id, "reader.input_options"), 2.0)
             if asked is None and time.monotonic() > deadline:
                 return await self.until(payment_id, NEEDS_POS, deadline)
-            if (
-                asked is None
-                and (await self.call("payment.get", {"payment_id": payment_id})).result.get("state") != "collecting"
-            ):
-                return await self.until(payment_id, NEEDS_POS, deadline)
+            if asked is None:
+                now = (await self.call("payment.get", {"payment_id": payment_id})).result
+                if now.get("state") != "collecting":
+                    return await self.until(payment_id, NEEDS_POS, deadline)
+                if now.get("error"):  # the reader failed (its link, or Stripe behind it): as a POS does
+                    await self.call("payment.collect_again", {"payment_id": payment_id})
         if order.confirm:
             state = await self.until(payment_id, NEEDS_POS | {"awaiting_confirmation"}, deadline)
             if state != "awaiting_confirmation":

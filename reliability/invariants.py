@@ -123,10 +123,33 @@ def check(
     settled: bool,
 ) -> list[Violation]:
     """Every violation found; `settled`: faults have stopped and the daemon had time to finish."""
-    entries = [e for e in journal if e.metadata.get("terminal_id") == terminal_id]
+    # A reader's SDK that forwarded a payment it stored offline made that PaymentIntent itself, with its
+    # own metadata (offline_ref): it is this terminal's through the payment the store links it to.
+    forwarded = {p.payment_intent: p for p in store.payments.values() if p.payment_intent is not None}
+    journal = list(journal)
+    made_by_sdk = {
+        e.object for e in journal
+        if e.op == "payment_intent.create" and "offline_ref" in e.metadata and e.object in forwarded
+    }  # fmt: skip
+    entries = [e for e in journal if e.metadata.get("terminal_id") == terminal_id or e.object in made_by_sdk]
+    # Before such a payment was stored offline its create may have reached Stripe unanswered: that
+    # PaymentIntent never had a card (the reader collected offline), so it can hold no money. It is
+    # left out, but only while nothing but its create (and a cancel) ever happened to it.
+    sdk_payments = {forwarded[intent].payment_id for intent in made_by_sdk}
+    ops_of: dict[str, set[str]] = defaultdict(set)
+    for entry in entries:
+        ops_of[entry.object].add(entry.op)
+    inert = {
+        e.object for e in entries
+        if e.op == "payment_intent.create" and e.object not in made_by_sdk
+        and e.metadata.get("payment_id") in sdk_payments
+        and ops_of[e.object] <= {"payment_intent.create", "payment_intent.update", "payment_intent.cancel"}
+    }  # fmt: skip
+    entries = [e for e in entries if e.object not in inert]
     found: list[Violation] = []
-    found += _one_intent_per_order(entries)
+    found += _one_intent_per_order(entries, {intent: forwarded[intent].order_id for intent in made_by_sdk})
     payment_of = {e.object: e.metadata.get("payment_id", "") for e in entries if e.op == "payment_intent.create"}
+    payment_of.update({intent: forwarded[intent].payment_id for intent in made_by_sdk})
     by_object: dict[str, list[JournalLike]] = defaultdict(list)
     for entry in sorted(entries, key=lambda e: e.seq):
         by_object[entry.object].append(entry)
@@ -138,11 +161,11 @@ def check(
     return found
 
 
-def _one_intent_per_order(entries: Sequence[JournalLike]) -> list[Violation]:
+def _one_intent_per_order(entries: Sequence[JournalLike], order_of: dict[str, str]) -> list[Violation]:
     intents: dict[str, set[str]] = defaultdict(set)
     for entry in entries:
         if entry.op == "payment_intent.create":
-            intents[entry.metadata.get("order_id", "?")].add(entry.object)
+            intents[entry.metadata.get("order_id") or order_of.get(entry.object, "?")].add(entry.object)
     return [
         Violation("one_intent_per_order", f"order {order} has {len(objects)} PaymentIntents: {sorted(objects)}")
         for order, objects in sorted(intents.items())

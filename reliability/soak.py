@@ -94,11 +94,20 @@ async def _soak(
 
 
 def run_soak(
-    folder: Path, *, seed: int, payments: int, cashiers: int = 4, read_timeout_s: float = 1.0, fault_gap_s: float = 1.5
+    folder: Path,
+    *,
+    seed: int,
+    payments: int,
+    cashiers: int = 4,
+    read_timeout_s: float = 1.0,
+    fault_gap_s: float = 1.5,
+    sdk_reader: bool = False,
 ) -> SoakResult:
-    """`fault_gap_s`: the mean time between two faults armed (exponentially distributed)."""
+    """`fault_gap_s`: the mean time between two faults armed (exponentially distributed). `sdk_reader`:
+    a protocol 2 serial reader (a Terminal SDK bridge in its own process) instead of the simulated one."""
     from reliability.world import stripe_settings
 
     with world(folder) as w:
-        w.start(stripe_settings(w.url, read_timeout_s=read_timeout_s))
+        reader = w.add_sdk_reader() if sdk_reader else None
+        w.start(stripe_settings(w.url, read_timeout_s=read_timeout_s, reader=reader))
         return asyncio.run(_soak(w, seed, payments, cashiers, read_timeout_s, fault_gap_s))

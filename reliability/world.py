@@ -20,17 +20,21 @@ from pathlib import Path
 
 from bench.support import RunningDaemon, daemon_config, readerhostd
 from readerhost.sim.stripe_emulator import StripeEmulator
+from reliability.device import SdkDevice, serial_reader_config
 from reliability.invariants import StoreView, Violation, check, read_store
 from reliability.pos import PosClient, PosRecord
 
 TERMINAL_ID = "rel-kiosk"
 
 
-def stripe_settings(url: str, *, read_timeout_s: float = 1.0, max_network_retries: int = 1) -> str:
+def stripe_settings(
+    url: str, *, read_timeout_s: float = 1.0, max_network_retries: int = 1, reader: str | None = None
+) -> str:
     """The daemon's [stripe] and [log] settings for a run: a short read timeout, so that the
-    emulator's delay faults outlast it, and debug logging, so that the secrets scan reads the most."""
+    emulator's delay faults outlast it, and debug logging, so that the secrets scan reads the most.
+    `reader`: the [reader] settings (default: the simulated reader, waiting for reader.present)."""
     return (
-        daemon_config()
+        (daemon_config() if reader is None else reader)
         + f"""
 [stripe]
 api_base = "{url}"
@@ -56,6 +60,7 @@ class World:
     logs: list[str] = field(default_factory=list)  # every line every daemon life wrote
     lives: int = 0
     daemon: RunningDaemon | None = None
+    device: SdkDevice | None = None  # a protocol 2 serial reader, when the run has one
     _stack: contextlib.ExitStack | None = None
 
     def __post_init__(self) -> None:
@@ -114,6 +119,17 @@ class World:
         (where / "pos.json").write_text(json.dumps(asked, indent=1))
         return where
 
+    def add_sdk_reader(self) -> str:
+        """A protocol 2 serial reader (a Terminal SDK bridge) in its own process; the daemon's [reader] settings."""
+        self.device = SdkDevice(self.folder, self.url)
+        return serial_reader_config(self.device.link)
+
+    async def present(self, card: str, pos: PosClient) -> bool:
+        """The customer presents `card`: at the SDK reader when there is one, else through reader.present."""
+        if self.device is not None:
+            return await asyncio.to_thread(self.device.present, card)
+        return (await pos.call("reader.present", {"card": card})).ok
+
     async def client(self, topics: tuple[str, ...] = ("payment", "reader")) -> PosClient:
         return await PosClient.connect(self.socket_path, self.record, topics)
 
@@ -156,3 +172,5 @@ def world(folder: Path) -> Iterator[World]:
             yield made
         finally:
             made.stop()
+            if made.device is not None:
+                made.device.stop()

@@ -17,9 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from readerhost.daemon.journal import MessageId
-from readerhost.drivers.reader.base import DISPLAY_MESSAGES, Capability, CollectedPaymentMethod, Reader, ReaderError
+from readerhost.drivers.reader.base import (
+    DISPLAY_MESSAGES,
+    Capability,
+    CollectedPaymentMethod,
+    Reader,
+    ReaderError,
+    StoredOffline,
+)
 
-from . import keys, validation
+from . import keys, sdk_offline, validation
 from .events import Event, EventHub, Topic
 from .ledger import Ledger, journal_fields
 from .model import (
@@ -112,7 +119,7 @@ class PaymentService:
             raise RequestRefused(
                 Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this payment requires online", retryable=True
             )
-        if not self._worker.health.reachable and not self._reader_stores_offline:
+        if not self._worker.health.reachable and not (self._reader_stores_offline or self._reader_forwards_offline):
             raise RequestRefused(
                 Reason.STRIPE_UNAVAILABLE, "Stripe cannot be reached and this reader works only online", retryable=True
             )
@@ -271,14 +278,24 @@ class PaymentService:
         payment = self._store.payment(op.payment_id)
         if payment is None or not outcome.unreachable or payment.request.offline is not OfflineMode.PREFER_ONLINE:
             return
-        if not self._reader_stores_offline:
+        if not (self._reader_stores_offline or self._reader_forwards_offline):
             return
         if payment.state is State.CREATING and op.kind == Kind.CREATE:
+            dropped: list[Operation] = []
+            if self._reader_forwards_offline:
+                # The reader's SDK stores the payment and makes its PaymentIntent when it forwards it:
+                # the host's create is dropped now, so that there is never a second one.
+                if self._offline_problem(payment.request) is not None:
+                    return  # over the offline limits: it waits for Stripe
+                dropped = sdk_offline.dropped_creates(self._store, payment, self._clock())
             payment = self._ledger.commit(
-                payment, payment.moved_to(State.COLLECTING, self._clock()), "Stripe unreachable: collecting offline"
+                payment,
+                payment.moved_to(State.COLLECTING, self._clock()),
+                "Stripe unreachable: collecting offline",
+                updates=dropped,
             )
             self._begin_collection(payment)
-        elif payment.state is State.PROCESSING:
+        elif payment.state is State.PROCESSING and self._reader_stores_offline:
             self._go_offline(payment)
 
     def _settle_create(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
@@ -485,8 +502,45 @@ class PaymentService:
             self._worker.wake()
 
     def _waits_for_reader(self, op: Operation) -> bool:
-        """The worker's question: a reader's CONFIRM is read only once the reader's confirm has ended."""
+        """The worker's question: a reader's CONFIRM is read only once the reader's confirm has ended
+        (or, for a payment the reader stored offline, once the reader has forwarded it)."""
+        if op.kind == Kind.CONFIRM and op.params.get("stored_by_reader"):
+            return sdk_offline.waits_for_forwarding(op, self._store.payment(op.payment_id))
         return op.kind == Kind.CONFIRM and op.payment_id in self._processing
+
+    def _stored_by_reader(self, payment_id: str, stored: StoredOffline) -> None:
+        """FORWARDS_OFFLINE: the reader stored the payment; it is queued_offline until the reader forwards it."""
+        current = self._store.payment(payment_id)
+        if current is None or current.state is not State.COLLECTING:
+            logger.critical(
+                "the reader stored payment %s offline as %s after it ended here: when forwarded, cancel its "
+                "PaymentIntent from the Stripe Dashboard", payment_id, stored.offline_ref,
+            )  # fmt: skip
+            return
+        now = self._clock()
+        attempt = current.attempts + 1
+        key = keys.operation_key(payment_id, Kind.CONFIRM, attempt)
+        after = current.moved_to(
+            State.QUEUED_OFFLINE, now, card=sdk_offline.stored_card(stored), attempts=attempt, offline=True, error=None
+        )
+        params = sdk_offline.stored_offline_op_params(stored, attempt)
+        dropped = sdk_offline.dropped_creates(self._store, current, now)
+        detail = f"Stripe unreachable: the reader stored the payment ({stored.offline_ref})"
+        self._ledger.commit(current, after, detail, new_ops=[(Kind.CONFIRM, key, params)], updates=dropped)
+        logger.warning(
+            "payment %s (order %s) stored offline by the reader as %s", payment_id, current.order_id,
+            stored.offline_ref, extra={"journal": journal_fields(after, after)},
+        )  # fmt: skip
+
+    def adopt_forwarded(self, payment_id: str, payment_intent: str) -> None:
+        """The reader forwarded the payment it stored, as `payment_intent` (checked at Stripe to be this
+        payment's): the worker reads its outcome next."""
+        payment = self._store.payment(payment_id)
+        if payment is None or payment.state is not State.QUEUED_OFFLINE or payment.payment_intent is not None:
+            return
+        after = replace(payment, payment_intent=payment_intent, updated_at=self._clock())
+        self._ledger.commit(payment, after, f"forwarded by the reader as {payment_intent}: reading the outcome")
+        self._worker.wake()
 
     def _queue_capture(self, payment: Payment, amount: int, why: str) -> Payment:
         after = payment.moved_to(State.CAPTURING, self._clock(), capture_amount=amount)
@@ -565,6 +619,9 @@ class PaymentService:
                 payment_intent=intent_id_of(payment),
                 tipping=payment.request.tipping,
             )
+        except StoredOffline as stored:
+            self._stored_by_reader(payment_id, stored)
+            return
         except ReaderError as error:
             current = self._store.payment(payment_id)
             if current is not None and current.state is State.COLLECTING:
@@ -626,6 +683,11 @@ class PaymentService:
         """Whether the host may keep what the reader read and authorise it later (not with a reader
         that goes to Stripe itself)."""
         return Capability.STORES_OFFLINE in self._reader.capabilities
+
+    @property
+    def _reader_forwards_offline(self) -> bool:
+        """Whether the reader stores payments itself while Stripe is unreachable and forwards them."""
+        return Capability.FORWARDS_OFFLINE in self._reader.capabilities
 
     def _offline_allowed(self, payment: Payment) -> bool:
         return (

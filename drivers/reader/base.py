@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from . import ReaderSettings
+    from .link.backend import SdkBackend
     from .stripe_terminal import Registrations, TerminalApi
 
 # What the customer may do, and what to tell them (Stripe Terminal's ReaderInputOptions and
@@ -121,6 +122,9 @@ class Capability(StrEnum):
     STORES_OFFLINE = "stores_offline"
     # The reader goes to Stripe itself: `process` has it confirm; the host reads the outcome, never confirms.
     CONFIRMS_ITSELF = "confirms_itself"
+    # The reader stores a payment itself while Stripe is unreachable (a Terminal SDK's offline mode) and
+    # forwards it later: the host keeps it queued_offline and reads the PaymentIntent it forwarded.
+    FORWARDS_OFFLINE = "forwards_offline"
     TAKES_TIPS = "takes_tips"  # the reader offers the customer a tip on its screen (payment.start's tipping)
     REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund
     # reader.register and reader.locations: the reader is registered at Stripe with a code, in a location.
@@ -165,6 +169,19 @@ class RefundOutcomeUnknown(ReaderError):
 
     def __init__(self, message: str) -> None:
         super().__init__("refund_outcome_unknown", message)
+
+
+class StoredOffline(ReaderError):
+    """FORWARDS_OFFLINE: the collection ended with the payment stored on the reader (Stripe was
+    unreachable), to be forwarded by the reader later under `offline_ref`. Not an authorisation:
+    what it becomes is read from the PaymentIntent the reader forwards."""
+
+    def __init__(self, offline_ref: str, brand: str, last4: str, read_method: str) -> None:
+        super().__init__("stored_offline", f"the reader stored the payment offline as {offline_ref}")
+        self.offline_ref = offline_ref
+        self.brand = brand
+        self.last4 = last4
+        self.read_method = read_method
 
 
 class NotCollecting(ReaderError):
@@ -334,3 +351,8 @@ class ReaderContext:
     # Where the host keeps the reader a registration code made, for the next start (its store).
     registrations: Registrations | None = None
     ble_backends: tuple[Any, Any] | None = None  # bleak's (client, scanner) backends instead of BlueZ (tests)
+    # Makes the Stripe side of a protocol 2 link reader (connection tokens, client secrets).
+    sdk_backend: Callable[[str | None], SdkBackend] | None = None
+    live: bool = False  # the daemon holds a live-mode key: only readers that take real cards may serve
+    # FORWARDS_OFFLINE: how the reader tells the host it forwarded a stored payment (offline_ref, pi_...).
+    forwarded: Callable[[str, str], None] | None = None

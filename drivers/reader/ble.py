@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.settings import Number, Section, Settings, Text, setting
+from readerhost.drivers.settings import Number, Section, Text, setting
 
 from .base import ReaderContext
 from .link import CAPABILITIES as LINK_CAPABILITIES
+from .link import LinkProtocolSettings
 from .link.transport import LinkLost, LinkUnavailable
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ SERVICE_UUID = "5f6d0001-2b7c-4e8a-9d41-3a0c8e5b7f21"
 RX_UUID = "5f6d0002-2b7c-4e8a-9d41-3a0c8e5b7f21"  # host -> device: write without response
 TX_UUID = "5f6d0003-2b7c-4e8a-9d41-3a0c8e5b7f21"  # device -> host: notify
 DEFAULT_ATT_MTU = 23
+ANY_DEVICE_REFUSED = (
+    "with a live Stripe key the Bluetooth reader must be named by its address ([reader.ble] address): "
+    "the first device advertising the reader service is not taken"
+)
 
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
@@ -40,7 +45,7 @@ def _address(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class BleSettings(Settings):
+class BleSettings(LinkProtocolSettings):
     address: str = setting("", Text(_address))  # empty: the first device advertising the link service
     scan_timeout_s: float = setting(10.0, Number(above=0))
     connect_timeout_s: float = setting(15.0, Number(above=0))
@@ -54,7 +59,11 @@ def open_reader(settings: BleSettings, context: ReaderContext) -> LinkReader:
     from .link.reader import open_link_reader
 
     client_backend, scanner_backend = context.ble_backends or (None, None)
-    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context)
+    refused = None
+    if context.live and not settings.address:
+        # Scanning takes whichever device advertises the service: with real money, only the configured one.
+        refused = ANY_DEVICE_REFUSED
+    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context, settings, refused)
 
 
 class BleTransport:

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.settings import FilePath, Int, Missing, Section, Settings, setting
+from readerhost.drivers.settings import FilePath, Int, Missing, Section, setting
 
 from .base import ReaderContext
 from .link import CAPABILITIES as LINK_CAPABILITIES
+from .link import LinkProtocolSettings
 from .link.transport import LinkLost, LinkUnavailable
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ READ_SIZE = 4096
 
 
 @dataclass(frozen=True)
-class SerialSettings(Settings):
+class SerialSettings(LinkProtocolSettings):
     device: str = setting("", FilePath())  # required, e.g. /dev/serial/by-id/usb-...
     baudrate: int = setting(115_200, Int(50, 4_000_000))
 
@@ -46,7 +47,7 @@ CAPABILITIES = LINK_CAPABILITIES
 def open_reader(settings: SerialSettings, context: ReaderContext) -> LinkReader:
     from .link.reader import open_link_reader
 
-    return open_link_reader(SerialTransport(settings.device, settings.baudrate), context)
+    return open_link_reader(SerialTransport(settings.device, settings.baudrate), context, settings)
 
 
 # Why an open failed, in a technician's words (pyserial keeps the OS's errno).

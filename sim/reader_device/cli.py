@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 from . import console, control
-from .device import ReaderDevice
+from .device import PROCESS_FAILURES, ReaderDevice
+from .offline import OfflineStore
 from .pty import PluggablePty
 from .script import DeviceIdentity, DeviceScript, LinkTimings
+from .sdk import SdkClient
 
 PROG = console.PROG
 # A random static address has its two top bits set: the first byte is C0-FF.
@@ -60,6 +62,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--firmware", default=DeviceIdentity.firmware)
     parser.add_argument("--battery", default="100", metavar="0-100|none", help="battery level (none: mains powered)")
     parser.add_argument("--versions", default="1", metavar="N[,N...]", help="protocol versions spoken (default 1)")
+    parser.add_argument(
+        "--version", type=int, metavar="N", help="speak protocol version N only (--version 2: an SDK bridge)"
+    )
+    parser.add_argument(
+        "--stripe-api-base",
+        metavar="URL",
+        help="version 2: where the device's Terminal SDK reaches Stripe (the Stripe emulator's URL)",
+    )
+    parser.add_argument(
+        "--offline-store",
+        type=Path,
+        metavar="PATH",
+        help="version 2: keep the payments stored offline in this file (they survive a restart)",
+    )
+    parser.add_argument(
+        "--fail-process",
+        metavar="MODE",
+        help="version 2: make the first PROCESS fail: drop_after_confirm, timeout_after_confirm or unreachable",
+    )
     parser.add_argument("--host-silence", type=float, default=15.0, metavar="S", help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="log the link to stderr")
     return parser
@@ -72,9 +93,13 @@ def _configure(args: argparse.Namespace) -> tuple[DeviceIdentity, DeviceScript]:
     except ValueError:
         raise ValueError("--battery takes 0-100 or none") from None
     try:
-        versions = tuple(int(v) for v in args.versions.split(","))
+        versions = (args.version,) if args.version is not None else tuple(int(v) for v in args.versions.split(","))
     except ValueError:
         raise ValueError("--versions takes numbers separated by commas") from None
+    if 2 in versions and not args.stripe_api_base:
+        raise ValueError("version 2 needs --stripe-api-base: the device's SDK goes to Stripe itself")
+    if args.fail_process is not None and args.fail_process not in PROCESS_FAILURES:
+        raise ValueError(f"--fail-process takes one of {', '.join(PROCESS_FAILURES)}")
     identity = DeviceIdentity(
         model=args.model, serial=args.serial, firmware=args.firmware, battery=battery, versions=versions
     )
@@ -99,7 +124,11 @@ def _configure(args: argparse.Namespace) -> tuple[DeviceIdentity, DeviceScript]:
 
 async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Namespace) -> int:
     timings = LinkTimings(host_silence_s=args.host_silence)
-    device = ReaderDevice(identity, script, timings=timings, on_event=console.on_event)
+    sdk = SdkClient(args.stripe_api_base) if args.stripe_api_base else None
+    offline = OfflineStore(args.offline_store)
+    device = ReaderDevice(identity, script, timings=timings, on_event=console.on_event, sdk=sdk, offline=offline)
+    if args.fail_process is not None:
+        device.fail_next_process(args.fail_process)
     if args.ble is not None:
         from . import ble_cli  # loads bumble, which the pty mode does without
 

@@ -5,7 +5,7 @@ the device sends CANCELED itself when the host asked for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,10 @@ from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 from .script import DeviceScript
 
 Emit = Callable[[MessageType, Mapping[str, Any]], None]
+# Version 2: given the card read (its test payment method) and protocol 1's COLLECTED body, do what
+# the Terminal SDK does (attach it to the PaymentIntent at Stripe, or store the payment offline) and
+# say the message that ends the collection, or the ERROR code it ends with instead.
+Attach = Callable[[str, dict[str, Any]], Awaitable[tuple[MessageType, dict[str, Any]] | str]]
 
 ERROR_TEXT = {
     "card_read_timed_out": "No card was presented in time.",
@@ -26,6 +30,8 @@ ERROR_TEXT = {
     "unsupported_version": "None of the host's protocol versions is supported.",
     "malformed_message": "The message was malformed.",
     "internal_error": "The reader failed.",
+    "stripe_unreachable": "Stripe could not be reached.",
+    "stripe_refused": "Stripe refused the request.",
 }
 
 
@@ -35,17 +41,26 @@ class CollectRequest:
     amount: int
     currency: str
     wait_s: int
+    payment_intent: str | None = None  # version 2
+    client_secret: str | None = None
+    offline: bool = False  # version 2: the host could not reach Stripe: the payment is stored here
 
 
 class Collection:
     def __init__(
-        self, request: CollectRequest, script: DeviceScript, emit: Emit, on_waiting: Callable[[], None]
+        self,
+        request: CollectRequest,
+        script: DeviceScript,
+        emit: Emit,
+        on_waiting: Callable[[], None],
+        attach: Attach | None = None,
     ) -> None:
         self.request = request
         self.ended = False  # set in the same step as the result is queued: a later CANCEL finds it over
         self._script = script
         self._emit = emit
         self._on_waiting = on_waiting
+        self._attach = attach
         self._card: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def present(self, card: str) -> bool:
@@ -92,17 +107,18 @@ class Collection:
             await asyncio.sleep(script.delay_s)
             self._emit(MessageType.CARD, {"collection": n, "event": "card_removed"})
             await asyncio.sleep(script.delay_s)
+        collected: dict[str, Any] = {"collection": n, "brand": card.brand, "last4": card.last4}
+        collected["read_method"] = read_method
+        if self._attach is None:
+            ending = (MessageType.COLLECTED, {**collected, "reference": card.reference})
+        else:
+            outcome = await self._attach(card.reference, collected)
+            if isinstance(outcome, str):
+                self._finish_with_error(outcome)
+                return
+            ending = outcome
         self.ended = True
-        self._emit(
-            MessageType.COLLECTED,
-            {
-                "collection": n,
-                "reference": card.reference,
-                "brand": card.brand,
-                "last4": card.last4,
-                "read_method": read_method,
-            },
-        )
+        self._emit(*ending)
 
     def _finish_with_error(self, code: str) -> None:
         self.ended = True

@@ -8,6 +8,7 @@ Commands (one key each, plus `charging` with `battery`):
   {"garble_next": 2}            damage the next 2 outgoing frames
   {"battery": 15, "charging": false}   change the battery (BATTERY is sent as the protocol says)
   {"script": {"card": null, "prompts": ["retry_card"]}}   change these script fields, from the next collection
+  {"fail_next_process": "drop_after_confirm"}   version 2: the next PROCESS fails that way
   {"status": true}              {"ok": true, "pty"/"ble": ..., "collecting": n or null, "received": count}
 Answers are {"ok": true, ...} or {"error": "..."}. What unplug, replug and status mean is the
 transport's (a Port: pty.PluggablePty, ble_cli.PeripheralPort).
@@ -96,12 +97,17 @@ async def _run(command: dict[str, Any], device: ReaderDevice, port: Port) -> Ans
             raise ControlError("script takes an object of script fields")
         device.set_script(device.script.updated(value))
         return {"ok": True}
+    if name == "fail_next_process":
+        if not isinstance(value, str):
+            raise ControlError("fail_next_process takes a failure's name")
+        device.fail_next_process(value)
+        return {"ok": True}
     if name == "status":
         _true(name, value)
         return {"ok": True, **port.describe(), "collecting": device.collecting, "received": len(device.received)}
     raise ControlError(
         f"unknown command {name!r} (known: present, unplug, replug, stop_answering, "
-        "garble_next, battery, script, status)"
+        "garble_next, battery, script, fail_next_process, status)"
     )
 
 

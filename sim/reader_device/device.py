@@ -25,6 +25,13 @@ What it does, device side of each rule:
 flight then goes unacknowledged, so the device loses the link and wants a new HELLO when it
 answers again). `garble_next()` damages outgoing frames, ACKs included.
 
+Version 2 (a Terminal SDK bridge, with `sdk`, the device's way to Stripe): COLLECT names a
+PaymentIntent and its client secret; once the card is read, the device attaches it at Stripe with a
+connection token it asked the host for (TOKEN_REQUEST, kept for the connection) and answers
+COLLECTED with the PaymentIntent; PROCESS confirms it there and is answered PROCESSED or
+PROCESS_FAILED with the PaymentIntent's status as Stripe gave it. `fail_next_process()` makes the
+next PROCESS fail one of PROCESS_FAILURES' ways.
+
 `received` lists every intact message heard, in arrival order (ACKs and repeats included),
 `frame_errors` counts damaged frames dropped; `on_event(name, fields)` tells an observer (the CLI)
 what happens: welcome, unsupported_version, collecting, collected, error, canceled, link_lost,
@@ -51,8 +58,10 @@ from readerhost.drivers.reader.link.codec import (
 from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
 from .collection import ERROR_TEXT, Collection, CollectRequest
+from .offline import OfflineStore
 from .outbox import Outbox
 from .script import DeviceIdentity, DeviceScript, LinkTimings
+from .sdk import SdkClient
 
 __all__ = ["DeviceIdentity", "DeviceScript", "LinkTimings", "ReaderDevice"]
 
@@ -66,6 +75,14 @@ BATTERY_STEP = 5
 DEFAULT_IDENTITY = DeviceIdentity()
 DEFAULT_SCRIPT = DeviceScript()
 DEFAULT_TIMINGS = LinkTimings()
+TOKEN_WAIT_S = 10.0
+FORWARD_RETRY_S = 0.5  # how soon the SDK tries again to forward what it stored
+# How the next PROCESS may be made to fail (fail_next_process):
+PROCESS_FAILURES = {
+    "drop_after_confirm": "confirm at Stripe, then the link drops before PROCESSED",
+    "timeout_after_confirm": "confirm at Stripe, then answer as if its answer never came (status null)",
+    "unreachable": "Stripe is not reached: PROCESS_FAILED, the PaymentIntent still requires_confirmation",
+}
 
 
 def garbled(frame: bytes) -> bytes:
@@ -91,6 +108,11 @@ class _Link:
         self.collection_task: asyncio.Task[None] | None = None
         self.battery_reported: tuple[int | None, bool] = (None, False)
         self.silence: asyncio.TimerHandle | None = None
+        self.version = 1
+        self.token: str | None = None  # version 2: the connection token, for this connection only
+        self.token_wait: asyncio.Future[str | None] | None = None
+        self.processing: set[asyncio.Task[None]] = set()
+        self.forwarder: asyncio.Task[None] | None = None
 
 
 class ReaderDevice:
@@ -101,7 +123,13 @@ class ReaderDevice:
         *,
         timings: LinkTimings = DEFAULT_TIMINGS,
         on_event: EventListener | None = None,
+        sdk: SdkClient | None = None,
+        offline: OfflineStore | None = None,
     ) -> None:
+        self._offline = offline or OfflineStore()
+        self._forward_wake = asyncio.Event()
+        self._sdk = sdk
+        self._process_failure: str | None = None
         self._identity = identity
         self._script = script
         self._timings = timings
@@ -174,6 +202,12 @@ class ReaderDevice:
             raise ValueError("count must be at least 1")
         self._garble += count
 
+    def fail_next_process(self, mode: str) -> None:
+        """Make the next PROCESS fail in one of PROCESS_FAILURES' ways."""
+        if mode not in PROCESS_FAILURES:
+            raise ValueError(f"unknown process failure {mode!r} (known: {', '.join(PROCESS_FAILURES)})")
+        self._process_failure = mode
+
     def set_battery(self, level: int, charging: bool = False) -> None:
         if type(level) is not int or not 0 <= level <= 100:
             raise ValueError("battery level must be 0-100")
@@ -213,6 +247,10 @@ class ReaderDevice:
         finally:
             dropped.cancel()
             self._end_collection(link)
+            for task in link.processing:
+                task.cancel()
+            if link.forwarder is not None:
+                link.forwarder.cancel()
             if link.silence is not None:
                 link.silence.cancel()
             if link.outbox is not None:
@@ -301,6 +339,24 @@ class ReaderDevice:
             self._collect(link, message.body)
         elif message.type is MessageType.CANCEL:
             self._cancel(link, message.body["collection"])
+        elif message.type is MessageType.PING:
+            pass  # its ACK is the answer
+        elif link.version < 2:
+            self._answer_malformed(link, f"{message.type.name} is not a version {link.version} message")
+        elif message.type is MessageType.TOKEN:
+            link.token = message.body["secret"]
+            if link.token_wait is not None and not link.token_wait.done():
+                link.token_wait.set_result(link.token)
+        elif message.type is MessageType.TOKEN_FAILED:
+            logger.warning("the host could not get a connection token: %s", message.body["message"])
+            if link.token_wait is not None and not link.token_wait.done():
+                link.token_wait.set_result(None)
+        elif message.type is MessageType.LIST_STORED:
+            self._list_stored(link)
+        elif message.type is MessageType.PROCESS:
+            task = asyncio.get_running_loop().create_task(self._process(link, message.body))
+            link.processing.add(task)
+            task.add_done_callback(link.processing.discard)
 
     async def _hello(self, link: _Link, hello: Message) -> None:
         self._end_collection(link)
@@ -318,6 +374,13 @@ class ReaderDevice:
             return
         identity = self._identity
         link.welcomed = True
+        link.version = max(common)
+        if link.token_wait is not None and not link.token_wait.done():
+            link.token_wait.set_result(None)  # asked of the previous session: ask this one
+        if link.version >= 2 and link.forwarder is None:
+            link.forwarder = asyncio.get_running_loop().create_task(self._forward_stored(link))
+        if link.version >= 2:
+            self._forward_wake.set()  # what was stored before (also by a previous run)
         link.battery_reported = (identity.battery, identity.charging)
         welcome = {
             "version": max(common),
@@ -331,7 +394,19 @@ class ReaderDevice:
         self._event("welcome", {"version": max(common)})
 
     def _collect(self, link: _Link, body: Mapping[str, Any]) -> None:
-        request = CollectRequest(body["collection"], body["amount"], body["currency"], body["wait_s"])
+        request = CollectRequest(
+            body["collection"],
+            body["amount"],
+            body["currency"],
+            body["wait_s"],
+            body.get("payment_intent"),
+            body.get("client_secret"),
+            bool(body.get("offline", False)),
+        )
+        online = request.payment_intent is not None and request.client_secret is not None
+        if link.version >= 2 and not online and not request.offline:
+            self._answer_malformed(link, "COLLECT: version 2 needs payment_intent and client_secret, or offline")
+            return
         if link.collection is not None and not link.collection.ended:
             text = ERROR_TEXT["reader_busy"]
             self._put(
@@ -344,10 +419,121 @@ class ReaderDevice:
             self._script,
             lambda kind, fields: self._put(link, kind, fields),
             lambda: self._now_waiting(request),
+            (lambda reference, collected: self._attach(link, request, reference, collected))
+            if link.version >= 2
+            else None,
         )
         task = asyncio.get_running_loop().create_task(collection.run())
         link.collection, link.collection_task = collection, task
         task.add_done_callback(lambda done: self._collection_done(link, collection, done))
+
+    # -- version 2: the SDK's calls to Stripe --------------------------------------------------------
+
+    async def _connection_token(self, link: _Link) -> str | None:
+        """The connection's token, asked of the host the first time (TOKEN_REQUEST); None if none came."""
+        if link.token is not None:
+            return link.token
+        if link.token_wait is None or link.token_wait.done():
+            link.token_wait = asyncio.get_running_loop().create_future()
+            if link.outbox is not None:
+                link.outbox.put(MessageType.TOKEN_REQUEST, {})
+        try:
+            async with asyncio.timeout(TOKEN_WAIT_S):
+                return await asyncio.shield(link.token_wait)
+        except TimeoutError:
+            return None
+
+    async def _attach(
+        self, link: _Link, request: CollectRequest, reference: str, collected: dict[str, Any]
+    ) -> tuple[MessageType, dict[str, Any]] | str:
+        if request.offline:
+            stored = self._offline.store(
+                request.amount, request.currency, collected["brand"], collected["last4"], reference
+            )
+            self._event("stored", {"collection": request.collection, "offline_ref": stored.offline_ref})
+            self._forward_wake.set()
+            ended = {
+                **stored.stored_message(),
+                "collection": request.collection,
+                "read_method": collected["read_method"],
+            }
+            return MessageType.STORED, ended
+        assert request.payment_intent is not None
+        assert request.client_secret is not None
+        token = await self._connection_token(link)
+        if token is None or self._sdk is None:
+            return "stripe_unreachable"
+        answer = await asyncio.to_thread(
+            self._sdk.collect, token, request.payment_intent, request.client_secret, reference
+        )
+        if answer.status == "requires_confirmation" and answer.code is None:
+            return MessageType.COLLECTED, {**collected, "payment_intent": request.payment_intent}
+        logger.warning("Stripe did not take the collected card: %s", answer.message)
+        return "stripe_unreachable" if answer.code == "stripe_unreachable" else "stripe_refused"
+
+    def _list_stored(self, link: _Link) -> None:
+        """LIST_STORED: STORED for each payment still stored, FORWARDED for each forwarded one."""
+        for payment in self._offline.all:
+            if payment.payment_intent is None:
+                self._put(link, MessageType.STORED, payment.stored_message())
+            else:
+                body = {"offline_ref": payment.offline_ref, "payment_intent": payment.payment_intent}
+                self._put(link, MessageType.FORWARDED, body)
+        self._forward_wake.set()
+
+    async def _forward_stored(self, link: _Link) -> None:
+        """The SDK's forwarding: each stored payment goes to Stripe (created and confirmed under its
+        offline_ref as the idempotency key) as soon as Stripe answers, then FORWARDED tells the host."""
+        while True:
+            await self._forward_wake.wait()
+            self._forward_wake.clear()
+            while link.welcomed and self._offline.waiting and self._sdk is not None:
+                payment = self._offline.waiting[0]
+                token = await self._connection_token(link)
+                answer = None
+                if token is not None:
+                    metadata = {"offline_ref": payment.offline_ref}
+                    answer = await asyncio.to_thread(
+                        self._sdk.forward, token, payment.offline_ref, payment.amount, payment.currency,
+                        payment.payment_method, metadata,
+                    )  # fmt: skip
+                if answer is None or answer.payment_intent is None:
+                    if answer is not None and answer.code != "stripe_unreachable":
+                        link.token = None  # refused (a token Stripe no longer knows?): ask for another
+                    await asyncio.sleep(FORWARD_RETRY_S)
+                    continue
+                self._offline.forwarded(payment.offline_ref, answer.payment_intent)
+                body = {"offline_ref": payment.offline_ref, "payment_intent": answer.payment_intent}
+                self._put(link, MessageType.FORWARDED, body)
+                self._event("forwarded", {**body, "status": answer.status})
+
+    async def _process(self, link: _Link, body: Mapping[str, Any]) -> None:
+        n, intent, secret = body["collection"], body["payment_intent"], body["client_secret"]
+        failure, self._process_failure = self._process_failure, None
+        self._event("processing", {"collection": n, "payment_intent": intent})
+        token = await self._connection_token(link)
+        if token is None or self._sdk is None or failure == "unreachable":
+            text = ERROR_TEXT["stripe_unreachable"]
+            self._process_failed(link, n, "stripe_unreachable", text, "requires_confirmation")
+            return
+        answer = await asyncio.to_thread(self._sdk.confirm, token, intent, secret)
+        if failure == "drop_after_confirm":
+            self._event("process_answer_lost", {"collection": n, "status": answer.status})
+            self.drop_link()
+            return
+        if failure == "timeout_after_confirm":
+            self._process_failed(link, n, "stripe_unreachable", "Stripe's answer did not come in time.", None)
+            return
+        if answer.code is None and answer.status is not None:
+            self._put(link, MessageType.PROCESSED, {"collection": n, "payment_intent": intent, "status": answer.status})
+            self._event("processed", {"collection": n, "payment_intent": intent, "status": answer.status})
+            return
+        self._process_failed(link, n, answer.code or "stripe_refused", answer.message, answer.status)
+
+    def _process_failed(self, link: _Link, n: int, code: str, message: str, status: str | None) -> None:
+        body = {"collection": n, "code": code, "message": message[:200] or code, "payment_intent_status": status}
+        self._put(link, MessageType.PROCESS_FAILED, body)
+        self._event("process_failed", {"collection": n, "code": code, "payment_intent_status": status})
 
     def _now_waiting(self, request: CollectRequest) -> None:
         self._waiting.set()

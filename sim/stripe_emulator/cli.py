@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a simulated reader takes to process a presented card (default 1)",
     )
+    parser.add_argument(
+        "--accept-live-keys",
+        action="store_true",
+        help="emulate a live-mode account too: accept sk_live_ keys, and refuse what Stripe refuses in live mode",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -59,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         print("readerhost-stripe-emulator: --reader-processing must be 0-300 seconds", file=sys.stderr)
         return 2
     emulator = StripeEmulator(
-        rate_limit=args.rate_limit, search_lag_s=args.search_lag, reader_processing_s=args.reader_processing
+        rate_limit=args.rate_limit,
+        search_lag_s=args.search_lag,
+        reader_processing_s=args.reader_processing,
+        accept_live_keys=args.accept_live_keys,
     )
     try:
         server = EmulatorHTTPServer(emulator, args.port, verbose=args.verbose)

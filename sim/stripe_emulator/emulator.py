@@ -8,6 +8,7 @@ an `ApiResponse`, which the HTTP layer sends or, for connection faults, replaces
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
 import re
 import threading
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import EmulatorClock
+from .connection_tokens import ConnectionToken, ConnectionTokenStore
 from .errors import (
     StripeError,
     api_error,
     authentication,
     invalid_request,
     rate_limited,
+    token_not_allowed,
     unrecognized_url,
 )
 from .faults import FaultRule, FaultTable, rule_from_json
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"  # the version stripe-python 16 pins
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,21 @@ class ApiResponse:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """Who made a request: a secret key (test or live mode), or a Terminal SDK with a connection token."""
+
+    live: bool = False
+    token: ConnectionToken | None = None
+
+
+@dataclass(frozen=True)
 class Call:
     """One routed API request, as a resource handler sees it."""
 
     params: Params
     path_args: dict[str, str]
     mutation: Mutation
+    credential: Credential = Credential()
 
 
 Handler = Callable[[Call], dict[str, Any]]
@@ -79,8 +92,16 @@ class StripeEmulator:
     """
 
     def __init__(
-        self, *, rate_limit: float | None = None, search_lag_s: float = 2.0, reader_processing_s: float = 1.0
+        self,
+        *,
+        rate_limit: float | None = None,
+        search_lag_s: float = 2.0,
+        reader_processing_s: float = 1.0,
+        accept_live_keys: bool = False,
     ) -> None:
+        # An emulated live-mode account: sk_live_ keys are accepted, and what Stripe refuses in live
+        # mode is refused (a card-present confirm with a payment method no reader made).
+        self._key_prefixes = TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if accept_live_keys else ())
         self.clock = EmulatorClock()
         self.timers = Timers()
         self.journal = Journal()
@@ -103,6 +124,9 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/confirm"), self._confirm),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/capture"), self._capture),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
+            ("POST", re.compile(r"/v1/terminal/connection_tokens"), self._create_connection_token),
+            ("POST", re.compile(r"/v1/terminal/sdk/payment_intents/(?P<id>[^/]+)/collect"), self._sdk_collect),
+            ("POST", re.compile(r"/v1/terminal/sdk/payment_intents"), self._sdk_forward),
             ("POST", re.compile(r"/v1/refunds"), self._create_refund),
             ("GET", re.compile(r"/v1/refunds"), self._list_refunds),
             ("GET", re.compile(r"/v1/refunds/(?P<id>[^/]+)"), self._retrieve_refund),
@@ -133,6 +157,7 @@ class StripeEmulator:
         self.payment_intents = PaymentIntentStore(self.journal, on_change=self._indexed)
         self.refunds = RefundStore(self.payment_intents, self.journal)
         self.locations = LocationStore(self.journal)
+        self.connection_tokens = ConnectionTokenStore()
         self.readers = ReaderStore(
             self.payment_intents,
             self.refunds,
@@ -252,8 +277,10 @@ class StripeEmulator:
     def _serve(self, request: ApiRequest, rule: FaultRule | None) -> ApiResponse:
         if not self.rate_limiter.allow(is_write=request.method != "GET"):
             raise rate_limited()
-        self._authenticate(request.headers.get("authorization", ""))
+        credential = self._authenticate(request.headers.get("authorization", ""))
         handler, path_args = self._route(request.method, request.path)
+        if credential.token is not None and handler not in self._sdk_handlers:
+            raise token_not_allowed(request.method, request.path)
         values = parse_form(request.body if request.method == "POST" else request.query)
         api_version = request.headers.get("stripe-version") or API_VERSION
         if rule is not None and rule.action == "rate_limit":
@@ -262,13 +289,13 @@ class StripeEmulator:
         if key is None:
             if rule is not None and rule.action == "error":
                 raise api_error(rule.status or 500, should_retry=rule.should_retry)
-            return self._run(handler, values, path_args, None, api_version)
+            return self._run(handler, values, path_args, None, api_version, credential)
         if not key or len(key) > MAX_KEY_LENGTH:
             raise invalid_request(
                 f"Idempotency-Key must be between 1 and {MAX_KEY_LENGTH} characters long.", param="Idempotency-Key"
             )
         request_fingerprint = fingerprint(request.method, request.path, values)
-        return self._run_once(handler, values, path_args, key, request_fingerprint, rule, api_version)
+        return self._run_once(handler, values, path_args, key, request_fingerprint, rule, api_version, credential)
 
     def _run_once(
         self,
@@ -279,6 +306,7 @@ class StripeEmulator:
         request_fingerprint: str,
         rule: FaultRule | None,
         api_version: str,
+        credential: Credential,
     ) -> ApiResponse:
         """Execute under an idempotency key: replay what was saved, or run and save the first answer."""
         saved = self.idempotency.begin(key, request_fingerprint, self.clock.now())
@@ -295,7 +323,7 @@ class StripeEmulator:
                 raise error
             if rule is not None and rule.action == "delay_during":
                 self._pause(rule)
-            response = self._run(handler, values, path_args, key, api_version)
+            response = self._run(handler, values, path_args, key, api_version, credential)
         except StripeError as error:
             if not error.saved:
                 self.idempotency.release(key)
@@ -311,12 +339,19 @@ class StripeEmulator:
         return response
 
     def _run(
-        self, handler: Handler, values: dict[str, Any], path_args: dict[str, str], key: str | None, api_version: str
+        self,
+        handler: Handler,
+        values: dict[str, Any],
+        path_args: dict[str, str],
+        key: str | None,
+        api_version: str,
+        credential: Credential,
     ) -> ApiResponse:
         with self._state_lock:
             now = self.clock.timestamp()
             self.payment_intents.expire_authorisations(now)
-            body = handler(Call(Params(values), path_args, Mutation(now, key, api_version)))
+            mutation = Mutation(now, key, api_version, live=credential.live)
+            body = handler(Call(Params(values), path_args, mutation, credential))
         return ApiResponse(200, body)
 
     def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
@@ -326,7 +361,12 @@ class StripeEmulator:
                 return handler, match.groupdict()
         raise unrecognized_url(method, path)
 
-    def _authenticate(self, header: str) -> None:
+    @property
+    def _sdk_handlers(self) -> tuple[Handler, ...]:
+        """What a connection token's bearer (a Terminal SDK) may call."""
+        return (self._retrieve, self._confirm, self._sdk_collect, self._sdk_forward)
+
+    def _authenticate(self, header: str) -> Credential:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "basic":  # curl -u sk_test_...: sends the key as the user name
             try:
@@ -340,12 +380,18 @@ class StripeEmulator:
                 "#authentication for details, or we can help at https://support.stripe.com/."
             )
         key = credentials.strip()
-        if not key.startswith(TEST_KEY_PREFIXES) or len(key) <= len("sk_test_"):
+        if key.startswith("pst_"):
+            token = self.connection_tokens.get(key)
+            if token is None:
+                raise authentication("Invalid connection token provided: it was not issued by this account.")
+            return Credential(live=token.live, token=token)
+        if not key.startswith(self._key_prefixes) or len(key) <= len("sk_test_"):
             shown = f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
             raise authentication(
                 f"Invalid API Key provided: {shown}. The emulator accepts test-mode secret keys "
-                "(sk_test_... or rk_test_...) only."
+                "(sk_test_... or rk_test_...) only, and live-mode keys when started to accept them."
             )
+        return Credential(live=key.startswith(LIVE_KEY_PREFIXES))
 
     def _pause(self, rule: FaultRule) -> None:
         self._stopping.wait(rule.seconds or 0)
@@ -364,6 +410,8 @@ class StripeEmulator:
 
     def _retrieve(self, call: Call) -> dict[str, Any]:
         intent = self.payment_intents.get(call.path_args["id"])
+        if call.credential.token is not None:
+            self._check_client_secret(call)
         call.params.string("client_secret")
         expand = call.params.expand()
         call.params.reject_unknown()
@@ -374,8 +422,38 @@ class StripeEmulator:
         return self.payment_intents.render(intent, call.params.expand())
 
     def _confirm(self, call: Call) -> dict[str, Any]:
+        if call.credential.token is not None:
+            self._check_client_secret(call)
+            intent = self.payment_intents.confirm_by_sdk(call.path_args["id"], call.params, call.mutation)
+            return self.payment_intents.render(intent, [])
         intent = self.payment_intents.confirm(call.path_args["id"], call.params, call.mutation)
         return self.payment_intents.render(intent, call.params.expand())
+
+    def _sdk_collect(self, call: Call) -> dict[str, Any]:
+        if call.credential.token is None:
+            raise authentication("This is a Terminal SDK's call: it is made with a connection token, not a secret key.")
+        self._check_client_secret(call)
+        intent = self.payment_intents.collect_by_sdk(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, [])
+
+    def _sdk_forward(self, call: Call) -> dict[str, Any]:
+        if call.credential.token is None:
+            raise authentication("This is a Terminal SDK's call: it is made with a connection token, not a secret key.")
+        intent = self.payment_intents.forward_by_sdk(call.params, call.mutation)
+        return self.payment_intents.render(intent, [])
+
+    def _check_client_secret(self, call: Call) -> None:
+        """A connection token's bearer acts on a PaymentIntent only with its client secret."""
+        intent = self.payment_intents.get(call.path_args["id"])
+        secret = call.params.string("client_secret", required=True) or ""
+        if not hmac.compare_digest(secret.encode(), intent.client_secret.encode()):
+            raise invalid_request(
+                "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
+                param="client_secret",
+            )
+
+    def _create_connection_token(self, call: Call) -> dict[str, Any]:
+        return self.connection_tokens.create(call.params, live=call.credential.live).to_json()
 
     def _capture(self, call: Call) -> dict[str, Any]:
         intent = self.payment_intents.capture(call.path_args["id"], call.params, call.mutation)

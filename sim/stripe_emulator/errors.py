@@ -109,6 +109,27 @@ def authentication(message: str) -> StripeError:
     return StripeError(401, "invalid_request_error", message)
 
 
+def not_made_by_a_reader(payment_method: str) -> StripeError:
+    """A live-mode confirm of a card-present PaymentIntent with a payment method no reader made. In live
+    mode card-present PaymentMethods come only from Stripe's readers and Terminal SDKs
+    (docs/stripe-emulator.md, "Live-mode keys"); the wording is the emulator's."""
+    return invalid_request(
+        f"The PaymentMethod '{payment_method}' was not collected by a Stripe Terminal reader: in live mode a "
+        "card_present PaymentIntent is confirmed only with a payment method a reader or a Terminal SDK collected.",
+        param="payment_method",
+    )
+
+
+def token_not_allowed(method: str, path: str) -> StripeError:
+    """A connection token used for anything but a Terminal SDK's calls on a PaymentIntent."""
+    return StripeError(
+        403,
+        "invalid_request_error",
+        f"A Terminal connection token cannot be used for {method} {path}: it authorises only the Terminal SDK's "
+        "calls on a PaymentIntent whose client_secret it presents.",
+    )
+
+
 def idempotency_mismatch(key: str) -> StripeError:
     return StripeError(
         400,

@@ -16,7 +16,15 @@ from typing import Any
 
 from readerhost.daemon.payments import currencies
 
-from .errors import StripeError, intent_invalid_state, invalid_request, no_such, unexpected_state, unknown_param
+from .errors import (
+    StripeError,
+    intent_invalid_state,
+    invalid_request,
+    no_such,
+    not_made_by_a_reader,
+    unexpected_state,
+    unknown_param,
+)
 from .forms import FormValue, Params
 from .ids import new_id, random_token
 from .journal import Journal
@@ -194,6 +202,9 @@ class PaymentIntent:
     card_present_capture_method: str | None = None  # payment_method_options[card_present][capture_method]
     canceled_at: int | None = None
     cancellation_reason: str | None = None
+    # Its payment method was made by a reader (a smart reader, or a Terminal SDK's collect): the
+    # only card-present payment method a live-mode account can confirm with.
+    collected_by_reader: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -257,6 +268,7 @@ class Mutation:
     now: int
     idempotency_key: str | None
     api_version: str
+    live: bool = False  # made with a live-mode key (an emulator started to accept them)
 
 
 @dataclass
@@ -348,6 +360,8 @@ class PaymentIntentStore:
         expand = self._expansions(params)
         params.reject_unknown()
         presented = self._resolve_payment_method(payment_method) if payment_method else None
+        if presented is not None and mutation.live:
+            raise not_made_by_a_reader(payment_method or "")
         if confirm and presented is None:
             raise invalid_request(
                 "You must provide a payment_method when confirming a PaymentIntent on creation.",
@@ -390,6 +404,8 @@ class PaymentIntentStore:
         expand = self._expansions(params)
         params.reject_unknown()
         presented = self._resolve_payment_method(payment_method) if payment_method else None
+        if mutation.live and (presented is not None or not intent.collected_by_reader):
+            raise not_made_by_a_reader(payment_method or intent.payment_method or "")
         self._check_confirmable(intent, expand)
         if presented is None:
             if intent.payment_method is None:
@@ -405,7 +421,7 @@ class PaymentIntentStore:
         return intent
 
     def confirm_presented(
-        self, intent_id: str, presented: PresentedCard | None, mutation: Mutation, *, tip: int = 0, reader: str
+        self, intent_id: str, presented: PresentedCard | None, mutation: Mutation, *, tip: int = 0, reader: str | None
     ) -> PaymentIntent:
         """Confirm on a reader: what `confirm` checks and does, with the card the reader read
         (process_payment_intent) or the one it collected before (`presented` None: confirm_payment_intent).
@@ -435,8 +451,47 @@ class PaymentIntentStore:
         self._check_type_allowed(intent, presented)
         self._add_tip(intent, tip)
         intent.payment_method = presented.reference
+        intent.collected_by_reader = True
         intent.status = "requires_confirmation"
         self._journal("payment_intent.collect", intent, mutation.now, mutation.idempotency_key, intent.amount)
+
+    def collect_by_sdk(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        """A Terminal SDK collected a card for the PaymentIntent (its collectPaymentMethod): the card's
+        payment method is attached and the PaymentIntent requires_confirmation. `payment_method` is
+        the test card the SDK's reader read (pm_card_present_...); the client secret was checked."""
+        reference = params.string("payment_method", required=True) or ""
+        self._expansions(params)
+        params.reject_unknown()
+        presented = self._resolve_payment_method(reference)
+        self.collect_presented(intent_id, presented, mutation)
+        return self.get(intent_id)
+
+    def forward_by_sdk(self, params: Params, mutation: Mutation) -> PaymentIntent:
+        """A Terminal SDK forwards a payment it stored in its offline mode: it creates the PaymentIntent
+        (card present, manual capture, its `metadata`) with the card it collected, and confirms it.
+        A decline is raised (402) after the PaymentIntent was made and the attempt journaled."""
+        amount = params.required_integer("amount")
+        currency = params.required_string("currency", max_length=3)
+        reference = params.required_string("payment_method")
+        metadata = params.raw("metadata")
+        params.reject_unknown()
+        values: dict[str, Any] = {
+            "amount": str(amount),
+            "currency": currency,
+            "allowed_payment_method_types": ["card_present"],
+            "capture_method": "manual",
+        }
+        if metadata is not None:
+            values["metadata"] = metadata
+        intent = self.create(Params(values), mutation)
+        self.collect_presented(intent.id, self._resolve_payment_method(reference), mutation)
+        return self.confirm_presented(intent.id, None, mutation, reader=None)
+
+    def confirm_by_sdk(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        """A Terminal SDK confirms the PaymentIntent it collected a card for (its confirmPaymentIntent)."""
+        self._expansions(params)
+        params.reject_unknown()
+        return self.confirm_presented(intent_id, None, mutation, reader=None)
 
     def update(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
         intent = self.get(intent_id)

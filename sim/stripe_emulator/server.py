@@ -123,10 +123,16 @@ def running_emulator(
     rate_limit: float | None = None,
     search_lag_s: float = 2.0,
     reader_processing_s: float = 1.0,
+    accept_live_keys: bool = False,
     verbose: bool = False,
 ) -> Iterator[tuple[str, StripeEmulator]]:
     """Serve an emulator on 127.0.0.1 in a background thread; yields (base URL, emulator)."""
-    emulator = StripeEmulator(rate_limit=rate_limit, search_lag_s=search_lag_s, reader_processing_s=reader_processing_s)
+    emulator = StripeEmulator(
+        rate_limit=rate_limit,
+        search_lag_s=search_lag_s,
+        reader_processing_s=reader_processing_s,
+        accept_live_keys=accept_live_keys,
+    )
     server = EmulatorHTTPServer(emulator, port, verbose=verbose)
     # A short poll interval: shutdown() waits for it, and tests start and stop an emulator each.
     thread = threading.Thread(

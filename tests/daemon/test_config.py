@@ -73,7 +73,9 @@ def test_the_built_in_defaults() -> None:
     assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("visa", 2.0, False)
     assert config.reader_settings(simulated.SETTINGS).card in TEST_CARDS
     payments = config.payments
-    assert (payments.offline_max_payment_amount, payments.offline_max_total_amount) == (10_000, 50_000)
+    limits = payments.offline_limits()
+    assert (limits.max_payment_amount["usd"], limits.max_total_amount["usd"]) == (10_000, 50_000)
+    assert (limits.max_payment_amount["jpy"], limits.max_total_amount["jpy"]) == (15_000, 75_000)  # yen, not cents
     assert (payments.offline_max_count, payments.offline_max_age_s, payments.reconcile_grace_s) == (20, 86_400, 600)
     assert config.log.level == "info"
     assert str(DEFAULT_SYSTEM_CONFIG) == "/etc/readerhost/readerhost.toml"
@@ -99,13 +101,15 @@ def test_the_shipped_file_documents_every_option_with_its_default(tmp_path: Path
     path = write(tmp_path, text)
     assert load(path) == Config(source=str(path))
 
+    declared = {f"{section.name}.{key}" for section in sections() for key in section.kinds()}
+
     def keys(table: dict[str, Any], prefix: str) -> set[str]:
         found: set[str] = set()
         for name, value in table.items():
-            found |= keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name}
+            table_of_tables = isinstance(value, dict) and prefix + name not in declared  # not a table-valued key
+            found |= keys(value, f"{prefix}{name}.") if table_of_tables else {prefix + name}
         return found
 
-    declared = {f"{section.name}.{key}" for section in sections() for key in section.kinds()}
     assert keys(tomllib.loads(text), "") == declared
 
 
@@ -147,8 +151,8 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         present_after_s = -1
         retry_card_once = true
         [payments]
-        offline_max_payment_amount = 5000
-        offline_max_total_amount = 20000
+        offline_max_payment = { eur = 5000, jpy = 7500 }
+        offline_max_total = { eur = 20000, jpy = 30000 }
         offline_max_count = 5
         offline_max_age_s = 3600
         reconcile_grace_s = 120.5
@@ -177,7 +181,13 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         emulator_port=12111,
     )
     assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("charge_declined", -1.0, True)
-    assert dataclasses.astuple(config.payments) == (5000, 20000, 5, 3600.0, 120.5)
+    assert dataclasses.astuple(config.payments) == (
+        (("eur", 5000), ("jpy", 7500)),
+        (("eur", 20000), ("jpy", 30000)),
+        5,
+        3600.0,
+        120.5,
+    )
     assert config.log.level == "debug"
     assert config.source == str(path)
 
@@ -279,8 +289,8 @@ ERRORS = [
     ("count-zero", "[api]\nmax_clients = 0\n", "[api] max_clients must be a whole number of at least 1, not 0"),
     (
         "amount-zero",
-        "[payments]\noffline_max_payment_amount = 0\n",
-        "amount must be a whole number of at least 1, not 0",
+        "[payments]\noffline_max_payment = { eur = 0 }\n",
+        "[payments] offline_max_payment must be a table of amounts by currency",
     ),
     (
         "port-too-high",

@@ -8,8 +8,8 @@ import pytest
 from conftest import EmulatorHandle
 from support.payments_core import Core, run, running_core
 
-from readerhost.daemon.payments.model import RequestRefused, State
-from readerhost.daemon.payments.offline import OfflineLimits
+from readerhost.daemon.payments.model import Payment, PaymentRequest, RequestRefused, State
+from readerhost.daemon.payments.offline import OfflineLimits, offline_problem
 from readerhost.drivers.reader.base import Capability
 
 
@@ -73,7 +73,7 @@ OVER_LIMIT = {"order_id": "L-2", "amount": 1500, "currency": "usd", "offline": "
 
 
 def test_offline_limits_refuse_new_offline_payments(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
-    limits = OfflineLimits(max_payment_amount=2000, max_total_amount=3000, max_count=5)
+    limits = OfflineLimits(max_payment_amount={"usd": 2000}, max_total_amount={"usd": 3000}, max_count=5)
 
     async def scenario() -> None:
         async with running_core(stripe_emulator, tmp_path / "store.db", offline=limits) as core:
@@ -145,3 +145,22 @@ def test_a_reader_that_confirms_itself_never_collects_without_stripe(
             await core.service.cancel(payment.payment_id)
 
     run(scenario())
+
+
+def test_offline_limits_are_money_per_currency_not_one_figure_for_all() -> None:
+    limits = OfflineLimits()
+    now = 1_800_000_000.0
+
+    def problem(amount: int, currency: str, stored: list[Payment] = []) -> str | None:  # noqa: B006 - never mutated
+        return offline_problem(limits, stored, PaymentRequest("O", amount, currency), now)
+
+    # ¥15,000 (about 100 US dollars) may be stored; 15,000 cents of USD (150 dollars) may not.
+    assert problem(15_000, "jpy") is None
+    assert problem(15_000, "usd") == "one offline payment may be at most $100.00 usd"
+    assert problem(10_000, "usd") is None
+    # A currency without limits is never stored offline.
+    assert problem(100, "huf") == "no offline limits are set for HUF, so payments in it are never stored offline"
+    # The total is per currency: stored yen do not count against euros.
+    yen = [Payment(f"p{i}", PaymentRequest(f"Y{i}", 15_000, "jpy"), State.QUEUED_OFFLINE, now, now) for i in range(5)]
+    assert problem(1, "jpy", yen) == "offline payments in JPY may total at most 75000 jpy"
+    assert problem(10_000, "eur", yen) is None

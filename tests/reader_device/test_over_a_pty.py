@@ -46,7 +46,7 @@ def test_hello_is_welcomed_with_the_identity(start_emulator: StartEmulator, open
 def test_version_negotiation_picks_the_highest_common_or_refuses(
     start_emulator: StartEmulator, open_host: OpenHost
 ) -> None:
-    host = open_host(start_emulator("--versions", "1,2").pty)
+    host = open_host(start_emulator("--versions", "1,2", "--stripe-api-base", "http://127.0.0.1:9").pty)
 
     assert host.hello([1, 2, 3]).body["version"] == 2
 

@@ -24,6 +24,17 @@ def test_a_short_fault_soak_keeps_every_invariant_and_every_secret() -> None:
     assert result.refunds["succeeded"] >= 1, result.refunds  # refunds were made, under the same faults
 
 
+@pytest.mark.timeout(240)  # the device's own requests meet the faults too, and a lost PROCESS waits for its bound
+def test_a_short_fault_soak_with_a_protocol_2_serial_reader_keeps_every_invariant() -> None:
+    with workdir("rel-ci-soak-sdk-") as folder:
+        result = run_soak(folder, seed=11, payments=8, cashiers=3, fault_gap_s=0.8, sdk_reader=True)
+    assert sum(result.faults.values()) >= 3, result.faults
+    assert result.violations == []
+    assert result.secrets == []
+    assert result.stuck == []
+    assert sum(result.final_states.values()) >= 7
+
+
 @pytest.mark.timeout(120)
 def test_a_short_crash_run_keeps_every_invariant_after_every_restart() -> None:
     with workdir("rel-ci-crash-") as folder:

@@ -55,6 +55,19 @@ ERROR_CODES = (
     "unsupported_version",
     "malformed_message",
     "internal_error",
+    "stripe_unreachable",  # version 2: the device's SDK could not reach Stripe
+    "stripe_refused",  # version 2: Stripe refused the SDK's request
+)
+WALLETS = ("apple_pay", "google_pay", "samsung_pay")
+# A PaymentIntent's statuses, as PROCESSED and PROCESS_FAILED report them (version 2).
+INTENT_STATUSES = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "requires_capture",
+    "succeeded",
+    "canceled",
 )
 
 
@@ -64,6 +77,10 @@ class MessageType(IntEnum):
     COLLECT = 0x02
     CANCEL = 0x03
     PING = 0x04
+    TOKEN = 0x05
+    TOKEN_FAILED = 0x06
+    PROCESS = 0x07
+    LIST_STORED = 0x08
     WELCOME = 0x41
     INPUT_OPTIONS = 0x42
     DISPLAY_MESSAGE = 0x43
@@ -72,6 +89,11 @@ class MessageType(IntEnum):
     ERROR = 0x46
     CANCELED = 0x47
     BATTERY = 0x48
+    TOKEN_REQUEST = 0x49
+    PROCESSED = 0x4A
+    PROCESS_FAILED = 0x4B
+    STORED = 0x4C
+    FORWARDED = 0x4D
 
     @property
     def from_host(self) -> bool:
@@ -155,6 +177,27 @@ def _flag(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+def _code(v: Any) -> bool:
+    """An error code of Stripe's or the SDK's: a lower-case word with underscores."""
+    return isinstance(v, str) and 0 < len(v) <= 64 and v.isascii() and v.replace("_", "").isalnum() and v.islower()
+
+
+def _optional_status(v: Any) -> bool:
+    return v is None or _one_of(INTENT_STATUSES)(v)
+
+
+def _intent_id(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith("pi_") and _reference(v) and len(v) <= 64
+
+
+def _client_secret(v: Any) -> bool:
+    return isinstance(v, str) and "_secret_" in v and _reference(v)
+
+
+def _token(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 512 and _reference(v)
+
+
 _COLLECTION = _integer(1, MAX_COLLECTION)
 
 # Required fields and their checks; the optional ones are in _OPTIONAL.
@@ -169,13 +212,16 @@ _FIELDS: dict[MessageType, dict[str, _Check]] = {
     },
     MessageType.CANCEL: {"collection": _COLLECTION},
     MessageType.PING: {},
+    MessageType.TOKEN: {"secret": _token},
+    MessageType.TOKEN_FAILED: {"message": _text(200)},
+    MessageType.PROCESS: {"collection": _COLLECTION, "payment_intent": _intent_id, "client_secret": _client_secret},
+    MessageType.LIST_STORED: {},
     MessageType.WELCOME: {"version": _integer(1, 255), "model": _text(64), "serial": _text(64), "firmware": _text(64)},
     MessageType.INPUT_OPTIONS: {"collection": _COLLECTION, "options": _options},
     MessageType.DISPLAY_MESSAGE: {"collection": _COLLECTION, "message": _one_of(DISPLAY_MESSAGES)},
     MessageType.CARD: {"collection": _COLLECTION, "event": _one_of(CARD_EVENTS)},
     MessageType.COLLECTED: {
         "collection": _COLLECTION,
-        "reference": _reference,
         "brand": _brand,
         "last4": _last4,
         "read_method": _one_of(READ_METHODS),
@@ -183,10 +229,35 @@ _FIELDS: dict[MessageType, dict[str, _Check]] = {
     MessageType.ERROR: {"collection": _optional_collection, "code": _one_of(ERROR_CODES), "message": _text(200)},
     MessageType.CANCELED: {"collection": _COLLECTION},
     MessageType.BATTERY: {"battery": _integer(0, 100), "charging": _flag},
+    MessageType.TOKEN_REQUEST: {},
+    MessageType.PROCESSED: {
+        "collection": _COLLECTION,
+        "payment_intent": _intent_id,
+        "status": _one_of(INTENT_STATUSES),
+    },
+    MessageType.PROCESS_FAILED: {
+        "collection": _COLLECTION,
+        "code": _code,
+        "message": _text(200),
+        "payment_intent_status": _optional_status,
+    },
+    MessageType.STORED: {
+        "offline_ref": _reference,
+        "amount": _integer(1, MAX_AMOUNT),
+        "currency": _currency,
+        "brand": _brand,
+        "last4": _last4,
+        "stored_at": _integer(0, 2**40),
+    },
+    MessageType.FORWARDED: {"offline_ref": _reference, "payment_intent": _intent_id},
 }
 _OPTIONAL: dict[MessageType, dict[str, _Check]] = {
     MessageType.HELLO: {"host": _text(64)},
     MessageType.WELCOME: {"battery": _battery, "charging": _flag},
+    # Version 2's COLLECT names the PaymentIntent; its COLLECTED names it instead of a reference.
+    MessageType.COLLECT: {"payment_intent": _intent_id, "client_secret": _client_secret, "offline": _flag},
+    MessageType.COLLECTED: {"reference": _reference, "payment_intent": _intent_id, "wallet": _one_of(WALLETS)},
+    MessageType.STORED: {"collection": _COLLECTION, "read_method": _one_of(READ_METHODS)},  # of the collection it ended
 }
 
 
