@@ -11,6 +11,12 @@ the payment itself and creates and confirms its PaymentIntent when it forwards i
   this payment's (its metadata's offline_ref, its amount and currency): the device is never
   believed. The worker then reads the PaymentIntent's outcome and the payment is authorised (and
   captured when asked) or failed, exactly once, as any CONFIRM(by_reader).
+- on FORWARDED of a payment no queued_offline payment waits for (the daemon died between the
+  reader storing it and the host committing it, and the restart canceled the customer's payment):
+  an authorisation nobody here will capture. It is released (`release_orphan`: canceled at Stripe
+  under a key made of the PaymentIntent's id, so a repeated FORWARDED cancels it once), and said
+  loudly: the POS was never told this payment succeeded, so taking the money is not readerhost's
+  call to make.
 """
 
 from __future__ import annotations
@@ -67,9 +73,12 @@ class Adopt(Protocol):
 class ForwardedPayments:
     """Hears the reader's FORWARDED, checks the PaymentIntent at Stripe, and hands it to the service."""
 
-    def __init__(self, store: Store, retrieve: Callable[[str], Outcome]) -> None:
+    def __init__(
+        self, store: Store, retrieve: Callable[[str], Outcome], cancel: Callable[[str, str | None, str], Outcome]
+    ) -> None:
         self._store = store
         self._retrieve = retrieve
+        self._cancel = cancel
         self._adopt: Adopt | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._checking: set[str] = set()
@@ -82,11 +91,17 @@ class ForwardedPayments:
         if offline_ref in self._checking:
             return
         payment = offline_ref_of(self._store, offline_ref)
-        if payment is None or payment.payment_intent is not None:
-            logger.debug("forwarded payment %s: nothing waits for it here (already taken)", offline_ref)
+        if payment is not None and payment.payment_intent is not None:
+            logger.debug("forwarded payment %s: already taken as %s", offline_ref, payment.payment_intent)
+            return
+        if payment is None and self._store.payment_by_intent(payment_intent) is not None:
+            logger.debug("forwarded payment %s: %s is already a payment's here", offline_ref, payment_intent)
             return
         self._checking.add(offline_ref)
-        task = asyncio.create_task(self._check(payment, offline_ref, payment_intent))
+        work = (
+            self._check(payment, offline_ref, payment_intent) if payment else self._release(offline_ref, payment_intent)
+        )
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -98,6 +113,7 @@ class ForwardedPayments:
                 await task
 
     async def _check(self, payment: Payment, offline_ref: str, payment_intent: str) -> None:
+        """A forwarded PaymentIntent for `payment`: taken once read at Stripe to be this payment's."""
         try:
             for wait in (0.0, *VERIFY_RETRY_S):
                 await asyncio.sleep(wait)
@@ -117,6 +133,40 @@ class ForwardedPayments:
                 self._adopt(payment.payment_id, payment_intent)
                 return
             logger.warning("payment %s: could not read the forwarded %s yet", payment.payment_id, payment_intent)
+        finally:
+            self._checking.discard(offline_ref)
+
+    async def _release(self, offline_ref: str, payment_intent: str) -> None:
+        """A forwarded PaymentIntent no payment here waits for: cancel its authorisation (once)."""
+        try:
+            outcome = await asyncio.to_thread(self._retrieve, payment_intent)
+            if not isinstance(outcome, Succeeded):
+                return  # the reader repeats FORWARDED after every connect: looked at again then
+            intent = outcome.intent
+            if intent.metadata.get("offline_ref") != offline_ref:
+                logger.critical(
+                    "the reader forwarded %s as %s, whose metadata names %r: not touched",
+                    offline_ref, payment_intent, intent.metadata.get("offline_ref"),
+                )  # fmt: skip
+                return
+            if intent.status not in ("requires_capture", "requires_confirmation", "requires_payment_method"):
+                logger.critical(
+                    "the reader forwarded %s as %s (%s), which no payment here waits for: settle it from the "
+                    "Stripe Dashboard", offline_ref, payment_intent, intent.status,
+                    extra={"journal": {"PAYMENT_INTENT": payment_intent}},
+                )  # fmt: skip
+                return
+            released = await asyncio.to_thread(
+                self._cancel, payment_intent, "abandoned", f"readerhost-orphan-{payment_intent}"
+            )
+            logger.critical(
+                "the reader forwarded %s as %s (%s %s), which no payment here waits for (the daemon stopped "
+                "before it was recorded): its authorisation is %s; if the customer took the goods, charge "
+                "them another way",
+                offline_ref, payment_intent, intent.amount, intent.currency,
+                "released" if isinstance(released, Succeeded) else f"NOT released yet ({type(released).__name__})",
+                extra={"journal": {"PAYMENT_INTENT": payment_intent}},
+            )  # fmt: skip
         finally:
             self._checking.discard(offline_ref)
 

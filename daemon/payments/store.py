@@ -348,6 +348,11 @@ class Store:
         row = self._db.execute("SELECT * FROM payments WHERE payment_id=?", (payment_id,)).fetchone()
         return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
 
+    def payment_by_intent(self, payment_intent: str) -> Payment | None:
+        """The payment holding `payment_intent`, if any (a PaymentIntent serves one payment)."""
+        row = self._db.execute("SELECT * FROM payments WHERE payment_intent=? LIMIT 1", (payment_intent,)).fetchone()
+        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
+
     def payment_by_order(self, order_id: str) -> Payment | None:
         row = self._db.execute("SELECT * FROM payments WHERE order_id=?", (order_id,)).fetchone()
         return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None

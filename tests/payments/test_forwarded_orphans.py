@@ -1,0 +1,74 @@
+"""A payment a reader forwarded that no payment here waits for (the daemon died between the reader
+storing it and the host recording it): its authorisation is released at Stripe, once, and said
+loudly; a forwarded PaymentIntent that is not the reader's is left alone. Real store, the real
+gateway (stripe-python) over HTTP to the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import stripe
+from conftest import TEST_KEY, EmulatorHandle, make_client
+from support.emulator_fidelity import authorise
+
+from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
+from readerhost.daemon.payments.sdk_offline import ForwardedPayments
+from readerhost.daemon.payments.store import Store
+
+
+def forwarding(tmp_path: Path, url: str) -> tuple[ForwardedPayments, Store]:
+    store = Store.open(tmp_path / "store.db")
+    gateway = StripeGateway(GatewaySettings(TEST_KEY, api_base=url, max_network_retries=0))
+    return ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent), store
+
+
+async def told(payments: ForwardedPayments, offline_ref: str, payment_intent: str, done: Callable[[], bool]) -> None:
+    """FORWARDED heard; returns once `done` holds (bounded), the check running on this loop meanwhile."""
+    payments.tell(offline_ref, payment_intent)
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, "the forwarded payment was never settled"
+        await asyncio.sleep(0.01)
+    await payments.close()
+
+
+def test_an_authorisation_forwarded_for_no_payment_here_is_released_once(
+    tmp_path: Path, stripe_emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    client: stripe.StripeClient = make_client(stripe_emulator.url)
+    held = authorise(client, 1800, metadata={"offline_ref": "off_7"})
+    payments, store = forwarding(tmp_path, stripe_emulator.url)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="readerhost.daemon.payments.sdk_offline"):
+            asyncio.run(told(payments, "off_7", held.id, lambda: len(caplog.records) == 1))
+            # The reader repeats FORWARDED on its next connect: the same cancel, under the same key.
+            asyncio.run(told(payments, "off_7", held.id, lambda: len(caplog.records) == 2))
+    finally:
+        store.close()
+    assert client.v1.payment_intents.retrieve(held.id).status == "canceled"
+    cancels = [e for e in stripe_emulator.emulator.journal_entries() if e.op == "payment_intent.cancel"]
+    assert [(e.object, e.idempotency_key) for e in cancels] == [(held.id, f"readerhost-orphan-{held.id}")]
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert "no payment here waits for" in messages[0]
+    assert "its authorisation is released" in messages[0]
+
+
+def test_a_forwarded_payment_intent_that_is_not_the_readers_is_left_alone(
+    tmp_path: Path, stripe_emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    client: stripe.StripeClient = make_client(stripe_emulator.url)
+    other = authorise(client, 900, metadata={"offline_ref": "off_other"})
+    payments, store = forwarding(tmp_path, stripe_emulator.url)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="readerhost.daemon.payments.sdk_offline"):
+            asyncio.run(told(payments, "off_8", other.id, lambda: len(caplog.records) == 1))
+    finally:
+        store.close()
+    assert client.v1.payment_intents.retrieve(other.id).status == "requires_capture"
+    assert "not touched" in caplog.records[0].getMessage()
