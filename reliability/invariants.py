@@ -229,8 +229,11 @@ def _refunds(entries: Sequence[JournalLike], store: StoreView, pos: PosRecord, s
     for entry in made:
         by_refund_id[entry.metadata.get("refund_id", "?")].append(entry)
         refunded[entry.metadata.get("payment_id", "?")] += entry.amount or 0
+    # A PaymentIntent a reader's SDK made (forwarded offline) carries only its offline_ref: its payment
+    # is the one the store links it to.
+    payment_of_intent = {p.payment_intent: p.payment_id for p in store.payments.values() if p.payment_intent}
     captured = {
-        e.metadata.get("payment_id", "?"): e.amount or 0
+        e.metadata.get("payment_id") or payment_of_intent.get(e.object or "", "?"): e.amount or 0
         for e in entries
         if e.op == "payment_intent.capture" or (e.op == "payment_intent.confirm" and e.status == "succeeded")
     }

@@ -214,3 +214,19 @@ def test_a_refund_that_disagrees_with_stripe_or_was_told_unstored_is_found() -> 
     pos.refunds_told = {("R-1", "canceled")}
     found = check(succeeded_unmade, journal, pos, terminal_id=TERMINAL, settled=False)
     assert [v.rule for v in found] == ["told_in_store"]
+
+
+def test_a_refund_of_a_payment_an_sdk_forwarded_is_judged_by_what_its_payment_intent_captured() -> None:
+    # The reader's SDK made the PaymentIntent: its metadata names only its offline_ref; the store links it.
+    sdk = {"offline_ref": "off_1"}
+    journal = [
+        Entry(1, "payment_intent.create", "pi_1", "requires_payment_method", 1000, sdk),
+        Entry(2, "payment_intent.confirm", "pi_1", "requires_capture", 1000, sdk),
+        Entry(3, "payment_intent.capture", "pi_1", "succeeded", 1000, sdk),
+        refund_entry(4, "R-1", 600),
+    ]
+    store = refunded_store(StoredRefund("R-1", "pay_1", "succeeded", 600, "re_1"))
+    assert check(store, journal, refund_pos("R-1"), terminal_id=TERMINAL, settled=False) == []
+    too_much = [*journal, refund_entry(5, "R-2", 500, "re_2")]
+    found = check(store, too_much, refund_pos("R-1", "R-2"), terminal_id=TERMINAL, settled=False)
+    assert [v.detail for v in found if v.rule == "refund_within_captured"] == ["pay_1: 1100 refunded, 1000 captured"]
