@@ -223,9 +223,10 @@ async def _build_parts(
             registrations=StoredRegistrations(store, config.reader.driver),
         ),
     )
-    service = PaymentService(
-        store, worker, reader, events, ServiceSettings(stripe.terminal_id, config.payments.offline_limits())
+    service_settings = ServiceSettings(
+        stripe.terminal_id, config.payments.offline_limits(), customer_wait_s=config.payments.customer_wait_s
     )
+    service = PaymentService(store, worker, reader, events, service_settings)
     reconciler = Reconciler(store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s)
     status = StatusView(
         version=identity.version,

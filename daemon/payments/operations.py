@@ -25,6 +25,11 @@ class Kind(enum.StrEnum):
     CANCEL = "cancel"
 
 
+# An operation's parameter saying its payment ended before Stripe answered it (the customer's wait
+# ran out): it is carried on under its own key only, and a cancel queued behind it ends what it made.
+ABANDONED = "abandoned"
+
+
 class Gateway(Protocol):
     """What the worker needs of daemon.payments.gateway.StripeGateway (blocking calls)."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from readerhost.daemon.payments.events import Event
-from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, State
+from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, Reason, State
 
 from . import catalog
 from .screens import OPTIONS, Screen, render
@@ -242,6 +242,8 @@ class UiController:
         if state is State.DECLINED:
             decline = payment.get("decline") or {}
             return catalog.declined(str(decline.get("decline_code") or decline.get("code") or ""))
+        if state is State.FAILED and (payment.get("error") or {}).get("reason") == Reason.STRIPE_UNAVAILABLE:
+            return catalog.stripe_unreachable()  # the customer's wait for Stripe ran out
         if state is State.FAILED:
             return catalog.declined()
         return catalog.canceled()

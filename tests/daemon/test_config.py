@@ -151,6 +151,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         offline_max_count = 5
         offline_max_age_s = 3600
         reconcile_grace_s = 120.5
+        customer_wait_s = 12
         [log]
         level = "debug"
         """,
@@ -175,7 +176,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         emulator_port=12111,
     )
     assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("charge_declined", -1.0, True)
-    assert dataclasses.astuple(config.payments) == (5000, 20000, 5, 3600.0, 120.5)
+    assert dataclasses.astuple(config.payments) == (5000, 20000, 5, 3600.0, 120.5, 12.0)
     assert config.log.level == "debug"
     assert config.source == str(path)
 
