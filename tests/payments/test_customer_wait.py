@@ -165,3 +165,28 @@ def test_a_restart_after_the_wait_ran_out_still_cancels_what_the_create_made(
             assert core.payment(payment.payment_id).state is State.FAILED
 
     run(scenario())
+
+
+def test_an_interac_card_whose_confirm_may_capture_is_not_failed_but_waits_for_stripe(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """A cancel cannot undo a capture: with a card captured as it is authorised, "failed" could hide
+    money taken, so the payment outlives the customer's wait and ends as Stripe says."""
+
+    async def scenario() -> None:
+        async with running_core(
+            stripe_emulator, tmp_path / "store.db", customer_wait_s=WAIT_S, read_timeout_s=0.3
+        ) as core:
+            payment = await core.service.start({"order_id": "I-1", "amount": 2500, "currency": "cad"})
+            await core.until_collecting()
+            stripe_emulator.emulator.add_fault(
+                {"method": "POST", "path": "/confirm$", "action": "delay_during", "seconds": 2.0}
+            )
+            core.reader.present("pm_card_present_interac", "interac", "1933", "contact_emv")
+            captured = await core.until_state(payment.payment_id, State.CAPTURED, State.FAILED, timeout=20)
+            assert captured.state is State.CAPTURED
+            assert captured.captured_amount == 2500
+            assert "failed" not in core.states_told(payment.payment_id)
+            assert core.journal("payment_intent.cancel") == []
+
+    run(scenario())
