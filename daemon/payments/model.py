@@ -299,6 +299,8 @@ class Payment:
             "attempts": self.attempts,
             "receipt": self.receipt.to_json() if self.receipt else None,
             "tip": self.tip,
+            # When Stripe cancels the authorisation unless it is captured (authorized payments).
+            "capture_before": None if self.capture_before is None else rfc3339(self.capture_before),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "error": self.error.to_json() if self.error else None,

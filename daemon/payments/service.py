@@ -137,9 +137,14 @@ class PaymentService:
         return payment
 
     def list(
-        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
+        self,
+        *,
+        states: Collection[State] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        capture_before_lt: float | None = None,
     ) -> list[Payment]:
-        return self._store.payments(states=states, since=since, limit=limit)
+        return self._store.payments(states=states, since=since, limit=limit, capture_before_lt=capture_before_lt)
 
     async def confirm(self, payment_id: str) -> Payment:
         """payment.confirm: the customer (or the POS) said go after the card was read."""

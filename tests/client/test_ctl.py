@@ -28,6 +28,7 @@ from support.daemon import DaemonProcess, LogLines, daemon_env, daemon_process
 
 from readerhost.client import Client, Event, ReaderhostError
 from readerhost.daemon.ctl import exit_codes, formatting
+from readerhost.daemon.payments.model import rfc3339
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 COMMANDS = ("status", "pay", "capture", "cancel", "get", "list", "watch", "reconcile", "present", "display", "reader")
@@ -118,6 +119,8 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert "mode emulator" in human.stdout
     assert "reader   ready: simulated sim-1" in human.stdout
     assert "stripe   reachable" in human.stdout
+    deadline = next(line for line in human.stdout.splitlines() if line.startswith("deadline "))
+    assert deadline == "deadline no authorisation waiting for a capture" or " capture before 20" in deadline
     assert human.stderr == ""
     machine = run_ctl("status", "--json")  # the global options also work after the command
     assert machine.code == 0
@@ -125,6 +128,18 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert status["mode"] == "emulator"
     assert status["protocol"] == {"major": 1, "minor": 3}
     assert status["reader"]["state"] == "ready"
+    assert "deadline" in status
+
+
+def test_status_names_the_nearest_capture_deadline() -> None:
+    now = 1_796_000_000.0
+    deadline = {"payment_id": "pay_1", "order_id": "A-1", "capture_before": rfc3339(now + 86_400 + 7_260)}
+    assert formatting.deadline_text(deadline, now) == (
+        f"pay_1 (order A-1) capture before {rfc3339(now + 93_660)}, in 1 d 2 h"
+    )
+    assert formatting.deadline_text(deadline, now + 86_400).endswith(", in 2 h 1 min")
+    assert formatting.deadline_text(deadline, now + 10**6).endswith(", passed")
+    assert formatting.deadline_text(None, now) == "no authorisation waiting for a capture"
 
 
 def test_pay_shows_the_prompt_and_the_states_and_ends_authorized(run_ctl: Callable[..., Ran]) -> None:
