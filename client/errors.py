@@ -75,6 +75,10 @@ class Unsupported(ReaderhostError):
     pass
 
 
+class RefundExceedsCaptured(ReaderhostError):
+    """More would be refunded than the payment captured (with its other refunds)."""
+
+
 # -- protocol errors (JSON-RPC's codes) ---------------------------------------------------------
 
 
@@ -101,6 +105,7 @@ BY_REASON: dict[str, type[ReaderhostError]] = {
     "OFFLINE_LIMIT": OfflineLimit,
     "STORAGE_UNAVAILABLE": StorageUnavailable,
     "UNSUPPORTED": Unsupported,
+    "REFUND_EXCEEDS_CAPTURED": RefundExceedsCaptured,
 }
 BY_CODE: dict[int, type[ReaderhostError]] = {
     INVALID_PARAMS: InvalidParams,

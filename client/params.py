@@ -82,6 +82,21 @@ def cancel(payment_id: str, reason: str | None = None) -> dict[str, Any]:
     return {"payment_id": payment_id} if reason is None else {"payment_id": payment_id, "reason": reason}
 
 
+def refund(
+    payment_id: str,
+    refund_id: str,
+    amount: int | None = None,
+    reason: str | None = None,
+    at_reader: bool | None = None,
+) -> dict[str, Any]:
+    """payment.refund: give back `amount` (default: all that is left) of a captured payment, once per
+    `refund_id`; reason: duplicate, fraudulent, requested_by_customer; at_reader: with the card presented."""
+    built: dict[str, Any] = {"payment_id": payment_id, "refund_id": refund_id}
+    optional = {"amount": amount, "reason": reason, "at_reader": at_reader}
+    built.update({name: value for name, value in optional.items() if value is not None})
+    return built
+
+
 def reconcile(
     completed_order_ids: Iterable[str] | None = None,
     since: Timestamp | None = None,

@@ -54,6 +54,9 @@ class MessageId(enum.StrEnum):
     LISTENER_FAILED = "11bd9492e3094ee8b2d6fe6bb401c80a"
     DAEMON_STARTED = "65441a468cb54a14a161ac1b581fce11"
     DAEMON_STOPPING = "4a454785f84742debc1968ce8eaaed84"
+    REFUND_REQUESTED = "e5478f6b8a974c519301e3bb3c856a25"
+    REFUND_SUCCEEDED = "33e17eedb8eb40f4bc4442c7495646fe"
+    REFUND_FAILED = "d4b60491f8384b5ebfd1d33cf47c6b85"
 
 
 def syslog_priority(levelno: int) -> int:

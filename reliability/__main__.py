@@ -37,6 +37,7 @@ def soak(seed: int, payments: int) -> tuple[list[str], bool]:
     rows = [
         f"| payments (orders sold by 4 concurrent POS clients) | {result.payments} |",
         f"| final states | {_counts(result.final_states)} |",
+        f"| refunds, by final state | {_counts(result.refunds) or 'none'} |",
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
         f"| time to settle after the faults stopped (bound {SETTLE_BOUND_S:.0f} s) | {result.settle_s:.1f} s |",
         f"| run time | {result.seconds:.0f} s |",
@@ -58,6 +59,7 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| at a random instant | {result.random_kills} |",
         f"| with a request held in flight by the emulator | {_counts(result.chosen_kills)} |",
         f"| payments in the store at the end | {result.payments} |",
+        f"| refunds in the store at the end, by state | {_counts(result.refunds) or 'none'} |",
         f"| requests a kill cut off mid-body (dropped unanswered, as Stripe does) | {result.cut_off_requests} |",
         f"| run time | {result.seconds:.0f} s |",
         f"| invariant violations (distinct) | {len(result.violations)} |",

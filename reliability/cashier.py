@@ -35,6 +35,7 @@ class Order:
     then: str = "capture"  # after authorised: "capture", "partial", "cancel" or "leave"
     cancel_while_collecting: bool = False
     hang_up: str = ""  # "", "collecting" or "processing": the POS disconnects there
+    refunds: int = 0  # once captured: how many refunds the POS asks for (the last one for all that is left)
 
 
 def draw_order(rng: random.Random, number: int, prefix: str = "O") -> Order:
@@ -54,6 +55,7 @@ def draw_order(rng: random.Random, number: int, prefix: str = "O") -> Order:
         then=rng.choices(("capture", "partial", "cancel", "leave"), weights=(60, 15, 15, 10))[0],
         cancel_while_collecting=rng.random() < 0.05,
         hang_up=rng.choices(("", "collecting", "processing"), weights=(92, 3, 5))[0],
+        refunds=rng.choices((0, 1, 2, 3), weights=(55, 25, 12, 8))[0],
     )
 
 
@@ -112,6 +114,8 @@ class Cashier:
                 state = await self._cancel(payment_id, deadline)
         if state in ("authorized", "queued_offline") and order.capture == "manual":
             state = await self._finish(order, payment_id, state, deadline)
+        if state == "captured" and order.refunds:
+            await self._refund(order, payment_id, deadline)
         return state
 
     async def _collect(self, order: Order, payment_id: str, card: str, deadline: float) -> str:
@@ -160,6 +164,43 @@ class Cashier:
             return await self.until(payment_id, NEEDS_POS - {"authorized"}, deadline)
         record.capture_asked[payment_id] = amount
         return await self.until(payment_id, TERMINAL, deadline)
+
+    async def _refund(self, order: Order, payment_id: str, deadline: float) -> None:
+        """Ask for `order.refunds` refunds, each for a part of what was captured (the last for all that
+        is left, which may be nothing: refused), one of them asked twice; wait until each is done."""
+        record = self.world.record
+        captured = int((await self.call("payment.get", {"payment_id": payment_id})).result["captured_amount"])
+        for number in range(order.refunds):
+            refund_id = f"{order.order_id}-R{number}"
+            last = number == order.refunds - 1
+            amount = None if last else max(1, captured * self.rng.randrange(10, 60) // 100)
+            params: dict[str, object] = {"payment_id": payment_id, "refund_id": refund_id}
+            if amount is not None:
+                params["amount"] = amount
+            record.refund_maybe.add(refund_id)  # from here on the refund may reach Stripe
+            reply = await self.call("payment.refund", params)
+            if reply.ok and self.rng.random() < 0.3:
+                reply = await self.call("payment.refund", params)  # the POS asks again: the same refund
+            if not reply.ok:
+                if reply.reason not in ("REFUND_EXCEEDS_CAPTURED", *RETRY_LATER):
+                    raise AssertionError(f"payment.refund {refund_id} refused: {reply.error}")
+                continue
+            record.refund_asked[refund_id] = (payment_id, amount)
+            await self._until_refunded(payment_id, refund_id, deadline)
+
+    async def _until_refunded(self, payment_id: str, refund_id: str, deadline: float) -> None:
+        while True:
+            reply = await self.call("payment.get", {"payment_id": payment_id})
+            refunds = reply.result.get("refunds", []) if reply.ok else []
+            state = next((r["state"] for r in refunds if r["refund_id"] == refund_id), "missing")
+            if state not in ("pending", "requires_action"):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stuck.append(f"refund {refund_id} still {state}")
+                return
+            client = await self._client()
+            await client.event(lambda e: (e.get("data") or {}).get("refund_id") == refund_id, min(remaining, 2.0))
 
     async def _cancel(self, payment_id: str, deadline: float) -> str:
         reply = await self.call("payment.cancel", {"payment_id": payment_id})

@@ -2,7 +2,7 @@
 same store each time; the invariants must hold after every restart.
 
 Most kills come at a random instant while two POS clients sell orders. Every fourth (by default) comes
-at a chosen one: while the emulator holds a create, confirm, capture or cancel request in flight (its
+at a chosen one: while the emulator holds a create, confirm, capture, cancel or refund request in flight (its
 `delay_during` fault keeps the idempotency key busy), so that the daemon dies not knowing whether
 Stripe applied it. After each restart the harness waits (bounded) until nothing is on its way,
 the POS cancels what was left declined, and the whole history is checked.
@@ -30,6 +30,7 @@ CHOSEN: dict[str, tuple[str, str]] = {
     "confirm": (r"/confirm$", "capture"),
     "capture": (r"/capture$", "capture"),
     "cancel": (r"/cancel$", "cancel"),
+    "refund": (r"^/v1/refunds$", "capture"),
 }
 SETTLE_BOUND_S = 90.0
 
@@ -41,6 +42,7 @@ class CrashResult:
     random_kills: int = 0
     chosen_kills: Counter[str] = field(default_factory=Counter)
     payments: int = 0
+    refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
     cut_off_requests: int = 0  # requests a kill cut off mid-body, which the emulator dropped
     seconds: float = 0.0
     # Each distinct violation once, with the restart after which it was first found: every check
@@ -99,7 +101,7 @@ async def _one_life(
             then = CHOSEN[chosen][1]
             order = dataclasses.replace(
                 order, card=rng.choice(APPROVING), capture="manual", offline="require_online", confirm=False,
-                then=then, cancel_while_collecting=False, hang_up="",
+                then=then, cancel_while_collecting=False, hang_up="", refunds=1 if chosen == "refund" else 0,
             )  # fmt: skip
         return order
 
@@ -149,13 +151,16 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
     await asyncio.to_thread(w.start)
     await _after_restart(w, result, kills)
     w.stop()
-    result.payments = len(w.store().payments)
+    view = w.store()
+    result.payments = len(view.payments)
+    result.refunds = Counter(r.state for r in view.refunds.values())
     result.cut_off_requests = w.emulator.incomplete_requests
     result.seconds = time.monotonic() - started
     return result
 
 
 def run_crashes(folder: Path, *, seed: int, kills: int, chosen_every: int = 4) -> CrashResult:
-    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel in turn)."""
+    """`kills` SIGKILLs; every `chosen_every`-th at a chosen instant (create, confirm, capture, cancel,
+    refund in turn)."""
     with world(folder) as w:
         return asyncio.run(_crash(w, seed, kills, chosen_every))

@@ -24,6 +24,8 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("POST", r"/cancel$"),
     ("GET", r"^/v1/payment_intents/pi_"),  # retrieve (learning the truth)
     ("GET", r"^/v1/payment_intents$"),  # list (learning the truth of a create; the health probe)
+    ("POST", r"^/v1/refunds$"),  # refund
+    ("GET", r"^/v1/refunds"),  # list (learning the truth of a refund)
 )
 
 

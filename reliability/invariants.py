@@ -10,7 +10,11 @@ The rules (docs/reliability.md, "The invariants"):
 - `no_capture_after_cancel`: nothing captured after a cancel (the POS's or Stripe's).
 - `settled`: once faults have stopped and the queue has drained, every payment is terminal or
   `authorized` (awaiting its POS), nothing is left in the outbox, and the store agrees with Stripe.
-- `told_in_store`: every state a POS was told about is in the store's history.
+- `told_in_store`: every state a POS was told about is in the store's history (a refund's in its own).
+- `refund_within_captured`: what Stripe refunded of a payment never exceeds what it captured.
+- `one_refund_per_refund_id`: Stripe holds at most one refund per refund_id, and only for one a POS asked.
+- `refund_settled`: once settled, no refund is pending, and each refund agrees with Stripe: succeeded
+  with Stripe's refund for its amount, failed or canceled with none.
 """
 
 from __future__ import annotations
@@ -65,11 +69,22 @@ class StoredPayment:
     error_reason: str | None
 
 
+@dataclass(frozen=True)
+class StoredRefund:
+    refund_id: str
+    payment_id: str
+    state: str
+    amount: int
+    stripe_refund: str | None
+
+
 @dataclass
 class StoreView:
     payments: dict[str, StoredPayment] = field(default_factory=dict)
     history: dict[str, set[str]] = field(default_factory=dict)  # payment_id -> every state it was in
     pending_operations: int = 0
+    refunds: dict[str, StoredRefund] = field(default_factory=dict)
+    refund_history: dict[str, set[str]] = field(default_factory=dict)  # refund_id -> every state it was in
 
 
 def read_store(path: Path) -> StoreView:
@@ -87,6 +102,13 @@ def read_store(path: Path) -> StoreView:
         for payment_id, state in db.execute("SELECT payment_id, to_state FROM history"):
             view.history.setdefault(payment_id, set()).add(state)
         view.pending_operations = db.execute("SELECT count(*) FROM operations WHERE status='pending'").fetchone()[0]
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name='refunds'").fetchone()[0]:
+            for refund_id, payment_id, state, amount, stripe_refund in db.execute(
+                "SELECT refund_id, payment_id, state, amount, stripe_refund FROM refunds"
+            ):
+                view.refunds[refund_id] = StoredRefund(refund_id, payment_id, state, amount, stripe_refund)
+            for refund_id, state in db.execute("SELECT refund_id, to_state FROM refund_history"):
+                view.refund_history.setdefault(refund_id, set()).add(state)
     finally:
         db.close()
     return view
@@ -110,6 +132,7 @@ def check(
         by_object[entry.object].append(entry)
     found += _captures(by_object, payment_of, store, pos, settled)
     found += _told_in_store(store, pos)
+    found += _refunds(entries, store, pos, settled)
     if settled:
         found += _settled(store, by_object, payment_of)
     return found
@@ -173,6 +196,56 @@ def _captures(
 # first, or an offline payment whose capture was asked while it waited was declined when forwarded
 # (payments.md: the merchant carries that risk; it is logged as an error).
 _NOT_CAPTURABLE = frozenset({"AUTHORIZATION_EXPIRED", "PAYMENT_INTENT_CANCELED", "OFFLINE_DECLINED"})
+
+
+def _refunds(entries: Sequence[JournalLike], store: StoreView, pos: PosRecord, settled: bool) -> list[Violation]:
+    found: list[Violation] = []
+    made = [e for e in entries if e.op == "refund.create"]
+    by_refund_id: dict[str, list[JournalLike]] = defaultdict(list)
+    refunded: dict[str, int] = defaultdict(int)  # payment_id -> what Stripe refunded of it
+    for entry in made:
+        by_refund_id[entry.metadata.get("refund_id", "?")].append(entry)
+        refunded[entry.metadata.get("payment_id", "?")] += entry.amount or 0
+    captured = {
+        e.metadata.get("payment_id", "?"): e.amount or 0
+        for e in entries
+        if e.op == "payment_intent.capture" or (e.op == "payment_intent.confirm" and e.status == "succeeded")
+    }
+    for payment_id, amount in sorted(refunded.items()):
+        taken = captured.get(payment_id, 0)
+        if amount > taken:
+            found.append(Violation("refund_within_captured", f"{payment_id}: {amount} refunded, {taken} captured"))
+    for refund_id, refunds in sorted(by_refund_id.items()):
+        if len(refunds) > 1:
+            found.append(Violation("one_refund_per_refund_id", f"{refund_id} made {len(refunds)} refunds"))
+        if refund_id not in pos.refund_maybe:
+            found.append(Violation("one_refund_per_refund_id", f"{refund_id} refunded, never asked"))
+    found += [
+        Violation("told_in_store", f"refund {refund_id} was reported {state}; the store never had it so")
+        for refund_id, state in sorted(pos.refunds_told)
+        if state not in store.refund_history.get(refund_id, set())
+    ]
+    if settled:
+        for refund in sorted(store.refunds.values(), key=lambda r: r.refund_id):
+            at_stripe = by_refund_id.get(refund.refund_id, [])
+            if refund.state in ("pending", "requires_action"):
+                found.append(Violation("refund_settled", f"refund {refund.refund_id} is still {refund.state}"))
+            elif refund.state == "succeeded" and not (
+                len(at_stripe) == 1
+                and at_stripe[0].object == refund.stripe_refund
+                and at_stripe[0].amount == refund.amount
+            ):
+                found.append(
+                    Violation("refund_settled", f"refund {refund.refund_id} succeeded; Stripe holds {len(at_stripe)}")
+                )
+            elif refund.state in ("failed", "canceled") and at_stripe:
+                found.append(
+                    Violation("refund_settled", f"refund {refund.refund_id} is {refund.state}; Stripe made it")
+                )
+        for refund_id in sorted(pos.refund_asked):
+            if refund_id not in store.refunds:
+                found.append(Violation("refund_settled", f"refund {refund_id} was accepted; the store lost it"))
+    return found
 
 
 def _told_in_store(store: StoreView, pos: PosRecord) -> list[Violation]:

@@ -29,12 +29,19 @@ class PosRecord:
     capture_maybe: set[str] = field(default_factory=set)  # a capture sent, its answer lost (connection gone)
     cancel_accepted: set[str] = field(default_factory=set)  # payment.cancel answered with the payment canceled
     automatic: set[str] = field(default_factory=set)  # payments started with capture: automatic
+    refund_asked: dict[str, tuple[str, int | None]] = field(
+        default_factory=dict
+    )  # accepted: refund_id -> (payment, amount)
+    refund_maybe: set[str] = field(default_factory=set)  # refund_ids sent (answered or not)
+    refunds_told: set[tuple[str, str]] = field(default_factory=set)  # (refund_id, state) seen in answers and events
     wire: bytearray = field(default_factory=bytearray)  # everything sent and received on every connection
 
     def note_payments(self, value: Any) -> None:
-        """Remember each payment object inside an answer or an event as told."""
+        """Remember each payment (and refund) object inside an answer or an event as told."""
         if isinstance(value, dict):
-            if isinstance(value.get("payment_id"), str) and isinstance(value.get("state"), str):
+            if isinstance(value.get("refund_id"), str) and isinstance(value.get("state"), str):
+                self.refunds_told.add((value["refund_id"], value["state"]))
+            elif isinstance(value.get("payment_id"), str) and isinstance(value.get("state"), str):
                 self.told.add((value["payment_id"], value["state"]))
             for inner in value.values():
                 self.note_payments(inner)

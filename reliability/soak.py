@@ -36,6 +36,7 @@ class SoakResult:
     violations: list[Violation] = field(default_factory=list)
     secrets: list[Finding] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
 
     @property
     def clean(self) -> bool:
@@ -88,6 +89,7 @@ async def _soak(
         violations=w.violations(settled=not stuck),
         secrets=scan([*sources, *store_files(w.store_path), *process], w.key),
         stuck=stuck + [s for c in sellers for s in c.stuck],
+        refunds=Counter(r.state for r in view.refunds.values()),
     )
 
 

@@ -126,19 +126,21 @@ class World:
         )
 
     async def until_settled(self, timeout: float) -> float:
-        """Wait until the outbox is empty and no payment is on its way; the seconds it took.
+        """Wait until the outbox is empty and no payment or refund is on its way; the seconds it took.
         Raises TimeoutError with what is still open."""
         started = time.monotonic()
         moving = frozenset({"processing", "capturing", "queued_offline"})
         while True:
             view = await asyncio.to_thread(self.store)
-            open_ = [p for p in view.payments.values() if p.state in moving]
+            open_ = [(p.payment_id, p.state) for p in view.payments.values() if p.state in moving]
+            open_ += [
+                (r.refund_id, r.state) for r in view.refunds.values() if r.state in ("pending", "requires_action")
+            ]
             if view.pending_operations == 0 and not open_:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise TimeoutError(
-                    f"not settled after {timeout:.0f} s: {view.pending_operations} operations pending, "
-                    f"{[(p.payment_id, p.state) for p in open_][:10]}"
+                    f"not settled after {timeout:.0f} s: {view.pending_operations} operations pending, {open_[:10]}"
                 )
             await asyncio.sleep(0.25)  # polling the file: the store has no change notification
 

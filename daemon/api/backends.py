@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
-from readerhost.daemon.payments.model import Payment, State
+from readerhost.daemon.payments.model import Payment, Refund, State
 from readerhost.daemon.payments.reconcile import Report
 from readerhost.drivers.reader.base import Cart
 
@@ -33,6 +33,8 @@ class Payments(Protocol):
     async def capture(self, payment_id: str, amount: int | None = None) -> Payment: ...
 
     async def cancel(self, payment_id: str, reason: str = "requested_by_customer") -> Payment: ...
+
+    async def refund(self, params: dict[str, Any]) -> Refund: ...
 
 
 class Reconciling(Protocol):

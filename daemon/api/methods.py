@@ -14,8 +14,7 @@ from typing import Any
 
 from readerhost.daemon.payments import validation
 from readerhost.daemon.payments.events import Topic
-from readerhost.daemon.payments.model import TERMINAL, State
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import TERMINAL, RequestRefused, State
 from readerhost.daemon.payments.store import StorageError
 from readerhost.daemon.payments.validation import InvalidRequest
 
@@ -123,6 +122,9 @@ class Methods:
         if not isinstance(reason, str):
             raise RpcError.invalid_params("reason", "reason must be a string")
         return (await self._payments.cancel(_payment_id(params), reason)).to_json()
+
+    async def _refund(self, client: Client, params: dict[str, Any]) -> Any:
+        return (await self._payments.refund(params)).to_json()
 
     async def _reconcile(self, client: Client, params: dict[str, Any]) -> Any:
         completed = params.get("completed_order_ids", [])
@@ -294,6 +296,18 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("reason", "string", "requested_by_customer (the default), abandoned, duplicate or fraudulent"),
         ),
         Methods._cancel,
+    ),
+    Method(
+        "payment.refund",
+        "Give back part or all of a captured payment, once (per refund_id); progress comes as refund.updated events.",
+        (
+            _PAYMENT_ID,
+            Param("refund_id", "string", "the POS's id of this refund: 1-200 of A-Z a-z 0-9 . _ : -", required=True),
+            Param("amount", "integer", "at most what is left to refund (default: all of it)"),
+            Param("reason", "string", "duplicate, fraudulent or requested_by_customer"),
+            Param("at_reader", "boolean", "with the card presented at the reader (always for Interac; default false)"),
+        ),
+        Methods._refund,
     ),
     Method(
         "reconcile.run",

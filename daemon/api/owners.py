@@ -11,8 +11,7 @@ import contextlib
 import logging
 
 from readerhost.daemon.payments.events import Event
-from readerhost.daemon.payments.model import HOLDS_READER
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import HOLDS_READER, RequestRefused
 
 from .backends import Payments
 from .server import Client

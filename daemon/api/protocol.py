@@ -29,6 +29,7 @@ REASON_CODES = {
     "OFFLINE_LIMIT": 1008,
     "STORAGE_UNAVAILABLE": 1009,
     "UNSUPPORTED": 1010,
+    "REFUND_EXCEEDS_CAPTURED": 1011,
 }
 RequestId = int | str | None
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from readerhost.daemon.payments.model import Reason
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import Reason, RequestRefused
 from readerhost.drivers.reader.base import (
     Capability,
     Cart,

@@ -8,7 +8,7 @@ import datetime
 from typing import Any
 
 from readerhost.client.wire import TOPICS
-from readerhost.daemon.payments.model import CANCELLATION_REASONS, State
+from readerhost.daemon.payments.model import CANCELLATION_REASONS, REFUND_REASONS, State
 
 from .backup import cmd_backup
 from .commands import (
@@ -27,6 +27,7 @@ from .commands import (
 )
 from .exit_codes import EXIT_CODES
 from .pay import cmd_pay
+from .refund import cmd_refund
 
 STATES = tuple(state.value for state in State)
 
@@ -129,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", cmd_cancel, "cancel a payment (not a captured one)")
     cancel.add_argument("payment_id", metavar="PAYMENT_ID")
     cancel.add_argument("--reason", choices=CANCELLATION_REASONS, help="default: requested_by_customer")
+
+    refund = command(
+        "refund", cmd_refund, "give back part or all of a captured payment, and wait until Stripe made the refund"
+    )
+    refund.add_argument("payment_id", metavar="PAYMENT_ID")
+    refund.add_argument("--amount", type=positive_int, help="refund less than is left (minor units; default: all)")
+    refund.add_argument(
+        "--refund-id", metavar="ID", help="the refund's id (default: a generated one); the same id never refunds twice"
+    )
+    refund.add_argument("--reason", choices=REFUND_REASONS)
+    refund.add_argument(
+        "--at-reader", action="store_true", help="with the card presented at the reader (Interac always is)"
+    )
 
     get = command("get", cmd_get, "one payment, by its id or by its order id")
     get.add_argument("payment_id", metavar="PAYMENT_ID", nargs="?")

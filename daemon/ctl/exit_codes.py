@@ -18,7 +18,7 @@ exit codes:
   {EXIT_USAGE}    usage error (a wrong or missing argument)
   {EXIT_NO_DAEMON}    cannot connect to the daemon, or the connection was lost
   {EXIT_DECLINED}    pay: the card was declined
-  {EXIT_NOT_PAID}    pay: the payment was canceled or failed
+  {EXIT_NOT_PAID}    pay: the payment was canceled or failed; refund: the refund failed or was canceled
   {EXIT_BACKUP_FAILED}    backup: no copy was made (the reason is printed; nothing was changed)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); pay cancels a collection still waiting for a card
 """

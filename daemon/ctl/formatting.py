@@ -108,6 +108,7 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("card", card_text(payment.get("card")) or card_text(payment.get("receipt")) or None),
         *receipt_rows(payment.get("receipt")),
         ("captured", money(payment.get("captured_amount"), currency) if payment.get("captured_amount") else None),
+        ("refunded", money(payment.get("refunded_amount"), currency) if payment.get("refunds") else None),
         ("decline", decline_text(payment.get("decline")) or None),
         ("error", error_text(payment.get("error")) or None),
         ("offline", "yes: authorised without Stripe, forwarded later" if payment.get("offline") else None),
@@ -116,6 +117,7 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
         ("created", payment.get("created_at")),
         ("updated", payment.get("updated_at")),
     ]
+    rows += [("refund", refund_line(refund, currency)) for refund in payment.get("refunds") or []]
     return [f"{name:<9} {value}" for name, value in rows if value is not None]
 
 
@@ -134,11 +136,28 @@ def receipt_rows(receipt: Any) -> list[tuple[str, Any]]:
     return rows
 
 
+def refund_line(refund: dict[str, Any], currency: str | None) -> str:
+    """One refund on one line: id, amount, where, state, Stripe's refund, why."""
+    parts = [
+        str(refund.get("refund_id")),
+        money(refund.get("amount"), currency),
+        "at the reader" if refund.get("at_reader") else "online",
+        str(refund.get("state")),
+    ]
+    if refund.get("stripe_refund"):
+        parts.append(str(refund["stripe_refund"]))
+    if refund.get("error"):
+        parts.append(error_text(refund["error"]))
+    return "  ".join(parts)
+
+
 def event_summary(event: Event) -> str:
     data = event.data
     payment_id = data.get("payment_id", "")
     if event.type == "payment.state":
         return payment_line(data)
+    if event.type == "refund.updated":
+        return f"{payment_id} refund {refund_line(data, (data.get('payment') or {}).get('currency'))}"
     if event.type == "reader.input_options":
         return f"{payment_id} present a card: {', '.join(str(o) for o in data.get('options', []))}"
     if event.type == "reader.display_message":

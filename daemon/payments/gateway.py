@@ -19,7 +19,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .model import Card, Decline, Receipt, intent_of_client_secret
-from .outcomes import Declined, IntentView, KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .outcomes import (
+    Declined,
+    IntentView,
+    KeyConflict,
+    NotFound,
+    Outcome,
+    Refunded,
+    RefundView,
+    Refused,
+    Succeeded,
+    Unknown,
+    WrongState,
+)
 
 if TYPE_CHECKING:
     import stripe
@@ -30,6 +42,8 @@ if TYPE_CHECKING:
         PaymentIntentCreateParams,
         PaymentIntentListParams,
         PaymentIntentUpdateParams,
+        RefundCreateParams,
+        RefundListParams,
     )
 
 logger = logging.getLogger(__name__)
@@ -63,7 +77,9 @@ class StripeGateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self._intents = stripe_client(settings).v1.payment_intents
+        client = stripe_client(settings)
+        self._intents = client.v1.payment_intents
+        self._refunds = client.v1.refunds
 
     # -- PaymentIntents -----------------------------------------------------------------------
 
@@ -200,6 +216,58 @@ class StripeGateway:
             _log("list", None, None, unreadable)
             return unreadable
         logger.debug("stripe list created=[%d, %d) -> %d PaymentIntents", created_gte, created_lt, len(views))
+        return list(views.values())
+
+    # -- Refunds ------------------------------------------------------------------------------
+
+    def create_refund(
+        self, *, payment_intent: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Outcome:
+        """Refund `amount` of the PaymentIntent's charge, online (not for Interac: Stripe refuses it)."""
+        import stripe
+
+        params: RefundCreateParams = {"payment_intent": payment_intent, "amount": amount, "metadata": dict(metadata)}
+        if reason is not None:
+            params["reason"] = reason  # one of REFUND_REASONS, checked before
+        request_id: str | None = None
+        outcome: Outcome
+        try:
+            refund = self._refunds.create(params, {"idempotency_key": idempotency_key})
+        except stripe.StripeError as error:
+            outcome = _outcome_of_error(error)
+            request_id = error.request_id
+        else:
+            request_id = refund.last_response.request_id if refund.last_response else None
+            try:
+                view = _refund_view(refund)
+            except (AttributeError, KeyError, TypeError, ValueError) as error:
+                outcome = Unknown(f"Stripe's answer could not be read as a Refund: {error!r}")
+            else:
+                headers = refund.last_response.headers if refund.last_response else None
+                outcome = Refunded(view, replayed=_replayed(headers))
+        _log("refund", payment_intent, idempotency_key, outcome, request_id)
+        return outcome
+
+    def list_refunds(self, payment_intent: str) -> list[RefundView] | Unknown | Refused:
+        """Every refund of the PaymentIntent, all pages (the list endpoint reads its own writes)."""
+        import stripe
+
+        params: RefundListParams = {"payment_intent": payment_intent, "limit": 100}
+        views: dict[str, RefundView] = {}
+        try:
+            for refund in self._refunds.list(params).auto_paging_iter():
+                view = _refund_view(refund)
+                views.setdefault(view.id, view)
+        except stripe.StripeError as error:
+            outcome = _outcome_of_error(error)
+            failed = outcome if isinstance(outcome, (Unknown, Refused)) else Refused(_message(error), code=error.code)
+            _log("list_refunds", payment_intent, None, failed, error.request_id)
+            return failed
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            unreadable = Unknown(f"Stripe's list of refunds could not be read: {error!r}")
+            _log("list_refunds", payment_intent, None, unreadable)
+            return unreadable
+        logger.debug("stripe list refunds of %s -> %d refunds", payment_intent, len(views))
         return list(views.values())
 
     # -- one request ---------------------------------------------------------------------------
@@ -357,6 +425,20 @@ def _intent_view(intent: stripe.PaymentIntent) -> IntentView:
         capture_before=capture_before,
         last_decline=_decline_of(intent.last_payment_error),
         receipt=_receipt_of(intent.latest_charge),
+    )
+
+
+def _refund_view(refund: stripe.Refund) -> RefundView:
+    intent = refund.payment_intent
+    return RefundView(
+        id=refund.id,
+        status=str(refund.status),
+        amount=refund.amount,
+        payment_intent=intent if isinstance(intent, str) or intent is None else intent.id,
+        metadata={str(name): str(value) for name, value in refund.metadata.to_dict().items()}
+        if refund.metadata is not None
+        else {},
+        failure_reason=_text(refund, "failure_reason"),
     )
 
 

@@ -26,6 +26,15 @@ def operation_key(payment_id: str, kind: str, attempt: int | None = None) -> str
     return f"{payment_id}:{kind}" if attempt is None else f"{payment_id}:{kind}:{attempt}"
 
 
+def refund_key(payment_id: str, refund_id: str, *, at_reader: bool = False) -> str:
+    """The key of a refund: one per refund id, so that a refund id can never make two refunds."""
+    kind = "reader_refund" if at_reader else "refund"
+    key = f"{payment_id}:{kind}:{quote(refund_id, safe='')}"
+    if len(key) <= MAX_KEY_LENGTH - 8:  # room for a generation suffix
+        return key
+    return f"{payment_id}:{kind}:{hashlib.sha256(refund_id.encode()).hexdigest()}"
+
+
 def next_generation(key: str) -> str:
     """The key to use once the truth is known and the operation must be sent anew."""
     base, marker, generation = key.rpartition(":r")

@@ -1,4 +1,4 @@
-"""Commit, then tell: the one way a payment changes.
+"""Commit, then tell: the one way a payment (or one of its refunds) changes.
 
 Each change writes the payment's new state (checked against the transition table by the caller's
 `moved_to`), its history line and its outbox operations in one transaction; only then is it
@@ -17,7 +17,7 @@ from typing import Any
 from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub, Topic
-from .model import OpStatus, Payment, State
+from .model import OpStatus, Payment, Refund, RefundState, State
 from .store import Operation, Store
 
 logger = logging.getLogger("readerhost.daemon.payments.service")  # the name technicians filter on
@@ -77,6 +77,45 @@ class Ledger:
             self.queued()
         return after
 
+    def commit_refund(
+        self,
+        before: Refund | None,
+        after: Refund,
+        detail: str,
+        *,
+        new_ops: Sequence[NewOperation] = (),
+        done: Operation | None = None,
+        failed: Operation | None = None,
+    ) -> Refund:
+        """A refund is asked for (`before` None) or changes, with `detail` in its history and its outbox
+        operations (which are its payment's); then it is logged and told as `refund.updated`."""
+        now = self._clock()
+        finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
+            op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
+        ]
+        with self._store.transaction():
+            if before is None:
+                self._store.insert_refund(after, detail)
+            else:
+                self._store.save_refund(before, after, detail)
+            for op in finished:
+                self._store.save_operation(op)
+            for kind, key, params in new_ops:
+                self._store.add_operation(after.payment_id, kind, key, params, now)
+        payment = self._store.payment(after.payment_id)
+        assert payment is not None
+        failed_now = after.state in (RefundState.FAILED, RefundState.CANCELED)
+        logger.log(
+            logging.WARNING if failed_now else logging.INFO,
+            "refund %s of payment %s (order %s): %s -> %s: %s",
+            after.refund_id, after.payment_id, payment.order_id, before.state if before else "new", after.state, detail,
+            extra={"journal": refund_journal_fields(payment, before, after)},
+        )  # fmt: skip
+        self._events.publish(Event(Topic.PAYMENT, "refund.updated", {**after.to_json(), "payment": payment.to_json()}))
+        if new_ops or finished:
+            self.queued()
+        return after
+
     def add_operation(self, payment_id: str, new: NewOperation) -> None:
         """An operation for a payment whose state does not change (e.g. a cancel sent again)."""
         kind, key, params = new
@@ -110,6 +149,25 @@ _STATE_MESSAGE_IDS = {
     State.CANCELED: MessageId.PAYMENT_CANCELED,
     State.QUEUED_OFFLINE: MessageId.OFFLINE_STORED,
 }
+
+
+_REFUND_MESSAGE_IDS = {
+    RefundState.PENDING: MessageId.REFUND_REQUESTED,
+    RefundState.SUCCEEDED: MessageId.REFUND_SUCCEEDED,
+    RefundState.FAILED: MessageId.REFUND_FAILED,
+    RefundState.CANCELED: MessageId.REFUND_FAILED,
+}
+
+
+def refund_journal_fields(payment: Payment, before: Refund | None, after: Refund) -> dict[str, str]:
+    """The journal fields of a change of refund: its ids and its payment's (never the card)."""
+    fields = journal_fields(payment, payment)
+    fields["REFUND_ID"] = after.refund_id
+    if after.stripe_refund:
+        fields["STRIPE_REFUND"] = after.stripe_refund
+    if (before is None or before.state is not after.state) and after.state in _REFUND_MESSAGE_IDS:
+        fields["MESSAGE_ID"] = _REFUND_MESSAGE_IDS[after.state]
+    return fields
 
 
 def journal_fields(before: Payment, after: Payment) -> dict[str, str]:

@@ -109,11 +109,43 @@ class Reason(enum.StrEnum):
     OFFLINE_LIMIT = "OFFLINE_LIMIT"
     STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
     UNSUPPORTED = "UNSUPPORTED"
+    REFUND_EXCEEDS_CAPTURED = "REFUND_EXCEEDS_CAPTURED"  # more refunded than was captured
     # A payment failed (only ever in a payment's `error`).
     STRIPE_REFUSED = "STRIPE_REFUSED"
     OFFLINE_DECLINED = "OFFLINE_DECLINED"
     AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
     PAYMENT_INTENT_CANCELED = "PAYMENT_INTENT_CANCELED"
+
+
+class RequestRefused(Exception):
+    """A POS request that cannot be carried out; `reason` is one of the protocol's error reasons."""
+
+    def __init__(self, reason: Reason, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+
+
+class RefundState(enum.StrEnum):
+    """A refund's state: Stripe's Refund statuses (https://docs.stripe.com/api/refunds/object#refund_object-status)."""
+
+    PENDING = "pending"  # asked for, not yet made at Stripe (or Stripe has not finished it)
+    REQUIRES_ACTION = "requires_action"  # Stripe waits for something outside readerhost
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @classmethod
+    def of(cls, value: object) -> RefundState | None:
+        """The state named by Stripe's `status`, or None for a status this readerhost does not know."""
+        return cls(value) if isinstance(value, str) and value in cls._value2member_map_ else None
+
+
+# Refunds that count against what was captured: made, or possibly on their way.
+REFUND_HOLDS_AMOUNT = frozenset({RefundState.PENDING, RefundState.REQUIRES_ACTION, RefundState.SUCCEEDED})
+# Why a POS refunds: Stripe's refund reasons.
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
 
 class OpStatus(enum.StrEnum):
@@ -245,6 +277,53 @@ class PaymentRequest:
 
 
 @dataclass(frozen=True)
+class RefundRequest:
+    """What the POS asked to refund; the same refund_id with another request is an idempotency conflict.
+    `amount` as asked (None: all that was captured and not yet refunded)."""
+
+    refund_id: str
+    payment_id: str
+    amount: int | None
+    reason: str | None
+    at_reader: bool
+
+
+@dataclass(frozen=True)
+class Refund:
+    request: RefundRequest
+    amount: int  # what is refunded: the request's amount, or what was left to refund when asked
+    state: RefundState
+    created_at: float
+    updated_at: float
+    at_reader: bool  # made with the card at the reader (asked, or an Interac payment)
+    stripe_refund: str | None = None  # re_...
+    error: PaymentError | None = None
+
+    @property
+    def refund_id(self) -> str:
+        return self.request.refund_id
+
+    @property
+    def payment_id(self) -> str:
+        return self.request.payment_id
+
+    def to_json(self) -> dict[str, Any]:
+        """A refund in the POS protocol's payment object (`refunds`) and `refund.updated` events."""
+        return {
+            "refund_id": self.refund_id,
+            "payment_id": self.payment_id,
+            "amount": self.amount,
+            "reason": self.request.reason,
+            "at_reader": self.at_reader,
+            "state": self.state.value,
+            "stripe_refund": self.stripe_refund,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "error": self.error.to_json() if self.error else None,
+        }
+
+
+@dataclass(frozen=True)
 class Payment:
     payment_id: str
     request: PaymentRequest
@@ -268,6 +347,8 @@ class Payment:
         """The amount and the tip: what an authorisation holds, and what a full capture takes."""
         return self.request.amount + self.tip
 
+    refunds: tuple[Refund, ...] = ()  # oldest first (kept in their own table)
+
     @property
     def order_id(self) -> str:
         return self.request.order_id
@@ -277,6 +358,11 @@ class Payment:
         if state != self.state and state not in TRANSITIONS[self.state]:
             raise IllegalTransition(self.payment_id, self.state, state)
         return replace(self, state=state, updated_at=at, **changes)
+
+    @property
+    def refunded_amount(self) -> int:
+        """What Stripe has refunded of this payment."""
+        return sum(refund.amount for refund in self.refunds if refund.state is RefundState.SUCCEEDED)
 
     @property
     def holds_reader(self) -> bool:
@@ -295,6 +381,8 @@ class Payment:
             "card": self.card.to_json() if self.card else None,
             "decline": self.decline.to_json() if self.decline else None,
             "captured_amount": self.captured_amount,
+            "refunded_amount": self.refunded_amount,
+            "refunds": [refund.to_json() for refund in self.refunds],
             "offline": self.offline,
             "attempts": self.attempts,
             "receipt": self.receipt.to_json() if self.receipt else None,

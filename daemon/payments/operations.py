@@ -6,16 +6,33 @@ server-driven reader presented the card to Stripe itself, only read back what it
 `capture` and `cancel`. Every one moves a PaymentIntent at most once whatever is re-sent:
 Stripe authorises, captures or cancels a PaymentIntent only from the states before, so once
 the truth is known, sending anew under a new key can never take money twice.
+
+`refund` makes a Refund of the PaymentIntent carrying the refund's id in its metadata; its truth
+is that refund, found by listing the PaymentIntent's refunds (list reads its own writes): sent anew
+only when Stripe holds none with that id. A refund made with the card at the reader (`by_reader`)
+is never sent from here: its operation only reads what the reader left at Stripe.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from .model import Payment, intent_of_client_secret
-from .outcomes import Declined, IntentView, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .outcomes import (
+    Declined,
+    IntentView,
+    NotFound,
+    Outcome,
+    Refunded,
+    RefundView,
+    Refused,
+    Succeeded,
+    Unknown,
+    WrongState,
+)
 from .validation import RESERVED_METADATA
 
 
@@ -25,6 +42,7 @@ class Kind(enum.StrEnum):
     CONFIRM = "confirm"
     CAPTURE = "capture"
     CANCEL = "cancel"
+    REFUND = "refund"
 
 
 # An operation's parameter saying its payment ended before Stripe answered it (the customer's wait
@@ -62,6 +80,12 @@ class Gateway(Protocol):
         self, *, created_gte: int, created_lt: int, page_size: int = ...
     ) -> list[IntentView] | Unknown | Refused: ...
 
+    def create_refund(
+        self, *, payment_intent: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
+    ) -> Outcome: ...
+
+    def list_refunds(self, payment_intent: str) -> list[RefundView] | Unknown | Refused: ...
+
 
 def intent_id_of(payment: Payment) -> str | None:
     """The PaymentIntent a payment works on, once known (for `adopt`: from the client secret)."""
@@ -97,7 +121,29 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
         return gateway.capture_intent(intent_id, amount if isinstance(amount, int) else None, key)
     if kind == Kind.CANCEL:
         return gateway.cancel_intent(intent_id, str(params["reason"]), key)
+    if kind == Kind.REFUND and params.get("by_reader"):
+        return find_refund(gateway, intent_id, str(params["refund_id"]))
+    if kind == Kind.REFUND:
+        reason = params.get("reason")
+        return gateway.create_refund(
+            payment_intent=intent_id,
+            amount=int(params["amount"]),  # type: ignore[call-overload]
+            reason=reason if isinstance(reason, str) else None,
+            metadata=dict(params["metadata"]),  # type: ignore[call-overload]
+            idempotency_key=key,
+        )
     raise ValueError(f"unknown operation kind {kind!r}")
+
+
+def find_refund(gateway: Gateway, intent_id: str, refund_id: str) -> Outcome:
+    """The PaymentIntent's refund that carries `refund_id` in its metadata, or NotFound."""
+    found = gateway.list_refunds(intent_id)
+    if not isinstance(found, list):
+        return found
+    for refund in found:
+        if refund.metadata.get("refund_id") == refund_id:
+            return Refunded(refund)
+    return NotFound(f"no refund of the PaymentIntent {intent_id} carries refund_id {refund_id}")
 
 
 def _adopt(gateway: Gateway, key: str, ours: dict[str, str], payment: Payment) -> Outcome:
@@ -173,7 +219,9 @@ def unusable_for(intent: IntentView, payment: Payment) -> str | None:
 CLOCK_DOUBT_S = 7 * 86400
 
 
-def learn_truth(gateway: Gateway, kind: str, payment: Payment, now: float) -> Outcome:
+def learn_truth(
+    gateway: Gateway, kind: str, payment: Payment, now: float, params: Mapping[str, object] | None = None
+) -> Outcome:
     """What Stripe holds now for this payment (blocking).
 
     For a create: this terminal's PaymentIntent carrying the payment's id, found by listing
@@ -194,6 +242,8 @@ def learn_truth(gateway: Gateway, kind: str, payment: Payment, now: float) -> Ou
     intent_id = intent_id_of(payment)
     if intent_id is None:
         return NotFound(f"payment {payment.payment_id} has no PaymentIntent")
+    if kind == Kind.REFUND:
+        return find_refund(gateway, intent_id, str((params or {})["refund_id"]))
     return gateway.retrieve_intent(intent_id)
 
 
@@ -206,6 +256,10 @@ class Verdict(enum.Enum):
 
 def judge(kind: str, truth: Outcome) -> Verdict:
     """Decide, from what Stripe holds, whether an operation of this kind took effect."""
+    if kind == Kind.REFUND:
+        if isinstance(truth, Refunded):
+            return Verdict.DONE
+        return Verdict.SEND_ANEW if isinstance(truth, NotFound) else Verdict.WAIT
     if isinstance(truth, NotFound):
         return Verdict.SEND_ANEW if kind == Kind.CREATE else Verdict.CONCLUSIVE
     intent = truth.intent if isinstance(truth, Succeeded | WrongState) else None

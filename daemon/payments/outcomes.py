@@ -29,6 +29,26 @@ class IntentView:
 
 
 @dataclass(frozen=True)
+class RefundView:
+    """The part of a Stripe Refund the daemon reads."""
+
+    id: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
+    amount: int
+    payment_intent: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Refunded:
+    """Stripe answered with the refund (made now, replayed, or found by listing)."""
+
+    refund: RefundView
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
 class Succeeded:
     intent: IntentView
     replayed: bool = False  # the answer was saved under the key earlier (Idempotent-Replayed)
@@ -87,4 +107,4 @@ class Refused:
     authentication: bool = False
 
 
-Outcome = Succeeded | Declined | Unknown | WrongState | NotFound | KeyConflict | Refused
+Outcome = Succeeded | Refunded | Declined | Unknown | WrongState | NotFound | KeyConflict | Refused

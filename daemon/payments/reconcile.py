@@ -19,10 +19,10 @@ from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
-from .model import Payment, Reason, State, rfc3339
+from .model import Payment, Reason, RequestRefused, State, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView
-from .service import PaymentService, RequestRefused
+from .service import PaymentService
 from .store import Store
 
 logger = logging.getLogger(__name__)

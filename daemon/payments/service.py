@@ -35,11 +35,14 @@ from .model import (
     PaymentError,
     PaymentRequest,
     Reason,
+    Refund,
+    RequestRefused,
     State,
 )
 from .offline import OfflineLimits, offline_problem
 from .operations import ABANDONED, Kind, intent_id_of
 from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
+from .refunds import Refunds
 from .store import Operation, Store
 from .worker import Worker
 
@@ -55,16 +58,6 @@ class ServiceSettings:
     terminal_id: str = "readerhost"
     offline: OfflineLimits = field(default_factory=OfflineLimits)
     customer_wait_s: float = 30.0  # the longest a customer waits for Stripe before the payment fails
-
-
-class RequestRefused(Exception):
-    """A POS request that cannot be carried out; `reason` is one of the protocol's error reasons."""
-
-    def __init__(self, reason: Reason, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retryable = retryable
 
 
 class PaymentService:
@@ -90,6 +83,14 @@ class PaymentService:
         self._reader_asks: dict[str, int] = {}  # per payment: asks to confirm its current card, this run
         self._customer_waits: dict[str, asyncio.TimerHandle] = {}  # per payment: its bound on waiting for Stripe
         self._ledger = Ledger(store, events, worker.wake, clock)
+        self._refunds = Refunds(
+            store,
+            self._ledger,
+            reader,
+            lambda payment_id: _ReaderRelay(events, payment_id),
+            terminal_id=settings.terminal_id,
+            clock=clock,
+        )
         worker.attach(self.settle, self.hold, self._waits_for_reader)
 
     # -- the POS's requests -------------------------------------------------------------------
@@ -229,6 +230,10 @@ class PaymentService:
         self._ledger.add_operation(payment_id, (Kind.CANCEL, key, {"reason": reason}))
         return payment
 
+    async def refund(self, params: dict[str, Any]) -> Refund:
+        """payment.refund: see refunds.py."""
+        return await self._refunds.refund(params)
+
     def set_offline_limits(self, limits: OfflineLimits) -> None:
         """New offline limits (a configuration reload); payments already stored are not affected."""
         self._settings = replace(self._settings, offline=limits)
@@ -237,6 +242,7 @@ class PaymentService:
         """After a restart: payments that waited for a customer are canceled; the rest resume."""
         for payment in self._store.payments(states=HOLDS_READER, limit=10_000):
             self._cancel(payment, "abandoned", "canceled at restart: the customer interaction was lost")
+        self._refunds.recover()
         self._worker.wake()
 
     async def close(self) -> None:
@@ -252,6 +258,7 @@ class PaymentService:
             task.cancel()
         if stopping:
             await asyncio.wait(stopping, timeout=5.0)
+        await self._refunds.close()
 
     # -- Stripe's answers, from the worker ----------------------------------------------------
 
@@ -265,7 +272,10 @@ class PaymentService:
             Kind.CONFIRM: self._settle_confirm,
             Kind.CAPTURE: self._settle_capture,
             Kind.CANCEL: self._settle_cancel,
-        }[Kind(op.kind)]
+        }.get(Kind(op.kind))
+        if settle_kind is None:  # a refund's, which moves the refund, not the payment
+            self._refunds.settle(op, outcome)
+            return
         settle_kind(payment, op, outcome)
 
     def hold(self, op: Operation, outcome: Unknown) -> None:
@@ -700,6 +710,9 @@ class PaymentService:
         return holders[0].payment_id if holders else None
 
     def _require_free_reader(self, but: str | None = None) -> None:
+        refunding = self._refunds.reader_holder()
+        if refunding is not None:
+            raise RequestRefused(Reason.BUSY, f"the reader is taking refund {refunding}", retryable=True)
         for holder in self._store.payments(states=HOLDS_READER):
             if holder.payment_id != but:
                 raise RequestRefused(

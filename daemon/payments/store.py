@@ -1,4 +1,4 @@
-"""The durable record: payments, the operations outbox and the history of every state change.
+"""The durable record: payments, their refunds, the operations outbox and the history of every state change.
 
 One SQLite file (WAL, synchronous=FULL: a commit is on the disk when it returns), one writer:
 the daemon opens one Store and uses it from one thread, holding an exclusive flock(2) on the file
@@ -33,6 +33,9 @@ from .model import (
     PaymentRequest,
     Reason,
     Receipt,
+    Refund,
+    RefundRequest,
+    RefundState,
     State,
 )
 
@@ -102,6 +105,36 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE payments ADD COLUMN tip INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: refunds, each with its own history (a refund's outbox operations are its payment's)
+    """
+    CREATE TABLE refunds (
+        refund_id       TEXT PRIMARY KEY,
+        payment_id      TEXT NOT NULL REFERENCES payments(payment_id),
+        request         TEXT NOT NULL,
+        amount          INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        at_reader       INTEGER NOT NULL,
+        stripe_refund   TEXT,
+        error           TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX refunds_by_payment ON refunds(payment_id, created_at);
+    CREATE INDEX refunds_by_state ON refunds(state);
+    CREATE TABLE refund_history (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        refund_id   TEXT NOT NULL REFERENCES refunds(refund_id),
+        at          REAL NOT NULL,
+        from_state  TEXT,
+        to_state    TEXT NOT NULL,
+        detail      TEXT NOT NULL
+    );
+    CREATE INDEX refund_history_by_refund ON refund_history(refund_id, seq);
+    CREATE TRIGGER refund_history_is_append_only_u BEFORE UPDATE ON refund_history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    CREATE TRIGGER refund_history_is_append_only_d BEFORE DELETE ON refund_history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    """,
 )
 
 
@@ -161,6 +194,16 @@ class RegisteredReader:
     reader_id: str
     location: str | None
     registered_at: float
+
+
+@dataclass(frozen=True)
+class RefundHistoryEntry:
+    seq: int
+    refund_id: str
+    at: float
+    from_state: str | None
+    to_state: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -303,11 +346,11 @@ class Store:
 
     def payment(self, payment_id: str) -> Payment | None:
         row = self._db.execute("SELECT * FROM payments WHERE payment_id=?", (payment_id,)).fetchone()
-        return _payment_from_row(row, self._columns("payments")) if row else None
+        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
 
     def payment_by_order(self, order_id: str) -> Payment | None:
         row = self._db.execute("SELECT * FROM payments WHERE order_id=?", (order_id,)).fetchone()
-        return _payment_from_row(row, self._columns("payments")) if row else None
+        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
 
     def payments(
         self,
@@ -336,7 +379,24 @@ class Store:
             (*args, limit),
         ).fetchall()
         columns = self._columns("payments")
-        return [_payment_from_row(row, columns) for row in rows]
+        return self._with_refunds([_payment_from_row(row, columns) for row in rows])
+
+    def _with_refunds(self, payments: list[Payment]) -> list[Payment]:
+        """The payments with their refunds (read in one query)."""
+        if not payments:
+            return payments
+        ids = [payment.payment_id for payment in payments]
+        rows = self._db.execute(
+            f"SELECT * FROM refunds WHERE payment_id IN ({','.join('?' * len(ids))})"  # noqa: S608 - placeholders only
+            " ORDER BY created_at, rowid",
+            ids,
+        ).fetchall()
+        columns = self._columns("refunds")
+        by_payment: dict[str, list[Refund]] = {}
+        for row in rows:
+            refund = _refund_from_row(row, columns)
+            by_payment.setdefault(refund.payment_id, []).append(refund)
+        return [replace(p, refunds=tuple(by_payment.get(p.payment_id, ()))) for p in payments]
 
     def history(self, payment_id: str) -> list[HistoryEntry]:
         rows = self._db.execute(
@@ -363,6 +423,58 @@ class Store:
                 " registered_at=excluded.registered_at",
                 (reader.driver, reader.reader_id, reader.location, reader.registered_at),
             )
+
+    # -- refunds ------------------------------------------------------------------------------
+
+    def insert_refund(self, refund: Refund, detail: str) -> None:
+        self._db.execute(
+            "INSERT INTO refunds (refund_id, payment_id, request, amount, state, at_reader, stripe_refund, error,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (refund.refund_id, refund.payment_id, *_refund_columns(refund)),
+        )
+        self._record_refund(refund.refund_id, refund.created_at, None, refund.state, detail)
+
+    def save_refund(self, before: Refund, after: Refund, detail: str) -> None:
+        """Write `after` over `before`, recording the change of state (if any) in the refund's history."""
+        cursor = self._db.execute(
+            "UPDATE refunds SET request=?, amount=?, state=?, at_reader=?, stripe_refund=?, error=?, created_at=?,"
+            " updated_at=? WHERE refund_id=? AND state=?",
+            (*_refund_columns(after), after.refund_id, before.state.value),
+        )
+        if cursor.rowcount != 1:
+            raise StorageError(f"refund {after.refund_id} changed underneath (expected state {before.state})")
+        if after.state != before.state:
+            self._record_refund(after.refund_id, after.updated_at, before.state, after.state, detail)
+
+    def _record_refund(
+        self, refund_id: str, at: float, before: RefundState | None, after: RefundState, detail: str
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO refund_history (refund_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+            (refund_id, at, before.value if before else None, after.value, detail),
+        )
+
+    def refund(self, refund_id: str) -> Refund | None:
+        row = self._db.execute("SELECT * FROM refunds WHERE refund_id=?", (refund_id,)).fetchone()
+        return _refund_from_row(row, self._columns("refunds")) if row else None
+
+    def refunds(self, *, states: Collection[RefundState]) -> list[Refund]:
+        """The refunds in some states, oldest first."""
+        rows = self._db.execute(
+            f"SELECT * FROM refunds WHERE state IN ({','.join('?' * len(states))})"  # noqa: S608 - placeholders only
+            " ORDER BY created_at, rowid",
+            [state.value for state in states],
+        ).fetchall()
+        columns = self._columns("refunds")
+        return [_refund_from_row(row, columns) for row in rows]
+
+    def refund_history(self, refund_id: str) -> list[RefundHistoryEntry]:
+        rows = self._db.execute(
+            "SELECT seq, refund_id, at, from_state, to_state, detail FROM refund_history"
+            " WHERE refund_id=? ORDER BY seq",
+            (refund_id,),
+        ).fetchall()
+        return [RefundHistoryEntry(*row) for row in rows]
 
     # -- the outbox ---------------------------------------------------------------------------
 
@@ -540,6 +652,51 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         attempts=data["attempts"],
         receipt=Receipt.from_json(receipt) if receipt else None,
         tip=data["tip"],
+    )
+
+
+def _refund_columns(refund: Refund) -> tuple[Any, ...]:
+    request = refund.request
+    return (
+        json.dumps(
+            {
+                "refund_id": request.refund_id,
+                "payment_id": request.payment_id,
+                "amount": request.amount,
+                "reason": request.reason,
+                "at_reader": request.at_reader,
+            },
+            sort_keys=True,
+        ),
+        refund.amount,
+        refund.state.value,
+        int(refund.at_reader),
+        refund.stripe_refund,
+        json.dumps(refund.error.to_json()) if refund.error else None,
+        refund.created_at,
+        refund.updated_at,
+    )
+
+
+def _refund_from_row(row: Sequence[Any], columns: list[str]) -> Refund:
+    data = dict(zip(columns, row, strict=True))
+    request = json.loads(data["request"])
+    error = json.loads(data["error"]) if data["error"] else None
+    return Refund(
+        request=RefundRequest(
+            refund_id=request["refund_id"],
+            payment_id=request["payment_id"],
+            amount=request["amount"],
+            reason=request["reason"],
+            at_reader=request["at_reader"],
+        ),
+        amount=data["amount"],
+        state=RefundState(data["state"]),
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        at_reader=bool(data["at_reader"]),
+        stripe_refund=data["stripe_refund"],
+        error=PaymentError(Reason(error["reason"]), error["message"]) if error else None,
     )
 
 

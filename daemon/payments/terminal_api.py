@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.reader.base import Cart, CollectedPaymentMethod, Location
+from readerhost.drivers.reader.base import Cart, CollectedPaymentMethod, Location, RefundOrder
 from readerhost.drivers.reader.stripe_terminal import ReaderView, TerminalError
 
 from .gateway import GatewaySettings, stripe_client
@@ -93,6 +93,21 @@ class StripeTerminalApi:
             lambda: self._readers.set_reader_display(reader_id, {"type": "cart", "cart": shown}),  # type: ignore[typeddict-item]
         )
 
+    def refund(self, reader_id: str, order: RefundOrder) -> ReaderView:
+        return self._call(
+            "refund_payment",
+            lambda: self._readers.refund_payment(
+                reader_id,
+                {
+                    "payment_intent": order.payment_intent,
+                    "amount": order.amount,
+                    "metadata": dict(order.metadata),
+                    "refund_payment_config": {"enable_customer_cancellation": True},
+                },
+                {"idempotency_key": order.idempotency_key},
+            ),
+        )
+
     def _call(self, op: str, send: Any) -> ReaderView:
         import stripe
 
@@ -104,7 +119,9 @@ class StripeTerminalApi:
         except stripe.StripeError as error:
             message = error.user_message or str(error)
             logger.debug("stripe terminal %s: %s (%s)", op, message, error.code)
-            raise TerminalError(message, error.code, unreachable=(error.http_status or 0) >= 500) from None
+            # stripe-python reads no code from a 409: it means the key's first request is still in flight.
+            code = error.code or ("idempotency_key_in_use" if error.http_status == 409 else None)
+            raise TerminalError(message, code, unreachable=(error.http_status or 0) >= 500) from None
         try:
             return _view(reader)
         except (AttributeError, TypeError) as error:  # an answer we cannot read is no answer
@@ -129,6 +146,9 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
     kind = getattr(action, "type", None)
     detail = getattr(action, kind, None) if isinstance(kind, str) and kind != "type" else None
     intent = getattr(detail, "payment_intent", None)
+    refund = getattr(action, "refund_payment", None)
+    refund_metadata = getattr(refund, "metadata", None)
+    refund_id = refund_metadata.get("refund_id") if refund_metadata is not None else None
     return ReaderView(
         id=reader.id,
         device_type=str(getattr(reader, "device_type", "unknown")),
@@ -141,6 +161,7 @@ def _view(reader: stripe.terminal.Reader) -> ReaderView:
         failure_code=getattr(action, "failure_code", None),
         failure_message=getattr(action, "failure_message", None),
         collected=_collected(getattr(detail, "payment_method", None)) if kind == "collect_payment_method" else None,
+        action_refund_id=refund_id if isinstance(refund_id, str) else None,
     )
 
 

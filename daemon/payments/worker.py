@@ -25,7 +25,7 @@ from .events import Event, EventHub, Topic
 from .keys import next_generation
 from .model import OpStatus, Payment
 from .operations import ABANDONED, Gateway, Verdict, judge, learn_truth, send
-from .outcomes import KeyConflict, NotFound, Outcome, Refused, Succeeded, Unknown, WrongState
+from .outcomes import KeyConflict, NotFound, Outcome, Refunded, Refused, Succeeded, Unknown, WrongState
 from .pacing import Pacer
 from .store import Operation, Store
 
@@ -217,11 +217,14 @@ class Worker:
     async def _learn_truth(self, op: Operation, payment: Payment) -> Operation | None:
         """Ask Stripe what it holds; settle the operation, or return it re-keyed to send anew."""
         await self._pacer.turn()
-        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock())
+        truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock(), op.params)
         self._note_health(truth)
         verdict = judge(op.kind, truth)
         now = self._clock()
         logger.info("learned the truth for %s of %s: %s", op.kind, op.payment_id, verdict.value)
+        if verdict is Verdict.DONE and isinstance(truth, Refunded):
+            self._settle_with(op, Refunded(truth.refund, replayed=True))
+            return None
         if verdict is Verdict.DONE:
             assert isinstance(truth, Succeeded | WrongState)
             assert truth.intent is not None

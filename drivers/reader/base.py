@@ -54,6 +54,22 @@ class CollectedPaymentMethod:
 
 
 @dataclass(frozen=True)
+class RefundOrder:
+    """A refund made with the card at the reader (REFUNDS_AT_READER): of `amount` of the PaymentIntent's
+    charge, the `metadata` (with the host's refund_id) on the refund, under one idempotency key that
+    the host committed before asking."""
+
+    payment_intent: str
+    amount: int
+    metadata: dict[str, str]
+    idempotency_key: str
+
+    @property
+    def refund_id(self) -> str:
+        return self.metadata["refund_id"]
+
+
+@dataclass(frozen=True)
 class CartLine:
     description: str
     amount: int  # minor units
@@ -106,7 +122,7 @@ class Capability(StrEnum):
     # The reader goes to Stripe itself: `process` has it confirm; the host reads the outcome, never confirms.
     CONFIRMS_ITSELF = "confirms_itself"
     TAKES_TIPS = "takes_tips"  # the reader offers the customer a tip on its screen (payment.start's tipping)
-    REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund (no reader yet)
+    REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund
     # reader.register and reader.locations: the reader is registered at Stripe with a code, in a location.
     REGISTERS = "registers"
 
@@ -137,6 +153,18 @@ class Unsupported(ReaderError):
     def __init__(self, reader: str, capability: Capability) -> None:
         super().__init__("UNSUPPORTED", f"the {reader} reader {_WITHOUT[capability]}")
         self.capability = capability
+
+
+# The code of a ReaderError for a refund at the reader that Stripe refused (its message says why).
+REFUND_REFUSED = "refund_refused"
+
+
+class RefundOutcomeUnknown(ReaderError):
+    """A refund at the reader whose fate cannot be told now (Stripe not answering, the request still
+    in flight): it may yet be made, so the host must look again rather than call it failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("refund_outcome_unknown", message)
 
 
 class NotCollecting(ReaderError):
@@ -209,6 +237,13 @@ class Reader(Protocol):
         truth from the reader and the PaymentIntent before anything is asked again."""
         ...
 
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        """REFUNDS_AT_READER: refund with the card presented; returns when the reader says it refunded,
+        raises ReaderError when it did not (or CancelledError when canceled). Never believed about the
+        money: the host reads the refund from Stripe. Asking again with the same order follows the
+        reader's action already under way rather than starting another."""
+        ...
+
 
 # How a reader driver tells the daemon that it was reached or lost: notify(event, data), with event
 # "reader.connected" or "reader.disconnected" and data {id, model, reason}.
@@ -252,6 +287,7 @@ OPERATIONS = {
     "register": Capability.REGISTERS,
     "locations": Capability.REGISTERS,
     "process": Capability.CONFIRMS_ITSELF,
+    "refund": Capability.REFUNDS_AT_READER,
 }
 
 
@@ -279,6 +315,9 @@ class ReaderBase:
 
     async def process(self, payment_intent: str, listener: ReaderListener) -> None:
         raise Unsupported(self.driver, Capability.CONFIRMS_ITSELF)
+
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        raise Unsupported(self.driver, Capability.REFUNDS_AT_READER)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from readerhost.drivers.reader.base import (
+    REFUND_REFUSED,
     UNREACHED,
     Capability,
     Cart,
@@ -48,6 +49,8 @@ from readerhost.drivers.reader.base import (
     ReaderError,
     ReaderListener,
     ReaderState,
+    RefundOrder,
+    RefundOutcomeUnknown,
 )
 from readerhost.drivers.settings import Choice, Number, Section, Settings, Text, setting
 
@@ -95,7 +98,13 @@ class StripeTerminalSettings(Settings):
 
 SETTINGS = Section("reader.stripe_terminal", StripeTerminalSettings)
 CAPABILITIES = frozenset(
-    {Capability.SHOWS_CART, Capability.CONFIRMS_ITSELF, Capability.TAKES_TIPS, Capability.REGISTERS}
+    {
+        Capability.SHOWS_CART,
+        Capability.CONFIRMS_ITSELF,
+        Capability.TAKES_TIPS,
+        Capability.REGISTERS,
+        Capability.REFUNDS_AT_READER,
+    }
 )
 
 
@@ -127,6 +136,7 @@ class ReaderView:
     failure_code: str | None = None
     failure_message: str | None = None
     collected: CollectedPaymentMethod | None = None  # what a collect_payment_method action read
+    action_refund_id: str | None = None  # the refund_id in a refund_payment action's metadata
 
 
 class TerminalError(Exception):
@@ -157,6 +167,8 @@ class TerminalApi(Protocol):
     def cancel_action(self, reader_id: str) -> ReaderView: ...
 
     def show_cart(self, reader_id: str, cart: Cart) -> ReaderView: ...
+
+    def refund(self, reader_id: str, order: RefundOrder) -> ReaderView: ...
 
 
 class Registrations(Protocol):
@@ -534,3 +546,91 @@ class SmartReader(ReaderBase):
                 time.monotonic() - started,
                 getattr(error, "message", "no answer"),
             )
+
+    # -- refunding at the reader ----------------------------------------------------------------
+
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        """refund_payment with the card presented; the reader's action followed until it ends."""
+        if not self._reader_id:
+            raise ReaderError("READER_UNAVAILABLE", f"the Stripe reader is not registered ({self._last_error})")
+        self.state = ReaderState.COLLECTING
+        try:
+            await self._start_refund(order)
+            listener.display_message("follow_reader")
+            try:
+                async with asyncio.timeout(self._card_wait_s):
+                    view = await self._follow_refund(order)
+            except TimeoutError:
+                await self._cancel_action(order.payment_intent)
+                raise ReaderError(
+                    "card_read_timed_out", f"no card was presented within {self._card_wait_s:g} s"
+                ) from None
+            except asyncio.CancelledError:
+                await self._cancel_action(order.payment_intent)
+                raise
+            if view.action_status != "succeeded":
+                code = view.failure_code or "failed"
+                if code in _CUSTOMER_CANCELED:
+                    raise ReaderError("canceled_on_reader", "the customer canceled the refund on the reader")
+                raise ReaderError(code, view.failure_message or f"the reader's refund failed ({code})")
+        finally:
+            if self.state in (ReaderState.COLLECTING, ReaderState.CANCELING):
+                self.state = ReaderState.READY
+
+    async def _start_refund(self, order: RefundOrder) -> None:
+        """Ask for refund_payment, always under the order's one key: a request that reached Stripe
+        before (a restart, a lost answer) is answered again, never made twice. An action of this
+        refund already under way is followed instead. When Stripe will not say whether it took the
+        request, RefundOutcomeUnknown: the refund may still be made."""
+        if self._refunding(await self._look_at_refund(), order):
+            return
+        gap = POLL_FIRST_S
+        for _ in range(5):
+            try:
+                view = await asyncio.to_thread(self._api.refund, self._reader_id, order)
+            except TerminalError as error:
+                if error.code == "terminal_reader_offline":
+                    self._went_offline(f"the reader is offline at Stripe: {error.message}")
+                    raise ReaderError("READER_UNAVAILABLE", "the Stripe reader is offline") from None
+                if error.code == "terminal_reader_busy":
+                    raise ReaderError("BUSY", "the Stripe reader is busy with another action") from None
+                if error.code not in ("terminal_reader_timeout", "idempotency_key_in_use") and not error.unreachable:
+                    raise ReaderError(
+                        REFUND_REFUSED, f"Stripe refused the refund at the reader: {error.message}"
+                    ) from None
+                # Timed out, in flight or no answer: the reader may be on it already. Look before asking again.
+                await asyncio.sleep(gap)
+                gap *= 2
+                if self._refunding(await self._look_at_refund(), order):
+                    return
+                continue
+            self._seen(view)
+            return
+        raise RefundOutcomeUnknown("Stripe did not say whether the reader took the refund")
+
+    async def _follow_refund(self, order: RefundOrder) -> ReaderView:
+        """Poll the reader's refund action until it ends."""
+        gap = POLL_FIRST_S
+        while True:
+            await asyncio.sleep(gap)
+            view = await self._look_at_refund()
+            if view.action_type != "refund_payment" or view.action_refund_id != order.refund_id:
+                raise ReaderError("READER_UNAVAILABLE", "the reader's refund action was replaced by another")
+            if view.action_status != "in_progress":
+                return view
+            gap = min(POLL_MAX_S, gap * 1.5)
+
+    async def _look_at_refund(self) -> ReaderView:
+        """The reader as Stripe has it; not knowing it leaves a refund's fate unknown."""
+        try:
+            return await self._look()
+        except ReaderError as error:
+            raise RefundOutcomeUnknown(error.message) from None
+
+    @staticmethod
+    def _refunding(view: ReaderView, order: RefundOrder) -> bool:
+        return (
+            view.action_type == "refund_payment"
+            and view.action_refund_id == order.refund_id
+            and view.action_status == "in_progress"
+        )

@@ -147,7 +147,7 @@ def test_typed_errors(tmp_path: Path) -> None:
             assert unknown.value.field == "colour"
 
             with pytest.raises(MethodNotFound) as missing:
-                await pos.call("payment.refund", {"payment_id": "pay_x"})
+                await pos.call("payment.teleport", {"payment_id": "pay_x"})
             assert missing.value.code == -32601
 
             holder = await pos.start_payment("E-2", 1000)

@@ -31,7 +31,9 @@ from readerhost.daemon.ctl import exit_codes, formatting
 from readerhost.daemon.payments.model import rfc3339
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
-COMMANDS = ("status", "pay", "capture", "cancel", "get", "list", "watch", "reconcile", "present", "display", "reader")
+COMMANDS = (
+    "status", "pay", "capture", "cancel", "refund", "get", "list", "watch", "reconcile", "present", "display", "reader",
+)  # fmt: skip
 WAIT = 20.0
 CONFIG = """
 [reader.simulated]
@@ -329,6 +331,31 @@ def test_cancel(run_ctl: Callable[..., Ran]) -> None:
     assert result.code == 0, result.stderr
     assert f"{payment['payment_id']}  order T-CANCEL  15.00 USD  canceled" in result.stdout
     assert run_ctl("--json", "get", payment["payment_id"]).json()["state"] == "canceled"
+
+
+def test_refund_waits_for_stripe_and_never_refunds_twice(run_ctl: Callable[..., Ran]) -> None:
+    payment = paid(run_ctl, "2000", "T-REFUND", "--capture", "auto")
+    payment_id = payment["payment_id"]
+    result = run_ctl("refund", payment_id, "--amount", "500", "--refund-id", "T-REFUND-R1", "--reason", "duplicate")
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "T-REFUND-R1  5.00 USD  online  pending"
+    assert lines[-1].startswith("T-REFUND-R1  5.00 USD  online  succeeded  re_")
+    again = run_ctl(
+        "--json", "refund", payment_id, "--amount", "500", "--refund-id", "T-REFUND-R1", "--reason", "duplicate"
+    )
+    assert again.code == 0, again.stderr
+    assert (again.json()["state"], again.json()["stripe_refund"]) == ("succeeded", lines[-1].split()[-1])
+    too_much = run_ctl("refund", payment_id, "--amount", "1501")
+    assert too_much.code == 1
+    assert one_error_line(too_much).endswith("(REFUND_EXCEEDS_CAPTURED)")
+    conflict = run_ctl("refund", payment_id, "--amount", "400", "--refund-id", "T-REFUND-R1")
+    assert one_error_line(conflict).endswith("(IDEMPOTENCY_CONFLICT)")
+    at_reader = run_ctl("refund", payment_id, "--at-reader")
+    assert one_error_line(at_reader).endswith("cannot refund at the reader (UNSUPPORTED)")
+    shown = run_ctl("get", payment_id)
+    assert "refunded  5.00 USD" in shown.stdout
+    assert "refund    T-REFUND-R1  5.00 USD  online  succeeded  re_" in shown.stdout
 
 
 def test_get_of_nothing_is_not_found(run_ctl: Callable[..., Ran]) -> None:

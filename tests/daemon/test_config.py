@@ -134,6 +134,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         api_base = "http://127.0.0.1:12111"
         api_key_file = "/etc/readerhost/stripe.key"
         terminal_id = "Kiosk_7.lobby-B"
+        country = "CA"
         connect_timeout_s = 2.5
         read_timeout_s = 30
         max_network_retries = 0
@@ -170,6 +171,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         api_base="http://127.0.0.1:12111",
         api_key_file="/etc/readerhost/stripe.key",
         terminal_id="Kiosk_7.lobby-B",
+        country="CA",
         connect_timeout_s=2.5,
         read_timeout_s=30.0,
         max_network_retries=0,
@@ -322,6 +324,13 @@ ERRORS = [
         "bad-driver",
         '[reader]\ndriver = "usb"\n',
         '[reader] driver must be one of simulated, serial, ble, stripe_terminal, not "usb"',
+    ),
+    ("country-lowercase", '[stripe]\ncountry = "ca"\n', "[stripe] country must be the Stripe account's two-letter"),
+    ("country-name", '[stripe]\ncountry = "Canada"\n', "[stripe] country must be the Stripe account's two-letter"),
+    (
+        "flow-unknown",
+        '[reader.stripe_terminal]\nreader_id = "tmr_1"\nflow = "one_step"\n',
+        '[reader.stripe_terminal] flow must be one of two_step, process, not "one_step"',
     ),
     ("terminal-id-chars", '[stripe]\nterminal_id = "kiosk #1"\n', f'[stripe] terminal_id {CHARACTERS}, not "kiosk #1"'),
     ("terminal-id-empty", '[stripe]\nterminal_id = ""\n', f'[stripe] terminal_id {CHARACTERS}, not ""'),

@@ -15,8 +15,7 @@ from pathlib import Path
 from conftest import EmulatorHandle, make_client
 from support.payments_core import Core, run, running_core
 
-from readerhost.daemon.payments.model import OpStatus, Reason, State
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import OpStatus, Reason, RequestRefused, State
 
 WAIT_S = 0.6
 

@@ -582,3 +582,36 @@ def test_calls_are_logged_at_debug_without_the_key(gateway: StripeGateway, caplo
     assert "confirm-log" in mine[1].getMessage()
     assert "Declined" in mine[1].getMessage()
     assert TEST_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("country", "currency", "types", "capture_method", "card_present_capture"),
+    [
+        ("", "usd", ["card_present"], "manual", None),
+        ("", "cad", ["card_present", "interac_present"], "automatic", "manual_preferred"),
+        ("CA", "cad", ["card_present", "interac_present"], "automatic", "manual_preferred"),
+        # A Canadian account's usd payment: Interac asked for, left out by Stripe (it serves cad only).
+        ("CA", "usd", ["card_present"], "automatic", "manual_preferred"),
+    ],
+)
+def test_a_payment_that_may_take_interac_holds_cards_through_their_own_capture_option(
+    stripe_emulator: EmulatorHandle,
+    client: stripe.StripeClient,
+    country: str,
+    currency: str,
+    types: list[str],
+    capture_method: str,
+    card_present_capture: str | None,
+) -> None:
+    gateway = make_gateway(stripe_emulator.url, country=country)
+    intent = succeeded(
+        gateway.create_intent(amount=2000, currency=currency, metadata={}, idempotency_key="interac-1")
+    ).intent
+    created = client.v1.payment_intents.retrieve(intent.id)
+    assert (created.payment_method_types, created.capture_method) == (types, capture_method)
+    assert created.payment_method_options is not None
+    assert created.payment_method_options.card_present is not None
+    assert created.payment_method_options.card_present.capture_method == card_present_capture
+    # Whatever the options, a credit card is held for the POS's capture.
+    held = succeeded(gateway.confirm_intent(intent.id, VISA, "interac-1-confirm")).intent
+    assert held.status == "requires_capture"

@@ -140,8 +140,8 @@ def test_only_the_states_before_authorisation_hold_the_reader() -> None:
 
 PROTOCOL_KEYS = {
     "payment_id", "order_id", "amount", "currency", "state", "payment_intent", "card", "decline",
-    "captured_amount", "offline", "attempts", "created_at", "updated_at", "error", "receipt", "tip",
-    "capture_before",
+    "captured_amount", "refunded_amount", "refunds", "offline", "attempts", "created_at", "updated_at", "error",
+    "receipt", "tip", "capture_before",
 }  # fmt: skip
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -186,6 +186,8 @@ def test_to_json_is_the_protocols_payment_object() -> None:
             "message": "Your card has insufficient funds.",
         },
         "captured_amount": 0,
+        "refunded_amount": 0,
+        "refunds": [],
         "offline": True,
         "attempts": 2,
         "receipt": None,
@@ -239,3 +241,24 @@ def test_a_receipt_holds_what_a_receipt_shows_and_no_card_number() -> None:
         None,
     )
     assert Receipt.from_json(data) == receipt
+
+
+def test_refunded_amount_counts_only_what_stripe_refunded() -> None:
+    from readerhost.daemon.payments.model import Refund, RefundRequest, RefundState
+
+    def refund(refund_id: str, amount: int, state: RefundState) -> Refund:
+        request = RefundRequest(refund_id, "pay_9", amount, None, at_reader=False)
+        return Refund(request, amount, state, T0, T0, at_reader=False)
+
+    refunds = (
+        refund("R-1", 300, RefundState.SUCCEEDED),
+        refund("R-2", 200, RefundState.PENDING),
+        refund("R-3", 100, RefundState.FAILED),
+    )
+    payment = Payment("pay_9", PaymentRequest("A-9", 1000, "usd"), S.CAPTURED, T0, T0, refunds=refunds)
+    data = payment.to_json()
+    assert data["refunded_amount"] == 300
+    assert [(r["refund_id"], r["state"], r["amount"]) for r in data["refunds"]] == [
+        ("R-1", "succeeded", 300), ("R-2", "pending", 200), ("R-3", "failed", 100),
+    ]  # fmt: skip
+    assert data["refunds"][0]["created_at"] == "2023-11-14T22:13:20.125Z"

@@ -8,9 +8,8 @@ import pytest
 from conftest import EmulatorHandle
 from support.payments_core import Core, run, running_core
 
-from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.model import RequestRefused, State
 from readerhost.daemon.payments.offline import OfflineLimits
-from readerhost.daemon.payments.service import RequestRefused
 from readerhost.drivers.reader.base import Capability
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,7 @@ import stripe
 from conftest import EmulatorHandle, make_client
 from support.payments_core import run, running_core
 
-from readerhost.daemon.payments.model import State
-from readerhost.daemon.payments.service import RequestRefused
+from readerhost.daemon.payments.model import RequestRefused, State
 from readerhost.daemon.payments.validation import InvalidRequest
 from readerhost.drivers.reader.base import Capability
 
@@ -310,5 +310,67 @@ def test_a_card_a_smart_reader_presented_itself_is_read_back_never_confirmed_aga
             assert [e.amount for e in core.journal("payment_intent.capture")] == [2000]
             # Each card the reader read was handed back to it to confirm (here: already confirmed).
             assert core.reader.processed == [intent_id, intent_id]
+
+    run(scenario())
+
+
+def test_a_reader_that_never_confirms_is_asked_twice_then_its_payment_intent_is_canceled(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # The test plays a two-step smart reader whose confirm never happens: it collects the card on a
+    # simulated reader (the PaymentIntent requires_confirmation), and its process() confirms nothing.
+    reader_side = make_client(stripe_emulator.url)
+    reader_id = reader_side.v1.terminal.readers.create({"registration_code": "simulated-wpe"}).id
+    stripe_emulator.emulator.configure_reader(reader_id, {"processing_s": 0})
+
+    async def scenario() -> None:
+        smart = frozenset({Capability.CONFIRMS_ITSELF})
+        async with running_core(stripe_emulator, tmp_path / "store.db", reader_capabilities=smart) as core:
+            payment = await core.service.start({"order_id": "NC-1", "amount": 1500, "currency": "usd"})
+            await core.until_collecting()
+            intent_id = core.payment(payment.payment_id).payment_intent
+            assert intent_id is not None
+            reader_side.v1.terminal.readers.collect_payment_method(reader_id, {"payment_intent": intent_id})
+            reader_side.v1.test_helpers.terminal.readers.present_payment_method(reader_id)
+            assert stripe_emulator.emulator.wait_reader_action(reader_id, 5)
+            core.reader.present("", "visa", "4242", "contactless_emv")  # what the collect read
+
+            failed = await core.until_state(payment.payment_id, State.FAILED)
+            assert failed.error is not None
+            assert "asked twice" in failed.error.message
+            assert core.reader.processed == [intent_id, intent_id]  # the truth read between the two asks
+            await core.until_queue_empty()
+            assert reader_side.v1.payment_intents.retrieve(intent_id).status == "canceled"
+            assert core.journal("payment_intent.confirm") == []
+
+    run(scenario())
+
+
+def test_a_readers_confirm_is_read_only_once_the_reader_has_ended_it(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    reader_side = make_client(stripe_emulator.url)
+
+    async def scenario() -> None:
+        smart = frozenset({Capability.CONFIRMS_ITSELF})
+        async with running_core(stripe_emulator, tmp_path / "store.db", reader_capabilities=smart) as core:
+            core.reader.confirm_gate = asyncio.Event()
+            payment = await core.service.start({"order_id": "GATE-1", "amount": 1500, "currency": "usd"})
+            await core.until_collecting()
+            intent_id = core.payment(payment.payment_id).payment_intent
+            assert intent_id is not None
+            core.reader.present("", "visa", "4242", "contactless_emv")
+            await core.until(lambda: core.reader.processed == [intent_id], what="the reader to be asked to confirm")
+            # The reader is confirming: its confirm operation is committed, and not sent meanwhile.
+            [confirm] = [op for op in core.store.operations_of(payment.payment_id) if op.kind == "confirm"]
+            assert (confirm.status, confirm.params.get("by_reader")) == ("pending", True)
+            assert core.store.operation(confirm.op_id).attempts == 0  # type: ignore[union-attr]
+            assert core.payment(payment.payment_id).state is State.PROCESSING
+            reader_side.v1.payment_intents.confirm(intent_id, {"payment_method": "pm_card_present_visa"})
+            core.reader.confirm_gate.set()  # the reader's confirm has ended: now the outcome is read
+            await core.until_state(payment.payment_id, State.AUTHORIZED)
+            # Read once, after the reader's confirm: read before it, the PaymentIntent would have been
+            # found unconfirmed and the payment failed.
+            assert core.store.operation(confirm.op_id).attempts == 1  # type: ignore[union-attr]
 
     run(scenario())

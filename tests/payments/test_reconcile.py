@@ -122,7 +122,7 @@ def test_a_capture_deadline_within_a_day_is_warned_about(stripe_emulator: Emulat
 
 
 def test_stripe_unreachable_is_a_clear_refusal(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
-    from readerhost.daemon.payments.service import RequestRefused
+    from readerhost.daemon.payments.model import RequestRefused
 
     async def scenario() -> None:
         async with running_core(stripe_emulator, tmp_path / "store.db") as core:

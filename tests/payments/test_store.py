@@ -147,16 +147,31 @@ def test_the_schema_has_its_tables_and_whole_history_triggers(store: Store) -> N
     finally:
         other.close()
     assert {name for name, kind in objects.items() if kind == "table"} == {
-        "payments",
-        "operations",
-        "history",
-        "readers",
-    }
-    assert set(triggers) == {"history_is_append_only_u", "history_is_append_only_d"}
+        "payments", "operations", "history", "readers", "refunds", "refund_history",
+    }  # fmt: skip
+    assert set(triggers) == {
+        "history_is_append_only_u", "history_is_append_only_d",
+        "refund_history_is_append_only_u", "refund_history_is_append_only_d",
+    }  # fmt: skip
     for sql in triggers.values():
         # Each trigger was created from its whole text, inner semicolon included.
         assert "RAISE(ABORT, 'history is append-only');" in sql
         assert sql.rstrip().endswith("END")
+
+
+def test_refund_history_is_append_only(store: Store) -> None:
+    other = sqlite3.connect(store.path)
+    try:
+        other.execute("INSERT INTO payments (payment_id, order_id, request, state, created_at, updated_at)"
+                      " VALUES ('pay_1', 'A', '{}', 'captured', 0, 0)")  # fmt: skip
+        other.execute("INSERT INTO refunds (refund_id, payment_id, request, amount, state, at_reader, created_at,"
+                      " updated_at) VALUES ('R-1', 'pay_1', '{}', 1, 'pending', 0, 0, 0)")  # fmt: skip
+        other.execute("INSERT INTO refund_history (refund_id, at, to_state, detail) VALUES ('R-1', 0, 'pending', 'x')")
+        for statement in ("UPDATE refund_history SET detail='y'", "DELETE FROM refund_history"):
+            with pytest.raises(sqlite3.IntegrityError, match="history is append-only"):
+                other.execute(statement)
+    finally:
+        other.close()
 
 
 def test_payments_table_has_no_column_for_card_data(store: Store) -> None:

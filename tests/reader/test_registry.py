@@ -16,7 +16,15 @@ from support import pretend_reader
 
 from readerhost.daemon.config import ConfigError, load_config
 from readerhost.drivers.reader import DRIVERS, Driver, ReaderSettings
-from readerhost.drivers.reader.base import OPERATIONS, Capability, Cart, ReaderBase, ReaderContext, Unsupported
+from readerhost.drivers.reader.base import (
+    OPERATIONS,
+    Capability,
+    Cart,
+    ReaderBase,
+    ReaderContext,
+    RefundOrder,
+    Unsupported,
+)
 from readerhost.drivers.reader.stripe_terminal import TerminalApi
 
 WITH_PRETEND: Mapping[str, Driver] = {**DRIVERS, "pretend": pretend_reader}
@@ -72,6 +80,21 @@ def test_an_operation_a_reader_lacks_is_unsupported_naming_the_reader(name: str)
     if Capability.SHOWS_CART not in reader.capabilities:
         with pytest.raises(Unsupported, match=f"^the {name} reader has no screen for a cart$"):
             asyncio.run(reader.show_cart(CART))
+    if Capability.REFUNDS_AT_READER not in reader.capabilities:
+        order = RefundOrder("pi_1", 100, {"refund_id": "R-1"}, "key")
+        with pytest.raises(Unsupported, match=f"^the {name} reader cannot refund at the reader$"):
+            asyncio.run(reader.refund(order, SilentListener()))
+
+
+class SilentListener:
+    def input_options(self, options: list[str]) -> None:
+        pass
+
+    def display_message(self, message: str) -> None:
+        pass
+
+    def card_event(self, event: str) -> None:
+        pass
 
 
 def test_the_capabilities_of_the_drivers() -> None:
@@ -85,9 +108,9 @@ def test_the_capabilities_of_the_drivers() -> None:
             Capability.CONFIRMS_ITSELF,
             Capability.TAKES_TIPS,
             Capability.REGISTERS,
+            Capability.REFUNDS_AT_READER,
         },
     }
-    assert not any(Capability.REFUNDS_AT_READER in declared for declared in capabilities.values())
 
 
 def test_opening_a_link_reader_loads_no_radio_or_serial_library_until_it_connects() -> None:

@@ -130,6 +130,20 @@ def test_a_confirm_whose_answer_is_lost_ends_authorised_with_one_confirm(tmp_pat
             assert len(customer.journal("reader.confirm_payment_intent")) == 2
             assert len(customer.journal("payment_intent.confirm")) == 2
 
+            # Applied, then the connection reset, every time stripe-python retries under its key: no
+            # answer at all; the reader is read, its confirm followed.
+            payment_id = await start(pos, "2S-L3", confirm=True)
+            await customer.presents()
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="awaiting_confirmation"))
+            customer.emulator.configure_reader(customer.reader_id, {"processing_s": 1.0})
+            reset = {"method": "POST", "path": "/confirm_payment_intent$", "action": "reset_after", "times": 3}
+            rule = customer.emulator.add_fault(reset)
+            await pos.call("payment.confirm", {"payment_id": payment_id})
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+            assert rule.fired >= 1
+            assert len(customer.journal("reader.confirm_payment_intent")) == 3
+            assert len(customer.journal("payment_intent.confirm")) == 3
+
     run(scenario())
 
 

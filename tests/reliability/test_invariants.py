@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reliability.invariants import StoredPayment, StoreView, Violation, check
+from reliability.invariants import StoredPayment, StoredRefund, StoreView, Violation, check
 from reliability.pos import PosRecord
 
 TERMINAL = "rel-kiosk"
@@ -146,3 +146,71 @@ def test_a_crash_run_counts_a_violation_found_again_at_later_checks_once() -> No
     note_violations(result, 4, [lasting, Violation("told_in_store", "pay_2 told captured")])
     note_violations(result, 5, [lasting])
     assert [(life, v.rule) for life, v in result.violations] == [(3, "capture_once"), (4, "told_in_store")]
+
+
+# -- refunds ---------------------------------------------------------------------------------------
+
+
+def refund_entry(seq: int, refund_id: str, amount: int, object_: str = "re_1") -> Entry:
+    return Entry(seq, "refund.create", object_, "succeeded", amount, {**meta("pay_1", "A"), "refund_id": refund_id})
+
+
+def refunded_store(*refunds: StoredRefund) -> StoreView:
+    store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
+    store.refunds = {r.refund_id: r for r in refunds}
+    store.refund_history = {r.refund_id: {"pending", r.state} for r in refunds}
+    return store
+
+
+def refund_pos(*refund_ids: str) -> PosRecord:
+    return PosRecord(
+        capture_asked={"pay_1": 1000},
+        refund_maybe=set(refund_ids),
+        refund_asked=dict.fromkeys(refund_ids, ("pay_1", None)),
+    )
+
+
+def test_clean_refunds_have_no_violation() -> None:
+    journal = [*captured_history(), refund_entry(4, "R-1", 400), refund_entry(5, "R-2", 600, "re_2")]
+    store = refunded_store(
+        StoredRefund("R-1", "pay_1", "succeeded", 400, "re_1"), StoredRefund("R-2", "pay_1", "succeeded", 600, "re_2")
+    )
+    pos = refund_pos("R-1", "R-2")
+    pos.refunds_told = {("R-1", "pending"), ("R-2", "succeeded")}
+    assert check(store, journal, pos, terminal_id=TERMINAL, settled=True) == []
+
+
+def test_more_refunded_than_captured_is_found() -> None:
+    journal = [*captured_history(), refund_entry(4, "R-1", 700), refund_entry(5, "R-2", 400, "re_2")]
+    store = refunded_store(
+        StoredRefund("R-1", "pay_1", "succeeded", 700, "re_1"), StoredRefund("R-2", "pay_1", "succeeded", 400, "re_2")
+    )
+    found = check(store, journal, refund_pos("R-1", "R-2"), terminal_id=TERMINAL, settled=False)
+    assert rules(found) == {"refund_within_captured"}
+
+
+def test_two_refunds_for_one_refund_id_or_one_never_asked_are_found() -> None:
+    journal = [*captured_history(), refund_entry(4, "R-1", 100), refund_entry(5, "R-1", 100, "re_2")]
+    store = refunded_store(StoredRefund("R-1", "pay_1", "succeeded", 100, "re_1"))
+    found = check(store, journal, refund_pos("R-1"), terminal_id=TERMINAL, settled=False)
+    assert rules(found) == {"one_refund_per_refund_id"}
+    found = check(store, journal[:4], refund_pos(), terminal_id=TERMINAL, settled=False)
+    assert [v.detail for v in found] == ["R-1 refunded, never asked"]
+
+
+def test_a_refund_that_disagrees_with_stripe_or_was_told_unstored_is_found() -> None:
+    journal = [*captured_history(), refund_entry(4, "R-1", 100)]
+    failed_but_made = refunded_store(StoredRefund("R-1", "pay_1", "failed", 100, None))
+    found = check(failed_but_made, journal, refund_pos("R-1"), terminal_id=TERMINAL, settled=True)
+    assert [v.rule for v in found] == ["refund_settled"]
+    succeeded_unmade = refunded_store(StoredRefund("R-1", "pay_1", "succeeded", 100, "re_1"))
+    found = check(succeeded_unmade, captured_history(), refund_pos("R-1"), terminal_id=TERMINAL, settled=True)
+    assert [v.rule for v in found] == ["refund_settled"]
+    pending = refunded_store(StoredRefund("R-1", "pay_1", "pending", 100, None))
+    assert rules(check(pending, captured_history(), refund_pos("R-1"), terminal_id=TERMINAL, settled=True)) == {
+        "refund_settled"
+    }
+    pos = refund_pos("R-1")
+    pos.refunds_told = {("R-1", "canceled")}
+    found = check(succeeded_unmade, journal, pos, terminal_id=TERMINAL, settled=False)
+    assert [v.rule for v in found] == ["told_in_store"]

@@ -10,7 +10,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from readerhost.drivers.reader.base import Capability, CollectedPaymentMethod, ReaderError, ReaderListener
+from readerhost.drivers.reader.base import (
+    Capability,
+    CollectedPaymentMethod,
+    ReaderError,
+    ReaderListener,
+    RefundOrder,
+    Unsupported,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,10 @@ class ScriptedReader:
         self.collections = 0
         self.payment_intents: list[str | None] = []  # what each collection was for
         self.processed: list[str] = []  # the PaymentIntents process() was asked to confirm
+        self.confirm_gate: asyncio.Event | None = None  # process() waits for it, when set
         self.gone: str | None = None  # set to play a reader that cannot collect (unplugged, ...)
+        self.refunding = asyncio.Event()  # set while a refund waits for a card (REFUNDS_AT_READER)
+        self.refund_orders: list[RefundOrder] = []  # what each refund at the reader was asked
 
     def unavailable(self) -> str | None:
         return self.gone
@@ -66,8 +76,11 @@ class ScriptedReader:
         self._steps.put_nowait(_Failure(code, message))
 
     async def process(self, payment_intent: str, listener: ReaderListener) -> None:
-        """A smart reader played by the test has presented the card to Stripe within its collect."""
+        """A smart reader played by the test has presented the card to Stripe within its collect; with
+        `confirm_gate` set, its confirm lasts until the test opens the gate."""
         self.processed.append(payment_intent)
+        if self.confirm_gate is not None:
+            await self.confirm_gate.wait()
 
     async def collect(
         self,
@@ -93,3 +106,17 @@ class ScriptedReader:
                     return step
         finally:
             self.collecting.clear()
+
+    async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
+        """REFUNDS_AT_READER, when declared: waits for the next step; a failure is the reader's
+        refusal, anything else its word that it refunded (which the host must not believe)."""
+        if Capability.REFUNDS_AT_READER not in self.capabilities:
+            raise Unsupported(self.driver, Capability.REFUNDS_AT_READER)
+        self.refund_orders.append(order)
+        self.refunding.set()
+        try:
+            step = await self._steps.get()
+            if isinstance(step, _Failure):
+                raise ReaderError(step.code, step.message)
+        finally:
+            self.refunding.clear()
