@@ -738,4 +738,13 @@ def test_event_lines_for_a_technician() -> None:
         "pay_1 card inserted"
     )
     assert formatting.event_summary(event("display.changed", {"lines": []})) == "(cleared)"
+    deadline = {
+        "payment_id": "pay_1",
+        "order_id": "A-1",
+        "state": "authorized",
+        "capture_before": "2026-11-28T08:00:00.000Z",
+    }
+    assert formatting.event_summary(event("payment.deadline", deadline)) == (
+        "pay_1 (order A-1) authorized: capture before 2026-11-28T08:00:00.000Z"
+    )
     assert formatting.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'
