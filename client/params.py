@@ -43,10 +43,16 @@ def get_payment(payment_id: str | None = None, order_id: str | None = None) -> d
 
 
 def list_payments(
-    states: Iterable[str] | None = None, since: Timestamp | None = None, limit: int | None = None
+    states: Iterable[str] | None = None,
+    since: Timestamp | None = None,
+    limit: int | None = None,
+    capture_before_lt: Timestamp | None = None,
 ) -> dict[str, Any]:
-    """payment.list: the payments, newest first."""
+    """payment.list: the payments, newest first; `capture_before_lt` (1.3): only those whose
+    authorisation must be captured before that time."""
     params: dict[str, Any] = {}
+    if capture_before_lt is not None:
+        params["capture_before_lt"] = rfc3339(capture_before_lt)
     if states is not None:
         params["states"] = list(states)
     if since is not None:

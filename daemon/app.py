@@ -5,8 +5,8 @@ key is configured), the store, the worker, the reader, the payment service, reco
 screen and buttons, and the POS API. Each part gets what it needs in its constructor.
 `Daemon.start` then starts them in order, and `Daemon.stop` undoes everything in reverse:
 
-    start: emulator, reader, screen, payments (recover), worker, socket, systemd (READY)
-    stop:  systemd (STOPPING), socket, worker (operations in flight commit), payments (waiting
+    start: emulator, reader, screen, payments (recover), worker, deadline watch, socket, systemd (READY)
+    stop:  systemd (STOPPING), socket, deadline watch, worker (operations in flight commit), payments (waiting
            collections canceled), screen, reader, store, emulator
 
 Each undo step stands alone: one that fails is logged with its traceback and the others still run.
@@ -51,6 +51,7 @@ from .config import (
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
 from .payments.backup import BackupError, restore
+from .payments.deadlines import DeadlineWatch
 from .payments.events import Event, EventHub, Topic
 from .payments.pacing import Pacer
 from .payments.service import PaymentService, ServiceSettings
@@ -144,6 +145,7 @@ class Parts:
     display_text: DisplayText
     ui: UiController | None
     api: PosApi
+    deadlines: DeadlineWatch
 
 
 @dataclass(frozen=True)
@@ -232,10 +234,12 @@ async def _build_parts(
             forwarded=forwarding.tell,
         ),
     )
-    service = PaymentService(
-        store, worker, reader, events, ServiceSettings(stripe.terminal_id, config.payments.offline_limits())
+    service_settings = ServiceSettings(
+        stripe.terminal_id, config.payments.offline_limits(), customer_wait_s=config.payments.customer_wait_s
     )
+    service = PaymentService(store, worker, reader, events, service_settings)
     forwarding.attach(service.adopt_forwarded)
+    deadlines = DeadlineWatch(store, events, config.payments.deadline_leads_s)
     reconciler = Reconciler(store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s)
     status = StatusView(
         version=identity.version,
@@ -263,7 +267,7 @@ async def _build_parts(
     ui = _build_ui(config, identity.mode, stand_ins, service, reader, status, teardown)
     if ui is not None:
         events.subscribe(ui.on_event)
-    return Parts(events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api)
+    return Parts(events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api, deadlines)
 
 
 def _build_ui(
@@ -384,6 +388,8 @@ class Daemon:
         teardown.push("the payments waiting at the reader", parts.service.close)
         worker_task = asyncio.create_task(parts.worker.run())
         teardown.push("the worker", lambda: _stop_worker(parts.worker, worker_task))
+        deadline_task = asyncio.create_task(parts.deadlines.run())
+        teardown.push("the deadline watch", lambda: _stop_task(deadline_task))
         await self._serve()
         self._tell_systemd(worker_task)
 
@@ -450,6 +456,12 @@ class Daemon:
             )
         if self._notifier is not None:
             self._notifier.reloaded(self.parts.status.line())
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:

@@ -45,6 +45,7 @@ from readerhost.drivers.settings import (
     Ids,
     Int,
     Kind,
+    Leads,
     Number,
     Refused,
     Section,
@@ -196,6 +197,10 @@ class PaymentsConfig(Settings):
     offline_max_count: int = setting(20, Int(1))
     offline_max_age_s: float = setting(86_400.0, Number(above=0))
     reconcile_grace_s: float = setting(600.0, Number(at_least=0))
+    # How long a customer waits for Stripe (creating, or authorising without offline): then the payment fails.
+    customer_wait_s: float = setting(30.0, Number(above=0))
+    # How long before an authorisation's capture_before a `payment.deadline` is announced (24 h, 2 h).
+    deadline_leads_s: tuple[float, ...] = setting((86_400.0, 7_200.0), Leads())
 
     def offline_limits(self) -> OfflineLimits:
         return OfflineLimits(

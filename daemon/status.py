@@ -9,6 +9,7 @@ from typing import Any
 from readerhost.drivers.reader.base import ReaderDriver
 
 from .api.protocol import PROTOCOL_VERSION
+from .payments.deadlines import nearest_deadline
 from .payments.model import rfc3339
 from .payments.store import Store
 from .payments.worker import Worker
@@ -49,7 +50,14 @@ class StatusView:
             "queue": self.queue_status(),
             "offline": {"count": stats.offline_count, "amount_by_currency": stats.offline_amount_by_currency},
             "store": self.store_status(),
+            "deadline": self.deadline_status(),
         }
+
+    def deadline_status(self) -> dict[str, Any] | None:
+        """The authorisation that lapses first unless captured (1.3): {payment_id, order_id,
+        capture_before}, or None when no payment waits for a capture."""
+        deadline = nearest_deadline(self._store)
+        return deadline.to_json() if deadline else None
 
     def store_status(self) -> dict[str, Any]:
         """Where the store is (for `readerhostctl backup`) and how much room it takes."""
@@ -79,7 +87,12 @@ class StatusView:
 
     def technician_info(self) -> dict[str, Any]:
         """What the technician screen shows (the OK button held)."""
-        return {"reader": self._reader_summary(), "queue": self.queue_status()["pending"], "version": self._version}
+        return {
+            "reader": self._reader_summary(),
+            "queue": self.queue_status()["pending"],
+            "version": self._version,
+            "deadline": nearest_deadline(self._store),
+        }
 
     def _reader_summary(self) -> str:
         """e.g. "sim-1 ready", or "disconnected" for a reader never reached."""

@@ -65,6 +65,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # bool is an int in Python, never in a file
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class Text(Kind[str]):
     """A string; `check` returns what it must be when it is not acceptable."""
 
@@ -204,6 +208,20 @@ class Ids(Kind[tuple[int, ...]]):
 
     def problem(self, value: tuple[int, ...]) -> str | None:
         return None if all(0 <= item <= MAX_ID for item in value) else self._MUST
+
+
+class Leads(Kind[tuple[float, ...]]):
+    """Lead times in seconds before a moment: a list of positive numbers, kept largest first."""
+
+    _MUST = "a list of numbers of seconds above 0, like [86400, 7200]"
+
+    def read(self, value: object, folder: str) -> tuple[float, ...]:
+        if not isinstance(value, list) or not all(_is_number(item) for item in value):
+            raise Refused(self._MUST)
+        return self._checked(tuple(sorted({float(item) for item in value}, reverse=True)))
+
+    def problem(self, value: tuple[float, ...]) -> str | None:
+        return None if all(math.isfinite(v) and v > 0 for v in value) else self._MUST
 
 
 def setting(default: T, kind: Kind[T]) -> T:

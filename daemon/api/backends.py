@@ -18,7 +18,12 @@ class Payments(Protocol):
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment: ...
 
     def list(
-        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
+        self,
+        *,
+        states: Collection[State] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        capture_before_lt: float | None = None,
     ) -> list[Payment]: ...
 
     async def confirm(self, payment_id: str) -> Payment: ...

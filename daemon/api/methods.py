@@ -98,7 +98,8 @@ class Methods:
         limit = params.get("limit", 100)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise RpcError.invalid_params("limit", f"limit must be an integer from 1 to {MAX_LIST}")
-        payments = self._payments.list(states=chosen, since=since, limit=limit)
+        deadline = _timestamp(params, "capture_before_lt")
+        payments = self._payments.list(states=chosen, since=since, limit=limit, capture_before_lt=deadline)
         return {"payments": [p.to_json() for p in payments]}
 
     async def _confirm(self, client: Client, params: dict[str, Any]) -> Any:
@@ -270,6 +271,7 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("states", "array", "only payments in these states"),
             Param("since", "string", f"only payments created at or after this time ({_A_TIME})"),
             Param("limit", "integer", f"at most this many, 1 to {MAX_LIST} (default 100)"),
+            Param("capture_before_lt", "string", f"only payments to capture before this time ({_A_TIME}; 1.3)"),
         ),
         Methods._list,
     ),

@@ -4,6 +4,7 @@ its result as human lines or a JSON document."""
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from readerhost.client.wire import TOPICS
 from .exit_codes import EXIT_OK
 from .formatting import (
     clock_time,
+    deadline_text,
     event_summary,
     location_line,
     money,
@@ -43,6 +45,7 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.line(f"{'reader':<8} {reader_text(status.get('reader') or {})}")
     out.line(f"{'stripe':<8} {stripe_text(status.get('stripe') or {})}")
     out.line(f"{'queue':<8} {queue_text(status.get('queue') or {})}")
+    out.line(f"{'deadline':<8} {deadline_text(status.get('deadline'), time.time())}")
     offline = status.get("offline") or {}
     amounts = offline.get("amount_by_currency") or {}
     if offline.get("count"):

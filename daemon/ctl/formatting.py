@@ -167,6 +167,9 @@ def event_summary(event: Event) -> str:
     if event.type in ("reader.connected", "reader.disconnected"):
         reason = f" ({data['reason']})" if data.get("reason") else ""
         return f"{data.get('model', '')} {data.get('id', '')}{reason}".strip()
+    if event.type == "payment.deadline":
+        due = data.get("capture_before")
+        return f"{payment_id} (order {data.get('order_id')}) {data.get('state')}: capture before {due}"
     if event.type == "queue.changed":
         return queue_text(data)
     if event.type == "system.stripe":
@@ -183,6 +186,29 @@ def queue_text(queue: dict[str, Any]) -> str:
         return "nothing waiting for Stripe"
     oldest = queue.get("oldest_age_s")
     return f"{pending} waiting for Stripe" + (f", oldest {oldest:g} s" if isinstance(oldest, int | float) else "")
+
+
+def deadline_text(deadline: dict[str, Any] | None, now: float) -> str:
+    """The nearest capture deadline: e.g. "pay_... (order A-1) capture before 2026-12-05T10:00:00.000Z,
+    in 1 d 20 h", or "no authorisation waiting for a capture"."""
+    if not deadline:
+        return "no authorisation waiting for a capture"
+    moment = str(deadline.get("capture_before"))
+    try:
+        left = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() - now
+    except ValueError:
+        left = None
+    when = "" if left is None else (f", in {_span(left)}" if left > 0 else ", passed")
+    return f"{deadline.get('payment_id')} (order {deadline.get('order_id')}) capture before {moment}{when}"
+
+
+def _span(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def reader_text(reader: dict[str, Any]) -> str:

@@ -19,6 +19,18 @@ from .output import SPIN_INTERVAL_S, Output
 # The payment was accepted: `pay` exits 0.
 PAID = frozenset({State.AUTHORIZED, State.CAPTURING, State.CAPTURED, State.QUEUED_OFFLINE})
 
+# What `pay` says it waits for, in each state it waits in.
+WAITING_FOR = {
+    State.CREATING: "waiting for Stripe to create the PaymentIntent",
+    State.COLLECTING: "waiting for a card",
+    State.AWAITING_CONFIRMATION: "waiting for the customer to confirm",
+    State.PROCESSING: "waiting for Stripe to authorise the card",
+    State.AUTHORIZED: "waiting for the capture",
+    State.CAPTURING: "waiting for Stripe to capture",
+}
+# The waits for Stripe that a line says as they begin (on a terminal the spinner says it too).
+STRIPE_WAITS = frozenset({State.CREATING, State.PROCESSING})
+
 
 def settled(state: State | None, automatic: bool) -> bool:
     """Where `pay` stops: the payment no longer needs this terminal (with automatic capture, once captured)."""
@@ -104,11 +116,7 @@ class PayRun:
 
     def waiting_for(self) -> str:
         state = self.state
-        if state is State.COLLECTING:
-            return "waiting for a card..."
-        if state in (State.PROCESSING, State.CAPTURING):
-            return "waiting for Stripe..."
-        return f"{state}..."
+        return (WAITING_FOR.get(state, str(state)) if state else str(self.payment.get("state"))) + "..."
 
     def on_payment(self, payment: dict[str, Any]) -> None:
         self.payment = payment
@@ -124,6 +132,8 @@ class PayRun:
                 detail = error_text(payment.get("error"))
             elif payment.get("card") and state in (State.AWAITING_CONFIRMATION, *PAID - {State.CAPTURING}):
                 detail = card_text(payment.get("card"))
+            elif State.of(state) in STRIPE_WAITS:
+                detail = WAITING_FOR[State(state)]  # the daemon bounds this wait ([payments] customer_wait_s)
             self.out.line(f"state: {state}" + (f" - {detail}" if detail else ""))
         if state == State.AWAITING_CONFIRMATION:
             self.ask_to_proceed()

@@ -105,7 +105,7 @@ class Reason(enum.StrEnum):
     INVALID_STATE = "INVALID_STATE"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     FORBIDDEN = "FORBIDDEN"
-    STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"
+    STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"  # also a payment's: Stripe did not answer within the customer's wait
     OFFLINE_LIMIT = "OFFLINE_LIMIT"
     STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
     UNSUPPORTED = "UNSUPPORTED"
@@ -387,6 +387,8 @@ class Payment:
             "attempts": self.attempts,
             "receipt": self.receipt.to_json() if self.receipt else None,
             "tip": self.tip,
+            # When Stripe cancels the authorisation unless it is captured (authorized payments).
+            "capture_before": None if self.capture_before is None else rfc3339(self.capture_before),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "error": self.error.to_json() if self.error else None,

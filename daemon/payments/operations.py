@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from .model import Payment, intent_of_client_secret
@@ -32,6 +33,7 @@ from .outcomes import (
     Unknown,
     WrongState,
 )
+from .validation import RESERVED_METADATA
 
 
 class Kind(enum.StrEnum):
@@ -41,6 +43,11 @@ class Kind(enum.StrEnum):
     CAPTURE = "capture"
     CANCEL = "cancel"
     REFUND = "refund"
+
+
+# An operation's parameter saying its payment ended before Stripe answered it (the customer's wait
+# ran out): it is carried on under its own key only, and a cancel queued behind it ends what it made.
+ABANDONED = "abandoned"
 
 
 class Gateway(Protocol):
@@ -58,6 +65,8 @@ class Gateway(Protocol):
     ) -> Outcome: ...
 
     def retrieve_intent(self, intent_id: str) -> Outcome: ...
+
+    def retrieve_by_client_secret(self, client_secret: str) -> Outcome: ...
 
     def update_metadata(self, intent_id: str, metadata: dict[str, str], idempotency_key: str) -> Outcome: ...
 
@@ -102,14 +111,7 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
     if intent_id is None:
         return NotFound(f"payment {payment.payment_id} has no PaymentIntent to {kind}")
     if kind == Kind.ADOPT:
-        # Look before writing: a PaymentIntent that cannot serve this payment is left untouched.
-        current = gateway.retrieve_intent(intent_id)
-        if not isinstance(current, Succeeded):
-            return current
-        problem = unusable_for(current.intent, payment)
-        if problem:
-            return WrongState(problem, current.intent)
-        return gateway.update_metadata(intent_id, dict(params["metadata"]), key)  # type: ignore[call-overload]
+        return _adopt(gateway, key, dict(params["metadata"]), payment)  # type: ignore[call-overload]
     if kind == Kind.CONFIRM and params.get("by_reader"):
         return reader_outcome(gateway.retrieve_intent(intent_id))
     if kind == Kind.CONFIRM:
@@ -142,6 +144,45 @@ def find_refund(gateway: Gateway, intent_id: str, refund_id: str) -> Outcome:
         if refund.metadata.get("refund_id") == refund_id:
             return Refunded(refund)
     return NotFound(f"no refund of the PaymentIntent {intent_id} carries refund_id {refund_id}")
+
+
+def _adopt(gateway: Gateway, key: str, ours: dict[str, str], payment: Payment) -> Outcome:
+    """Take over the POS backend's PaymentIntent. Look before writing: the whole client secret must
+    be the PaymentIntent's (its `pi_` prefix names any PaymentIntent of the account), and one that
+    cannot serve this payment is left untouched."""
+    secret = payment.request.payment_intent_client_secret or ""
+    current = gateway.retrieve_by_client_secret(secret)
+    if isinstance(current, Refused) and current.param == "payment_intent_client_secret":
+        return WrongState(current.message, None)  # not this PaymentIntent's secret: nothing is written
+    if not isinstance(current, Succeeded):
+        return current
+    problem = unusable_for(current.intent, payment)
+    if problem:
+        return WrongState(problem, current.intent)
+    metadata = adoption_metadata(current.intent, ours)
+    if isinstance(metadata, Conflict):
+        return WrongState(metadata.message, current.intent)
+    return gateway.update_metadata(current.intent.id, metadata, key)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    message: str
+
+
+def adoption_metadata(intent: IntentView, ours: dict[str, str]) -> dict[str, str] | Conflict:
+    """What adoption writes into the backend's metadata, which Stripe merges key by key: readerhost's
+    reserved keys (which the backend may have set only to the same values), and the POS's keys where
+    the backend has none of its own. The backend's keys are never overwritten. The result is the same
+    when asked again after it was written, so a retry sends the same request under its key."""
+    theirs = intent.metadata
+    for name in RESERVED_METADATA:
+        if name in theirs and theirs[name] != ours[name]:
+            return Conflict(
+                f"the PaymentIntent {intent.id} carries {name} {theirs[name]!r}, not {ours[name]!r}: "
+                "it belongs to another payment or order"
+            )
+    return {name: value for name, value in ours.items() if theirs.get(name, value) == value}
 
 
 def reader_outcome(retrieved: Outcome) -> Outcome:

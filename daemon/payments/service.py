@@ -47,7 +47,7 @@ from .model import (
     State,
 )
 from .offline import OfflineLimits, offline_problem
-from .operations import Kind, intent_id_of
+from .operations import ABANDONED, Kind, intent_id_of
 from .outcomes import Declined, IntentView, NotFound, Outcome, Succeeded, Unknown, WrongState
 from .refunds import Refunds
 from .store import Operation, Store
@@ -64,6 +64,7 @@ READER_CONFIRM_ASKS = 2
 class ServiceSettings:
     terminal_id: str = "readerhost"
     offline: OfflineLimits = field(default_factory=OfflineLimits)
+    customer_wait_s: float = 30.0  # the longest a customer waits for Stripe before the payment fails
 
 
 class PaymentService:
@@ -87,6 +88,7 @@ class PaymentService:
         # A reader that confirms itself, confirming: its payment's CONFIRM waits until it has ended.
         self._processing: dict[str, asyncio.Task[None]] = {}
         self._reader_asks: dict[str, int] = {}  # per payment: asks to confirm its current card, this run
+        self._customer_waits: dict[str, asyncio.TimerHandle] = {}  # per payment: its bound on waiting for Stripe
         self._ledger = Ledger(store, events, worker.wake, clock)
         self._refunds = Refunds(
             store,
@@ -132,7 +134,9 @@ class PaymentService:
         else:
             kind, key = Kind.CREATE, keys.create_key(self._settings.terminal_id, request.order_id)
         new_op = (kind, key, {"metadata": self._metadata(payment)})
-        return self._ledger.insert(payment, f"payment.start ({request.amount} {request.currency})", new_op)
+        payment = self._ledger.insert(payment, f"payment.start ({request.amount} {request.currency})", new_op)
+        self._bound_wait(payment)
+        return payment
 
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
         payment = self._store.payment(payment_id) if payment_id else self._store.payment_by_order(order_id or "")
@@ -141,9 +145,14 @@ class PaymentService:
         return payment
 
     def list(
-        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
+        self,
+        *,
+        states: Collection[State] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        capture_before_lt: float | None = None,
     ) -> list[Payment]:
-        return self._store.payments(states=states, since=since, limit=limit)
+        return self._store.payments(states=states, since=since, limit=limit, capture_before_lt=capture_before_lt)
 
     async def confirm(self, payment_id: str) -> Payment:
         """payment.confirm: the customer (or the POS) said go after the card was read."""
@@ -247,6 +256,9 @@ class PaymentService:
         """Stop the collections and the readers' confirms in progress (their payments are left as
         committed: a confirm's outcome is read from the PaymentIntent after the restart)."""
         stopping = list(self._collections.values()) + list(self._processing.values())
+        for timer in self._customer_waits.values():
+            timer.cancel()
+        self._customer_waits.clear()
         for payment_id in list(self._collections):
             self._stop_collection(payment_id)
         for task in self._processing.values():
@@ -319,6 +331,9 @@ class PaymentService:
             self._begin_collection(after)
 
     def _settle_confirm(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        if payment.state in TERMINAL:
+            self._settle_abandoned_confirm(payment, op, outcome)
+            return
         now = self._clock()
         if isinstance(outcome, Declined):
             if payment.offline:
@@ -420,6 +435,8 @@ class PaymentService:
         if by_reader:
             detail = "card read: the reader confirms it with Stripe"
         after = self._ledger.commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
+        if after.state is State.PROCESSING:
+            self._bound_wait(after)
         if by_reader:
             self._reader_asks.pop(after.payment_id, None)  # a new card: the reader may be asked afresh
             self._ask_reader_to_confirm(after)
@@ -597,6 +614,97 @@ class PaymentService:
         self._ledger.commit(payment, after, f"failed: {message}", failed=op, updates=behind)
         self._stop_collection(payment.payment_id)
 
+    # -- the customer's wait for Stripe --------------------------------------------------------
+
+    def _bound_wait(self, payment: Payment) -> None:
+        """Give the customer at most `customer_wait_s` of waiting for Stripe in this state."""
+        previous = self._customer_waits.pop(payment.payment_id, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._customer_waits[payment.payment_id] = loop.call_later(
+            self._settings.customer_wait_s, self._customer_waited, payment.payment_id, payment.state, payment.attempts
+        )
+
+    def _customer_waited(self, payment_id: str, state: State, attempts: int) -> None:
+        """The customer has waited long enough: unless Stripe answered meanwhile, the payment fails
+        (STRIPE_UNAVAILABLE) and frees the reader; docs/payments.md gives the money argument."""
+        self._customer_waits.pop(payment_id, None)
+        payment = self._store.payment(payment_id)
+        if payment is None or payment.state is not state or payment.attempts != attempts:
+            return  # Stripe answered (or the POS acted) in time; a later wait has its own bound
+        if state is State.PROCESSING and self._offline_allowed(payment):
+            return  # it goes offline as soon as Stripe counts as unreachable: the customer is served
+        try:
+            self._give_up_on_stripe(payment)
+        except Exception:  # a timer's bug must not take the loop down; the payment then waits on
+            logger.exception("payment %s: could not end its wait for Stripe", payment_id)
+
+    def _give_up_on_stripe(self, payment: Payment) -> None:
+        now = self._clock()
+        waited = self._settings.customer_wait_s
+        sent: list[Operation] = []  # may have reached Stripe: carried on, never under a new key
+        dropped: list[Operation] = []
+        for op in self._store.operations_of(payment.payment_id):
+            if op.status != OpStatus.PENDING:
+                continue
+            reader_confirming = op.kind == Kind.CONFIRM and bool(op.params.get("by_reader"))
+            if op.attempts > 0 or reader_confirming:
+                sent.append(op)
+            else:
+                dropped.append(op.but(status=OpStatus.DROPPED, updated_at=now))
+        confirm_sent = any(op.kind == Kind.CONFIRM for op in sent)
+        if confirm_sent and _may_capture_at_authorisation(payment):
+            # A cancel cannot undo a capture: telling "failed" could hide money taken. It waits on.
+            logger.warning(
+                "payment %s (order %s) has waited %g s for Stripe's answer to an authorisation that may "
+                "capture at once (Interac): it is not failed but waits for that answer",
+                payment.payment_id, payment.order_id, waited,
+                extra={"journal": journal_fields(payment, payment)},
+            )  # fmt: skip
+            return
+        # What was sent is carried on under its own key, then its PaymentIntent (if any) is canceled:
+        # an abandoned operation learns the truth, and is never sent under a new key (worker.py).
+        carried = [
+            op.but(
+                params={**op.params, ABANDONED: True},
+                needs_truth=op.needs_truth or op.kind == Kind.CONFIRM,
+                updated_at=now,
+            )
+            for op in sent
+        ]
+        may_exist = bool(sent) or intent_id_of(payment) is not None
+        cancel_key = keys.operation_key(payment.payment_id, Kind.CANCEL)
+        new_ops = [(Kind.CANCEL, cancel_key, {"reason": "abandoned"})] if may_exist else []
+        message = f"Stripe did not answer within {waited:g} s: card payments are unavailable"
+        after = payment.moved_to(State.FAILED, now, error=PaymentError(Reason.STRIPE_UNAVAILABLE, message))
+        self._collected.pop(payment.payment_id, None)
+        self._ledger.commit(payment, after, f"failed: {message}", new_ops=new_ops, updates=[*carried, *dropped])
+        self._stop_collection(payment.payment_id)
+
+    def _settle_abandoned_confirm(self, payment: Payment, op: Operation, outcome: Outcome) -> None:
+        """The answer to a confirm whose payment failed while waiting for it: the cancel queued
+        behind it releases an authorisation; one captured at once can only be refunded."""
+        intent = outcome.intent if isinstance(outcome, Succeeded | WrongState | Declined) else None
+        status = intent.status if intent is not None else None
+        if status == "succeeded":
+            logger.critical(
+                "payment %s (order %s) failed while waiting for Stripe, but its PaymentIntent %s was "
+                "captured meanwhile: refund it from the Stripe Dashboard",
+                payment.payment_id, payment.order_id, intent.id if intent else None,
+                extra={"journal": journal_fields(payment, payment)},
+            )  # fmt: skip
+        authorised = status in ("requires_capture", "succeeded")
+        logger.info(
+            "payment %s: the confirm it stopped waiting for ended (%s); its PaymentIntent's cancel follows",
+            payment.payment_id, status or _describe(outcome),
+            extra={"journal": journal_fields(payment, payment)},
+        )  # fmt: skip
+        if authorised:
+            self._ledger.finish(op, OpStatus.DONE, None)
+        else:
+            self._ledger.finish(op, OpStatus.FAILED, _describe(outcome))
+
     # -- the reader ---------------------------------------------------------------------------
 
     def _begin_collection(self, payment: Payment) -> None:
@@ -745,6 +853,12 @@ def _merge_cards(charged: Card | None, read: Card | None) -> Card | None:
     if charged is None or read is None or (charged.brand, charged.last4) != (read.brand, read.last4):
         return charged or read
     return replace(charged, wallet=charged.wallet or read.wallet, network=charged.network or read.network)
+
+
+def _may_capture_at_authorisation(payment: Payment) -> bool:
+    """Whether the card read may be captured as it is authorised (Interac, or a card not known yet)."""
+    card = payment.card
+    return card is None or "interac" in (card.brand.lower(), (card.network or "").lower())
 
 
 def _cancel_reason(intent: IntentView) -> Reason:

@@ -358,9 +358,15 @@ class Store:
         return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
 
     def payments(
-        self, *, states: Collection[State] | None = None, since: float | None = None, limit: int = 100
+        self,
+        *,
+        states: Collection[State] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        capture_before_lt: float | None = None,
     ) -> list[Payment]:
-        """Payments newest first, optionally only in some states or created since a time."""
+        """Payments newest first, optionally only in some states, created since a time, or with a
+        capture deadline before a time."""
         clauses: list[str] = []
         args: list[object] = []
         if states is not None:
@@ -369,6 +375,9 @@ class Store:
         if since is not None:
             clauses.append("created_at >= ?")
             args.append(since)
+        if capture_before_lt is not None:
+            clauses.append("capture_before < ?")
+            args.append(capture_before_lt)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(
             f"SELECT * FROM payments {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",  # noqa: S608 - placeholders only

@@ -24,7 +24,7 @@ from readerhost.daemon.journal import MessageId
 from .events import Event, EventHub, Topic
 from .keys import next_generation
 from .model import OpStatus, Payment
-from .operations import Gateway, Verdict, judge, learn_truth, send
+from .operations import ABANDONED, Gateway, Verdict, judge, learn_truth, send
 from .outcomes import KeyConflict, NotFound, Outcome, Refunded, Refused, Succeeded, Unknown, WrongState
 from .pacing import Pacer
 from .store import Operation, Store
@@ -243,6 +243,8 @@ class Worker:
         current = self._store.operation(op.op_id)
         if current is None or current.status != OpStatus.PENDING:
             return None  # settled or dropped while Stripe was asked
+        if current.params.get(ABANDONED):
+            return self._carry_abandoned(current, truth, now)
         fresh = current.but(
             idempotency_key=next_generation(current.idempotency_key),
             key_first_sent_at=None,
@@ -252,6 +254,19 @@ class Worker:
         with self._store.transaction():
             self._store.save_operation(fresh)  # the new key is durable before it is used
         return fresh
+
+    def _carry_abandoned(self, op: Operation, truth: Outcome, now: float) -> Operation | None:
+        """An operation whose payment stopped waiting is never sent under a new key: under its own
+        key Stripe replays what it did, or does it now once (a cancel behind it ends that). Only
+        once the key may be gone (a day later: nothing is in flight any more) is the truth final."""
+        if self._key_may_be_gone(op, now):
+            intent = truth.intent if isinstance(truth, Succeeded | WrongState) else None
+            self._settle_with(op, WrongState("Stripe holds nothing of this operation", intent))
+            return None
+        carried = op.but(needs_truth=False, updated_at=now)
+        with self._store.transaction():
+            self._store.save_operation(carried)
+        return carried
 
     def _handle(self, op: Operation, outcome: Outcome) -> None:
         self._note_health(outcome)
@@ -269,7 +284,9 @@ class Worker:
             return
         self._rate_limit_pause = self._settings.rate_limit_pause_s
         if isinstance(outcome, KeyConflict):
-            self._reschedule(op, Unknown(outcome.message), now, needs_truth=True, soon=True)
+            # The first request still holds the key; an abandoned one waits for it, with backoff.
+            soon = not op.params.get(ABANDONED)
+            self._reschedule(op, Unknown(outcome.message), now, needs_truth=True, soon=soon)
             return
         if isinstance(outcome, Refused) and outcome.authentication:
             logger.error(

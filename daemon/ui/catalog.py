@@ -88,10 +88,12 @@ def stripe_unreachable() -> Screen:
     return Screen("stripe_unreachable", headline="Sorry", lines=("Payments unavailable", "Please try again later"))
 
 
-def technician(ip: str, reader: str, queue_pending: int, version: str) -> Screen:
-    """For the technician: the address, the reader, the payments waiting in the queue, the version."""
+def technician(ip: str, reader: str, queue_pending: int, version: str, deadline: str = "") -> Screen:
+    """For the technician: the address, the reader, the payments waiting in the queue, the nearest
+    capture deadline (e.g. "05 Dec 10:00", when a payment waits for a capture), the version."""
+    due = (f"Capture {deadline}",) if deadline else ()
     return Screen(
         "technician",
         headline="Service",
-        lines=(f"IP {ip}", f"Reader {reader}", f"Queue {queue_pending} waiting", f"readerhost {version}"),
+        lines=(f"IP {ip}", f"Reader {reader}", f"Queue {queue_pending} waiting", *due, f"readerhost {version}"),
     )

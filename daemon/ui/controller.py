@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from readerhost.daemon.payments.deadlines import Deadline
 from readerhost.daemon.payments.events import Event
-from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, State
+from readerhost.daemon.payments.model import HOLDS_READER, SETTLED, Reason, State
 
 from . import catalog
 from .screens import OPTIONS, Screen, render
@@ -206,8 +207,10 @@ class UiController:
         if view.technician and view.result_until > now:
             info = self._technician_info()
             ip = ", ".join(local_addresses()) or "none"
+            deadline = info.get("deadline")
+            due = _local_time(deadline.capture_before) if isinstance(deadline, Deadline) else ""
             return catalog.technician(
-                ip, str(info.get("reader", "?")), int(info.get("queue", 0)), str(info.get("version"))
+                ip, str(info.get("reader", "?")), int(info.get("queue", 0)), str(info.get("version")), due
             )
         payment = view.payment
         state = State.of(payment.get("state")) if payment else None
@@ -242,6 +245,8 @@ class UiController:
         if state is State.DECLINED:
             decline = payment.get("decline") or {}
             return catalog.declined(str(decline.get("decline_code") or decline.get("code") or ""))
+        if state is State.FAILED and (payment.get("error") or {}).get("reason") == Reason.STRIPE_UNAVAILABLE:
+            return catalog.stripe_unreachable()  # the customer's wait for Stripe ran out
         if state is State.FAILED:
             return catalog.declined()
         return catalog.canceled()
@@ -270,6 +275,11 @@ class UiController:
         finally:  # the pins are released even when the panel fails to close
             if self._controls is not None:
                 self._controls.close()
+
+
+def _local_time(unix: float) -> str:
+    """A moment as a technician on site reads it: the kiosk's local time, e.g. "05 Dec 10:00"."""
+    return time.strftime("%d %b %H:%M", time.localtime(unix))
 
 
 def local_addresses() -> list[str]:

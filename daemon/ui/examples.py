@@ -84,6 +84,11 @@ def examples() -> tuple[Example, ...]:
             catalog.technician("192.168.1.23", "WisePOS E", 3, "0.1.0"),
             "asked for by a technician (address, reader, queue, version)",
         ),
+        Example(
+            "technician_deadline",
+            catalog.technician("192.168.1.23", "WisePOS E", 0, "0.1.0", "05 Dec 10:00"),
+            "the technician screen while a payment waits for a capture: its deadline, in local time",
+        ),
         Example("idle_128x32", catalog.idle(), "idle on a 128x32 panel", SMALL),
         Example("idle_test_128x32", replace(catalog.idle(), marker="TEST"), "idle with a TEST badge, 128x32", SMALL),
         Example("amount_due_128x32", amount_due, "amount due on a 128x32 panel: the order line gives way", SMALL),

@@ -26,8 +26,9 @@ import pytest
 from conftest import EmulatorHandle, make_client
 from support.daemon import DaemonProcess, LogLines, daemon_env, daemon_process
 
-from readerhost.client import Client, Event
+from readerhost.client import Client, Event, ReaderhostError
 from readerhost.daemon.ctl import exit_codes, formatting
+from readerhost.daemon.payments.model import rfc3339
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 COMMANDS = (
@@ -120,6 +121,8 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert "mode emulator" in human.stdout
     assert "reader   ready: simulated sim-1" in human.stdout
     assert "stripe   reachable" in human.stdout
+    deadline = next(line for line in human.stdout.splitlines() if line.startswith("deadline "))
+    assert deadline == "deadline no authorisation waiting for a capture" or " capture before 20" in deadline
     assert human.stderr == ""
     machine = run_ctl("status", "--json")  # the global options also work after the command
     assert machine.code == 0
@@ -127,6 +130,18 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert status["mode"] == "emulator"
     assert status["protocol"] == {"major": 1, "minor": 3}
     assert status["reader"]["state"] == "ready"
+    assert "deadline" in status
+
+
+def test_status_names_the_nearest_capture_deadline() -> None:
+    now = 1_796_000_000.0
+    deadline = {"payment_id": "pay_1", "order_id": "A-1", "capture_before": rfc3339(now + 86_400 + 7_260)}
+    assert formatting.deadline_text(deadline, now) == (
+        f"pay_1 (order A-1) capture before {rfc3339(now + 93_660)}, in 1 d 2 h"
+    )
+    assert formatting.deadline_text(deadline, now + 86_400).endswith(", in 2 h 1 min")
+    assert formatting.deadline_text(deadline, now + 10**6).endswith(", passed")
+    assert formatting.deadline_text(None, now) == "no authorisation waiting for a capture"
 
 
 def test_pay_shows_the_prompt_and_the_states_and_ends_authorized(run_ctl: Callable[..., Ran]) -> None:
@@ -137,7 +152,8 @@ def test_pay_shows_the_prompt_and_the_states_and_ends_authorized(run_ctl: Callab
     assert "order T-AUTH: 12.50 USD, manual capture" in lines[0]
     assert "reader: present a card (tap, insert, swipe)" in lines
     assert "state: collecting" in lines
-    assert "state: processing" in lines
+    assert "state: creating - waiting for Stripe to create the PaymentIntent" in lines
+    assert "state: processing - waiting for Stripe to authorise the card" in lines
     assert "state: authorized - visa ****4242 (contactless)" in lines
     assert lines.index("state: collecting") < lines.index("state: authorized - visa ****4242 (contactless)")
     assert lines[-1].startswith("authorized 12.50 USD on visa ****4242")
@@ -265,6 +281,48 @@ def test_reader_locations_and_register_on_a_smart_reader(tmp_path: Path, stripe_
         assert first.startswith("registered: ready: simulated_wisepos_e tmr_")
         assert second == "readerhostd uses it from now on, and after every restart (kept in its store)"
         assert "reader   ready: simulated_wisepos_e tmr_" in ctl("status").stdout
+
+
+def test_pay_while_stripe_is_gone_fails_within_the_customer_wait_and_frees_the_reader(
+    tmp_path: Path, stripe_emulator: EmulatorHandle
+) -> None:
+    """The headline of the bounded wait, daemon and CLI as processes: Stripe gone, `pay` says it
+    waits for Stripe, fails within [payments] customer_wait_s, the next POS is not told BUSY, and
+    the PaymentIntent its create left is canceled once Stripe is back."""
+    config = f'[stripe]\napi_base = "{stripe_emulator.url}"\n{CONFIG}customer_wait_s = 1.5\n'
+    emulator = stripe_emulator.emulator
+    with daemon_process(tmp_path, config) as running:
+        emulator.add_fault({"method": "POST", "path": "^/v1/payment_intents", "action": "down"})
+        began = time.monotonic()
+        done = subprocess.run(
+            [*CTL, "--socket", str(running.socket_path), "pay", "1250", "--card", "visa", "--order", "T-GONE"],
+            capture_output=True, text=True, timeout=60, env=ctl_env(tmp_path), check=False,
+        )  # fmt: skip
+        took = time.monotonic() - began
+        no_traceback(done.stderr)
+        lines = done.stdout.splitlines()
+        assert done.returncode == exit_codes.EXIT_NOT_PAID, done.stdout + done.stderr
+        assert "state: creating - waiting for Stripe to create the PaymentIntent" in lines
+        assert lines[-1] == (
+            "failed: Stripe did not answer within 1.5 s: card payments are unavailable (STRIPE_UNAVAILABLE)"
+        )
+        assert took < 1.5 + 10  # the wait's bound, and the two processes' start-up
+        with Client.connect(running.socket_path) as pos:
+            refused = None
+            try:
+                pos.start_payment("T-NEXT", 500, "usd")
+            except ReaderhostError as error:
+                refused = error.reason  # Stripe may count as unreachable by now: that is not BUSY
+            assert refused != "BUSY"
+            assert pos.get_payment(order_id="T-GONE")["error"]["reason"] == "STRIPE_UNAVAILABLE"
+            gone = pos.get_payment(order_id="T-GONE")
+            pos.subscribe(["queue"])
+            emulator.faults.clear()  # Stripe is back: the daemon's outbox empties, told by its events
+            pos.wait_for_event(lambda e: e.type == "queue.changed" and e.data.get("pending") == 0, WAIT)
+            made = [e for e in emulator.journal_entries() if e.metadata.get("payment_id") == gone["payment_id"]]
+            assert [e.op for e in made] == ["payment_intent.create", "payment_intent.cancel"]
+            stripe = make_client(stripe_emulator.url)
+            assert stripe.v1.payment_intents.retrieve(made[0].object).status == "canceled"
 
 
 def test_cancel(run_ctl: Callable[..., Ran]) -> None:
@@ -680,4 +738,13 @@ def test_event_lines_for_a_technician() -> None:
         "pay_1 card inserted"
     )
     assert formatting.event_summary(event("display.changed", {"lines": []})) == "(cleared)"
+    deadline = {
+        "payment_id": "pay_1",
+        "order_id": "A-1",
+        "state": "authorized",
+        "capture_before": "2026-11-28T08:00:00.000Z",
+    }
+    assert formatting.event_summary(event("payment.deadline", deadline)) == (
+        "pay_1 (order A-1) authorized: capture before 2026-11-28T08:00:00.000Z"
+    )
     assert formatting.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'

@@ -156,6 +156,8 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         offline_max_count = 5
         offline_max_age_s = 3600
         reconcile_grace_s = 120.5
+        customer_wait_s = 12
+        deadline_leads_s = [600, 3600, 600]
         [log]
         level = "debug"
         """,
@@ -187,6 +189,8 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         5,
         3600.0,
         120.5,
+        12.0,
+        (3600.0, 600.0),
     )
     assert config.log.level == "debug"
     assert config.source == str(path)
@@ -307,6 +311,21 @@ ERRORS = [
         "grace-negative",
         "[payments]\nreconcile_grace_s = -1\n",
         "[payments] reconcile_grace_s must be a number of at least 0, not -1",
+    ),
+    (
+        "leads-not-positive",
+        "[payments]\ndeadline_leads_s = [7200, 0]\n",
+        "[payments] deadline_leads_s must be a list of numbers of seconds above 0, like [86400, 7200], not [7200, 0]",
+    ),
+    (
+        "leads-not-numbers",
+        '[payments]\ndeadline_leads_s = ["2h"]\n',
+        "[payments] deadline_leads_s must be a list of numbers of seconds above 0",
+    ),
+    (
+        "customer-wait-zero",
+        "[payments]\ncustomer_wait_s = 0\n",
+        "[payments] customer_wait_s must be a number above 0, not 0",
     ),
     (
         "bad-choice",

@@ -51,6 +51,20 @@ def test_create_gives_requires_payment_method(client: stripe.StripeClient, emula
     )
 
 
+def test_a_secret_key_retrieve_returns_the_client_secret_and_an_update_merges_metadata(
+    client: stripe.StripeClient,
+) -> None:
+    """As Stripe does: the client secret comes back on every retrieve with a secret key (readerhost
+    checks a handed-over one against it), and metadata sent on an update is merged key by key."""
+    intent = create_intent(client, 1250, key="order-cs", metadata={"cart": "42", "note": "backend"})
+
+    again = client.v1.payment_intents.retrieve(intent.id)
+    updated = client.v1.payment_intents.update(intent.id, params={"metadata": {"order_id": "A-1"}})
+
+    assert again.client_secret == intent.client_secret
+    assert updated.metadata.to_dict() == {"cart": "42", "note": "backend", "order_id": "A-1"}
+
+
 def test_confirm_authorises_to_requires_capture(client: stripe.StripeClient, emulator: StripeEmulator) -> None:
     created = create_intent(client, 2500)
 

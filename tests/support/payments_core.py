@@ -104,6 +104,7 @@ async def running_core(
     clock: Callable[[], float] = time.time,
     gateway_class: type[StripeGateway] = StripeGateway,
     reader_capabilities: frozenset[Capability] = frozenset({Capability.STORES_OFFLINE}),
+    customer_wait_s: float = 30.0,
 ) -> AsyncIterator[Core]:
     """`gateway_class` may be a StripeGateway subclass that observes the calls (benchmarks count them);
     `reader_capabilities` make the scripted reader play another kind of reader."""
@@ -120,7 +121,8 @@ async def running_core(
     events = EventHub()
     worker = Worker(store, gateway, events, worker_settings, clock=clock)
     reader = ScriptedReader(capabilities=reader_capabilities)
-    service = PaymentService(store, worker, reader, events, ServiceSettings(terminal_id, offline), clock=clock)
+    settings = ServiceSettings(terminal_id, offline, customer_wait_s)
+    service = PaymentService(store, worker, reader, events, settings, clock=clock)
     core = Core(emulator, store, events, worker, reader, service)
     events.subscribe(core.record)
     await service.recover()

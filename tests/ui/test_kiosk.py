@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import EmulatorHandle
 from support.daemon import (
     LineClient,
     daemon_env,
@@ -279,6 +281,63 @@ def test_a_smart_reader_card_is_shown_on_the_kiosk_and_confirmed_with_its_ok_but
             await client.event(state_is("authorized"))
             assert len(customer.journal("reader.confirm_payment_intent")) == 1
             assert [e.status for e in customer.journal("payment_intent.confirm")] == ["requires_capture"]
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    run(scenario())
+
+
+def test_a_payment_whose_wait_for_stripe_ran_out_says_card_payments_are_unavailable(
+    tmp_path: Path, factory: Any, stripe_emulator: EmulatorHandle
+) -> None:
+    config = f'{KIOSK}\n[stripe]\napi_base = "{stripe_emulator.url}"\n\n[payments]\ncustomer_wait_s = 0.5\n'
+
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory, config)
+        try:
+            client = await pos(daemon)
+            stripe_emulator.emulator.add_fault({"method": "POST", "path": "^/v1/payment_intents", "action": "down"})
+            await client.call("payment.start", {"order_id": "KW-1", "amount": 700, "currency": "usd"})
+            failed = await client.event(state_is("failed"))
+            assert failed["params"]["data"]["error"]["reason"] == "STRIPE_UNAVAILABLE"
+            # Not "Declined": the card was never asked for; the customer is told why, not blamed.
+            assert screen_of(daemon) == marked(catalog.stripe_unreachable())
+            await client.close()
+        finally:
+            await daemon.stop()
+
+    run(scenario())
+
+
+def test_the_technician_screen_shows_the_nearest_capture_deadline_in_local_time(tmp_path: Path, factory: Any) -> None:
+    async def scenario() -> None:
+        daemon = await kiosk(tmp_path, RecordingBus(), factory)
+        try:
+            client = await pos(daemon)
+            await client.call("payment.start", {"order_id": "K-9", "amount": 900, "currency": "usd"})
+            await client.event(lambda e: e["type"] == "reader.input_options")
+            await client.call("reader.present", {"card": "visa"})
+            authorised = await client.event(state_is("authorized"))
+            stored = daemon.parts.store.payment(authorised["params"]["data"]["payment_id"])
+            assert stored is not None
+            assert stored.capture_before is not None
+            held = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            original = ui_of(daemon).on_press
+
+            def noted(button: str) -> None:
+                original(button)
+                if button.endswith("_held"):
+                    loop.call_soon(held.set)
+
+            ui_of(daemon).on_press = noted  # type: ignore[method-assign]  # observe the press the GPIO delivers
+            threading.Thread(target=factory.pin(17).drive_low).start()
+            await asyncio.wait_for(held.wait(), 10)
+            threading.Thread(target=factory.pin(17).drive_high).start()
+            local = time.strftime("%d %b %H:%M", time.localtime(stored.capture_before))
+            assert screen_of(daemon).kind == "technician"
+            assert f"Capture {local}" in screen_of(daemon).lines
             await client.close()
         finally:
             await daemon.stop()
