@@ -301,6 +301,7 @@ def test_purge_deletes_a_store_with_nothing_left_for_stripe(machine: Machine) ->
         "/etc/systemd/system/multi-user.target.wants/readerhostd.service",
     ):
         assert not machine.file(gone).exists(), gone
+    assert machine.file("/opt").is_dir()  # the FHS's, though dpkg would take it with our last file
     # Debian keeps system users: the store's owner, should a kept store come back (docs/operations.md).
     assert machine.ok("getent", "passwd", "readerhost").startswith("readerhost:")
 
