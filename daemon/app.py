@@ -51,6 +51,7 @@ from .config import (
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
 from .payments.backup import BackupError, restore
+from .payments.backup import inspect as summarize_store
 from .payments.deadlines import DeadlineWatch
 from .payments.events import Event, EventHub, Topic
 from .payments.pacing import Pacer
@@ -505,31 +506,63 @@ def restore_store(backup: Path, store: Path, *, force: bool) -> int:
     return 0
 
 
+# readerhostd --inspect's exit status when the store still has work for Stripe (0: it has none).
+STORE_HAS_WORK = 3
+
+
+def inspect_store(store: Path) -> int:
+    """readerhostd --inspect: what the store holds, and whether anything in it must still reach Stripe."""
+    try:
+        summary = summarize_store(store)
+    except (BackupError, StorageError) as error:
+        print(f"readerhostd: cannot inspect the store: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(
+            f"readerhostd: cannot inspect the store: {error.strerror}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{store}: {summary.describe()}")
+    return STORE_HAS_WORK if summary.has_work_for_stripe else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="readerhostd", description="The readerhost card-reader daemon.")
     parser.add_argument("--config", metavar="PATH", help="configuration file (default: $READERHOST_CONFIG, "
                         "/etc/readerhost/readerhost.toml if it exists, else built-in defaults)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"readerhostd {version()}")
-    restoring = parser.add_argument_group("restoring a backup (with the daemon stopped)")
+    restoring = parser.add_argument_group("the payment store (restore a backup with the daemon stopped)")
     restoring.add_argument(
         "--restore", metavar="BACKUP", help="put this backup (readerhostctl backup) in place of the store"
     )
     restoring.add_argument(
-        "--store", metavar="FILE", help="with --restore: the store file (default: the configured one)"
+        "--store", metavar="FILE", help="with --restore or --inspect: the store file (default: the configured one)"
     )
     restoring.add_argument(
         "--force", action="store_true", help="with --restore: even over a store with work for Stripe"
     )
+    restoring.add_argument(
+        "--inspect",
+        action="store_true",
+        help=f"say what the store holds; exit status {STORE_HAS_WORK} when some of it must still reach Stripe",
+    )
     args = parser.parse_args(argv)
-    if (args.store or args.force) and not args.restore:
-        parser.error("--store and --force go with --restore")
+    if args.force and not args.restore:
+        parser.error("--force goes with --restore")
+    if args.store and not (args.restore or args.inspect):
+        parser.error("--store goes with --restore or --inspect")
+    if args.restore and args.inspect:
+        parser.error("--restore and --inspect go alone")
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as error:
         print(f"readerhostd: {error}", file=sys.stderr)
         return 2
-    if args.restore:
+    if args.restore or args.inspect:
         store = Path(args.store) if args.store else resolve_store_path(config, os.environ, Path.home())
+        if args.inspect:
+            return inspect_store(store)
         return restore_store(Path(args.restore), store, force=args.force)
     configure_logging(config.log.level, os.environ)
     try:

@@ -94,3 +94,36 @@ def test_a_backup_that_cannot_be_made_exits_6_with_one_line(tmp_path: Path) -> N
     assert done.returncode == 6
     assert done.stderr.strip() == f"readerhostctl: no backup made: there is no store at {tmp_path / 'nothing.db'}"
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_inspect_says_whether_the_store_has_work_for_stripe(tmp_path: Path) -> None:
+    """`readerhostd --inspect`: what the Debian package's removal asks before a purge may delete the store."""
+    with daemon_process(tmp_path) as daemon:
+        socket = str(daemon.socket_path)
+        store = Path(json.loads(run([*CTL, "--socket", socket, "--json", "status"], tmp_path).stdout)["store"]["path"])
+        done = run(
+            [*CTL, "--socket", socket, "pay", "700", "--order", "IN-1", "--capture", "auto", "--card", "visa"], tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+
+        settled = run([*DAEMON, "--inspect", "--store", str(store)], tmp_path)  # beside the running daemon
+        assert settled.returncode == 0, settled.stderr
+        assert settled.stdout.strip() == (
+            f"{store}: 1 payments, 0 not settled, 0 operations still to reach Stripe (schema {len(MIGRATIONS)})"
+        )
+
+        pay(daemon.socket_path, "IN-2", tmp_path)  # manual capture: authorised, not captured
+
+    unsettled = run([*DAEMON, "--inspect", "--store", str(store)], tmp_path)
+    assert unsettled.returncode == 3
+    assert unsettled.stdout.strip().startswith(f"{store}: 2 payments, 1 not settled")
+
+    missing = run([*DAEMON, "--inspect", "--store", str(tmp_path / "nothing.db")], tmp_path)
+    assert missing.returncode == 1
+    assert (
+        missing.stderr.strip() == f"readerhostd: cannot inspect the store: there is no file {tmp_path / 'nothing.db'}"
+    )
+
+    misused = run([*DAEMON, "--inspect", "--force"], tmp_path)
+    assert misused.returncode == 2
+    assert "--force goes with --restore" in misused.stderr
