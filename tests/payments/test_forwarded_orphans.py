@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +25,29 @@ def forwarding(tmp_path: Path, url: str) -> tuple[ForwardedPayments, Store]:
     return ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent), store
 
 
-async def told(payments: ForwardedPayments, offline_ref: str, payment_intent: str, done: Callable[[], bool]) -> None:
-    """FORWARDED heard; returns once `done` holds (bounded), the check running on this loop meanwhile."""
-    payments.tell(offline_ref, payment_intent)
-    deadline = time.monotonic() + 10
-    while not done():
-        assert time.monotonic() < deadline, "the forwarded payment was never settled"
-        await asyncio.sleep(0.01)
+class Said(logging.Handler):
+    """Sets an event at each record the forwarded-payment checks log (they log once each, when done)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__(logging.CRITICAL)
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
+async def told(payments: ForwardedPayments, offline_ref: str, payment_intent: str) -> None:
+    """FORWARDED heard; returns once its check has said what it did (bounded)."""
+    done = asyncio.Event()
+    said = Said(done)
+    logger = logging.getLogger("readerhost.daemon.payments.sdk_offline")
+    logger.addHandler(said)
+    try:
+        payments.tell(offline_ref, payment_intent)
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        logger.removeHandler(said)
     await payments.close()
 
 
@@ -45,9 +59,9 @@ def test_an_authorisation_forwarded_for_no_payment_here_is_released_once(
     payments, store = forwarding(tmp_path, stripe_emulator.url)
     try:
         with caplog.at_level(logging.CRITICAL, logger="readerhost.daemon.payments.sdk_offline"):
-            asyncio.run(told(payments, "off_7", held.id, lambda: len(caplog.records) == 1))
+            asyncio.run(told(payments, "off_7", held.id))
             # The reader repeats FORWARDED on its next connect: the same cancel, under the same key.
-            asyncio.run(told(payments, "off_7", held.id, lambda: len(caplog.records) == 2))
+            asyncio.run(told(payments, "off_7", held.id))
     finally:
         store.close()
     assert client.v1.payment_intents.retrieve(held.id).status == "canceled"
@@ -67,7 +81,7 @@ def test_a_forwarded_payment_intent_that_is_not_the_readers_is_left_alone(
     payments, store = forwarding(tmp_path, stripe_emulator.url)
     try:
         with caplog.at_level(logging.CRITICAL, logger="readerhost.daemon.payments.sdk_offline"):
-            asyncio.run(told(payments, "off_8", other.id, lambda: len(caplog.records) == 1))
+            asyncio.run(told(payments, "off_8", other.id))
     finally:
         store.close()
     assert client.v1.payment_intents.retrieve(other.id).status == "requires_capture"
