@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import inspect
 import logging
 import os
@@ -61,19 +60,13 @@ from .payments.worker import Worker, WorkerSettings
 from .reader_registrations import StoredRegistrations
 from .status import StatusView
 from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
+from .version import version
 
 if TYPE_CHECKING:
     from .payments.reconcile import Reconciler
     from .ui.controller import UiController
 
 logger = logging.getLogger("readerhostd")
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("readerhost")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,15 @@ def test_the_licence_file_is_the_licence_pyproject_declares() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.lstrip().startswith("Apache License\n")
     assert "Version 2.0, January 2004" in text
+
+
+def test_both_programs_report_the_packaged_version() -> None:
+    import subprocess
+    import sys
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    for program, module in (("readerhostd", "readerhost.daemon.app"), ("readerhostctl", "readerhost.daemon.ctl")):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, f"{program} {version}"), done.stderr

@@ -9,6 +9,7 @@ from typing import Any
 
 from readerhost.client.wire import TOPICS
 from readerhost.daemon.payments.model import CANCELLATION_REASONS, REFUND_REASONS, State
+from readerhost.daemon.version import version
 
 from .backup import cmd_backup
 from .commands import (
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES + "\nSee docs/readerhostctl.md for examples.",
         formatter_class=formatter,
     )
+    parser.add_argument("--version", action="version", version=f"readerhostctl {version()}")
     add_global_options(parser, in_subcommand=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

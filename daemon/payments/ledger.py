@@ -175,6 +175,9 @@ def journal_fields(before: Payment, after: Payment) -> dict[str, str]:
     fields = {"PAYMENT_ID": after.payment_id, "ORDER_ID": after.order_id}
     if after.payment_intent:
         fields["PAYMENT_INTENT"] = after.payment_intent.partition("_secret_")[0]
+    if after.capture_before is not None and after.capture_before != before.capture_before:
+        # The message says it in RFC 3339; the field keeps the raw value for tools.
+        fields["CAPTURE_BEFORE_UNIX"] = str(after.capture_before)
     if after.state is not before.state:
         if before.state is State.QUEUED_OFFLINE and after.state is State.AUTHORIZED:
             fields["MESSAGE_ID"] = MessageId.OFFLINE_FORWARDED

@@ -45,6 +45,7 @@ from .model import (
     Refund,
     RequestRefused,
     State,
+    rfc3339,
 )
 from .offline import OfflineLimits, offline_problem
 from .operations import ABANDONED, Kind, intent_id_of
@@ -471,7 +472,8 @@ class PaymentService:
             capture_before=intent.capture_before,
             tip=tip,
         )
-        after = self._ledger.commit(payment, after, f"authorised; capture before {intent.capture_before}", done=op)
+        deadline = f"; capture before {rfc3339(intent.capture_before)}" if intent.capture_before else ""
+        after = self._ledger.commit(payment, after, f"authorised{deadline}", done=op)
         if payment.request.capture is CaptureMode.AUTOMATIC or payment.capture_amount is not None:
             self._queue_capture(after, payment.capture_amount or after.authorised_amount, "automatic capture")
 

@@ -32,7 +32,7 @@ from support.daemon import LineClient, running_daemon
 from support.payments_core import running_core
 
 from readerhost.daemon.journal import JournalHandler, MessageId, configure_logging, journal_field, under_journald
-from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.model import State, rfc3339
 from readerhost.sim.stripe_emulator import running_emulator
 
 HERE = Path(__file__).resolve()
@@ -276,6 +276,14 @@ def test_payment_and_worker_log_calls_carry_their_journal_fields(
     assert authorised["PAYMENT_ID"] == ids["J-1"]
     assert authorised["ORDER_ID"] == "J-1"
     assert authorised["PAYMENT_INTENT"].startswith("pi_")
+    # The capture deadline: readable in the message, its raw value in a field.
+    deadline = int(authorised["CAPTURE_BEFORE_UNIX"])
+    [message] = [
+        r.getMessage()
+        for r in caplog.records
+        if getattr(r, "journal", {}).get("MESSAGE_ID") == MessageId.PAYMENT_AUTHORISED
+    ]
+    assert message.endswith(f"authorised; capture before {rfc3339(deadline)}")
     [(_, captured)] = by_id[MessageId.PAYMENT_CAPTURED]
     assert captured["PAYMENT_ID"] == ids["J-1"]
     [(_, stored)] = by_id[MessageId.OFFLINE_STORED]
