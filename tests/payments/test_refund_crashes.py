@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import stripe
 from support.emulator_fidelity import INTERAC_PAYMENT, create_intent
+from support.smart_reader import smart_reader_config
 
 from reliability.pos import PosClient, payment_event
-from reliability.world import World, stripe_settings, world
+from reliability.world import World, world
 
 INTERAC = "4506445006931933"  # Stripe's Interac test card
 
@@ -113,27 +114,13 @@ def test_a_card_refund_killed_between_request_and_answer_is_made_once(tmp_path: 
     run(scenario, tmp_path)
 
 
-def smart_reader_config(w: World, reader_id: str) -> str:
-    return (
-        stripe_settings(w.url)
-        + f"""
-[reader]
-driver = "stripe_terminal"
-cancel_confirm_s = 2
-
-[reader.stripe_terminal]
-reader_id = "{reader_id}"
-"""
-    )
-
-
 @pytest.mark.timeout(150)
 def test_an_interac_refund_at_the_reader_killed_between_request_and_answer_is_made_once(tmp_path: Path) -> None:
     async def scenario(w: World) -> None:
         client = stripe_of(w)
         reader_id = client.v1.terminal.readers.create({"registration_code": "simulated-wpe"}).id
         w.emulator.configure_reader(reader_id, {"processing_s": 0.05})
-        config = smart_reader_config(w, reader_id)
+        config = smart_reader_config(w.url, reader_id)
         await asyncio.to_thread(w.start, config)
         pos = await w.client()
         # An Interac payment: the POS's backend made the PaymentIntent (CAD, interac_present), the

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import stripe
-from support.smart_reader import DECLINED_INSUFFICIENT_FUNDS
+from support.smart_reader import DECLINED_INSUFFICIENT_FUNDS, smart_reader_config
 
 from reliability.pos import PosClient, payment_event
-from reliability.world import World, stripe_settings, world
+from reliability.world import World, world
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -32,21 +32,6 @@ def stripe_of(w: World) -> stripe.StripeClient:
     return stripe.StripeClient(w.key, base_addresses={"api": w.url}, max_network_retries=0)
 
 
-def two_step_config(w: World, reader_id: str) -> str:
-    return (
-        stripe_settings(w.url)
-        + f"""
-[reader]
-driver = "stripe_terminal"
-cancel_confirm_s = 2
-
-[reader.stripe_terminal]
-reader_id = "{reader_id}"
-flow = "two_step"
-"""
-    )
-
-
 class Counter:
     """The kiosk's counter: a registered simulated WisePOS E, the daemon started on it, a POS."""
 
@@ -55,7 +40,7 @@ class Counter:
         self.stripe = stripe_of(w)
         self.reader_id = self.stripe.v1.terminal.readers.create({"registration_code": "simulated-wpe"}).id
         w.emulator.configure_reader(self.reader_id, {"processing_s": 0.05})
-        self.config = two_step_config(w, self.reader_id)
+        self.config = smart_reader_config(w.url, self.reader_id, 'flow = "two_step"')
 
     async def open(self) -> PosClient:
         await asyncio.to_thread(self.w.start, self.config)

@@ -66,3 +66,22 @@ async def at_the_counter(tmp_path: Path, config: str = CONFIG) -> AsyncIterator[
 
 async def waiting_for_card(pos: LineClient, payment_id: str) -> None:
     await pos.event(of_type("reader.display_message", payment_id=payment_id, message="follow_reader"))
+
+
+def smart_reader_config(url: str, reader_id: str, *settings: str) -> str:
+    """readerhostd's configuration for the emulator at `url` and its simulated reader `reader_id`, with
+    `settings` (lines such as 'flow = "two_step"') added to [reader.stripe_terminal]."""
+    from reliability.world import stripe_settings
+
+    extra = "".join(f"{line}\n" for line in settings)
+    return (
+        stripe_settings(url)
+        + f"""
+[reader]
+driver = "stripe_terminal"
+cancel_confirm_s = 2
+
+[reader.stripe_terminal]
+reader_id = "{reader_id}"
+{extra}"""
+    )
