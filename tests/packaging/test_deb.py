@@ -6,6 +6,7 @@ tests/packaging/debian12-root.sh makes) is booted with systemd-nspawn, without a
 the maintainer scripts meet a real systemd: the units are enabled and started by the package,
 `readerhostctl pay` goes through the running daemon, an upgrade restarts it, remove and purge leave
 what docs/operations.md says. The tests run in order, each on the machine the previous one left.
+piuparts checks both builds on the same root, without a network.
 
 Skipped, with the reason, where this cannot run: not root, no systemd-nspawn, debootstrap or
 dpkg-buildpackage, no wheelhouse or root tarball yet (`.ci/run` makes both), or a machine where
@@ -232,6 +233,35 @@ def test_the_package_holds_the_locked_versions_its_conffile_and_never_a_key(pack
                              text=True, check=True).stdout  # fmt: skip
     assert f"Version: {packages.version}-1" in control
     assert "python3-systemd" in control
+
+
+def test_piuparts_passes_without_a_network(packages: Packages, tmp_path: Path) -> None:
+    """piuparts' own checks on the fresh Debian 12 root: this build installed and purged; the previous
+    build installed from a repository, upgraded to this one, removed and purged; what is left behind
+    or broken each time. Its chroot's only source is a local repository, and it runs without a network."""
+    if shutil.which("piuparts") is None:
+        pytest.skip("piuparts is not installed (apt install piuparts adequate; .ci/run does)")
+    root = tmp_path / "root"
+    root.mkdir()
+    with tarfile.open(ROOT_TARBALL) as tar:
+        tar.extractall(root, filter="fully_trusted")  # our own root tarball, device nodes and owners included
+    repository = tmp_path / "repository"  # the archive the previous build is upgraded from
+    repository.mkdir()
+    shutil.copy2(packages.first, repository)
+    index = subprocess.run(["dpkg-scanpackages", ".", "/dev/null"], cwd=repository, capture_output=True, check=True)
+    (repository / "Packages").write_bytes(index.stdout)
+    (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] file://{repository} ./\n")
+    shutil.rmtree(root / "var/lib/apt/lists")  # debootstrap's view of deb.debian.org
+
+    done = subprocess.run(["unshare", "--net", "piuparts", f"--existing-chroot={root}", "--keep-sources-list",
+                           "--distribution=bookworm", f"--bindmount={repository}", str(packages.second)],
+                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "PASS: Installation and purging test." in log
+    assert "apt-cache knows about the following packages: readerhost" in log  # else no upgrade test
+    assert "PASS: Installation, upgrade and purging tests." in log
 
 
 # -- on a fresh Debian 12 -------------------------------------------------------------------------
