@@ -547,13 +547,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--store goes with --restore or --inspect")
     if args.restore and args.inspect:
         parser.error("--restore and --inspect go alone")
+    # A store named on the command line is all --inspect and --restore need: an uninstaller can ask
+    # whether a store is settled even when the configuration beside it is broken.
+    if args.store:
+        return (
+            inspect_store(Path(args.store))
+            if args.inspect
+            else restore_store(Path(args.restore), Path(args.store), force=args.force)
+        )
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as error:
         print(f"readerhostd: {error}", file=sys.stderr)
         return 2
     if args.restore or args.inspect:
-        store = Path(args.store) if args.store else resolve_store_path(config, os.environ, Path.home())
+        store = resolve_store_path(config, os.environ, Path.home())
         if args.inspect:
             return inspect_store(store)
         return restore_store(Path(args.restore), store, force=args.force)

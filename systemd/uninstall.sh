@@ -94,36 +94,21 @@ if [[ -z $STAGING ]]; then
 fi
 
 # Before anything changes: --purge must not throw away money that Stripe has not settled yet.
-# The store is read from a copy (with its write-ahead log), so that the check leaves no file behind.
-unsettled() {
-    python3 - "$1" <<'EOF'
-import os, shutil, sqlite3, sys, tempfile
-store = sys.argv[1]
-scratch = tempfile.mkdtemp()
-copy = os.path.join(scratch, "store.db")
-shutil.copyfile(store, copy)
-if os.path.exists(store + "-wal"):
-    shutil.copyfile(store + "-wal", copy + "-wal")
-db = sqlite3.connect(copy)
-pending = db.execute("SELECT count(*) FROM operations WHERE status = 'pending'").fetchone()[0]
-at_stake = db.execute(
-    "SELECT count(*) FROM payments WHERE state IN ('processing', 'queued_offline', 'authorized', 'capturing')"
-).fetchone()[0]
-db.close()
-shutil.rmtree(scratch)
-print(f"{at_stake} payments authorised but not yet captured or forwarded, {pending} requests waiting for Stripe"
-      if pending or at_stake else "")
-EOF
-}
+# readerhostd --inspect says (the one definition of "work for Stripe", as the daemon's backups and
+# the Debian package use it): the installed readerhostd, or the one $READERHOSTD names.
+INSPECTOR=${READERHOSTD:-$ROOT/opt/readerhost/venv/bin/readerhostd}
 if ((PURGE && !FORCE)); then
     for db in "$ROOT$STORE_DIR"/*.db; do
         [[ -f $db ]] || continue
-        if ! what=$(unsettled "$db" 2>&1 | tail -n 1); then
-            die "cannot read the payment store $db to check it before --purge: $what (add --force to delete it unread)"
-        fi
-        if [[ -n $what ]]; then
-            die "refusing to --purge: ${db#"$ROOT"} holds $what. Let readerhostd send them (readerhostctl status shows the queue; readerhostctl reconcile --apply settles authorisations), or add --force to delete them anyway"
-        fi
+        [[ -x $INSPECTOR ]] ||
+            die "cannot check the payment store ${db#"$ROOT"} before --purge: there is no readerhostd at $INSPECTOR to read it (add --force to delete it unread)"
+        status=0
+        what=$("$INSPECTOR" --inspect --store "$db" 2>&1) || status=$?
+        case $status in
+        0) ;;
+        3) die "refusing to --purge: ${db#"$ROOT"} holds ${what##*: }. Let readerhostd send them (readerhostctl status shows the queue; readerhostctl reconcile --apply settles authorisations), or add --force to delete them anyway" ;;
+        *) die "cannot read the payment store ${db#"$ROOT"} to check it before --purge: ${what#readerhostd: } (add --force to delete it unread)" ;;
+        esac
     done
 fi
 

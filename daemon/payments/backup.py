@@ -85,8 +85,25 @@ def inspect(path: Path) -> StoreSummary:
     """What the store or backup at `path` holds (read-only); BackupError when it is not a usable store."""
     if not path.is_file():
         raise BackupError(f"there is no file {path}")
-    with _connection(path, read_only=True) as db:
-        return _check(db, path)
+    try:
+        lock: int | None = lock_exclusively(path)
+    except StoreInUse:
+        lock = None  # a daemon runs: its -wal and -shm are there, and a reader adds none
+    try:
+        beside = [_sibling(path, "-wal"), _sibling(path, "-shm")]
+        made = [sibling for sibling in beside if not sibling.exists()]
+        with _connection(path, read_only=True) as db:
+            summary = _check(db, path)
+        if lock is not None:
+            # A read-only reader of a WAL store makes its -wal and -shm and cannot delete them; with the
+            # lock held no daemon opened them meanwhile, so they go (left, they could be root's files
+            # in the daemon's folder after `sudo readerhostd --inspect`).
+            for sibling in made:
+                sibling.unlink(missing_ok=True)
+        return summary
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,12 @@ def test_inspect_says_whether_the_store_has_work_for_stripe(tmp_path: Path) -> N
         missing.stderr.strip() == f"readerhostd: cannot inspect the store: there is no file {tmp_path / 'nothing.db'}"
     )
 
+    # A store named on the command line needs no configuration: a broken one beside it changes nothing.
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[payments\n")
+    unconfigured = run([*DAEMON, "--config", str(broken), "--inspect", "--store", str(store)], tmp_path)
+    assert (unconfigured.returncode, unconfigured.stdout) == (3, unsettled.stdout)
+
     misused = run([*DAEMON, "--inspect", "--force"], tmp_path)
     assert misused.returncode == 2
     assert "--force goes with --restore" in misused.stderr

@@ -231,3 +231,34 @@ def test_a_pending_operation_counts_only_while_it_is_pending(tmp_path: Path) -> 
     assert inspect(path).pending_operations == 0
     assert not inspect(path).has_work_for_stripe
     assert os.path.exists(path)
+
+
+def test_inspecting_a_store_no_daemon_holds_leaves_no_file_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store_with(path, payment(1, State.AUTHORIZED))
+    before = sorted(tmp_path.iterdir())
+
+    summary = inspect(path)
+
+    assert (summary.payments, summary.unsettled) == (1, 1)
+    assert sorted(tmp_path.iterdir()) == before  # no -wal or -shm left, perhaps owned by root
+
+
+def test_inspecting_a_store_a_daemon_holds_reads_its_newest_writes_and_leaves_its_files(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Store.open(path)
+    try:
+        with store.transaction():
+            store.insert_payment(payment(1, State.AUTHORIZED), "not yet checkpointed")
+        beside = {path.with_name("store.db-wal"), path.with_name("store.db-shm")}
+        assert beside <= set(tmp_path.iterdir())
+
+        summary = inspect(path)
+
+        assert (summary.payments, summary.unsettled) == (1, 1)
+        assert beside <= set(tmp_path.iterdir())  # the daemon's own
+        with store.transaction():
+            store.insert_payment(payment(2), "the daemon writes on")
+    finally:
+        store.close()
+    assert inspect(path).payments == 2

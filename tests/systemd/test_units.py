@@ -87,7 +87,8 @@ def run_analyze(*args: str, unit_path: Path) -> subprocess.CompletedProcess[str]
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, str, int]]:
-    """Every path under root: kind, mode, content hash (or link target) and mtime."""
+    """Every path under root: kind, mode, content hash (or link target) and mtime (not a folder's: that
+    says only that something in it came and went, and what is in it is compared itself)."""
     entries: dict[str, tuple[str, int, str, int]] = {}
     for path in sorted(root.rglob("*")):
         info = path.lstat()
@@ -97,7 +98,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, str, int]]:
             kind, content = "dir", ""
         else:
             kind, content = "file", hashlib.sha256(path.read_bytes()).hexdigest()
-        entries[str(path.relative_to(root))] = (kind, stat.S_IMODE(info.st_mode), content, info.st_mtime_ns)
+        mtime = 0 if kind == "dir" else info.st_mtime_ns
+        entries[str(path.relative_to(root))] = (kind, stat.S_IMODE(info.st_mode), content, mtime)
     return entries
 
 
@@ -114,7 +116,10 @@ class Scripts:
             fake = fakes / name
             fake.write_text(f'#!/bin/sh\necho "{name} $*" >> "{self.calls}"\nexit 97\n')
             fake.chmod(0o755)
-        self.env = {**os.environ, "PATH": f"{fakes}:{os.environ['PATH']}", "LC_ALL": "C.UTF-8"}
+        # The readerhostd that reads a store before --purge: this checkout's (no venv under the root).
+        readerhostd = Path(sys.executable).with_name("readerhostd")
+        self.env = {**os.environ, "PATH": f"{fakes}:{os.environ['PATH']}", "LC_ALL": "C.UTF-8",
+                    "READERHOSTD": str(readerhostd)}  # fmt: skip
         self.key_file = tmp_path / "stripe.key"
         self.key_file.write_text(KEY + "\n")
         self.key_file.chmod(0o600)
@@ -430,6 +435,30 @@ def test_purge_refuses_while_the_store_holds_unsettled_money(
     forced = scripts.uninstall("--purge", "--force")
     assert "removed /var/lib/readerhost" in forced
     assert not store.exists()
+
+
+def test_purge_refuses_a_store_it_cannot_read_before_changing_anything(scripts: Scripts) -> None:
+    scripts.install("--stripe-key-file", str(scripts.key_file))
+    store = scripts.root / "var/lib/readerhost/readerhost.db"
+    make_store(store, payment_state="captured", operation_status="done")
+
+    before = snapshot(scripts.root)
+    scripts.env["READERHOSTD"] = str(scripts.root / "opt/readerhost/venv/bin/readerhostd")  # not installed
+    unread = scripts.uninstall("--purge", expect=1)
+    assert snapshot(scripts.root) == before
+
+    scripts.env["READERHOSTD"] = str(Path(sys.executable).with_name("readerhostd"))
+    store.write_bytes(b"not a database" * 100)
+    before = snapshot(scripts.root)
+    damaged = scripts.uninstall("--purge", expect=1)
+    assert snapshot(scripts.root) == before
+
+    assert "no readerhostd at" in unread
+    assert "cannot read the payment store /var/lib/readerhost/readerhost.db" in damaged
+    assert "is not a readerhost store" in damaged
+    for output in (unread, damaged):
+        assert "--force" in output
+        assert "Traceback" not in output
 
 
 # -- sysusers.d and tmpfiles.d, by systemd's tools --------------------------------------------------
