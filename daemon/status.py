@@ -12,7 +12,14 @@ from .api.protocol import PROTOCOL_VERSION
 from .payments.deadlines import nearest_deadline
 from .payments.model import rfc3339
 from .payments.store import Store
-from .payments.worker import Worker
+from .payments.worker import StripeState, Worker
+
+STRIPE_LINE = {
+    StripeState.UNKNOWN: "Stripe not yet answered",
+    StripeState.REACHABLE: "online",
+    StripeState.UNREACHABLE: "Stripe unreachable",
+    StripeState.KEY_REFUSED: "Stripe refuses the API key",
+}
 
 
 class StatusView:
@@ -43,6 +50,7 @@ class StatusView:
             "uptime_s": round(time.monotonic() - self._started_at, 1),
             "reader": self.reader_status(),
             "stripe": {
+                "state": health.state.value,
                 "reachable": health.reachable,
                 "consecutive_failures": health.consecutive_failures,
                 "last_ok_at": rfc3339(health.last_ok_at) if health.last_ok_at else None,
@@ -81,7 +89,7 @@ class StatusView:
     def line(self) -> str:
         """One line for `systemctl status`: e.g. "ready · reader sim-1 ready · 0 queued · online"."""
         queue = self.queue_status()["pending"]
-        stripe = "online" if self._worker.health.reachable else "Stripe unreachable"
+        stripe = STRIPE_LINE[self._worker.health.state]
         mode = "" if self._mode == "live" else f" · {self._mode} mode"
         return f"ready · reader {self._reader_summary()} · {queue} queued · {stripe}{mode}"
 

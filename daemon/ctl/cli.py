@@ -14,7 +14,7 @@ from readerhost.client import CannotConnect, Client, ConnectionLost, Incompatibl
 from .arguments import build_parser
 from .backup import cmd_backup
 from .commands import Command
-from .exit_codes import EXIT_DAEMON_ERROR, EXIT_INTERRUPTED, EXIT_NO_DAEMON, EXIT_USAGE
+from .exit_codes import EXIT_DAEMON_ERROR, EXIT_INTERRUPTED, EXIT_NO_DAEMON, EXIT_TIMEOUT, EXIT_USAGE
 from .output import Output, fail
 
 
@@ -78,7 +78,7 @@ def run(argv: Sequence[str] | None) -> int:
     except ConnectionLost as error:
         return fail(f"lost the connection to readerhostd: {one_line(str(error))}", EXIT_NO_DAEMON)
     except TimeoutError as error:
-        return fail(f"{one_line(str(error)) or 'timed out'} (try --timeout)", EXIT_DAEMON_ERROR)
+        return fail(f"{one_line(str(error)) or 'timed out'} (try --timeout)", EXIT_TIMEOUT)
     except BrokenPipeError:
         raise  # for main(), like KeyboardInterrupt (which is no Exception, so never caught below)
     except Exception as error:  # a bug here must still not print a traceback at a technician

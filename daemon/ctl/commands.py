@@ -24,6 +24,7 @@ from .formatting import (
     reader_text,
     stripe_text,
 )
+from .health import exit_code, problems
 from .output import Output
 
 Command = Callable[[Client, argparse.Namespace, Output], int]
@@ -31,9 +32,10 @@ Command = Callable[[Client, argparse.Namespace, Output], int]
 
 def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     status = client.status()
+    found = problems(status, time.time())
     if out.json:
         out.document(status)
-        return EXIT_OK
+        return exit_code(found)
     protocol = status.get("protocol") or {}
     mode = status.get("mode")
     note = " (payments go to the built-in Stripe emulator, not to Stripe)" if mode == "emulator" else ""
@@ -53,7 +55,8 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.line(f"{'offline':<8} {offline['count']} payments waiting to be forwarded ({total})")
     else:
         out.line(f"{'offline':<8} none")
-    return EXIT_OK
+    out.line(f"{'health':<8} {'; '.join(problem.text for problem in found) if found else 'ok'}")
+    return exit_code(found)
 
 
 def cmd_get(client: Client, args: argparse.Namespace, out: Output) -> int:

@@ -9,6 +9,10 @@ EXIT_NO_DAEMON = 3
 EXIT_DECLINED = 4
 EXIT_NOT_PAID = 5
 EXIT_BACKUP_FAILED = 6
+EXIT_TIMEOUT = 7
+EXIT_READER_DOWN = 10
+EXIT_STRIPE_DOWN = 11
+EXIT_MONEY_AT_RISK = 12
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = f"""\
@@ -20,5 +24,10 @@ exit codes:
   {EXIT_DECLINED}    pay: the card was declined
   {EXIT_NOT_PAID}    pay: the payment was canceled or failed; refund: the refund failed or was canceled
   {EXIT_BACKUP_FAILED}    backup: no copy was made (the reason is printed; nothing was changed)
+  {EXIT_TIMEOUT}    no answer from the daemon within --timeout
+  {EXIT_READER_DOWN}   status: the reader is not connected
+  {EXIT_STRIPE_DOWN}   status: Stripe is unreachable or refuses the API key
+  {EXIT_MONEY_AT_RISK}   status: a capture deadline is less than 2 h away (or passed), or a request has
+       waited for Stripe for more than an hour (when several hold: 12, then 11, then 10)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); pay cancels a collection still waiting for a card
 """

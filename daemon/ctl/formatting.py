@@ -238,7 +238,15 @@ def location_line(location: dict[str, Any]) -> str:
 
 def stripe_text(stripe: dict[str, Any]) -> str:
     failures = stripe.get("consecutive_failures", 0)
-    text = "reachable" if stripe.get("reachable") else f"UNREACHABLE ({failures} failures in a row)"
+    state = stripe.get("state") or ("reachable" if stripe.get("reachable") else "unreachable")  # before 1.4
+    text = {
+        "reachable": "reachable",
+        "unknown": "unknown (no answer since the daemon started)",
+        "unreachable": f"UNREACHABLE ({failures} failures in a row)",
+        "key_refused": "REFUSES THE API KEY",
+    }.get(state, state)
+    if state == "unknown" and failures:
+        text += f", {failures} failures in a row"
     if stripe.get("last_ok_at"):
         text += f", last answer {stripe['last_ok_at']}"
     return text

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from readerhost.daemon.journal import MessageId
@@ -45,12 +46,29 @@ class WorkerSettings:
     probe_interval_s: float = 15.0  # while unreachable with nothing queued, look every so often
 
 
+class StripeState(StrEnum):
+    """What is known of Stripe (status.get's `stripe.state`, protocol 1.4)."""
+
+    UNKNOWN = "unknown"  # not answered since the daemon started, and not yet failed often enough
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"  # `unreachable_after` requests in a row went unanswered
+    KEY_REFUSED = "key_refused"  # Stripe answers, and refuses the API key
+
+
 @dataclass
 class StripeHealth:
-    reachable: bool = True
+    reachable: bool = True  # False only once Stripe is known unreachable: offline payments go by it
     consecutive_failures: int = 0
     last_ok_at: float | None = None
     authentication_failed: bool = False
+
+    @property
+    def state(self) -> StripeState:
+        if not self.reachable:
+            return StripeState.UNREACHABLE
+        if self.last_ok_at is None:
+            return StripeState.UNKNOWN
+        return StripeState.KEY_REFUSED if self.authentication_failed else StripeState.REACHABLE
 
 
 Settle = Callable[[Operation, Outcome], None]
@@ -110,8 +128,9 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             delay = self._start_due_operations()
-            if not self.health.reachable and not self._busy:
-                # Nothing in flight would tell us when Stripe is back: look now and then.
+            if self.health.state in (StripeState.UNKNOWN, StripeState.UNREACHABLE) and not self._busy:
+                # Nothing in flight would tell us whether Stripe answers (at start) or is back: look
+                # now and then.
                 now = time.monotonic()
                 if now >= self._next_probe_at:
                     self._next_probe_at = now + self._settings.probe_interval_s
@@ -332,7 +351,7 @@ class Worker:
         """Count answers and silences: a 429 is an answer, a reset, timeout, 409 or 5xx is not."""
         answered = not isinstance(outcome, Unknown) or outcome.rate_limited
         health = self.health
-        was_reachable = health.reachable
+        was_reachable, was = health.reachable, health.state
         if answered:
             health.consecutive_failures = 0
             health.reachable = True
@@ -350,15 +369,22 @@ class Worker:
                 "Stripe is %s", "reachable again" if health.reachable else "unreachable",
                 extra={"journal": fields},
             )  # fmt: skip
+            if health.reachable:
+                self._bring_forward()
+        if was is StripeState.UNKNOWN and health.reachable and health.state is not StripeState.UNKNOWN:
+            logger.info("Stripe answered (%s)", health.state.value)  # the first time since the start
+        if health.state != was:  # the first answer too: a kiosk may wait for it to say it is ready
             self._events.publish(
                 Event(
                     Topic.SYSTEM,
                     "system.stripe",
-                    {"reachable": health.reachable, "consecutive_failures": health.consecutive_failures},
+                    {
+                        "state": health.state.value,
+                        "reachable": health.reachable,
+                        "consecutive_failures": health.consecutive_failures,
+                    },
                 )
             )
-            if health.reachable:
-                self._bring_forward()
 
     def _bring_forward(self) -> None:
         """Stripe is back: what waits for a retry goes now, not at the end of its backoff."""

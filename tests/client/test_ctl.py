@@ -77,7 +77,9 @@ def logged_daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, LogLines]]:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    with logged_daemon(tmp_path_factory.mktemp("ctl")) as (running, _log):
+    with logged_daemon(tmp_path_factory.mktemp("ctl")) as (running, log):
+        if not any("Stripe answered (reachable)" in line for line in log.seen):  # `status` says so from then on
+            log.until(lambda line: "Stripe answered (reachable)" in line)
         yield running
 
 
@@ -121,6 +123,7 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert "mode emulator" in human.stdout
     assert "reader   ready: simulated sim-1" in human.stdout
     assert "stripe   reachable" in human.stdout
+    assert "health   ok" in human.stdout
     deadline = next(line for line in human.stdout.splitlines() if line.startswith("deadline "))
     assert deadline == "deadline no authorisation waiting for a capture" or " capture before 20" in deadline
     assert human.stderr == ""
@@ -128,7 +131,7 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert machine.code == 0
     status = machine.json()
     assert status["mode"] == "emulator"
-    assert status["protocol"] == {"major": 1, "minor": 3}
+    assert status["protocol"] == {"major": 1, "minor": 4}
     assert status["reader"]["state"] == "ready"
     assert "deadline" in status
 
@@ -734,6 +737,7 @@ def test_event_lines_for_a_technician() -> None:
     assert formatting.event_summary(event("system.stripe", {"reachable": False, "consecutive_failures": 3})) == (
         "UNREACHABLE (3 failures in a row)"
     )
+    assert formatting.event_summary(event("system.stripe", {"state": "reachable", "reachable": True})) == "reachable"
     assert formatting.event_summary(event("reader.card", {"payment_id": "pay_1", "event": "card_inserted"})) == (
         "pay_1 card inserted"
     )

@@ -66,7 +66,11 @@ def test_ready_only_once_serving_then_status_watchdog_reload_and_stopping(tmp_pa
         assert ready.get("READY") == "1"
         assert pid == process.pid
         assert socket_accepts(socket_path)  # READY is sent only once the socket accepts
-        assert ready["STATUS"].startswith("ready · reader sim-1 ready · 0 queued · online")
+        assert ready["STATUS"].startswith("ready · reader sim-1 ready · 0 queued · ")
+        status = ready["STATUS"]  # Stripe is "not yet answered" until the start-up probe's answer
+        while "online" not in status:
+            assert "· Stripe not yet answered ·" in status
+            status = notify.until("STATUS")["STATUS"]
         assert notify.until("WATCHDOG")["WATCHDOG"] == "1"
         assert notify.until("WATCHDOG")["WATCHDOG"] == "1"  # and again: pinged at half of WATCHDOG_USEC
         pos = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
