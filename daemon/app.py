@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from .config import (
 )
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
+from .metrics import MetricsSettings, MetricsTextfile, exposition, families
 from .payments.backup import BackupError, restore
 from .payments.backup import inspect as summarize_store
 from .payments.deadlines import DeadlineWatch
@@ -140,6 +142,7 @@ class Parts:
     ui: UiController | None
     api: PosApi
     deadlines: DeadlineWatch
+    metrics: MetricsTextfile | None
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,27 @@ async def _build_parts(
     ui = _build_ui(config, identity.mode, stand_ins, service, reader, status, teardown)
     if ui is not None:
         events.subscribe(ui.on_event)
-    return Parts(events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api, deadlines)
+    metrics_file = _build_metrics(config.metrics, status, store, worker)
+    if metrics_file is not None:
+        events.subscribe(metrics_file.on_event)
+    return Parts(
+        events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api, deadlines,
+        metrics_file,
+    )  # fmt: skip
+
+
+def _build_metrics(
+    settings: MetricsSettings, status: StatusView, store: Store, worker: Worker
+) -> MetricsTextfile | None:
+    """The node_exporter textfile, when `[metrics] textfile` names one."""
+    if not settings.textfile:
+        return None
+    started_at = time.time()
+
+    def render() -> str:
+        return exposition(families(status.status(), store, worker.health, started_at))
+
+    return MetricsTextfile(Path(settings.textfile), render, settings.interval_s)
 
 
 def _build_ui(
@@ -384,6 +407,9 @@ class Daemon:
         teardown.push("the worker", lambda: _stop_worker(parts.worker, worker_task))
         deadline_task = asyncio.create_task(parts.deadlines.run())
         teardown.push("the deadline watch", lambda: _stop_task(deadline_task))
+        if parts.metrics is not None:
+            parts.metrics.start()
+            teardown.push("the metrics file", parts.metrics.close)
         await self._serve()
         self._tell_systemd(worker_task)
 

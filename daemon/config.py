@@ -54,6 +54,8 @@ from readerhost.drivers.settings import (
     setting,
 )
 
+from . import metrics
+from .metrics import MetricsSettings
 from .payments.currencies import MAXIMUM_AMOUNT, SUPPORTED
 from .payments.offline import DEFAULT_MAX_PAYMENT, DEFAULT_MAX_TOTAL, OfflineLimits
 
@@ -226,7 +228,7 @@ LOG = Section("log", LogConfig)
 def sections(drivers: Mapping[str, Driver] = DRIVERS) -> tuple[Section[Any], ...]:
     """Every table the file may hold, in the order messages list them."""
     driver_tables = (driver.SETTINGS for driver in drivers.values())
-    adapters = (display.SETTINGS, gpio.SETTINGS)
+    adapters = (display.SETTINGS, gpio.SETTINGS, metrics.SETTINGS)
     return (API, STORE, STRIPE, reader_registry.SETTINGS, *driver_tables, PAYMENTS, *adapters, LOG)
 
 
@@ -243,6 +245,7 @@ class Config:
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     display: DisplaySettings = field(default_factory=DisplaySettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogConfig = field(default_factory=LogConfig)
     # Every registered reader driver's [reader.<name>] settings, by table name: see reader_settings.
     readers: Mapping[str, Settings] = field(default_factory=_default_readers)
@@ -356,6 +359,7 @@ class _Reader:
             payments=self.read(PAYMENTS),
             display=self.read(display.SETTINGS),
             gpio=self.read(gpio.SETTINGS),
+            metrics=self.read(metrics.SETTINGS),
             log=self.read(LOG),
             readers={driver.SETTINGS.name: self.read(driver.SETTINGS) for driver in self.drivers.values()},
             source=self.source,

@@ -10,9 +10,9 @@ from readerhost.drivers.reader.base import ReaderDriver
 
 from .api.protocol import PROTOCOL_VERSION
 from .payments.deadlines import nearest_deadline
-from .payments.model import rfc3339
+from .payments.model import StripeState, rfc3339
 from .payments.store import Store
-from .payments.worker import StripeState, Worker
+from .payments.worker import Worker
 
 STRIPE_LINE = {
     StripeState.UNKNOWN: "Stripe not yet answered",

@@ -127,6 +127,15 @@ class RequestRefused(Exception):
         self.retryable = retryable
 
 
+class StripeState(enum.StrEnum):
+    """What is known of Stripe (status.get's `stripe.state`, protocol 1.4)."""
+
+    UNKNOWN = "unknown"  # not answered since the daemon started, and not yet failed often enough
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"  # `unreachable_after` requests in a row went unanswered
+    KEY_REFUSED = "key_refused"  # Stripe answers, and refuses the API key
+
+
 class RefundState(enum.StrEnum):
     """A refund's state: Stripe's Refund statuses (https://docs.stripe.com/api/refunds/object#refund_object-status)."""
 

@@ -214,6 +214,15 @@ class QueueStats:
     offline_amount_by_currency: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Census:
+    """How many payments and refunds are in each state, and operations pending of each kind."""
+
+    payments: dict[State, int]
+    refunds: dict[RefundState, int]
+    pending_operations: dict[str, int]
+
+
 class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -544,6 +553,18 @@ class Store:
             offline[data["currency"]] = offline.get(data["currency"], 0) + data["amount"]
         count = len(rows)
         return QueueStats(pending, oldest, count, offline)
+
+    def census(self) -> Census:
+        payments = dict(self._db.execute("SELECT state, COUNT(*) FROM payments GROUP BY state").fetchall())
+        refunds = dict(self._db.execute("SELECT state, COUNT(*) FROM refunds GROUP BY state").fetchall())
+        pending = self._db.execute(
+            "SELECT kind, COUNT(*) FROM operations WHERE status=? GROUP BY kind", (OpStatus.PENDING,)
+        ).fetchall()
+        return Census(
+            {state: payments.get(state.value, 0) for state in State},
+            {state: refunds.get(state.value, 0) for state in RefundState},
+            dict(pending),
+        )
 
     def _columns(self, table: str) -> list[str]:
         return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]

@@ -17,14 +17,13 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub, Topic
 from .keys import next_generation
-from .model import OpStatus, Payment
+from .model import OpStatus, Payment, StripeState
 from .operations import ABANDONED, Gateway, Verdict, judge, learn_truth, send
 from .outcomes import KeyConflict, NotFound, Outcome, Refunded, Refused, Succeeded, Unknown, WrongState
 from .pacing import Pacer
@@ -46,21 +45,13 @@ class WorkerSettings:
     probe_interval_s: float = 15.0  # while unreachable with nothing queued, look every so often
 
 
-class StripeState(StrEnum):
-    """What is known of Stripe (status.get's `stripe.state`, protocol 1.4)."""
-
-    UNKNOWN = "unknown"  # not answered since the daemon started, and not yet failed often enough
-    REACHABLE = "reachable"
-    UNREACHABLE = "unreachable"  # `unreachable_after` requests in a row went unanswered
-    KEY_REFUSED = "key_refused"  # Stripe answers, and refuses the API key
-
-
 @dataclass
 class StripeHealth:
     reachable: bool = True  # False only once Stripe is known unreachable: offline payments go by it
     consecutive_failures: int = 0
     last_ok_at: float | None = None
     authentication_failed: bool = False
+    rate_limited: int = 0  # Stripe's 429s since the daemon started
 
     @property
     def state(self) -> StripeState:
@@ -351,6 +342,8 @@ class Worker:
         """Count answers and silences: a 429 is an answer, a reset, timeout, 409 or 5xx is not."""
         answered = not isinstance(outcome, Unknown) or outcome.rate_limited
         health = self.health
+        if isinstance(outcome, Unknown) and outcome.rate_limited:
+            health.rate_limited += 1
         was_reachable, was = health.reachable, health.state
         if answered:
             health.consecutive_failures = 0

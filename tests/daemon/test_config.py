@@ -249,7 +249,7 @@ ERRORS = [
     (
         "unknown-table",
         "[apu]\nsocket = 'x'\n",
-        "unknown table [apu] (known: api, store, stripe, reader, payments, display, gpio, log)",
+        "unknown table [apu] (known: api, store, stripe, reader, payments, display, gpio, metrics, log)",
     ),
     (
         "unknown-key",
