@@ -45,7 +45,8 @@ def test_an_open_authorisation_of_a_closed_order_is_canceled_not_captured(
             ]
             stripe_emulator.emulator.faults.clear()
             await core.until_queue_empty()
-            intent = make_client(stripe_emulator.url).v1.payment_intents.retrieve(core.payment(first).payment_intent)
+            intent_id = core.payment(first).payment_intent or ""
+            intent = make_client(stripe_emulator.url).v1.payment_intents.retrieve(intent_id)
             assert intent.status == "canceled"
             assert core.journal("payment_intent.capture") == []
 
