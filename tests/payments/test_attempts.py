@@ -196,3 +196,34 @@ def test_the_store_itself_refuses_two_live_attempts_and_an_attempt_of_a_closed_o
             assert [p.payment_id for p in store.order_payments("E-1")] == [live.payment_id]
 
     run(scenario())
+
+
+def test_an_order_with_a_payment_stored_offline_has_a_live_attempt_and_is_paid_again_only_once_it_failed(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            stripe_emulator.emulator.add_fault({"path": ".", "action": "down"})
+            offline = {**order("F-1"), "offline": "prefer_online"}
+            stored = await core.service.start(offline)
+            await core.until_collecting()
+            core.reader.present("pm_card_present_charge_declined_stolen_card")  # declined once forwarded
+            await core.until_state(stored.payment_id, State.QUEUED_OFFLINE)
+            assert (await core.service.start(offline)).payment_id == stored.payment_id
+            with pytest.raises(RequestRefused) as refused:
+                core.service.close_order("F-1", PaidBy.OTHER)
+            assert refused.value.message == (
+                f"order F-1 is paid by card: payment {stored.payment_id} (attempt 1) is stored offline and goes to "
+                "Stripe once it is back"
+            )
+            stripe_emulator.emulator.faults.clear()
+            failed = await core.until_state(stored.payment_id, State.FAILED)
+            assert failed.error is not None
+            assert failed.error.reason is Reason.OFFLINE_DECLINED
+            await core.until(lambda: core.worker.health.reachable, what="Stripe reachable again")
+            # Declined when forwarded: the goods were given, the order is still unpaid; it may be paid again.
+            again = await core.authorise("F-1", offline="prefer_online")
+            assert (again.order_attempt, again.state) == (2, State.AUTHORIZED)
+            assert [p.state for p in core.store.order_payments("F-1")] == [State.FAILED, State.AUTHORIZED]
+
+    run(scenario())
