@@ -257,7 +257,7 @@ METHODS: tuple[Method[Handler], ...] = (
     Method("status.get", "The daemon, its reader, Stripe, the queue and the offline payments.", (), Methods._status),
     Method(
         "payment.start",
-        "A new payment for an order, or the one that order already has; progress comes as events.",
+        "The order's live or successful payment, else a new one (its next attempt); progress comes as events.",
         (
             Param("order_id", "string", "the POS's order: 1-200 of A-Z a-z 0-9 . _ : -", required=True),
             Param("amount", "integer", "in the currency's minor unit", required=True),
@@ -275,7 +275,7 @@ METHODS: tuple[Method[Handler], ...] = (
     Method(
         "payment.get",
         "One payment, by exactly one of payment_id and order_id.",
-        (Param("payment_id", "string", "the payment"), Param("order_id", "string", "the order it was started for")),
+        (Param("payment_id", "string", "the payment"), Param("order_id", "string", "its order (the latest attempt)")),
         Methods._get,
     ),
     Method(
