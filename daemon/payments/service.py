@@ -145,13 +145,9 @@ class PaymentService:
     def close_order(self, order_id: str, paid_by: PaidBy) -> tuple[OrderClosure, list[Payment]]:
         """payment.close: the order was paid outside readerhost; its attempts, all over, are kept."""
         closure = self._store.order_closure(order_id)
-        if closure is None:
+        if closure is None:  # else asked again: the same answer (`other` is the only way paid_by names)
             attempts.refuse_closing(self._store, order_id)
             closure = self._ledger.close_order(OrderClosure(order_id, paid_by, self._clock()))
-        elif closure.paid_by is not paid_by:
-            raise RequestRefused(
-                Reason.IDEMPOTENCY_CONFLICT, f"order {order_id} was closed as paid {closure.paid_by}, not {paid_by}"
-            )
         return closure, self._store.order_payments(order_id)
 
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
