@@ -87,6 +87,7 @@ class PosMethods:
     collect_again = Rpc("payment.collect_again", params.collect_again, _whole)
     capture = Rpc("payment.capture", params.capture, _whole)
     cancel = Rpc("payment.cancel", params.cancel, _whole)
+    close_order = Rpc("payment.close", params.close, _whole)
     refund = Rpc("payment.refund", params.refund, _whole)
     reconcile = Rpc("reconcile.run", params.reconcile, _whole)
     subscribe = Rpc("events.subscribe", params.subscribe, _snapshot)

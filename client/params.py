@@ -47,10 +47,13 @@ def list_payments(
     since: Timestamp | None = None,
     limit: int | None = None,
     capture_before_lt: Timestamp | None = None,
+    order_id: str | None = None,
 ) -> dict[str, Any]:
     """payment.list: the payments, newest first; `capture_before_lt` (1.3): only those whose
-    authorisation must be captured before that time."""
+    authorisation must be captured before that time; `order_id` (1.4): only that order's attempts."""
     params: dict[str, Any] = {}
+    if order_id is not None:
+        params["order_id"] = order_id
     if capture_before_lt is not None:
         params["capture_before_lt"] = rfc3339(capture_before_lt)
     if states is not None:
@@ -80,6 +83,11 @@ def capture(payment_id: str, amount: int | None = None) -> dict[str, Any]:
 def cancel(payment_id: str, reason: str | None = None) -> dict[str, Any]:
     """payment.cancel; reason: requested_by_customer (the daemon's default), abandoned, duplicate, fraudulent."""
     return {"payment_id": payment_id} if reason is None else {"payment_id": payment_id, "reason": reason}
+
+
+def close(order_id: str, paid_by: str = "other") -> dict[str, Any]:
+    """payment.close (1.4): the order was paid outside readerhost (paid_by: other); no card payment follows."""
+    return {"order_id": order_id, "paid_by": paid_by}
 
 
 def refund(

@@ -59,6 +59,8 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| at a random instant | {result.random_kills} |",
         f"| with a request held in flight by the emulator | {_counts(result.chosen_kills)} |",
         f"| payments in the store at the end | {result.payments} |",
+        f"| orders sold again after their attempts ended (sales; orders with several attempts at the end) | "
+        f"{result.paid_again}; {result.orders_with_attempts} |",
         f"| refunds in the store at the end, by state | {_counts(result.refunds) or 'none'} |",
         f"| requests a kill cut off mid-body (dropped unanswered, as Stripe does) | {result.cut_off_requests} |",
         f"| run time | {result.seconds:.0f} s |",

@@ -5,7 +5,9 @@ Most kills come at a random instant while two POS clients sell orders. Every fou
 at a chosen one: while the emulator holds a create, confirm, capture, cancel or refund request in flight (its
 `delay_during` fault keeps the idempotency key busy), so that the daemon dies not knowing whether
 Stripe applied it. After each restart the harness waits (bounded) until nothing is on its way,
-the POS cancels what was left declined, and the whole history is checked.
+the POS cancels what was left declined, and the whole history is checked. In the random lives the
+cashiers also sell again orders whose every attempt ended canceled or failed (an order paid again,
+docs/payments.md), so that kills fall between an order's attempts too: never two successes.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from readerhost.daemon.payments.model import ATTEMPT_OVER
 from reliability.cashier import APPROVING, Cashier, Order, draw_order, sell_safely
 from reliability.invariants import Violation
 from reliability.pos import Gone
@@ -33,6 +36,7 @@ CHOSEN: dict[str, tuple[str, str]] = {
     "refund": (r"^/v1/refunds$", "capture"),
 }
 SETTLE_BOUND_S = 90.0
+PAY_AGAIN_SHARE = 0.3  # of the sales of a random life: an earlier order whose attempts all ended, sold again
 
 
 @dataclass
@@ -42,6 +46,8 @@ class CrashResult:
     random_kills: int = 0
     chosen_kills: Counter[str] = field(default_factory=Counter)
     payments: int = 0
+    paid_again: int = 0  # sales of an order whose earlier attempts had all ended (canceled, failed)
+    orders_with_attempts: int = 0  # orders with more than one payment in the store at the end
     refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
     cut_off_requests: int = 0  # requests a kill cut off mid-body, which the emulator dropped
     seconds: float = 0.0
@@ -85,16 +91,39 @@ def note_violations(result: CrashResult, life: int, found: list[Violation]) -> N
     result.violations += [(life, v) for v in found if v not in known]
 
 
+def _orders_to_pay_again(w: World, drawn: dict[str, Order], in_sale: set[str]) -> list[str]:
+    """Orders sold before, not being sold now, whose every attempt ended without money."""
+    states: dict[str, set[str]] = defaultdict(set)
+    for payment in w.store().payments.values():
+        states[payment.order_id].add(payment.state)
+    over = {state.value for state in ATTEMPT_OVER}
+    return sorted(order for order, seen in states.items() if order in drawn and order not in in_sale and seen <= over)
+
+
 async def _one_life(
-    w: World, rng: random.Random, result: CrashResult, life: int, orders: list[int], chosen_every: int
+    w: World,
+    rng: random.Random,
+    result: CrashResult,
+    life: int,
+    orders: list[int],
+    chosen_every: int,
+    drawn: dict[str, Order],
 ) -> None:
     """Sell until the kill; the kill comes at a random instant or at a chosen one."""
     chosen = None
     if life % chosen_every == chosen_every - 1:
         chosen = list(CHOSEN)[(life // chosen_every) % len(CHOSEN)]
     cashiers = [Cashier(w, random.Random(rng.random()), patience_s=20.0) for _ in range(1 if chosen else 2)]
+    in_sale: set[str] = set()  # two cashiers never sell one order at once
 
     def next_order() -> Order:
+        again = _orders_to_pay_again(w, drawn, in_sale) if chosen is None and rng.random() < PAY_AGAIN_SHARE else []
+        if again:
+            result.paid_again += 1
+            # The same parameters (the order's live attempt, if a restart left one, is returned as it is),
+            # an approving card and no refunds: the new attempt is meant to pay.
+            earlier = drawn[rng.choice(again)]
+            return dataclasses.replace(earlier, card=rng.choice(APPROVING), refunds=0, hang_up="")
         orders[0] += 1
         order = draw_order(rng, orders[0], prefix="C")
         if chosen is not None:
@@ -103,12 +132,18 @@ async def _one_life(
                 order, card=rng.choice(APPROVING), capture="manual", offline="require_online", confirm=False,
                 then=then, cancel_while_collecting=False, hang_up="", refunds=1 if chosen == "refund" else 0,
             )  # fmt: skip
+        drawn[order.order_id] = order
         return order
 
     async def sell(cashier: Cashier) -> None:
         while True:
-            if await sell_safely(cashier, next_order()) is None and cashier.client is None:
-                return  # the daemon is gone
+            order = next_order()
+            in_sale.add(order.order_id)
+            try:
+                if await sell_safely(cashier, order) is None and cashier.client is None:
+                    return  # the daemon is gone
+            finally:
+                in_sale.discard(order.order_id)
 
     rule = None
     if chosen is not None:
@@ -143,16 +178,19 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
     rng = random.Random(seed)
     result = CrashResult(seed)
     orders = [0]
+    drawn: dict[str, Order] = {}
     for life in range(kills):
         await asyncio.to_thread(w.start)
         if life:
             await _after_restart(w, result, life)
-        await _one_life(w, rng, result, life, orders, chosen_every)
+        await _one_life(w, rng, result, life, orders, chosen_every, drawn)
     await asyncio.to_thread(w.start)
     await _after_restart(w, result, kills)
     w.stop()
     view = w.store()
     result.payments = len(view.payments)
+    per_order = Counter(payment.order_id for payment in view.payments.values())
+    result.orders_with_attempts = sum(1 for count in per_order.values() if count > 1)
     result.refunds = Counter(r.state for r in view.refunds.values())
     result.cut_off_requests = w.emulator.incomplete_requests
     result.seconds = time.monotonic() - started

@@ -3,7 +3,10 @@ Stripe (the emulator's journal of executed mutations) did, compared with each ot
 
 The rules (docs/reliability.md, "The invariants"):
 
-- `one_intent_per_order`: at most one PaymentIntent created per order.
+- `one_intent_per_attempt`: at most one PaymentIntent created per payment (an attempt of its order).
+- `one_success_per_order`: at most one PaymentIntent of an order is ever captured, and once settled at
+  most one holds an authorisation or a capture; the store never has two successful attempts of an
+  order (authorized, capturing or captured) nor two live ones.
 - `capture_once`: a payment whose capture the POS asked for is captured exactly once, for the
   amount asked (once settled; never more than once at any time).
 - `no_unasked_capture`: nothing is captured that the POS did not ask to capture.
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from readerhost.daemon.payments.model import TERMINAL, State
+from readerhost.daemon.payments.model import ATTEMPT_OVER, SUCCESSFUL, TERMINAL, State
 from reliability.pos import PosRecord
 
 # Where every payment must be once the faults stop: done, or authorised and waiting for its POS.
@@ -147,12 +150,15 @@ def check(
     }  # fmt: skip
     entries = [e for e in entries if e.object not in inert]
     found: list[Violation] = []
-    found += _one_intent_per_order(entries, {intent: forwarded[intent].order_id for intent in made_by_sdk})
     payment_of = {e.object: e.metadata.get("payment_id", "") for e in entries if e.op == "payment_intent.create"}
     payment_of.update({intent: forwarded[intent].payment_id for intent in made_by_sdk})
+    found += _one_intent_per_attempt(entries, payment_of)
     by_object: dict[str, list[JournalLike]] = defaultdict(list)
     for entry in sorted(entries, key=lambda e: e.seq):
         by_object[entry.object].append(entry)
+    order_of = {e.object: e.metadata.get("order_id", "") for e in entries if e.op == "payment_intent.create"}
+    order_of.update({intent: forwarded[intent].order_id for intent in made_by_sdk})
+    found += _one_success_per_order(by_object, order_of, store, settled)
     found += _captures(by_object, payment_of, store, pos, settled)
     found += _told_in_store(store, pos)
     found += _refunds(entries, store, pos, settled)
@@ -161,16 +167,63 @@ def check(
     return found
 
 
-def _one_intent_per_order(entries: Sequence[JournalLike], order_of: dict[str, str]) -> list[Violation]:
+def _one_intent_per_attempt(entries: Sequence[JournalLike], payment_of: dict[str, str]) -> list[Violation]:
     intents: dict[str, set[str]] = defaultdict(set)
     for entry in entries:
         if entry.op == "payment_intent.create":
-            intents[entry.metadata.get("order_id") or order_of.get(entry.object, "?")].add(entry.object)
+            intents[payment_of.get(entry.object) or "?"].add(entry.object)
     return [
-        Violation("one_intent_per_order", f"order {order} has {len(objects)} PaymentIntents: {sorted(objects)}")
-        for order, objects in sorted(intents.items())
+        Violation("one_intent_per_attempt", f"payment {payment} has {len(objects)} PaymentIntents: {sorted(objects)}")
+        for payment, objects in sorted(intents.items())
         if len(objects) > 1
     ]
+
+
+def _one_success_per_order(
+    by_object: dict[str, list[JournalLike]], order_of: dict[str, str], store: StoreView, settled: bool
+) -> list[Violation]:
+    """An order paid again has several attempts, each its own PaymentIntent: at most one of them pays."""
+    captured: dict[str, set[str]] = defaultdict(set)
+    holding: dict[str, set[str]] = defaultdict(set)
+    for intent, history in by_object.items():
+        if not history[0].op.startswith("payment_intent."):
+            continue  # a refund
+        order = order_of.get(intent) or history[-1].metadata.get("order_id") or "?"
+        if any(_captures_money(e) for e in history):
+            captured[order].add(intent)
+        if history[-1].status in ("requires_capture", "succeeded"):
+            holding[order].add(intent)
+    found = [
+        Violation("one_success_per_order", f"order {order}: {len(intents)} PaymentIntents captured: {sorted(intents)}")
+        for order, intents in sorted(captured.items())
+        if len(intents) > 1
+    ]
+    if settled:
+        found += [
+            Violation("one_success_per_order", f"order {order}: {len(intents)} PaymentIntents hold money: {intents}")
+            for order, intents in sorted((order, sorted(intents)) for order, intents in holding.items())
+            if len(intents) > 1
+        ]
+    successful: dict[str, list[str]] = defaultdict(list)
+    live: dict[str, list[str]] = defaultdict(list)
+    for payment in store.payments.values():
+        if State(payment.state) in SUCCESSFUL:
+            successful[payment.order_id].append(payment.payment_id)
+        if State(payment.state) not in ATTEMPT_OVER:
+            live[payment.order_id].append(payment.payment_id)
+    for what, of_order in (("successful", successful), ("live", live)):
+        found += [
+            Violation("one_success_per_order", f"order {order} has {len(ids)} {what} attempts: {sorted(ids)}")
+            for order, ids in sorted(of_order.items())
+            if len(ids) > 1
+        ]
+    return found
+
+
+def _captures_money(entry: JournalLike) -> bool:
+    return entry.op == "payment_intent.capture" or (
+        entry.op == "payment_intent.confirm" and entry.status == "succeeded"
+    )
 
 
 def _captures(

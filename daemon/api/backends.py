@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Protocol
 
-from readerhost.daemon.payments.model import Payment, Refund, State
+from readerhost.daemon.payments.model import OrderClosure, PaidBy, Payment, Refund, State
 from readerhost.daemon.payments.reconcile import Report
 from readerhost.drivers.reader.base import Cart
 
@@ -24,7 +24,10 @@ class Payments(Protocol):
         since: float | None = None,
         limit: int = 100,
         capture_before_lt: float | None = None,
+        order_id: str | None = None,
     ) -> list[Payment]: ...
+
+    def close_order(self, order_id: str, paid_by: PaidBy) -> tuple[OrderClosure, Sequence[Payment]]: ...
 
     async def confirm(self, payment_id: str) -> Payment: ...
 

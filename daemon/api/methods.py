@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from readerhost.daemon.payments import validation
+from readerhost.daemon.payments.attempts import closed_order_json
 from readerhost.daemon.payments.events import Topic
-from readerhost.daemon.payments.model import TERMINAL, RequestRefused, State
+from readerhost.daemon.payments.model import TERMINAL, PaidBy, RequestRefused, State
 from readerhost.daemon.payments.store import StorageError
 from readerhost.daemon.payments.validation import InvalidRequest
 
@@ -99,7 +100,10 @@ class Methods:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise RpcError.invalid_params("limit", f"limit must be an integer from 1 to {MAX_LIST}")
         deadline = _timestamp(params, "capture_before_lt")
-        payments = self._payments.list(states=chosen, since=since, limit=limit, capture_before_lt=deadline)
+        order_id = _optional_str(params, "order_id")
+        payments = self._payments.list(
+            states=chosen, since=since, limit=limit, capture_before_lt=deadline, order_id=order_id
+        )
         return {"payments": [p.to_json() for p in payments]}
 
     async def _confirm(self, client: Client, params: dict[str, Any]) -> Any:
@@ -122,6 +126,16 @@ class Methods:
         if not isinstance(reason, str):
             raise RpcError.invalid_params("reason", "reason must be a string")
         return (await self._payments.cancel(_payment_id(params), reason)).to_json()
+
+    async def _close(self, client: Client, params: dict[str, Any]) -> Any:
+        order_id = params.get("order_id")
+        if not isinstance(order_id, str) or not validation.ORDER_ID.fullmatch(order_id):
+            raise RpcError.invalid_params("order_id", "order_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+        paid_by = params.get("paid_by")
+        if paid_by not in tuple(PaidBy):
+            raise RpcError.invalid_params("paid_by", f"paid_by must be one of {', '.join(PaidBy)}")
+        closure, payments = self._payments.close_order(order_id, PaidBy(paid_by))
+        return closed_order_json(closure, payments)
 
     async def _refund(self, client: Client, params: dict[str, Any]) -> Any:
         return (await self._payments.refund(params)).to_json()
@@ -243,7 +257,7 @@ METHODS: tuple[Method[Handler], ...] = (
     Method("status.get", "The daemon, its reader, Stripe, the queue and the offline payments.", (), Methods._status),
     Method(
         "payment.start",
-        "A new payment for an order, or the one that order already has; progress comes as events.",
+        "The order's live or successful payment, else a new one (its next attempt); progress comes as events.",
         (
             Param("order_id", "string", "the POS's order: 1-200 of A-Z a-z 0-9 . _ : -", required=True),
             Param("amount", "integer", "in the currency's minor unit", required=True),
@@ -261,7 +275,7 @@ METHODS: tuple[Method[Handler], ...] = (
     Method(
         "payment.get",
         "One payment, by exactly one of payment_id and order_id.",
-        (Param("payment_id", "string", "the payment"), Param("order_id", "string", "the order it was started for")),
+        (Param("payment_id", "string", "the payment"), Param("order_id", "string", "its order (the latest attempt)")),
         Methods._get,
     ),
     Method(
@@ -272,6 +286,7 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("since", "string", f"only payments created at or after this time ({_A_TIME})"),
             Param("limit", "integer", f"at most this many, 1 to {MAX_LIST} (default 100)"),
             Param("capture_before_lt", "string", f"only payments to capture before this time ({_A_TIME}; 1.3)"),
+            Param("order_id", "string", "only this order's payments: its attempts (1.4)"),
         ),
         Methods._list,
     ),
@@ -296,6 +311,15 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("reason", "string", "requested_by_customer (the default), abandoned, duplicate or fraudulent"),
         ),
         Methods._cancel,
+    ),
+    Method(
+        "payment.close",
+        "Record an order as paid outside readerhost (cash, a voucher): no card payment follows (1.4).",
+        (
+            Param("order_id", "string", "the POS's order", required=True),
+            Param("paid_by", "string", "how it was paid: other", required=True),
+        ),
+        Methods._close,
     ),
     Method(
         "payment.refund",

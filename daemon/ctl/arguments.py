@@ -16,6 +16,7 @@ from .commands import (
     Command,
     cmd_cancel,
     cmd_capture,
+    cmd_close,
     cmd_display,
     cmd_get,
     cmd_list,
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("payment_id", metavar="PAYMENT_ID")
     cancel.add_argument("--reason", choices=CANCELLATION_REASONS, help="default: requested_by_customer")
 
+    close = command("close", cmd_close, "record an order as paid outside readerhost (cash, a voucher)")
+    close.add_argument("order_id", metavar="ORDER_ID")
+
     refund = command(
         "refund", cmd_refund, "give back part or all of a captured payment, and wait until Stripe made the refund"
     )
@@ -156,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--since", type=rfc3339_arg, metavar="RFC3339", help="created at or after this time")
     listing.add_argument("--limit", type=positive_int, metavar="N", help="at most N payments (daemon default 100)")
+    listing.add_argument("--order", metavar="ID", help="only this order's payments (its attempts)")
 
     watch = command("watch", cmd_watch, "print events as they happen, until Ctrl-C")
     watch.add_argument(

@@ -14,6 +14,7 @@ from readerhost.client.wire import TOPICS
 from .exit_codes import EXIT_OK
 from .formatting import (
     clock_time,
+    closed_order_lines,
     deadline_text,
     event_summary,
     location_line,
@@ -77,6 +78,16 @@ def cmd_cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_close(client: Client, args: argparse.Namespace, out: Output) -> int:
+    closed = client.close_order(args.order_id)
+    if out.json:
+        out.document(closed)
+    else:
+        for line in closed_order_lines(closed):
+            out.line(line)
+    return EXIT_OK
+
+
 def show_payment(out: Output, payment: dict[str, Any], *, one_line: bool = False) -> None:
     if out.json:
         out.document(payment)
@@ -88,7 +99,7 @@ def show_payment(out: Output, payment: dict[str, Any], *, one_line: bool = False
 
 
 def cmd_list(client: Client, args: argparse.Namespace, out: Output) -> int:
-    payments = client.list_payments(states=args.state, since=args.since, limit=args.limit)
+    payments = client.list_payments(states=args.state, since=args.since, limit=args.limit, order_id=args.order)
     if out.json:
         out.document({"payments": payments})
         return EXIT_OK

@@ -94,7 +94,20 @@ def payment_line(payment: dict[str, Any]) -> str:
         parts.append(error_text(payment["error"]))
     if payment.get("offline"):
         parts.append("offline")
+    if (payment.get("order_attempt") or 1) > 1:
+        parts.append(f"attempt {payment['order_attempt']}")
+    if payment.get("closed_by"):
+        parts.append(f"order paid by {payment['closed_by']}")
     return "  ".join(parts)
+
+
+def closed_order_lines(closed: dict[str, Any]) -> list[str]:
+    """payment.close's answer: the order, how and when it was paid, then its card attempts."""
+    attempts = closed.get("payments") or []
+    head = f"order {closed.get('order_id')} closed: paid by {closed.get('closed_by')} at {closed.get('closed_at')}"
+    return [f"{head}; {len(attempts)} card attempt{'' if len(attempts) == 1 else 's'}"] + [
+        f"  {payment_line(payment)}" for payment in attempts
+    ]
 
 
 def payment_details(payment: dict[str, Any]) -> list[str]:
@@ -102,6 +115,8 @@ def payment_details(payment: dict[str, Any]) -> list[str]:
     rows = [
         ("payment", payment.get("payment_id")),
         ("order", payment.get("order_id")),
+        ("attempt", payment.get("order_attempt") if (payment.get("order_attempt") or 1) > 1 else None),
+        ("closed", f"the order was paid by {payment['closed_by']}" if payment.get("closed_by") else None),
         ("amount", money(payment.get("amount"), currency)),
         ("tip", money(payment.get("tip"), currency) if payment.get("tip") else None),
         ("state", payment.get("state")),

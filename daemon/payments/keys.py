@@ -1,8 +1,9 @@
 """Idempotency keys: derived from what they protect, committed before the request that uses them.
 
-The create key is derived from the terminal and the order, so one order can never get two
-PaymentIntents (architecture invariant 1). The other keys name the payment, the operation and
-its attempt. A key that has to be replaced after learning the truth gets a generation suffix.
+The create key is derived from the terminal, the order and the order's attempt, so one attempt can
+never get two PaymentIntents (architecture invariant 1); an order paid again gets a new attempt,
+and with it a new key. The other keys name the payment, the operation and its attempt. A key that
+has to be replaced after learning the truth gets a generation suffix.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from urllib.parse import quote
 MAX_KEY_LENGTH = 255  # Stripe's limit
 
 
-def create_key(terminal_id: str, order_id: str) -> str:
-    # Each part is escaped so that no two (terminal, order) pairs can spell the same key.
-    key = f"readerhost:{quote(terminal_id, safe='')}:{quote(order_id, safe='')}:create"
+def create_key(terminal_id: str, order_id: str, order_attempt: int) -> str:
+    # Each part is escaped so that no two (terminal, order, attempt) can spell the same key.
+    key = f"readerhost:{quote(terminal_id, safe='')}:{quote(order_id, safe='')}:{order_attempt}:create"
     if len(key) <= MAX_KEY_LENGTH - 8:  # room for a generation suffix
         return key
-    digest = hashlib.sha256(f"{terminal_id}\0{order_id}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{terminal_id}\0{order_id}\0{order_attempt}".encode()).hexdigest()
     return f"readerhost:create:{digest}"
 
 

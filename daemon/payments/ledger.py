@@ -17,7 +17,7 @@ from typing import Any
 from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub, Topic
-from .model import OpStatus, Payment, Refund, RefundState, State
+from .model import OpStatus, OrderClosure, Payment, Refund, RefundState, State
 from .store import Operation, Store
 
 logger = logging.getLogger("readerhost.daemon.payments.service")  # the name technicians filter on
@@ -43,6 +43,17 @@ class Ledger:
         self._events.publish(Event(Topic.PAYMENT, "payment.state", payment.to_json()))
         self.queued()
         return payment
+
+    def close_order(self, closure: OrderClosure) -> OrderClosure:
+        """Record the order as paid outside readerhost (payment.close), then say so."""
+        with self._store.transaction():
+            self._store.close_order(closure)
+        logger.info(
+            "order %s closed as paid %s (payment.close): no card payment follows, its open authorisations are "
+            "canceled at reconciliation", closure.order_id, closure.paid_by,
+            extra={"journal": {"ORDER_ID": closure.order_id}},
+        )  # fmt: skip
+        return closure
 
     def commit(
         self,

@@ -41,6 +41,11 @@ TERMINAL = frozenset({State.CAPTURED, State.CANCELED, State.FAILED})
 # The customer's part is over and its outcome can be shown (the kiosk's result screens, where
 # `readerhostctl pay` stops): neither at the reader nor waiting for the authorisation.
 SETTLED = frozenset(State) - HOLDS_READER - {State.PROCESSING}
+# An order's attempt in one of these states is over without taking money: the order may be paid
+# again (payment.start makes a new attempt). An attempt in any other state is the order's live one.
+ATTEMPT_OVER = frozenset({State.CANCELED, State.FAILED})
+# The card paid (or is authorised to pay) the order: at most one attempt per order ever gets here.
+SUCCESSFUL = frozenset({State.AUTHORIZED, State.CAPTURING, State.CAPTURED})
 
 # Every allowed change of state. Anything not listed is refused (IllegalTransition).
 TRANSITIONS: dict[State, frozenset[State]] = {
@@ -332,6 +337,21 @@ class Refund:
         }
 
 
+class PaidBy(enum.StrEnum):
+    """How an order closed with payment.close was paid: outside readerhost (cash, a voucher, ...)."""
+
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class OrderClosure:
+    """An order the POS recorded as paid outside readerhost (payment.close): no attempt may follow."""
+
+    order_id: str
+    paid_by: PaidBy
+    closed_at: float
+
+
 @dataclass(frozen=True)
 class Payment:
     payment_id: str
@@ -350,6 +370,8 @@ class Payment:
     attempts: int = 0  # authorisation attempts (one per card presented)
     receipt: Receipt | None = None  # from the charge of the latest authorisation, when Stripe gave one
     tip: int = 0  # what the customer added on the reader: authorised (and captured) on top of the amount
+    order_attempt: int = 1  # which attempt of its order this payment is (1, 2, ...: the order paid again)
+    closed_by: PaidBy | None = None  # the order was closed as paid this way (payment.close), if it was
 
     @property
     def authorised_amount(self) -> int:
@@ -394,6 +416,8 @@ class Payment:
             "refunds": [refund.to_json() for refund in self.refunds],
             "offline": self.offline,
             "attempts": self.attempts,
+            "order_attempt": self.order_attempt,
+            "closed_by": self.closed_by.value if self.closed_by else None,
             "receipt": self.receipt.to_json() if self.receipt else None,
             "tip": self.tip,
             # When Stripe cancels the authorisation unless it is captured (authorized payments).

@@ -19,7 +19,7 @@ from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
-from .model import Payment, Reason, RequestRefused, State, rfc3339
+from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView
 from .service import PaymentService
@@ -128,17 +128,33 @@ class Reconciler:
                 continue
             asked = payment is not None and payment.capture_amount is not None
             order_done = asked or finding.order_id in completed
-            if order_done and finding.order_id not in paid_orders:
+            paid_otherwise = self._paid_otherwise(finding, paid_orders)
+            if order_done and paid_otherwise is None:
                 amount = payment.capture_amount if payment and payment.capture_amount else intent.amount_capturable
                 report.to_capture.append(_because(finding, f"order completed: capture {amount}"))
                 if not dry_run:
                     await self._capture(report, finding, payment, amount)
             else:
-                why = "order paid by another payment" if order_done else "no completed order: abandoned"
+                why = paid_otherwise or "no completed order: abandoned"
                 report.to_cancel.append(_because(finding, why))
                 if not dry_run:
                     await self._cancel(report, finding, payment)
         return report
+
+    def _paid_otherwise(self, finding: Finding, paid_orders: set[str | None]) -> str | None:
+        """Why the finding's order is paid without this authorisation, if it is: closed as paid another
+        way (payment.close), or another attempt of the order succeeded (attempts.py)."""
+        if finding.order_id is None:
+            return None
+        closure = self._store.order_closure(finding.order_id)
+        if closure is not None:
+            return f"order closed as paid {closure.paid_by} (payment.close)"
+        if finding.order_id in paid_orders:
+            return "order paid by another payment"
+        for other in self._store.order_payments(finding.order_id):
+            if other.payment_id != finding.payment_id and other.state in SUCCESSFUL:
+                return f"order paid by its attempt {other.order_attempt} ({other.payment_id}, {other.state})"
+        return None
 
     def _payment_of(self, intent: IntentView) -> Payment | None:
         payment_id = intent.metadata.get("payment_id")

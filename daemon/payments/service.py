@@ -26,10 +26,11 @@ from readerhost.drivers.reader.base import (
     StoredOffline,
 )
 
-from . import keys, sdk_offline, validation
+from . import attempts, keys, sdk_offline, validation
 from .events import Event, EventHub, Topic
 from .ledger import Ledger, journal_fields
 from .model import (
+    ATTEMPT_OVER,
     CANCELLATION_REASONS,
     HOLDS_READER,
     TERMINAL,
@@ -38,6 +39,8 @@ from .model import (
     Card,
     OfflineMode,
     OpStatus,
+    OrderClosure,
+    PaidBy,
     Payment,
     PaymentError,
     PaymentRequest,
@@ -104,16 +107,11 @@ class PaymentService:
     # -- the POS's requests -------------------------------------------------------------------
 
     async def start(self, params: dict[str, Any]) -> Payment:
-        """payment.start: a new payment for an order, or the one that order already has."""
+        """payment.start: the order's live (or successful) attempt, or a new attempt (attempts.py)."""
         request = validation.payment_request(params)
-        existing = self._store.payment_by_order(request.order_id)
-        if existing is not None:
-            if existing.request != request:
-                raise RequestRefused(
-                    Reason.IDEMPOTENCY_CONFLICT,
-                    f"order {request.order_id} already has payment {existing.payment_id} with other parameters",
-                )
-            return existing
+        live = attempts.live_attempt(self._store, request)
+        if live is not None:
+            return live
         self._require_free_reader()
         self._require_reader()
         if request.tipping is not None and Capability.TAKES_TIPS not in self._reader.capabilities:
@@ -129,15 +127,28 @@ class PaymentService:
         if not self._worker.health.reachable:
             self._check_offline_limits(request)
         now = self._clock()
-        payment = Payment(_new_payment_id(), request, State.CREATING, created_at=now, updated_at=now)
+        attempt = attempts.next_attempt(self._store, request.order_id)
+        payment = Payment(
+            _new_payment_id(), request, State.CREATING, created_at=now, updated_at=now, order_attempt=attempt
+        )
         if request.payment_intent_client_secret:
             kind, key = Kind.ADOPT, keys.operation_key(payment.payment_id, Kind.ADOPT)
         else:
-            kind, key = Kind.CREATE, keys.create_key(self._settings.terminal_id, request.order_id)
+            kind, key = Kind.CREATE, keys.create_key(self._settings.terminal_id, request.order_id, attempt)
         new_op = (kind, key, {"metadata": self._metadata(payment)})
-        payment = self._ledger.insert(payment, f"payment.start ({request.amount} {request.currency})", new_op)
+        paid_again = f", attempt {attempt} of the order" if attempt > 1 else ""
+        detail = f"payment.start ({request.amount} {request.currency}{paid_again})"
+        payment = self._ledger.insert(payment, detail, new_op)
         self._bound_wait(payment)
         return payment
+
+    def close_order(self, order_id: str, paid_by: PaidBy) -> tuple[OrderClosure, list[Payment]]:
+        """payment.close: the order was paid outside readerhost; its attempts, all over, are kept."""
+        closure = self._store.order_closure(order_id)
+        if closure is None:  # else asked again: the same answer (`other` is the only way paid_by names)
+            attempts.refuse_closing(self._store, order_id)
+            closure = self._ledger.close_order(OrderClosure(order_id, paid_by, self._clock()))
+        return closure, self._store.order_payments(order_id)
 
     def get(self, *, payment_id: str | None = None, order_id: str | None = None) -> Payment:
         payment = self._store.payment(payment_id) if payment_id else self._store.payment_by_order(order_id or "")
@@ -152,8 +163,11 @@ class PaymentService:
         since: float | None = None,
         limit: int = 100,
         capture_before_lt: float | None = None,
+        order_id: str | None = None,
     ) -> list[Payment]:
-        return self._store.payments(states=states, since=since, limit=limit, capture_before_lt=capture_before_lt)
+        return self._store.payments(
+            states=states, since=since, limit=limit, capture_before_lt=capture_before_lt, order_id=order_id
+        )
 
     async def confirm(self, payment_id: str) -> Payment:
         """payment.confirm: the customer (or the POS) said go after the card was read."""
@@ -226,10 +240,10 @@ class PaymentService:
         return self._cancel(payment, reason, f"payment.cancel ({reason})")
 
     async def cancel_at_stripe(self, payment_id: str, reason: str) -> Payment:
-        """Reconciliation's cancel: like payment.cancel, and for a payment canceled here whose
-        PaymentIntent's cancel did not go through, a fresh cancel under a new key."""
+        """Reconciliation's cancel: like payment.cancel, and for a payment canceled (or failed) here
+        whose PaymentIntent still holds an authorisation, a fresh cancel under a new key."""
         payment = self.get(payment_id=payment_id)
-        if payment.state is not State.CANCELED:
+        if payment.state not in ATTEMPT_OVER:
             return await self.cancel(payment_id, reason)
         ops = [op for op in self._store.operations_of(payment_id) if op.kind == Kind.CANCEL]
         if any(op.status == OpStatus.PENDING for op in ops):

@@ -28,6 +28,8 @@ from .model import (
     Decline,
     OfflineMode,
     OpStatus,
+    OrderClosure,
+    PaidBy,
     Payment,
     PaymentError,
     PaymentRequest,
@@ -134,6 +136,61 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
     CREATE TRIGGER refund_history_is_append_only_d BEFORE DELETE ON refund_history
         BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    """,
+    # 5: orders paid again. A payment is an attempt of its order (order_attempt), so order_id is no
+    # longer UNIQUE: the table is rebuilt as SQLite documents (https://www.sqlite.org/lang_altertable.html,
+    # "other kinds of table schema changes"), every row and column kept, with foreign keys off (_migrate).
+    # The store itself holds "at most one live or successful attempt per order" (a partial unique
+    # index) and "nothing after an order was closed as paid another way" (order_closures, triggers).
+    # A migration that adds a column to payments must come after this one, or be listed here.
+    """
+    CREATE TABLE payments_attempts (
+        payment_id      TEXT PRIMARY KEY,
+        order_id        TEXT NOT NULL,
+        request         TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        payment_intent  TEXT,
+        card            TEXT,
+        decline         TEXT,
+        error           TEXT,
+        captured_amount INTEGER NOT NULL DEFAULT 0,
+        capture_amount  INTEGER,
+        capture_before  INTEGER,
+        offline         INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        receipt         TEXT,
+        tip             INTEGER NOT NULL DEFAULT 0,
+        order_attempt   INTEGER NOT NULL DEFAULT 1 CHECK (order_attempt >= 1)
+    );
+    INSERT INTO payments_attempts (payment_id, order_id, request, state, payment_intent, card, decline, error,
+        captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt, tip,
+        order_attempt)
+        SELECT payment_id, order_id, request, state, payment_intent, card, decline, error, captured_amount,
+        capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt, tip, 1 FROM payments;
+    DROP TABLE payments;
+    ALTER TABLE payments_attempts RENAME TO payments;
+    CREATE INDEX payments_by_state ON payments(state);
+    CREATE INDEX payments_by_created ON payments(created_at);
+    CREATE UNIQUE INDEX payments_attempt_of_order ON payments(order_id, order_attempt);
+    CREATE UNIQUE INDEX payments_one_live_attempt_per_order ON payments(order_id)
+        WHERE state NOT IN ('canceled', 'failed');
+    CREATE TABLE order_closures (
+        order_id        TEXT PRIMARY KEY,
+        paid_by         TEXT NOT NULL,
+        closed_at       REAL NOT NULL
+    );
+    CREATE TRIGGER no_attempt_of_a_closed_order BEFORE INSERT ON payments
+        WHEN EXISTS (SELECT 1 FROM order_closures WHERE order_id = NEW.order_id)
+        BEGIN SELECT RAISE(ABORT, 'the order was closed as paid another way'); END;
+    CREATE TRIGGER no_closing_an_order_with_a_live_attempt BEFORE INSERT ON order_closures
+        WHEN EXISTS (SELECT 1 FROM payments WHERE order_id = NEW.order_id AND state NOT IN ('canceled', 'failed'))
+        BEGIN SELECT RAISE(ABORT, 'the order has a live or successful attempt'); END;
+    CREATE TRIGGER order_closures_are_kept_u BEFORE UPDATE ON order_closures
+        BEGIN SELECT RAISE(ABORT, 'an order closure is kept as it was made'); END;
+    CREATE TRIGGER order_closures_are_kept_d BEFORE DELETE ON order_closures
+        BEGIN SELECT RAISE(ABORT, 'an order closure is kept as it was made'); END;
     """,
 )
 
@@ -286,11 +343,22 @@ class Store:
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in _statements(script):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number}")
+        if version == len(MIGRATIONS):
+            return
+        # A migration may rebuild a table others refer to: foreign keys are off meanwhile (the pragma
+        # is a no-op inside a transaction) and checked before each commit, as SQLite documents.
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self.transaction():
+                    for statement in _statements(script):
+                        self._db.execute(statement)
+                    broken = self._db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StorageError(f"migration {number} of {self.path} would break references: {broken[:3]}")
+                    self._db.execute(f"PRAGMA user_version={number}")
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         self._db.close()
@@ -327,10 +395,10 @@ class Store:
 
     def insert_payment(self, payment: Payment, detail: str) -> None:
         self._db.execute(
-            "INSERT INTO payments (payment_id, order_id, request, state, payment_intent, card, decline, error,"
-            " captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at, receipt,"
-            " tip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (payment.payment_id, payment.order_id, *_payment_columns(payment)),
+            "INSERT INTO payments (payment_id, order_id, order_attempt, request, state, payment_intent, card, decline,"
+            " error, captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at,"
+            " receipt, tip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (payment.payment_id, payment.order_id, payment.order_attempt, *_payment_columns(payment)),
         )
         self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
 
@@ -363,8 +431,33 @@ class Store:
         return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
 
     def payment_by_order(self, order_id: str) -> Payment | None:
-        row = self._db.execute("SELECT * FROM payments WHERE order_id=?", (order_id,)).fetchone()
-        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
+        """The order's latest attempt: its live or successful one, if it has one (only ever one)."""
+        attempts = self.order_payments(order_id)
+        return attempts[-1] if attempts else None
+
+    def order_payments(self, order_id: str) -> list[Payment]:
+        """Every attempt of the order, first first."""
+        rows = self._db.execute(
+            "SELECT * FROM payments WHERE order_id=? ORDER BY order_attempt", (order_id,)
+        ).fetchall()
+        columns = self._columns("payments")
+        return self._with_refunds([_payment_from_row(row, columns) for row in rows])
+
+    # -- orders paid outside readerhost --------------------------------------------------------
+
+    def close_order(self, closure: OrderClosure) -> None:
+        """Record the order as paid another way (in the caller's transaction); refused by the store
+        itself while the order has a live or successful attempt."""
+        self._db.execute(
+            "INSERT INTO order_closures (order_id, paid_by, closed_at) VALUES (?, ?, ?)",
+            (closure.order_id, closure.paid_by.value, closure.closed_at),
+        )
+
+    def order_closure(self, order_id: str) -> OrderClosure | None:
+        row = self._db.execute(
+            "SELECT order_id, paid_by, closed_at FROM order_closures WHERE order_id=?", (order_id,)
+        ).fetchone()
+        return OrderClosure(row[0], PaidBy(row[1]), row[2]) if row else None
 
     def payments(
         self,
@@ -373,11 +466,15 @@ class Store:
         since: float | None = None,
         limit: int = 100,
         capture_before_lt: float | None = None,
+        order_id: str | None = None,
     ) -> list[Payment]:
-        """Payments newest first, optionally only in some states, created since a time, or with a
-        capture deadline before a time."""
+        """Payments newest first, optionally only in some states, created since a time, with a
+        capture deadline before a time, or of one order (its attempts)."""
         clauses: list[str] = []
         args: list[object] = []
+        if order_id is not None:
+            clauses.append("order_id = ?")
+            args.append(order_id)
         if states is not None:
             clauses.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(state.value for state in states)
@@ -396,9 +493,17 @@ class Store:
         return self._with_refunds([_payment_from_row(row, columns) for row in rows])
 
     def _with_refunds(self, payments: list[Payment]) -> list[Payment]:
-        """The payments with their refunds (read in one query)."""
+        """The payments with their refunds (read in one query) and how their order was closed, if it was."""
         if not payments:
             return payments
+        orders = sorted({payment.order_id for payment in payments})
+        closed = dict(
+            self._db.execute(
+                f"SELECT order_id, paid_by FROM order_closures WHERE order_id IN ({','.join('?' * len(orders))})",  # noqa: S608 - placeholders only
+                orders,
+            ).fetchall()
+        )
+        payments = [replace(p, closed_by=PaidBy(closed[p.order_id])) if p.order_id in closed else p for p in payments]
         ids = [payment.payment_id for payment in payments]
         rows = self._db.execute(
             f"SELECT * FROM refunds WHERE payment_id IN ({','.join('?' * len(ids))})"  # noqa: S608 - placeholders only
@@ -678,6 +783,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         attempts=data["attempts"],
         receipt=Receipt.from_json(receipt) if receipt else None,
         tip=data["tip"],
+        order_attempt=data["order_attempt"],
     )
 
 

@@ -32,7 +32,8 @@ from readerhost.daemon.payments.model import rfc3339
 
 CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 COMMANDS = (
-    "status", "pay", "capture", "cancel", "refund", "get", "list", "watch", "reconcile", "present", "display", "reader",
+    "status", "pay", "capture", "cancel", "close", "refund", "get", "list", "watch", "reconcile", "present", "display",
+    "reader",
 )  # fmt: skip
 WAIT = 20.0
 CONFIG = """
@@ -334,6 +335,29 @@ def test_cancel(run_ctl: Callable[..., Ran]) -> None:
     assert result.code == 0, result.stderr
     assert f"{payment['payment_id']}  order T-CANCEL  15.00 USD  canceled" in result.stdout
     assert run_ctl("--json", "get", payment["payment_id"]).json()["state"] == "canceled"
+
+
+def test_an_order_paid_again_then_closed_as_paid_another_way(run_ctl: Callable[..., Ran]) -> None:
+    first = paid(run_ctl, "1500", "T-AGAIN")
+    assert run_ctl("cancel", first["payment_id"]).code == 0
+    second = paid(run_ctl, "1500", "T-AGAIN")  # the order's second attempt
+    assert (second["order_attempt"], second["state"]) == (2, "authorized")
+    refused = run_ctl("close", "T-AGAIN")
+    assert refused.code == 1
+    assert one_error_line(refused) == (
+        f"readerhostctl: order T-AGAIN is already paid by card: payment {second['payment_id']} (attempt 2) is "
+        "authorized; cancel it first if the order was paid another way (INVALID_STATE)"
+    )
+    assert run_ctl("cancel", second["payment_id"]).code == 0
+    closed = run_ctl("close", "T-AGAIN")
+    assert closed.code == 0, closed.stderr
+    head, *attempts = closed.stdout.splitlines()
+    assert head.startswith("order T-AGAIN closed: paid by other at ")
+    assert head.endswith("; 2 card attempts")
+    assert attempts[1].endswith("canceled  visa ****4242 (contactless)  attempt 2  order paid by other")
+    listed = run_ctl("--json", "list", "--order", "T-AGAIN").json()["payments"]
+    assert [(p["order_attempt"], p["closed_by"]) for p in listed] == [(2, "other"), (1, "other")]
+    assert "attempt   2" in run_ctl("get", second["payment_id"]).stdout
 
 
 def test_refund_waits_for_stripe_and_never_refunds_twice(run_ctl: Callable[..., Ran]) -> None:

@@ -14,27 +14,37 @@ from readerhost.daemon.payments.validation import InvalidRequest, payment_reques
 
 
 def test_create_key_is_the_same_for_the_same_terminal_and_order() -> None:
-    assert keys.create_key("kiosk-1", "A-1001") == keys.create_key("kiosk-1", "A-1001")
-    assert keys.create_key("kiosk-1", "A-1001") != keys.create_key("kiosk-2", "A-1001")
-    assert keys.create_key("kiosk-1", "A-1001") != keys.create_key("kiosk-1", "A-1002")
-    assert len(keys.create_key("kiosk-1", "A-1001")) <= keys.MAX_KEY_LENGTH
+    assert keys.create_key("kiosk-1", "A-1001", 1) == keys.create_key("kiosk-1", "A-1001", 1)
+    assert keys.create_key("kiosk-1", "A-1001", 1) != keys.create_key("kiosk-2", "A-1001", 1)
+    assert keys.create_key("kiosk-1", "A-1001", 1) != keys.create_key("kiosk-1", "A-1002", 1)
+    assert len(keys.create_key("kiosk-1", "A-1001", 1)) <= keys.MAX_KEY_LENGTH
+
+
+def test_each_attempt_of_an_order_has_its_own_create_key() -> None:
+    first, second, third = (keys.create_key("kiosk-1", "A-1001", attempt) for attempt in (1, 2, 3))
+    assert len({first, second, third}) == 3
+    assert second == "readerhost:kiosk-1:A-1001:2:create"
+    # An order id that spells another order's attempt cannot meet it: the order is escaped.
+    assert keys.create_key("kiosk-1", "A-1001:2", 1) != second
+    long = ("t" * 40, "o" * 200)
+    assert keys.create_key(*long, 1) != keys.create_key(*long, 2)
 
 
 def test_a_long_create_key_is_hashed_and_still_tells_terminals_and_orders_apart() -> None:
     terminal, order = "t" * 40, "o" * 200
-    key = keys.create_key(terminal, order)
+    key = keys.create_key(terminal, order, 1)
     assert len(key) <= keys.MAX_KEY_LENGTH
-    assert key == keys.create_key(terminal, order)
+    assert key == keys.create_key(terminal, order, 1)
     assert order not in key
-    assert key != keys.create_key("u" * 40, order)
-    assert key != keys.create_key(terminal, "o" * 199 + "p")
-    assert key != keys.create_key(terminal[:-1], "t" + order[:-1])  # the same text, split differently
+    assert key != keys.create_key("u" * 40, order, 1)
+    assert key != keys.create_key(terminal, "o" * 199 + "p", 1)
+    assert key != keys.create_key(terminal[:-1], "t" + order[:-1], 1)  # the same text, split differently
 
 
 @pytest.mark.parametrize("terminal", ["k", "kiosk-1", "t" * 40])
 def test_every_create_key_leaves_room_for_its_generations(terminal: str) -> None:
     for length in range(1, 201):
-        key = keys.create_key(terminal, "o" * length)
+        key = keys.create_key(terminal, "o" * length, 1)
         for _ in range(98):  # up to :r99
             key = keys.next_generation(key)
             assert len(key) <= keys.MAX_KEY_LENGTH
@@ -43,9 +53,9 @@ def test_every_create_key_leaves_room_for_its_generations(terminal: str) -> None
 @pytest.mark.parametrize(
     "original",
     [
-        keys.create_key("kiosk-1", "A-1"),
-        keys.create_key("t" * 40, "o" * 200),
-        keys.create_key("kiosk-1", "A:r7"),  # an order id that looks like a generation
+        keys.create_key("kiosk-1", "A-1", 1),
+        keys.create_key("t" * 40, "o" * 200, 1),
+        keys.create_key("kiosk-1", "A:r7", 1),  # an order id that looks like a generation
         keys.operation_key("pay_1", "capture"),
         keys.operation_key("pay_1", "confirm", 3),
     ],
@@ -62,7 +72,7 @@ def test_next_generation_counts_r2_r3_and_never_repeats_a_key(original: str) -> 
 
 def test_a_generation_of_one_order_is_never_the_create_key_of_another() -> None:
     orders = ["A-1", "A-1:create", "A-1:create:r2", "A-1:r2", "create", "r2"]
-    creates = {keys.create_key("kiosk-1", order) for order in orders}
+    creates = {keys.create_key("kiosk-1", order, 1) for order in orders}
     assert len(creates) == len(orders)
     for key in creates:
         later = keys.next_generation(key)
@@ -72,7 +82,7 @@ def test_a_generation_of_one_order_is_never_the_create_key_of_another() -> None:
 
 
 def test_create_keys_of_different_terminals_never_meet() -> None:
-    assert keys.create_key("shop", "a:b") != keys.create_key("shop:a", "b")
+    assert keys.create_key("shop", "a:b", 1) != keys.create_key("shop:a", "b", 1)
 
 
 # -- validation -----------------------------------------------------------------------------

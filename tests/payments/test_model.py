@@ -16,6 +16,7 @@ from readerhost.daemon.payments.model import (
     Card,
     Decline,
     IllegalTransition,
+    PaidBy,
     Payment,
     PaymentError,
     PaymentRequest,
@@ -141,7 +142,7 @@ def test_only_the_states_before_authorisation_hold_the_reader() -> None:
 PROTOCOL_KEYS = {
     "payment_id", "order_id", "amount", "currency", "state", "payment_intent", "card", "decline",
     "captured_amount", "refunded_amount", "refunds", "offline", "attempts", "created_at", "updated_at", "error",
-    "receipt", "tip", "capture_before",
+    "receipt", "tip", "capture_before", "order_attempt", "closed_by",
 }  # fmt: skip
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -163,6 +164,8 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         offline=True,
         attempts=2,
         tip=150,
+        order_attempt=3,
+        closed_by=PaidBy.OTHER,
     )
     data = payment.to_json()
     assert set(data) == PROTOCOL_KEYS
@@ -190,6 +193,8 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "refunds": [],
         "offline": True,
         "attempts": 2,
+        "order_attempt": 3,  # the order's third attempt (1.4)
+        "closed_by": "other",  # the order was closed as paid another way (payment.close, 1.4)
         "receipt": None,
         "tip": 150,
         "capture_before": "2023-11-16T22:13:20.000Z",  # RFC 3339, as every time in the protocol
@@ -205,6 +210,7 @@ def test_to_json_of_a_new_payment_has_nulls_and_utc_timestamps() -> None:
     assert set(data) == PROTOCOL_KEYS
     assert (data["payment_intent"], data["card"], data["decline"], data["error"]) == (None, None, None, None)
     assert (data["captured_amount"], data["offline"], data["attempts"]) == (0, False, 0)
+    assert (data["order_attempt"], data["closed_by"]) == (1, None)
     assert data["created_at"] == "1970-01-01T00:00:00.000Z"
     for name, unix in (("created_at", 0.0), ("updated_at", T0)):
         assert RFC3339_UTC.fullmatch(data[name])

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import stripe
 from support.emulator_fidelity import INTERAC_PAYMENT, create_intent
+from support.killed_daemon import kill_while_held, until_payment
 from support.smart_reader import smart_reader_config
 
-from reliability.pos import PosClient, payment_event
+from reliability.pos import payment_event
 from reliability.world import World, world
 
 INTERAC = "4506445006931933"  # Stripe's Interac test card
@@ -31,36 +32,11 @@ def stripe_of(w: World) -> stripe.StripeClient:
     return stripe.StripeClient(w.key, base_addresses={"api": w.url}, max_network_retries=0)
 
 
-async def until_payment(pos: PosClient, payment_id: str, accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The payment once `accept` holds for it: re-read after each of its events (bounded)."""
-    deadline = time.monotonic() + 60
-    while True:
-        reply = await pos.call("payment.get", {"payment_id": payment_id})
-        assert reply.ok, reply.error
-        if accept(reply.result):
-            return dict(reply.result)
-        assert time.monotonic() < deadline, f"payment {payment_id} never got there: {reply.result}"
-        await pos.event(
-            lambda e: (e.get("data") or {}).get("payment_id") == payment_id and e.get("type") != "reader.card", 2.0
-        )
-
-
 def refund_state(refund_id: str) -> Callable[[dict[str, Any]], bool]:
     def settled(payment: dict[str, Any]) -> bool:
         return any(r["refund_id"] == refund_id and r["state"] == "succeeded" for r in payment["refunds"])
 
     return settled
-
-
-def kill_while_held(w: World, path: str, ask: Callable[[], Any]) -> Any:
-    """Arm `delay_during` on `path`, run `ask` (the POS's request), wait until Stripe holds the
-    daemon's request, SIGKILL the daemon; what `ask` answered."""
-    rule = w.emulator.add_fault({"method": "POST", "path": path, "action": "delay_during", "seconds": 2.5})
-    answered = ask()
-    assert w.emulator.faults.wait_fired(rule, 1, 30.0), f"the request to {path} never reached Stripe"
-    w.kill()
-    w.emulator.faults.clear()
-    return answered
 
 
 def test_a_card_refund_killed_between_request_and_answer_is_made_once(tmp_path: Path) -> None:

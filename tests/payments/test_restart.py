@@ -74,8 +74,15 @@ def test_killed_during_create_the_next_process_cancels_what_was_made(
             assert [(c.object, c.status) for c in core.journal("payment_intent.cancel")] == [
                 (created[0].object, "canceled")
             ]
-            # The order keeps its one payment: asking again does not make a second PaymentIntent.
+            # The order may be paid again: a second attempt, with its own PaymentIntent under its own key.
             again = await core.service.start({"order_id": "K-2", "amount": 1000, "currency": "usd"})
-            assert again.payment_id == payment_id
+            assert (again.payment_id != payment_id, again.order_attempt) == (True, 2)
+            await core.until_state(again.payment_id, State.COLLECTING)
+            creates = core.journal("payment_intent.create")
+            assert [c.idempotency_key for c in creates] == [
+                "readerhost:kiosk-1:K-2:1:create",
+                "readerhost:kiosk-1:K-2:2:create",
+            ]
+            assert core.payment(payment_id).state is State.CANCELED
 
     run(restarted())

@@ -51,12 +51,55 @@ def test_a_clean_history_has_no_violation() -> None:
     assert check(store, captured_history(), pos, terminal_id=TERMINAL, settled=True) == []
 
 
-def test_two_intents_for_one_order_are_found() -> None:
+def test_two_intents_for_one_payment_are_found() -> None:
     journal = [*captured_history(), Entry(9, "payment_intent.create", "pi_2", "requires_payment_method", None,
                                           meta("pay_1", "A"))]  # fmt: skip
     pos = PosRecord(capture_asked={"pay_1": 1000})
     store = store_with(StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None))
-    assert "one_intent_per_order" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=False))
+    assert "one_intent_per_attempt" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=False))
+
+
+def test_an_order_paid_again_after_a_cancel_is_clean() -> None:
+    m = meta("pay_1", "A")
+    canceled = [Entry(1, "payment_intent.create", "pi_1", "requires_payment_method", metadata=m),
+                Entry(2, "payment_intent.cancel", "pi_1", "canceled", metadata=m)]  # fmt: skip
+    journal = [*canceled, *(e.__class__(e.seq + 2, e.op, e.object, e.status, e.amount, e.metadata)
+                            for e in captured_history("pay_2", "pi_2", "A"))]  # fmt: skip
+    pos = PosRecord(capture_asked={"pay_2": 1000}, cancel_accepted={"pay_1"})
+    store = store_with(
+        StoredPayment("pay_1", "A", "canceled", "pi_1", 0, None),
+        StoredPayment("pay_2", "A", "captured", "pi_2", 1000, None),
+    )
+    assert check(store, journal, pos, terminal_id=TERMINAL, settled=True) == []
+
+
+def test_two_successful_attempts_of_one_order_are_found_at_stripe_and_in_the_store() -> None:
+    journal = [*captured_history("pay_1", "pi_1", "A"), *captured_history("pay_2", "pi_2", "A")]
+    pos = PosRecord(capture_asked={"pay_1": 1000, "pay_2": 1000})
+    store = store_with(
+        StoredPayment("pay_1", "A", "captured", "pi_1", 1000, None),
+        StoredPayment("pay_2", "A", "captured", "pi_2", 1000, None),
+    )
+    found = [
+        v for v in check(store, journal, pos, terminal_id=TERMINAL, settled=True) if v.rule == "one_success_per_order"
+    ]
+    details = [v.detail for v in found]
+    assert "order A: 2 PaymentIntents captured: ['pi_1', 'pi_2']" in details
+    assert "order A: 2 PaymentIntents hold money: ['pi_1', 'pi_2']" in details
+    assert "order A has 2 successful attempts: ['pay_1', 'pay_2']" in details
+
+
+def test_an_earlier_attempt_still_authorised_beside_the_paying_one_is_found_once_settled() -> None:
+    first = captured_history("pay_1", "pi_1", "A")[:2]  # authorised, then the store canceled it: not at Stripe
+    journal = [*first, *(e.__class__(e.seq + 2, e.op, e.object, e.status, e.amount, e.metadata)
+                         for e in captured_history("pay_2", "pi_2", "A"))]  # fmt: skip
+    pos = PosRecord(capture_asked={"pay_2": 1000})
+    store = store_with(
+        StoredPayment("pay_1", "A", "canceled", "pi_1", 0, None),
+        StoredPayment("pay_2", "A", "captured", "pi_2", 1000, None),
+    )
+    assert "one_success_per_order" not in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=False))
+    assert "one_success_per_order" in rules(check(store, journal, pos, terminal_id=TERMINAL, settled=True))
 
 
 def test_a_capture_never_asked_for_is_found() -> None:

@@ -45,6 +45,7 @@ def test_a_short_crash_run_keeps_every_invariant_after_every_restart() -> None:
     assert result.unsettled == []
     assert result.payments >= 8
     assert result.refunds["succeeded"] >= 1, result.refunds  # the refund killed in flight was made
+    assert result.orders_with_attempts >= 1, result.paid_again  # kills fell between an order's attempts
 
 
 def test_a_short_fuzz_gets_only_proper_answers_while_payments_complete() -> None:
