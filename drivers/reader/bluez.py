@@ -20,7 +20,12 @@ async def bonded(address: str) -> bool:
     from dbus_fast import BusType, Message, MessageType
     from dbus_fast.aio import MessageBus
 
-    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    except OSError:
+        raise
+    except Exception as error:  # dbus_fast's own (AuthError, ...): the caller expects OSError
+        raise OSError(f"cannot reach BlueZ over D-Bus: {error}") from None
     try:
         reply = await bus.call(
             Message(

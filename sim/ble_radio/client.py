@@ -188,6 +188,9 @@ class BumbleBleakClient(BaseBleakClient):
         adapter = await self._radio.adapter()
         try:
             await adapter.pair(connection)
+            # Our keys went last; the peer stores the bond in a task that a disconnect cancels. One
+            # request answered after them means the peer has taken them (BlueZ keeps the link too).
+            await self._att(self._connected_peer().discover_services())
         except ProtocolError as error:
             raise BleakError(f"Pairing failed: {error.error_name or error}") from None
         except asyncio.CancelledError:
@@ -271,6 +274,8 @@ async def _encrypt(adapter: Device, connection: Connection) -> None:
 
 async def _disconnect(connection: Connection) -> None:
     """Disconnect, waiting for the controller to confirm; a link already gone is not an error."""
+    if connection.device.connections.get(connection.handle) is not connection:
+        return  # gone already (the controller dropped it): its disconnection would never be confirmed
     try:
         await connection.disconnect()
     except Exception as error:  # the peer may have disconnected first: the handle is gone

@@ -106,6 +106,22 @@ class VirtualRadio:
         self._exposed.append((controller, transport))
         return f"tcp-client:127.0.0.1:{port}"
 
+    async def withdraw_controller(self, spec: str) -> None:
+        """Take the controller `expose_controller` returned `spec` for off the air (its process
+        gone), so that another may use its address."""
+        port = int(spec.rsplit(":", 1)[1])
+        for controller, transport in list(self._exposed):
+            server: asyncio.Server | None = getattr(transport, "server", None)
+            sockets = server.sockets if server is not None else ()
+            if any(sock.getsockname()[1] == port for sock in sockets):
+                self._exposed.remove((controller, transport))
+                _stop_advertising(controller)
+                await _close_tcp_server(transport)
+                if self._link is not None and controller in self._link.controllers:
+                    self._link.remove_controller(controller)
+                return
+        raise ValueError(f"no controller exposed at {spec}")
+
     async def adapter(self) -> Device:
         """The central that the bleak backends share, created on first use."""
         async with self._adapter_lock:
