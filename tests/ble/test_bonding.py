@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from bleak import BleakClient
 from conftest import EmulatorHandle
-from support.daemon import of_type, running_daemon, subscribed_when_connected
+from support.ble_bonding import ctl, refused_reader
+from support.daemon import of_type, running_daemon
+from support.log_waiter import attached
 
-from readerhost.daemon.app import Daemon
 from readerhost.daemon.journal import MessageId
 from readerhost.drivers.reader import ReaderSettings
 from readerhost.drivers.reader import ble as ble_driver
@@ -28,9 +28,6 @@ from readerhost.sim.ble_radio import VirtualRadio
 from readerhost.sim.reader_device.ble import peripheral_on
 from readerhost.sim.reader_device.device import DeviceIdentity, DeviceScript, ReaderDevice
 from readerhost.sim.reader_device.sdk import SdkClient
-
-CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
-WAIT_S = 10.0
 
 
 def run(coroutine: Any) -> Any:
@@ -54,24 +51,6 @@ protocol = 2
 """
 
 
-async def ctl(daemon: Daemon, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *CTL, "--socket", str(daemon.socket_path), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert "Traceback" not in err.decode()
-    return process.returncode or 0, out.decode(), err.decode()
-
-
-async def until_reader(daemon: Daemon, predicate: Any) -> dict[str, Any]:
-    """The reader's status once `predicate` holds, waiting on the reader's own notices."""
-    async with asyncio.timeout(WAIT_S):
-        while not predicate(status := daemon.parts.reader.status()):
-            await asyncio.sleep(0.02)  # polling the daemon's own state, not a sleep standing in for an event
-    return status
-
-
 def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if getattr(r, "journal", {}).get("MESSAGE_ID") == MessageId.READER_REFUSED]
 
@@ -92,7 +71,7 @@ def test_an_unbonded_reader_is_refused_then_paired_with_readerhostctl_pays_and_s
                     tmp_path, config(stripe_emulator.url, address), ble_backends=radio.bleak_backends()
                 ) as daemon:
                     # Not bonded: refused, said why (journal, status, technician screen), never talked to.
-                    status = await until_reader(daemon, lambda s: s["link"]["refused"] is not None)
+                    pos, status = await refused_reader(daemon.socket_path)
                     assert status["link"]["refused"] == "not bonded"
                     assert status["link"]["last_error"] == (
                         f"the Bluetooth device {address} is not bonded with this host: "
@@ -100,24 +79,23 @@ def test_an_unbonded_reader_is_refused_then_paired_with_readerhostctl_pays_and_s
                     )
                     assert daemon.parts.status.technician_info()["reader"] == "refused: not bonded"
                     assert peripheral.connections == 0
-                    code, out, _ = await ctl(daemon, "status")
+                    code, out, _ = await ctl(daemon.socket_path, "status")
                     assert f"ble {address}: {status['link']['last_error']}" in out
                     [refused] = refusals(caplog)  # once, not at every attempt
                     assert refused.levelno == logging.ERROR
                     assert refused.getMessage() == f"reader ble {address} refused: {status['link']['last_error']}"
                     # The technician pairs: bumble's SMP bonds, the keys land in the keystore file.
-                    code, out, err = await ctl(daemon, "reader", "pair")
+                    code, out, err = await ctl(daemon.socket_path, "reader", "pair")
                     assert code == 0, err
                     assert out.splitlines()[0] == (
                         f"bonded with the reader at {address} (LE Secure Connections); the bond is kept across restarts"
                     )
                     assert address in keystore.read_text()
-                    await until_reader(daemon, lambda s: s["state"] == "ready")
+                    await pos.event(of_type("reader.connected", reason="connected"))
                     assert daemon.parts.reader.status()["link"]["refused"] is None
                     assert peripheral.refused_writes == 0  # every write went over the encrypted link
 
                     # A protocol 2 payment end to end over the bonded, encrypted link.
-                    pos = await subscribed_when_connected(daemon.socket_path)
                     started = await pos.call("payment.start", {"order_id": "BOND-1", "amount": 1250, "currency": "eur"})
                     payment_id = started["result"]["payment_id"]
                     await device.wait_collecting()
@@ -130,7 +108,7 @@ def test_an_unbonded_reader_is_refused_then_paired_with_readerhostctl_pays_and_s
                     await radio.restart_adapter()
                     await pos.event(of_type("reader.connected", reason="reconnected"))
                     assert peripheral.refused_writes == 0
-                    code, out, _ = await ctl(daemon, "reader", "pair")
+                    code, out, _ = await ctl(daemon.socket_path, "reader", "pair")
                     assert code == 0
                     assert out.splitlines()[0] == f"already bonded with the reader at {address}: nothing done"
                     await pos.close()
@@ -155,12 +133,16 @@ def test_a_bonded_device_at_another_address_is_never_taken(tmp_path: Path, strip
                 assert await radio.bonded(configured_address)
                 assert await radio.bonded(other.address)
                 before = other.connections
-                async with running_daemon(
-                    tmp_path, config(stripe_emulator.url, configured_address), ble_backends=radio.bleak_backends()
-                ) as daemon:
-                    # The configured reader is away: the other one, bonded and advertising, is not taken.
-                    status = await until_reader(daemon, lambda s: s["link"]["last_error"] != "not connected yet")
-                    assert status["link"]["last_error"] == "connecting timed out after 5 s"  # looked for it only
+                with attached("readerhost.reader") as log:
+                    async with running_daemon(
+                        tmp_path, config(stripe_emulator.url, configured_address), ble_backends=radio.bleak_backends()
+                    ) as daemon:
+                        # The configured reader is away: the other one, bonded and advertising, is not taken.
+                        said = await log.wait_for(lambda message: "unavailable" in message)
+                        status = daemon.parts.reader.status()
+                        timed_out = "connecting timed out after 5 s"
+                        assert said == f"reader ble {configured_address} unavailable: {timed_out}; retrying"
+                        assert status["link"]["last_error"] == "connecting timed out after 5 s"  # looked for it only
                     assert status["link"]["address"] == configured_address
                     assert status["state"] != "ready"
                     assert other.connections == before

@@ -9,25 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import EmulatorHandle
-from support.daemon import of_type, running_daemon, subscribed_when_connected
+from support.ble_bonding import ctl, refused_reader
+from support.daemon import of_type, running_daemon
+from support.log_waiter import attached
 
-from readerhost.daemon.app import Daemon
 from readerhost.daemon.journal import MessageId
 from readerhost.sim.ble_radio import VirtualRadio
 from readerhost.sim.stripe_emulator.server import running_emulator
 
 from .conftest import BleEmulatorProcess
 
-CTL = [sys.executable, "-m", "readerhost.daemon.ctl"]
 LIVE_KEY = "sk_live_51Hreaderhostlivekeyfortests"
-WAIT_S = 15.0
 
 
 @pytest.fixture
@@ -55,22 +52,6 @@ protocol = 2
 """
 
 
-async def ctl(daemon: Daemon, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *CTL, "--socket", str(daemon.socket_path), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
-async def until_refused(daemon: Daemon) -> dict[str, Any]:
-    async with asyncio.timeout(WAIT_S):
-        while (status := daemon.parts.reader.status())["link"]["refused"] is None:
-            await asyncio.sleep(0.02)  # reading the daemon's own state until the reader said no
-    return status
-
-
 def test_a_live_daemon_refuses_the_unbonded_emulator_process_then_pairs_and_takes_a_live_payment(
     start_ble_emulator: Callable[..., BleEmulatorProcess],
     tmp_path: Path,
@@ -89,14 +70,14 @@ def test_a_live_daemon_refuses_the_unbonded_emulator_process_then_pairs_and_take
             async with running_daemon(
                 tmp_path, config(tmp_path, live_emulator.url, address), ble_backends=radio.bleak_backends()
             ) as daemon:
-                status = await until_refused(daemon)
+                pos, status = await refused_reader(daemon.socket_path)
                 assert status["link"]["last_error"].startswith(f"the Bluetooth device {address} is not bonded")
                 assert "welcome" not in {e.get("event") for e in emulator.events}  # never talked to
 
-                code, out, err = await ctl(daemon, "reader", "pair")
+                code, out, err = await ctl(daemon.socket_path, "reader", "pair")
                 assert code == 0, err
                 assert out.startswith(f"bonded with the reader at {address}")
-                pos = await subscribed_when_connected(daemon.socket_path)
+                await pos.event(of_type("reader.connected"))
                 await pos.call("payment.start", {"order_id": "LIVE-BLE-1", "amount": 1250, "currency": "eur"})
                 authorised = await pos.event(of_type("payment.state", state="authorized"), timeout=20)
                 intent = live_emulator.emulator.payment_intents.get(authorised["params"]["data"]["payment_intent"])
@@ -129,10 +110,10 @@ def test_a_device_that_takes_over_the_bonded_address_without_the_key_is_never_se
             async with running_daemon(
                 tmp_path, config(tmp_path, live_emulator.url, address), ble_backends=radio.bleak_backends()
             ) as daemon:
-                await until_refused(daemon)
-                code, _, err = await ctl(daemon, "reader", "pair")
+                pos, _ = await refused_reader(daemon.socket_path)
+                code, _, err = await ctl(daemon.socket_path, "reader", "pair")
                 assert code == 0, err
-                pos = await subscribed_when_connected(daemon.socket_path)
+                await pos.event(of_type("reader.connected"))
                 code, stderr = await asyncio.to_thread(genuine.stop, signal.SIGINT)
                 assert code == 0, stderr
                 await pos.event(of_type("reader.disconnected"))
@@ -144,9 +125,7 @@ def test_a_device_that_takes_over_the_bonded_address_without_the_key_is_never_se
                     start_ble_emulator, "--ble", impostor_spec, "--ble-address", address, "--version", "2",
                     "--stripe-api-base", live_emulator.url, "--card", "visa", "--present-after", "0",
                 )  # fmt: skip
-                async with asyncio.timeout(WAIT_S):
-                    while "encryption" not in (daemon.parts.reader.status()["link"]["last_error"] or ""):
-                        await asyncio.sleep(0.02)  # reading the daemon's own state until it tried the impostor
+                await log.wait_for(lambda message: "encryption" in message)
                 status = daemon.parts.reader.status()
                 assert status["link"]["last_error"] == (
                     "Bluetooth: Connection failed: encryption with the bonded key failed (PIN_OR_KEY_MISSING_ERROR)"
@@ -159,4 +138,5 @@ def test_a_device_that_takes_over_the_bonded_address_without_the_key_is_never_se
             assert code == 0, stderr
             assert "welcome" not in {e.get("event") for e in impostor.events}  # not one HELLO reached it
 
-    asyncio.run(asyncio.wait_for(scenario(), 90))
+    with attached("readerhost.reader") as log:
+        asyncio.run(asyncio.wait_for(scenario(), 90))
