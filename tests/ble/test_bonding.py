@@ -7,7 +7,12 @@ reference device as a peripheral whose link characteristic takes writes only ove
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,8 +20,9 @@ import pytest
 from bleak import BleakClient
 from conftest import EmulatorHandle
 from support.ble_bonding import ctl, refused_reader
-from support.daemon import of_type, running_daemon
+from support.daemon import daemon_process, of_type, running_daemon
 from support.log_waiter import attached
+from support.other_user import NOBODY, open_to_all
 
 from readerhost.daemon.journal import MessageId
 from readerhost.drivers.reader import ReaderSettings
@@ -99,6 +105,8 @@ def test_an_unbonded_reader_is_refused_then_paired_with_readerhostctl_pays_and_s
                     started = await pos.call("payment.start", {"order_id": "BOND-1", "amount": 1250, "currency": "eur"})
                     payment_id = started["result"]["payment_id"]
                     await device.wait_collecting()
+                    busy = await pos.call("reader.pair")  # never under a payment
+                    assert busy["error"]["data"]["reason"] == "BUSY"
                     device.present("visa")
                     authorised = await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
                     intent = authorised["params"]["data"]["payment_intent"]
@@ -170,3 +178,65 @@ def test_a_live_key_requires_the_bond() -> None:
 
     run(scenario())
     assert [(kind, data["reason"]) for kind, data in notices] == [("reader.refused", ble_driver.BOND_REQUIRED)]
+
+
+ASK_AS_POS = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+f.readline()  # the banner
+f.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "reader.pair", "params": {}}).encode() + b"\\n")
+f.flush()
+print(f.readline().decode())
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="switching to another user needs root and setpriv"
+)
+def test_only_root_and_the_daemons_user_may_pair(tmp_path: Path) -> None:
+    with daemon_process(tmp_path, f"[api]\nallowed_gids = [{NOBODY}]\n") as daemon:
+        open_to_all(daemon.socket_path)
+        done = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", ASK_AS_POS,
+             str(daemon.socket_path)],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        answer = json.loads(done.stdout)
+        assert answer["error"]["data"]["reason"] == "FORBIDDEN"
+        assert answer["error"]["message"] == (
+            "only root and the daemon's own user may pair a reader (sudo readerhostctl ...)"
+        )
+
+
+def test_pairing_refused_for_a_reader_that_does_not_pair_and_failing_for_one_not_there(tmp_path: Path) -> None:
+    for name in ("simulated", "ble"):
+        (tmp_path / name).mkdir()
+
+    async def scenario() -> None:
+        async with running_daemon(tmp_path / "simulated") as simulated:
+            code, out, err = await ctl(simulated.socket_path, "reader", "pair")
+            assert (code, out) == (1, "")
+            assert err == "readerhostctl: the simulated reader is not paired: it is no Bluetooth reader (UNSUPPORTED)\n"
+        async with VirtualRadio() as radio:
+            absent = """
+[reader]
+driver = "ble"
+[reader.ble]
+address = "C0:DE:00:00:EE:EE"
+connect_timeout_s = 1
+"""
+            async with running_daemon(tmp_path / "ble", absent, ble_backends=radio.bleak_backends()) as daemon:
+                pos, _ = await refused_reader(daemon.socket_path)
+                code, out, err = await ctl(daemon.socket_path, "reader", "pair")
+                assert (code, out) == (1, "")
+                assert err.startswith("readerhostctl: pairing failed: ")
+                assert err.endswith(" (READER_UNAVAILABLE)\n")
+                assert len(err.splitlines()) == 1
+                assert not await radio.bonded("C0:DE:00:00:EE:EE")
+                # The link is tried again after the failed pairing: still refused, still said once.
+                assert daemon.parts.reader.status()["link"]["refused"] == "not bonded"
+                await pos.close()
+
+    run(scenario())
