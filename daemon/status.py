@@ -99,5 +99,5 @@ class StatusView:
         reader = self._reader.status()
         refused = (reader.get("link") or {}).get("refused")
         if refused:  # a link reader the host would not take, e.g. "refused: not bonded"
-            return f"refused: {refused}" if refused != "refused" else "refused"
+            return f"refused: {refused}"
         return f"{reader['id']} {reader['state']}" if reader["id"] else str(reader["state"])

@@ -173,6 +173,7 @@ def test_a_live_key_requires_the_bond() -> None:
         await reader.start()
         try:
             assert reader.status()["link"]["last_error"] == ble_driver.BOND_REQUIRED
+            assert reader.status()["link"]["refused"] == "live key"
         finally:
             await reader.stop()
 

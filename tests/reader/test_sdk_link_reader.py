@@ -200,7 +200,7 @@ def test_with_a_live_key_a_protocol_1_reader_is_refused_saying_why() -> None:
         try:
             assert reader.unavailable() == "the reader is not connected (protocol 1 devices cannot take real cards)"
             assert reader.status()["link"]["last_error"] == "protocol 1 devices cannot take real cards"
-            assert reader.status()["link"]["refused"] == "refused"
+            assert reader.status()["link"]["refused"] == "live key"
         finally:
             await reader.stop()
 

@@ -155,7 +155,7 @@ class LinkReader(ReaderBase):
     async def start(self) -> None:
         if self._refused is not None:
             self._down_reason = self._refused
-            self._refuse(self._refused, "refused")
+            self._refuse(self._refused, "live key")  # each refusal made at opening is a live key's rule
             return
         self._supervisor = asyncio.create_task(self._supervise(), name="reader link")
 
