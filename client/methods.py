@@ -96,3 +96,4 @@ class PosMethods:
     display_cart = Rpc("reader.display_cart", params.display_cart, _nothing)
     register_reader = Rpc("reader.register", params.register_reader, _reader)
     reader_locations = Rpc("reader.locations", params.reader_locations, _locations)
+    pair_reader = Rpc("reader.pair", params.pair_reader, _whole)

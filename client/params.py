@@ -165,3 +165,9 @@ def register_reader(registration_code: str, location: str | None = None, label: 
 def reader_locations() -> dict[str, Any]:
     """reader.locations: the Stripe account's Terminal locations a reader can be registered in (protocol 1.3)."""
     return {}
+
+
+def pair_reader() -> dict[str, Any]:
+    """reader.pair: bond with the Bluetooth reader, so that the daemon takes it (protocol 1.4; for root
+    and the daemon's own user): {address, already_bonded, reader}."""
+    return {}

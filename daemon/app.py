@@ -329,11 +329,15 @@ def _build_ui(
 
 
 def _reader_notice(events: EventHub) -> Callable[[str, dict[str, Any]], None]:
-    """How a reader driver says its link came up or went down: the journal, the POS and the screen hear of it."""
+    """How a reader driver says its link came up or went down, or that it would not take a device (and
+    why): the journal, the POS and the screen hear of it."""
 
     def notice(kind: str, data: dict[str, Any]) -> None:
         fields = {"READER_ID": str(data.get("id")), "READER_MODEL": str(data.get("model"))}
-        if kind == "reader.connected":
+        if kind == "reader.refused":
+            fields["MESSAGE_ID"] = MessageId.READER_REFUSED
+            logger.error("reader %s refused: %s", data["id"], data["reason"], extra={"journal": fields})
+        elif kind == "reader.connected":
             fields["MESSAGE_ID"] = MessageId.READER_CONNECTED
             logger.info("reader %s (%s) %s", data["id"], data["model"], data["reason"], extra={"journal": fields})
         else:

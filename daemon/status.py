@@ -105,4 +105,7 @@ class StatusView:
     def _reader_summary(self) -> str:
         """e.g. "sim-1 ready", or "disconnected" for a reader never reached."""
         reader = self._reader.status()
+        refused = (reader.get("link") or {}).get("refused")
+        if refused:  # a link reader the host would not take, e.g. "refused: not bonded"
+            return f"refused: {refused}"
         return f"{reader['id']} {reader['state']}" if reader["id"] else str(reader["state"])

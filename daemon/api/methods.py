@@ -217,6 +217,13 @@ class Methods:
     async def _locations(self, client: Client, params: dict[str, Any]) -> Any:
         return {"locations": await self._reader.locations()}
 
+    async def _pair(self, client: Client, params: dict[str, Any]) -> Any:
+        if not is_technician(client.peer):
+            raise RpcError.app(
+                "FORBIDDEN", "only root and the daemon's own user may pair a reader (sudo readerhostctl ...)"
+            )
+        return await self._reader.pair()
+
 
 def _optional_str(params: dict[str, Any], name: str) -> str | None:
     value = params.get(name)
@@ -398,6 +405,12 @@ METHODS: tuple[Method[Handler], ...] = (
         "The Stripe account's Terminal locations a smart reader can be registered in.",
         (),
         Methods._locations,
+    ),
+    Method(
+        "reader.pair",
+        "Bond with the Bluetooth reader (LE Secure Connections) so the daemon takes it (root, the daemon's user).",
+        (),
+        Methods._pair,
     ),
 )
 BY_NAME = {method.name: method for method in METHODS}

@@ -1,5 +1,5 @@
-"""reader.present, reader.display_cart, reader.register and reader.locations: what a POS (or a
-technician) may ask of the reader itself.
+"""reader.present, reader.display_cart, reader.register, reader.locations and reader.pair: what a
+POS (or a technician) may ask of the reader itself.
 
 The reader answers what it cannot do (drivers/reader/base.py: Unsupported, from its capabilities);
 here each of the reader's refusals becomes the protocol's reason, in one place."""
@@ -71,6 +71,23 @@ class ReaderRequests:
         except ReaderError as error:
             raise refused(error) from None
         return self._reader.status()
+
+    async def pair(self) -> dict[str, Any]:
+        """Bond with a Bluetooth reader (never under a payment): what was done, and the reader's status."""
+        try:
+            require(self._reader, Capability.PAIRS)
+        except Unsupported as error:
+            raise refused(error) from None
+        holder = self._payments.reader_holder()
+        if holder is not None:
+            raise RequestRefused(
+                Reason.BUSY, f"payment {holder} holds the reader: pair once it is done", retryable=True
+            )
+        try:
+            paired = await self._reader.pair()
+        except ReaderError as error:
+            raise refused(error) from None
+        return {"address": paired.address, "already_bonded": paired.already, "reader": self._reader.status()}
 
     async def locations(self) -> list[dict[str, Any]]:
         try:

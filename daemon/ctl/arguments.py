@@ -22,6 +22,7 @@ from .commands import (
     cmd_list,
     cmd_present,
     cmd_reader_locations,
+    cmd_reader_pair,
     cmd_reader_register,
     cmd_reconcile,
     cmd_status,
@@ -190,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reader = commands.add_parser(
         "reader",
-        help="a Stripe smart reader: register one, list the Terminal locations",
-        description="A Stripe smart reader: register one, list the Terminal locations.",
+        help="the reader: pair a Bluetooth one; register a Stripe smart reader, list the Terminal locations",
+        description="The reader: pair a Bluetooth one; register a Stripe smart reader, list the Terminal locations.",
     )
     operations = reader.add_subparsers(dest="operation", metavar="OPERATION", required=True)
 
@@ -210,4 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--location", metavar="tml_...", help="the Terminal location to put it in")
     register.add_argument("--label", help="its name in the Stripe Dashboard (default readerhost)")
     operation("locations", cmd_reader_locations, "the Stripe account's Terminal locations")
+    operation(
+        "pair",
+        cmd_reader_pair,
+        "bond with the Bluetooth reader ([reader.ble] address), which must be in pairing mode (root or readerhost)",
+    )
     return parser

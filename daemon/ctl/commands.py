@@ -191,6 +191,20 @@ def cmd_reader_register(client: Client, args: argparse.Namespace, out: Output) -
     return EXIT_OK
 
 
+def cmd_reader_pair(client: Client, args: argparse.Namespace, out: Output) -> int:
+    answer = client.pair_reader()
+    if out.json:
+        out.document(answer)
+        return EXIT_OK
+    address = answer.get("address")
+    if answer.get("already_bonded"):
+        out.line(f"already bonded with the reader at {address}: nothing done")
+    else:
+        out.line(f"bonded with the reader at {address} (LE Secure Connections); the bond is kept across restarts")
+    out.line(f"reader: {reader_text(answer.get('reader') or {})}")
+    return EXIT_OK
+
+
 def cmd_reader_locations(client: Client, args: argparse.Namespace, out: Output) -> int:
     locations = client.reader_locations()
     if out.json:

@@ -71,6 +71,14 @@ class RefundOrder:
 
 
 @dataclass(frozen=True)
+class Paired:
+    """What `pair` did: bonded with the reader at `address`, or found it `already` bonded."""
+
+    address: str
+    already: bool
+
+
+@dataclass(frozen=True)
 class CartLine:
     description: str
     amount: int  # minor units
@@ -129,6 +137,7 @@ class Capability(StrEnum):
     REFUNDS_AT_READER = "refunds_at_reader"  # the card is presented again for a refund
     # reader.register and reader.locations: the reader is registered at Stripe with a code, in a location.
     REGISTERS = "registers"
+    PAIRS = "pairs"  # reader.pair: the host bonds with the reader (Bluetooth LE Secure Connections)
 
 
 class ReaderError(Exception):
@@ -148,6 +157,7 @@ _WITHOUT = {
     Capability.REFUNDS_AT_READER: "cannot refund at the reader",
     Capability.REGISTERS: "is not registered at Stripe",
     Capability.TAKES_TIPS: "has no screen to offer a tip",
+    Capability.PAIRS: "is not paired: it is no Bluetooth reader",
 }
 
 
@@ -296,6 +306,11 @@ class ReaderDriver(Reader, Protocol):
         """REGISTERS: the account's Terminal locations a reader can be registered in."""
         ...
 
+    async def pair(self) -> Paired:
+        """PAIRS: bond with the reader (it must be in pairing mode, and not hold the link for a payment);
+        ReaderError saying why when it could not."""
+        ...
+
 
 # Each optional operation, and the capability a reader declares when it does it.
 OPERATIONS = {
@@ -305,6 +320,7 @@ OPERATIONS = {
     "locations": Capability.REGISTERS,
     "process": Capability.CONFIRMS_ITSELF,
     "refund": Capability.REFUNDS_AT_READER,
+    "pair": Capability.PAIRS,
 }
 
 
@@ -336,6 +352,9 @@ class ReaderBase:
     async def refund(self, order: RefundOrder, listener: ReaderListener) -> None:
         raise Unsupported(self.driver, Capability.REFUNDS_AT_READER)
 
+    async def pair(self) -> Paired:
+        raise Unsupported(self.driver, Capability.PAIRS)
+
 
 @dataclass(frozen=True)
 class ReaderContext:
@@ -350,7 +369,9 @@ class ReaderContext:
     stripe_turn: Callable[[], Awaitable[None]] | None = None
     # Where the host keeps the reader a registration code made, for the next start (its store).
     registrations: Registrations | None = None
-    ble_backends: tuple[Any, Any] | None = None  # bleak's (client, scanner) backends instead of BlueZ (tests)
+    # bleak's (client, scanner) backends instead of BlueZ (tests); the client backend also answers
+    # `await bonded(address)` (BlueZ: Device1's Bonded property).
+    ble_backends: tuple[Any, Any] | None = None
     # Makes the Stripe side of a protocol 2 link reader (connection tokens, client secrets).
     sdk_backend: Callable[[str | None], SdkBackend] | None = None
     live: bool = False  # the daemon holds a live-mode key: only readers that take real cards may serve

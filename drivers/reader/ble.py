@@ -5,6 +5,12 @@ of at most ATT_MTU - 3 bytes.
 `backend` / `scanner_backend` are bleak's own injection points (None: the platform's, BlueZ on a
 Pi); the tests pass backends built on bumble's virtual controllers. Without D-Bus, bleak raises a
 bare FileNotFoundError rather than BleakError, so both are caught.
+
+Bonding (docs/reader-link-protocol.md § 5.1): with `require_bond` (the default; a live key allows
+nothing else) the host takes only a device it is bonded with, and asks before it connects (BlueZ:
+Device1's Bonded property, `bluez.py`; a test backend answers from its keystore). BlueZ encrypts a
+connection to a bonded device with the bond's key, so a device spoofing the address without the key
+is dropped. `pair` bonds (LE Secure Connections) through bleak's `BleakClient.pair()`.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from readerhost.drivers.settings import Number, Section, Text, setting
+from readerhost.drivers.settings import Flag, Number, Section, Text, setting
 
-from .base import ReaderContext
+from .base import Capability, ReaderContext
 from .link import CAPABILITIES as LINK_CAPABILITIES
 from .link import LinkProtocolSettings
-from .link.transport import LinkLost, LinkUnavailable
+from .link.transport import LinkLost, LinkRefused, LinkUnavailable
 
 if TYPE_CHECKING:
     from .link.reader import LinkReader
@@ -33,6 +40,10 @@ ANY_DEVICE_REFUSED = (
     "with a live Stripe key the Bluetooth reader must be named by its address ([reader.ble] address): "
     "the first device advertising the reader service is not taken"
 )
+BOND_REQUIRED = (
+    "with a live Stripe key the Bluetooth reader must be bonded: [reader.ble] require_bond = false is for test keys"
+)
+PAIR_HINT = "pair it once with `sudo readerhostctl reader pair`"
 
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
@@ -49,13 +60,17 @@ class BleSettings(LinkProtocolSettings):
     address: str = setting("", Text(_address))  # empty: the first device advertising the link service
     scan_timeout_s: float = setting(10.0, Number(above=0))
     connect_timeout_s: float = setting(15.0, Number(above=0))
+    require_bond: bool = setting(True, Flag())  # take only a bonded device (false: test keys only)
 
 
 SETTINGS = Section("reader.ble", BleSettings)
-CAPABILITIES = LINK_CAPABILITIES
+CAPABILITIES = LINK_CAPABILITIES | {Capability.PAIRS}
+
+Bonded = Callable[[str], Awaitable[bool]]  # whether the host holds a bond with the device at an address
 
 
 def open_reader(settings: BleSettings, context: ReaderContext) -> LinkReader:
+    from .ble_pairing import BleLinkReader, BleSdkLinkReader
     from .link.reader import open_link_reader
 
     client_backend, scanner_backend = context.ble_backends or (None, None)
@@ -63,7 +78,20 @@ def open_reader(settings: BleSettings, context: ReaderContext) -> LinkReader:
     if context.live and not settings.address:
         # Scanning takes whichever device advertises the service: with real money, only the configured one.
         refused = ANY_DEVICE_REFUSED
-    return open_link_reader(BleTransport(settings, client_backend, scanner_backend), context, settings, refused)
+    elif context.live and not settings.require_bond:
+        refused = BOND_REQUIRED
+    transport = BleTransport(settings, client_backend, scanner_backend)
+    return open_link_reader(transport, context, settings, refused, classes=(BleLinkReader, BleSdkLinkReader))
+
+
+def _bonded_check(backend: Any) -> Bonded:
+    """BlueZ's word on bonds, or a test backend's (bumble's keystore: its `bonded` class method)."""
+    if backend is None:
+        from .bluez import bonded
+
+        return bonded
+    check: Bonded = backend.bonded
+    return check
 
 
 class BleTransport:
@@ -71,28 +99,80 @@ class BleTransport:
         self._settings = settings
         self._backend = backend
         self._scanner_backend = scanner_backend
+        self._bonded = _bonded_check(backend)
 
     def describe(self) -> dict[str, Any]:
         return {"transport": "ble", "address": self._settings.address or f"any with service {SERVICE_UUID}"}
 
+    async def _find(self) -> Any:
+        """The configured address, or the first device advertising the link service (a BLEDevice)."""
+        from bleak import BleakScanner
+
+        settings = self._settings
+        if settings.address:
+            return settings.address
+        found = await BleakScanner.find_device_by_filter(
+            lambda _device, advertisement: SERVICE_UUID in advertisement.service_uuids,
+            timeout=settings.scan_timeout_s,
+            service_uuids=[SERVICE_UUID],
+            backend=self._scanner_backend,
+        )
+        if found is None:
+            raise LinkUnavailable(f"no device advertising the reader link service within {settings.scan_timeout_s:g} s")
+        return found
+
+    async def _refuse_unbonded(self, address: str) -> None:
+        if self._settings.require_bond and not await self._bonded(address):
+            raise LinkRefused(f"the Bluetooth device {address} is not bonded with this host: {PAIR_HINT}", "not bonded")
+
+    async def address(self) -> str:
+        """The configured reader's address, or the first found advertising the link service."""
+        from bleak.exc import BleakError
+
+        try:
+            return _address_of(await self._find())
+        except (BleakError, OSError) as error:
+            raise LinkUnavailable(_explain(error)) from None
+
+    async def bonded(self, address: str) -> bool:
+        try:
+            return await self._bonded(address)
+        except OSError as error:
+            raise LinkUnavailable(_explain(error)) from None
+
+    async def pair(self, address: str) -> None:
+        """Bond with the device at `address`: LE Secure Connections through the platform (BlueZ:
+        Device1.Pair, bleak's `BleakClient.pair()`). LinkUnavailable says why it could not."""
+        from bleak import BleakClient
+        from bleak.exc import BleakError
+
+        timeout_s = self._settings.connect_timeout_s
+        try:
+            client = BleakClient(address, timeout=timeout_s, backend=self._backend)
+            async with asyncio.timeout(timeout_s):
+                await client.connect()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await client.pair()
+            finally:
+                with contextlib.suppress(BleakError, OSError, TimeoutError):
+                    await client.disconnect()
+        except TimeoutError:
+            raise LinkUnavailable(f"pairing timed out after {timeout_s:g} s") from None
+        except (BleakError, OSError) as error:
+            raise LinkUnavailable(_explain(error)) from None
+        if not await self.bonded(address):
+            raise LinkUnavailable(f"pairing with {address} ended without a bond (does the reader accept bonding?)")
+
     async def connect(self) -> BleConnection:
-        from bleak import BleakClient, BleakScanner  # only a daemon configured for BLE loads bleak
+        from bleak import BleakClient  # only a daemon configured for BLE loads bleak
         from bleak.exc import BleakError
 
         settings = self._settings
         try:
-            target: Any = settings.address or None
-            if target is None:
-                target = await BleakScanner.find_device_by_filter(
-                    lambda _device, advertisement: SERVICE_UUID in advertisement.service_uuids,
-                    timeout=settings.scan_timeout_s,
-                    service_uuids=[SERVICE_UUID],
-                    backend=self._scanner_backend,
-                )
-                if target is None:
-                    raise LinkUnavailable(
-                        f"no device advertising the reader link service within {settings.scan_timeout_s:g} s"
-                    )
+            target = await self._find()
+            # Asked before connecting: a device the host is not bonded with is never talked to.
+            await self._refuse_unbonded(_address_of(target))
             connection = BleConnection(asyncio.get_running_loop())
             client = BleakClient(
                 target,
@@ -116,6 +196,10 @@ class BleTransport:
         except (BleakError, OSError) as error:
             raise LinkUnavailable(_explain(error)) from None
         return connection
+
+
+def _address_of(target: Any) -> str:
+    return target if isinstance(target, str) else str(target.address)
 
 
 def _explain(error: Exception) -> str:

@@ -19,10 +19,13 @@ remote disconnects alike, I/O after a disconnect raises `BleakError("Not connect
 
 Limits (of bumble's virtual controller, not of real radios): no radio timing, loss or RSSI (always
 -50 dBm); scan responses repeat the advertising data, so a name that only fits in a scan response is
-not seen; a canceled connection attempt never completes, so the client times connect out itself;
-no pairing or encryption (`pair` raises). Bumble costs about 300 ms to import and 40 MB: the
-daemon must never import this package at run time, only tests and the emulator do. This module
-imports nothing heavy; `VirtualRadio` and the backends load bumble and bleak on first use.
+not seen; a canceled connection attempt never completes, so the client times connect out itself.
+Pairing is bumble's SMP: LE Secure Connections with bonding, Just Works (`BleakClient.pair()`); the
+adapter keeps its bonds in `VirtualRadio(keystore=PATH)` (a JSON file) or in memory, `bonded(address)`
+answers what the daemon asks BlueZ, and a connection to a bonded device is encrypted with its key.
+Bumble costs about 300 ms to import and 40 MB: the daemon must never import this package at run
+time, only tests and the emulator do. This module imports nothing heavy; `VirtualRadio` and the
+backends load bumble and bleak on first use.
 """
 
 from __future__ import annotations

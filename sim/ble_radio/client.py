@@ -2,7 +2,11 @@
 
 Where backends differ, this one does what bleak's BlueZ backend does: connecting by address scans
 for the device first, the disconnected callback fires once per connection on local and remote
-disconnects alike, and I/O without a connection raises `BleakError("Not connected")`.
+disconnects alike, and I/O without a connection raises `BleakError("Not connected")`. Pairing is
+bumble's SMP (LE Secure Connections, bonding, Just Works: BlueZ's `Device1.Pair` without an agent);
+the keys go to the adapter's keystore, and a connection to a bonded device is encrypted with its
+key before anything else, as BlueZ does (its ATT channel opens at security level medium for a paired
+device): a device without the key fails, and is disconnected.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 from bumble import att, hci
-from bumble.core import UUID
+from bumble.core import UUID, ProtocolError
 from bumble.device import Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy
 
@@ -70,6 +74,13 @@ class BumbleBleakClient(BaseBleakClient):
         self._mtu = DEFAULT_MTU
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
 
+    @classmethod
+    async def bonded(cls, address: str) -> bool:
+        """What readerhost's BLE driver asks BlueZ (Device1's Bonded): a bond in the adapter's keystore."""
+        if cls.default_radio is None:
+            raise TypeError("BumbleBleakClient.bonded needs a radio: use VirtualRadio.bleak_backends()")
+        return await cls.default_radio.bonded(address)
+
     # -- connection ---------------------------------------------------------------------------
 
     @property
@@ -96,6 +107,8 @@ class BumbleBleakClient(BaseBleakClient):
         async with asyncio.timeout(timeout):
             connection = await self._open(adapter, self._peer_address)
             try:
+                if await self._radio.bonded(str(self._peer_address)):
+                    await _encrypt(adapter, connection)
                 self.services = await self._att(self._discover(connection))
             except BaseException:
                 await _disconnect(connection)
@@ -166,10 +179,30 @@ class BumbleBleakClient(BaseBleakClient):
             await _disconnect(connection)
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        raise BleakError("the bumble backend does not pair")
+        """Pair and bond with the connected device (nothing to do when bonded, as BlueZ's backend)."""
+        connection = self._connection
+        if connection is None:
+            raise BleakError("Not connected")
+        if await self._radio.bonded(self.address):
+            return
+        adapter = await self._radio.adapter()
+        try:
+            await adapter.pair(connection)
+            # Our keys went last; the peer stores the bond in a task that a disconnect cancels. One
+            # request answered after them means the peer has taken them (BlueZ keeps the link too).
+            await self._att(self._connected_peer().discover_services())
+        except ProtocolError as error:
+            raise BleakError(f"Pairing failed: {error.error_name or error}") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._connection is None and task is not None and task.cancelling() == 0:
+                raise BleakError("Not connected: the link dropped during pairing") from None
+            raise
 
     async def unpair(self) -> None:
-        raise BleakError("the bumble backend does not pair")
+        """Forget the bond, and disconnect (as BlueZ's RemoveDevice does)."""
+        await self.disconnect()
+        await self._radio.forget(self.address)
 
     # -- I/O -----------------------------------------------------------------------------------
 
@@ -230,8 +263,19 @@ class BumbleBleakClient(BaseBleakClient):
         await self._att(peer.unsubscribe(proxy, self._subscribers.pop(characteristic.handle, None)))
 
 
+async def _encrypt(adapter: Device, connection: Connection) -> None:
+    """Encrypt with the bond's key; BleakError (after disconnecting) when the device lacks it."""
+    try:
+        await adapter.encrypt(connection)
+    except hci.HCI_Error as error:
+        await _disconnect(connection)
+        raise BleakError(f"Connection failed: encryption with the bonded key failed ({error.error_name})") from None
+
+
 async def _disconnect(connection: Connection) -> None:
     """Disconnect, waiting for the controller to confirm; a link already gone is not an error."""
+    if connection.device.connections.get(connection.handle) is not connection:
+        return  # gone already (the controller dropped it): its disconnection would never be confirmed
     try:
         await connection.disconnect()
     except Exception as error:  # the peer may have disconnected first: the handle is gone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,9 @@ from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
+from bumble.keys import JsonKeyStore
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink, Transport
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
@@ -27,14 +30,28 @@ class _Node:
     device: Device
 
 
+ADAPTER_ADDRESS = "C0:DE:00:00:FF:01"  # the same after `restart_adapter`, as a Pi's adapter keeps its address
+
+
+def pairing_config(_connection: object = None) -> PairingConfig:
+    """LE Secure Connections with bonding, Just Works (neither side has a display or keyboard): what
+    BlueZ does for `Device1.Pair` with no agent, and what the reader emulator accepts."""
+    return PairingConfig(
+        sc=True, mitm=False, bonding=True, delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT)
+    )
+
+
 class VirtualRadio:
     """Bumble's virtual controllers joined by one link; use as `async with VirtualRadio() as radio`.
 
     Nodes are powered-on bumble `Device`s (`add_device`); the bleak backends share one of them, the
     `adapter`, as bleak shares the host's adapter. Leaving the context powers every node off.
+    The adapter keeps its bonds in `keystore` (a JSON file, as BlueZ keeps them in
+    /var/lib/bluetooth), or in memory when none is given.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keystore: Path | None = None) -> None:
+        self.keystore = keystore
         self._link: LocalLink | None = None
         self._nodes: list[_Node] = []
         self._exposed: list[tuple[Controller, Transport]] = []
@@ -89,12 +106,60 @@ class VirtualRadio:
         self._exposed.append((controller, transport))
         return f"tcp-client:127.0.0.1:{port}"
 
+    async def withdraw_controller(self, spec: str) -> None:
+        """Take the controller `expose_controller` returned `spec` for off the air (its process
+        gone), so that another may use its address."""
+        port = int(spec.rsplit(":", 1)[1])
+        for controller, transport in list(self._exposed):
+            server: asyncio.Server | None = getattr(transport, "server", None)
+            sockets = server.sockets if server is not None else ()
+            if any(sock.getsockname()[1] == port for sock in sockets):
+                self._exposed.remove((controller, transport))
+                _stop_advertising(controller)
+                await _close_tcp_server(transport)
+                if self._link is not None and controller in self._link.controllers:
+                    self._link.remove_controller(controller)
+                return
+        raise ValueError(f"no controller exposed at {spec}")
+
     async def adapter(self) -> Device:
         """The central that the bleak backends share, created on first use."""
         async with self._adapter_lock:
             if self._adapter is None:
-                self._adapter = await self.add_device("bleak-adapter")
+                adapter = await self.add_device("bleak-adapter", ADAPTER_ADDRESS)
+                if self.keystore is not None:
+                    adapter.keystore = JsonKeyStore(ADAPTER_ADDRESS, str(self.keystore))
+                adapter.pairing_config_factory = pairing_config
+                self._adapter = adapter
             return self._adapter
+
+    async def restart_adapter(self) -> None:
+        """Power the adapter off and make it anew, as a host rebooting: what it knew in memory is
+        gone, its bonds are what its keystore file kept."""
+        async with self._adapter_lock:
+            adapter, self._adapter = self._adapter, None
+            if adapter is None:
+                return
+            for connection in list(adapter.connections.values()):  # the peers see the link drop
+                await connection.disconnect()
+            for node in [node for node in self._nodes if node.device is adapter]:
+                self._nodes.remove(node)
+                await _power_off(adapter)
+                if self._link is not None and node.controller in self._link.controllers:
+                    self._link.remove_controller(node.controller)
+            self._scanners = 0
+
+    async def bonded(self, address: str) -> bool:
+        """Whether the adapter holds a bond (a long-term key) with the device at `address`."""
+        adapter = await self.adapter()
+        keys = None if adapter.keystore is None else await adapter.keystore.get(str(Address(address)))
+        return keys is not None and (keys.ltk is not None or keys.ltk_central is not None)
+
+    async def forget(self, address: str) -> None:
+        """Remove the adapter's bond with `address` (BlueZ: RemoveDevice); none is no error."""
+        adapter = await self.adapter()
+        if adapter.keystore is not None and await adapter.keystore.get(str(Address(address))) is not None:
+            await adapter.keystore.delete(str(Address(address)))
 
     async def start_scanning(self) -> Device:
         """Scan on the adapter; scanners share the scan, counted, as BlueZ shares discovery."""

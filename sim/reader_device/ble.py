@@ -8,7 +8,10 @@ send)`, where `receive` yields the bytes written to RX (b"" once the central is 
 notifies TX in pieces of at most ATT_MTU - 3 bytes. When `serve` returns while the central is still
 connected (the device dropped the link), the peripheral disconnects it: the host sees a remote
 disconnect. `unplug` makes the reader vanish (disconnected, not advertising, refusing centrals)
-until `plug`. Importing this module loads bumble (about 300 ms): the daemon never does.
+until `plug`. With `require_encryption`, RX takes writes only over an encrypted link (a bonded
+host, or one that paired on this connection: the device accepts LE Secure Connections pairing with
+bonding, Just Works, and keeps the keys in its device's keystore), as a reader carrying connection
+tokens and client secrets must. Importing this module loads bumble (about 300 ms): the daemon never does.
 """
 
 from __future__ import annotations
@@ -95,14 +98,20 @@ class _Session:
 class ReaderPeripheral:
     """The link service on `device`, serving one connection at a time with `server`."""
 
-    def __init__(self, device: Device, server: LinkServer, *, name: str = DEFAULT_NAME) -> None:
+    def __init__(
+        self, device: Device, server: LinkServer, *, name: str = DEFAULT_NAME, require_encryption: bool = False
+    ) -> None:
         self.device = device
         self.server = server
         self.name = name
+        self.require_encryption = require_encryption
+        permissions = Characteristic.Permissions.WRITEABLE
+        if require_encryption:
+            permissions |= Characteristic.Permissions.WRITE_REQUIRES_ENCRYPTION
         self._rx: Characteristic[bytes] = Characteristic(
             RX_UUID,
             Characteristic.Properties.WRITE | Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
-            Characteristic.Permissions.WRITEABLE,
+            permissions,
             CharacteristicValue(write=self._on_rx_write),
         )
         self._tx: Characteristic[bytes] = Characteristic(
@@ -116,6 +125,7 @@ class ReaderPeripheral:
         self._idle = asyncio.Event()
         self._connected = asyncio.Event()
         self.connections = 0  # connections served so far
+        self.refused_writes = 0  # writes to RX over an unencrypted link, with require_encryption
 
     @property
     def address(self) -> str:
@@ -217,6 +227,9 @@ class ReaderPeripheral:
 
     def _on_rx_write(self, connection: Connection, value: bytes) -> None:
         session = self._session
+        if self.require_encryption and not connection.is_encrypted:
+            self.refused_writes += 1  # bumble checks the permission too; a write command gets no error back
+            return
         if session is not None and session.connection is connection and session.connected:
             session.received.put_nowait(bytes(value))
 
@@ -255,11 +268,16 @@ async def _disconnect(connection: Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def peripheral_on(
-    radio: VirtualRadio, server: LinkServer, *, name: str = DEFAULT_NAME, address: str | None = None
+    radio: VirtualRadio,
+    server: LinkServer,
+    *,
+    name: str = DEFAULT_NAME,
+    address: str | None = None,
+    require_encryption: bool = False,
 ) -> AsyncIterator[ReaderPeripheral]:
     """A started `ReaderPeripheral` serving `server` on its own controller of `radio`."""
     device = await radio.add_device(name, address)
-    peripheral = ReaderPeripheral(device, server, name=name)
+    peripheral = ReaderPeripheral(device, server, name=name, require_encryption=require_encryption)
     await peripheral.start()
     try:
         yield peripheral

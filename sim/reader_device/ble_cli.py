@@ -53,26 +53,34 @@ class PeripheralPort:
         return {"ble": peripheral.address, "plugged": peripheral.plugged, "connected": peripheral.connected}
 
 
-async def serve(device: ReaderDevice, spec: str, *, name: str | None, address: str | None) -> int:
+async def serve(
+    device: ReaderDevice, spec: str, *, name: str | None, address: str | None, require_encryption: bool = False
+) -> int:
     """Serve `device` on the transport `spec` until SIGTERM or SIGINT (0) or the transport is lost (1).
-    `address`: a random static address (None: a fresh one)."""
+    `address`: a random static address (None: a fresh one); `require_encryption`: the host must bond."""
     stop = console.stop_on_signals()
     try:
         transport = await asyncio.wait_for(open_transport(spec), START_S)
     except Exception as error:  # bumble raises anything from ValueError to USB errors
         return _fail(f"cannot open the Bluetooth transport {spec!r}: {_one_line(error)}")
     try:
-        return await _serve_on(transport, device, spec, name or DEFAULT_NAME, address, stop)
+        return await _serve_on(transport, device, spec, name or DEFAULT_NAME, address, stop, require_encryption)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(transport.close(), STOP_S)
 
 
 async def _serve_on(
-    transport: Transport, device: ReaderDevice, spec: str, name: str, address: str | None, stop: asyncio.Event
+    transport: Transport,
+    device: ReaderDevice,
+    spec: str,
+    name: str,
+    address: str | None,
+    stop: asyncio.Event,
+    require_encryption: bool,
 ) -> int:
     hci = Device.with_hci(name, Address(address) if address else Address.ANY_RANDOM, transport.source, transport.sink)
-    peripheral = ReaderPeripheral(hci, device, name=name)
+    peripheral = ReaderPeripheral(hci, device, name=name, require_encryption=require_encryption)
     try:
         await asyncio.wait_for(hci.power_on(), START_S)  # ANY_RANDOM: a fresh static address
         await asyncio.wait_for(peripheral.start(), START_S)

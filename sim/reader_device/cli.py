@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         "--ble-address", metavar="ADDR", help="a random static address to keep (default: a fresh one each run)"
     )
     parser.add_argument(
+        "--ble-require-encryption",
+        action="store_true",
+        help="take writes to the link only over an encrypted link: the host must pair (bond) first",
+    )
+    parser.add_argument(
         "--card", default="visa", metavar="NAME|none", help="test card presented by itself (default visa)"
     )
     parser.add_argument(
@@ -113,8 +118,8 @@ def _configure(args: argparse.Namespace) -> tuple[DeviceIdentity, DeviceScript]:
     )
     if args.host_silence <= 0:
         raise ValueError("--host-silence must be positive")
-    if args.ble is None and (args.ble_address is not None or args.ble_name is not None):
-        raise ValueError("--ble-name and --ble-address go with --ble")
+    if args.ble is None and (args.ble_address is not None or args.ble_name is not None or args.ble_require_encryption):
+        raise ValueError("--ble-name, --ble-address and --ble-require-encryption go with --ble")
     if args.ble is not None and args.link is not None:
         raise ValueError("--link is for a pty, not --ble")
     if args.ble_address is not None and not _STATIC_ADDRESS.fullmatch(args.ble_address):
@@ -132,7 +137,13 @@ async def _run(identity: DeviceIdentity, script: DeviceScript, args: argparse.Na
     if args.ble is not None:
         from . import ble_cli  # loads bumble, which the pty mode does without
 
-        return await ble_cli.serve(device, args.ble, name=args.ble_name, address=args.ble_address)
+        return await ble_cli.serve(
+            device,
+            args.ble,
+            name=args.ble_name,
+            address=args.ble_address,
+            require_encryption=args.ble_require_encryption,
+        )
     return await _serve_pty(device, args.link)
 
 

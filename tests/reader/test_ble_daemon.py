@@ -27,6 +27,7 @@ CONFIG = """
 driver = "ble"
 reconnect_max_s = 0.5
 [reader.ble]
+require_bond = false  # the emulator's peripheral here does not ask for bonding (tests/ble/test_bonding.py does)
 scan_timeout_s = 3
 connect_timeout_s = 5
 """

@@ -31,6 +31,7 @@ max_network_retries = 0
 driver = "ble"
 reconnect_max_s = 0.5
 [reader.ble]
+require_bond = false  # the emulator's peripheral here does not ask for bonding (tests/ble/test_bonding.py does)
 scan_timeout_s = 3
 connect_timeout_s = 5
 protocol = 2

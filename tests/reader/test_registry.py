@@ -102,7 +102,7 @@ def test_the_capabilities_of_the_drivers() -> None:
     assert capabilities == {
         "simulated": {Capability.PRESENTS_TEST_CARDS, Capability.STORES_OFFLINE},
         "serial": {Capability.STORES_OFFLINE},
-        "ble": {Capability.STORES_OFFLINE},
+        "ble": {Capability.STORES_OFFLINE, Capability.PAIRS},
         "stripe_terminal": {
             Capability.SHOWS_CART,
             Capability.CONFIRMS_ITSELF,

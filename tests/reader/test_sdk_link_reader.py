@@ -185,21 +185,29 @@ def test_protocol_2_opens_a_reader_that_confirms_itself_and_overrides_just_that(
     assert opened(SerialSettings(device="/dev/null")).capabilities == serial_driver.CAPABILITIES
 
 
-def test_with_a_live_key_a_protocol_1_reader_is_refused_saying_why(caplog: pytest.LogCaptureFixture) -> None:
+def test_with_a_live_key_a_protocol_1_reader_is_refused_saying_why() -> None:
+    notices: list[tuple[str, dict[str, Any]]] = []
+
     async def scenario() -> None:
-        reader = opened(SerialSettings(device="/dev/null", protocol=1), live=True)
+        context = ReaderContext(
+            ReaderSettings(driver="serial"),
+            lambda kind, data: notices.append((kind, data)),
+            sdk_backend=lambda location: NoStripe(),
+            live=True,
+        )
+        reader = serial_driver.open_reader(SerialSettings(device="/dev/null", protocol=1), context)
         await reader.start()
         try:
             assert reader.unavailable() == "the reader is not connected (protocol 1 devices cannot take real cards)"
             assert reader.status()["link"]["last_error"] == "protocol 1 devices cannot take real cards"
+            assert reader.status()["link"]["refused"] == "live key"
         finally:
             await reader.stop()
 
-    with caplog.at_level(logging.ERROR, logger="readerhost.reader"):
-        run(scenario())
-    assert [r.getMessage() for r in caplog.records] == [
-        "reader serial /dev/null refused: protocol 1 devices cannot take real cards"
-    ]
+    run(scenario())
+    # Said once, as a refusal: the daemon journals it with READER_REFUSED (tests/ble/test_bonding.py).
+    refusal = {"id": "serial /dev/null", "model": None, "reason": "protocol 1 devices cannot take real cards"}
+    assert notices == [("reader.refused", refusal)]
 
 
 def test_with_a_live_key_a_ble_reader_found_by_scanning_is_refused_saying_why() -> None:

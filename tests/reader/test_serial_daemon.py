@@ -42,6 +42,7 @@ def test_a_payment_with_prompts_then_an_unplug_mid_collection_and_a_replug(tmp_p
             assert reader["link"] == {
                 "transport": "serial", "device": str(emulator.link), "connected": True,
                 "connected_since": reader["link"]["connected_since"], "connections": 1, "last_error": None,
+                "refused": None,
             }  # fmt: skip
             refused = await pos.call("reader.present", {"card": "visa"})
             assert refused["error"]["data"]["reason"] == "UNSUPPORTED"

@@ -33,8 +33,8 @@ class BleEmulatorProcess(EmulatorProcess):
     Its controller lives in the test's event loop, so a test calls the blocking methods (and the
     constructor, which waits for that line) in a thread: asyncio.to_thread(...)."""
 
-    def __init__(self, *args: str) -> None:
-        super().__init__(*args, announces="ble: ", timeout=10)
+    def __init__(self, *args: str, command: list[str] | None = None) -> None:
+        super().__init__(*args, command=command, announces="ble: ", timeout=10)
         self.address, self.name = self.announced.split(" ", 1)
 
 

@@ -26,7 +26,7 @@ from .conftest import BleEmulatorProcess
 
 StartBleEmulator = Callable[..., BleEmulatorProcess]
 WAIT_S = 5.0
-CONFIG = '[reader]\ndriver = "ble"\n'
+CONFIG = '[reader]\ndriver = "ble"\n[reader.ble]\nrequire_bond = false\n'
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:

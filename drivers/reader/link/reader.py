@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from . import CAPABILITIES, SDK_CAPABILITIES, LinkProtocolSettings
 from .backend import BackendError, SdkBackend
 from .codec import Message, MessageError, MessageType
 from .session import LinkTimings, Session
-from .transport import LinkLost, LinkUnavailable, Transport
+from .transport import LinkLost, LinkRefused, LinkUnavailable, Transport
 
 logger = logging.getLogger("readerhost.reader")
 
@@ -81,21 +81,28 @@ class _Collection:
 
 
 def open_link_reader(
-    transport: Transport, context: ReaderContext, protocol: LinkProtocolSettings, refused: str | None = None
+    transport: Transport,
+    context: ReaderContext,
+    protocol: LinkProtocolSettings,
+    refused: str | None = None,
+    *,
+    classes: tuple[type[LinkReader], type[SdkLinkReader]] | None = None,
 ) -> LinkReader:
     """The link reader over `transport`, with the [reader] settings the serial and BLE drivers share;
-    `refused`: why the transport may not be used at all (the reader says so and never connects)."""
+    `refused`: why the transport may not be used at all (the reader says so and never connects);
+    `classes`: a transport's own readers for versions 1 and 2 (BLE's, which also pair)."""
+    v1, v2 = classes or (LinkReader, SdkLinkReader)
     reader = context.reader
     settings = LinkSettings(
         card_wait_s=reader.card_wait_s, cancel_confirm_s=reader.cancel_confirm_s, backoff_max_s=reader.reconnect_max_s
     )
     if protocol.protocol == 1:
         refused = V1_CANNOT_TAKE_REAL_CARDS if context.live else refused
-        return LinkReader(transport, settings, context.notify, context.host, refused=refused)
+        return v1(transport, settings, context.notify, context.host, refused=refused)
     if context.sdk_backend is None:
         raise ValueError("a protocol 2 reader needs the host's way to Stripe (sdk_backend)")
     backend = context.sdk_backend(protocol.location or None)
-    return SdkLinkReader(
+    return v2(
         transport,
         settings,
         context.notify,
@@ -140,6 +147,7 @@ class LinkReader(ReaderBase):
         self._connections = 0
         self._gate = asyncio.Lock()  # one collection (or the cancel ending one) at a time
         self._refused = refused  # why this reader may not serve at all (e.g. protocol 1 with a live key)
+        self._refusal: str | None = None  # the last refusal in a few words, until a device is taken
         self.state = ReaderState.CONNECTING
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -147,9 +155,28 @@ class LinkReader(ReaderBase):
     async def start(self) -> None:
         if self._refused is not None:
             self._down_reason = self._refused
-            logger.error("reader %s refused: %s", self._where(), self._refused)
+            self._refuse(self._refused, "live key")  # each refusal made at opening is a live key's rule
             return
         self._supervisor = asyncio.create_task(self._supervise(), name="reader link")
+
+    def _refuse(self, reason: str, short: str) -> None:
+        """Say that the reader may not be used, and why (the daemon journals it as READER_REFUSED)."""
+        self._refusal = short
+        self._notify("reader.refused", {"id": self._where(), "model": self._identity.get("model"), "reason": reason})
+
+    @contextlib.asynccontextmanager
+    async def link_paused(self, why: str) -> AsyncIterator[None]:
+        """The link closed, and not tried again, while the body runs (pairing); no collection meanwhile."""
+        async with self._gate:
+            was_running = self._supervisor is not None
+            await self.stop()
+            if self._session is not None:
+                self._down(why, was_up=True)
+            try:
+                yield
+            finally:
+                if was_running:
+                    self._supervisor = asyncio.create_task(self._supervise(), name="reader link")
 
     async def stop(self) -> None:
         if self._supervisor is not None:
@@ -165,6 +192,7 @@ class LinkReader(ReaderBase):
             connected_since=self._connected_since,
             connections=self._connections,
             last_error=None if self._session is not None else self._down_reason,
+            refused=self._refusal,
         )
         return {
             "state": self.state,
@@ -193,7 +221,10 @@ class LinkReader(ReaderBase):
             except LinkUnavailable as error:
                 self._down_reason = error.reason
                 if error.reason != last_logged:  # say it once, not at every attempt
-                    logger.warning("reader %s unavailable: %s; retrying", self._where(), error.reason)
+                    if isinstance(error, LinkRefused):
+                        self._refuse(error.reason, error.short)
+                    else:
+                        logger.warning("reader %s unavailable: %s; retrying", self._where(), error.reason)
                     last_logged = error.reason
                 await asyncio.sleep(self._backoff(failures))
                 failures += 1
@@ -248,6 +279,7 @@ class LinkReader(ReaderBase):
         self._battery = body.get("battery")
         self._charging = bool(body.get("charging", False))
         self._session = session
+        self._refusal = None
         self._connections += 1
         self._connected_since = time.time()
         self.state = ReaderState.READY

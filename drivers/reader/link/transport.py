@@ -14,6 +14,16 @@ class LinkUnavailable(Exception):
         self.reason = reason
 
 
+class LinkRefused(LinkUnavailable):
+    """The device was reached, or could be, and may not be used (not bonded, not the configured one):
+    the host says so as a refusal (reader.refused), not as a device that is merely away. `short`:
+    the few words the technician screen has room for."""
+
+    def __init__(self, reason: str, short: str) -> None:
+        super().__init__(reason)
+        self.short = short
+
+
 class LinkLost(Exception):
     """A connected link stopped working (unplugged, disconnected, no answer)."""
 
