@@ -19,7 +19,8 @@ Installs readerhostd from this checkout, as root:
      displays) where the package archive has them (Raspberry Pi OS does)
   2. /opt/readerhost/venv (--system-site-packages, to see lgpio) with the exact versions, checked by
      their hashes, of requirements/kiosk.txt (./dev lock makes it), then readerhost itself;
-     readerhostctl linked into /usr/local/bin
+     readerhostctl linked into /usr/local/bin, its bash completion into
+     /usr/local/share/bash-completion/completions
   3. the units into /usr/local/lib/systemd/system; sysusers.d, tmpfiles.d and modules-load.d files
      into /usr/local/lib/; the udev rules into /etc/udev/rules.d; the journal catalog into
      /usr/local/lib/systemd/catalog; the documentation into /usr/local/share/doc/readerhost
@@ -261,6 +262,7 @@ if [[ -f $HERE/readerhost.catalog ]]; then
     CATALOG_CHANGED=$WROTE
 fi
 put_link /usr/local/bin/readerhostctl "$VENV/bin/readerhostctl"
+put_file "$HERE/bash-completion/readerhostctl" /usr/local/share/bash-completion/completions/readerhostctl 0644 root:root
 for doc in "${DOCS[@]}"; do
     put_file "$CHECKOUT/docs/$doc" "/usr/local/share/doc/readerhost/$doc" 0644 root:root
 done

@@ -12,8 +12,8 @@ Usage: uninstall.sh [--purge [--force]] [--root DIR]
 
 Stops and disables readerhostd.socket, readerhostd.service and readerhost-reconcile.timer, and
 removes what install.sh installed: the units, the sysusers.d, tmpfiles.d and modules-load.d files,
-the udev rules, the journal catalog, the documentation, /usr/local/bin/readerhostctl and
-/opt/readerhost (the venv).
+the udev rules, the journal catalog, the documentation, /usr/local/bin/readerhostctl and its bash
+completion, and /opt/readerhost (the venv).
 
 Kept, unless --purge:
   /var/lib/readerhost   the payment store: every payment's history, and requests not yet sent
@@ -53,6 +53,7 @@ FILES=(
     /usr/local/lib/tmpfiles.d/readerhost.conf
     /usr/local/lib/modules-load.d/readerhost.conf
     /usr/local/bin/readerhostctl
+    /usr/local/share/bash-completion/completions/readerhostctl
 )
 UDEV_RULES=/etc/udev/rules.d/99-readerhost.rules
 CATALOG=/usr/local/lib/systemd/catalog/readerhost.catalog
