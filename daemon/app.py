@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from readerhost.drivers.reader import DRIVERS
 from readerhost.drivers.reader.base import UNREACHED, Capability, ReaderContext, ReaderDriver
+from readerhost.drivers.reader.link import live_key_refusal
 
 from .api.layer import PosApi
 from .api.listen import SocketInUse, bind_unix_socket
@@ -164,6 +165,9 @@ async def build(
             f"{config.source}: [reader] driver: the {config.reader.driver} reader has only test cards and cannot "
             "take payments with a live Stripe key; configure a real reader or a test key"
         )
+    refused = live_key_refusal(config.reader_settings(driver.SETTINGS)) if mode == "live" else None
+    if refused is not None:
+        raise ConfigError(f"{config.source}: [{driver.SETTINGS.name}] protocol: {refused}")
     identity = Identity(
         version=version(),
         boot_id=str(uuid.uuid4()),

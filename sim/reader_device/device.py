@@ -54,6 +54,7 @@ from readerhost.drivers.reader.link.codec import (
     MessageError,
     MessageType,
     encode,
+    one_line,
 )
 from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
@@ -531,7 +532,9 @@ class ReaderDevice:
         self._process_failed(link, n, answer.code or "stripe_refused", answer.message, answer.status)
 
     def _process_failed(self, link: _Link, n: int, code: str, message: str, status: str | None) -> None:
-        body = {"collection": n, "code": code, "message": message[:200] or code, "payment_intent_status": status}
+        # Stripe's text (stripe-python's for a network error spans lines) as the protocol wants it.
+        text = one_line(message) or code
+        body = {"collection": n, "code": code, "message": text, "payment_intent_status": status}
         self._put(link, MessageType.PROCESS_FAILED, body)
         self._event("process_failed", {"collection": n, "code": code, "payment_intent_status": status})
 

@@ -141,6 +141,13 @@ def _text(longest: int) -> _Check:
     return lambda v: isinstance(v, str) and 0 < len(v) <= longest and v.isprintable()
 
 
+def one_line(text: str, longest: int = 200) -> str:
+    """`text` as a message's text field must be: one printable line of at most `longest` characters
+    (an error text from elsewhere, such as stripe-python's, may span lines)."""
+    line = " ".join(text.split())
+    return "".join(c for c in line if c.isprintable())[:longest]
+
+
 def _currency(v: Any) -> bool:
     return isinstance(v, str) and len(v) == 3 and v.isascii() and v.isalpha() and v.islower()
 

@@ -35,9 +35,9 @@ from readerhost.drivers.reader.base import (
     StoredOffline,
 )
 
-from . import CAPABILITIES, SDK_CAPABILITIES, LinkProtocolSettings
+from . import CAPABILITIES, SDK_CAPABILITIES, V1_CANNOT_TAKE_REAL_CARDS, LinkProtocolSettings
 from .backend import BackendError, SdkBackend
-from .codec import Message, MessageError, MessageType
+from .codec import Message, MessageError, MessageType, one_line
 from .session import LinkTimings, Session
 from .transport import LinkLost, LinkUnavailable, Transport
 
@@ -45,7 +45,6 @@ logger = logging.getLogger("readerhost.reader")
 
 HOST_GRACE_S = 5.0  # the host's own bound on a collection is the device's wait_s plus this
 LOW_BATTERY = 15
-V1_CANNOT_TAKE_REAL_CARDS = "protocol 1 devices cannot take real cards"
 PROCESS_ATTEMPTS = 3  # PROCESS again while the device's SDK could not reach Stripe
 CLIENT_SECRETS_KEPT = 16
 
@@ -499,7 +498,7 @@ class SdkLinkReader(LinkReader):
                 logger.warning("no connection token for the reader: %s", error.message)
             self._token_trouble = error.message
             with contextlib.suppress(LinkLost):
-                text = " ".join(error.message.split())[:200]  # one printable line, as the protocol wants
+                text = one_line(error.message)
                 await session.send(MessageType.TOKEN_FAILED, {"message": text or "no connection token"})
             return
         self._token_trouble = None
