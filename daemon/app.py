@@ -213,7 +213,7 @@ async def _build_parts(
     pacer = Pacer(stripe.requests_per_second)  # the worker's requests and the reader's health checks
     worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second), pacer=pacer)
     driver = DRIVERS[config.reader.driver]
-    forwarding = ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent)
+    forwarding = ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent, stripe.terminal_id)
     teardown.push("the forwarded payments' checks", forwarding.close)
     reader = driver.open_reader(
         config.reader_settings(driver.SETTINGS),

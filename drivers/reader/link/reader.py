@@ -292,6 +292,7 @@ class LinkReader(ReaderBase):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         async with self._gate:
             session = self._session
@@ -306,7 +307,7 @@ class LinkReader(ReaderBase):
             try:
                 try:
                     request = {"collection": number, "amount": amount, "currency": currency, "wait_s": wait_s}
-                    request.update(await self._collect_fields(payment_intent))
+                    request.update(await self._collect_fields(payment_intent, metadata))
                     await session.send(MessageType.COLLECT, request)
                     async with asyncio.timeout(wait_s + HOST_GRACE_S):
                         return await asyncio.shield(collection.result)
@@ -325,7 +326,7 @@ class LinkReader(ReaderBase):
                 if self._session is not None:
                     self.state = ReaderState.READY
 
-    async def _collect_fields(self, payment_intent: str | None) -> dict[str, Any]:
+    async def _collect_fields(self, payment_intent: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:
         """What COLLECT carries beyond protocol 1's fields."""
         return {}
 
@@ -538,9 +539,10 @@ class SdkLinkReader(LinkReader):
             self._client_secrets[payment_intent] = secret
         return secret
 
-    async def _collect_fields(self, payment_intent: str | None) -> dict[str, Any]:
+    async def _collect_fields(self, payment_intent: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:
         if payment_intent is None:  # Stripe is unreachable: the device's SDK stores the payment
-            return {"offline": True}
+            # ...and puts the host's order metadata on the PaymentIntent it makes when it forwards it.
+            return {"offline": True, "metadata": dict(metadata or {})}
         return {"payment_intent": payment_intent, "client_secret": await self._client_secret(payment_intent)}
 
     def _collected(self, body: Mapping[str, Any]) -> CollectedPaymentMethod:
