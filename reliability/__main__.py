@@ -41,6 +41,16 @@ def soak(seed: int, payments: int, *, sdk_reader: bool = False) -> tuple[list[st
         f"| payments (orders sold by {result.cashiers} concurrent POS clients{reader}) | {result.payments} |",
         f"| final states | {_counts(result.final_states)} |",
         f"| refunds, by final state | {_counts(result.refunds) or 'none'} |",
+        *(
+            [
+                "| stored offline by the reader's SDK, then forwarded by it | "
+                f"{result.reader_events['stored']}, {result.reader_events['forwarded']} |",
+                f"| the reader's confirms: answered, failed (declines, Stripe not reached) | "
+                f"{result.reader_events['processed']}, {result.reader_events['process_failed']} |",
+            ]
+            if sdk_reader
+            else []
+        ),
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
         f"| time to settle after the faults stopped (bound {SETTLE_BOUND_S:.0f} s) | {result.settle_s:.1f} s |",
         f"| run time | {result.seconds:.0f} s |",

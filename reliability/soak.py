@@ -37,6 +37,7 @@ class SoakResult:
     secrets: list[Finding] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
     refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
+    reader_events: Counter[str] = field(default_factory=Counter)  # a protocol 2 reader's: stored, forwarded, ...
 
     @property
     def clean(self) -> bool:
@@ -93,6 +94,7 @@ async def _soak(
         secrets=scan([*sources, *store_files(w.store_path), *process], w.key),
         stuck=stuck + [s for c in sellers for s in c.stuck] + ([device_failure] if device_failure else []),
         refunds=Counter(r.state for r in view.refunds.values()),
+        reader_events=Counter(str(e["event"]) for e in w.device.events) if w.device is not None else Counter(),
     )
 
 
