@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from readerhost.drivers.reader import DRIVERS
 from readerhost.drivers.reader.base import UNREACHED, Capability, ReaderContext, ReaderDriver
+from readerhost.drivers.reader.link import live_key_refusal
 
 from .api.layer import PosApi
 from .api.listen import SocketInUse, bind_unix_socket
@@ -167,6 +168,9 @@ async def build(
             f"{config.source}: [reader] driver: the {config.reader.driver} reader has only test cards and cannot "
             "take payments with a live Stripe key; configure a real reader or a test key"
         )
+    refused = live_key_refusal(config.reader_settings(driver.SETTINGS)) if mode == "live" else None
+    if refused is not None:
+        raise ConfigError(f"{config.source}: [{driver.SETTINGS.name}] protocol: {refused}")
     identity = Identity(
         version=version(),
         boot_id=str(uuid.uuid4()),
@@ -212,7 +216,7 @@ async def _build_parts(
     pacer = Pacer(stripe.requests_per_second)  # the worker's requests and the reader's health checks
     worker = Worker(store, gateway, events, WorkerSettings(requests_per_second=stripe.requests_per_second), pacer=pacer)
     driver = DRIVERS[config.reader.driver]
-    forwarding = ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent)
+    forwarding = ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent, stripe.terminal_id)
     teardown.push("the forwarded payments' checks", forwarding.close)
     reader = driver.open_reader(
         config.reader_settings(driver.SETTINGS),

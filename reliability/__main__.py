@@ -1,4 +1,5 @@
-"""`python -m reliability [--seed N] [--payments N] [--kills N] [--frames N] [--only soak crash fuzz] [--no-write]`
+"""`python -m reliability [--seed N] [--payments N] [--sdk-payments N] [--kills N] [--frames N]
+[--only soak soak-sdk crash fuzz] [--no-write]`
 
 Runs the documented reliability runs from one seed and writes their figures into
 docs/reliability.md (each run between `<!-- reliability:RUN -->` markers), as `python -m bench` does
@@ -22,22 +23,34 @@ from pathlib import Path
 from bench.support import workdir
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
-RUNS = ("soak", "crash", "fuzz")
+RUNS = ("soak", "soak-sdk", "crash", "fuzz")  # soak-sdk: the soak with a protocol 2 serial reader
 
 
 def _counts(counter: dict[str, int]) -> str:
     return ", ".join(f"{kind} {n}" for kind, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
 
 
-def soak(seed: int, payments: int) -> tuple[list[str], bool]:
+def soak(seed: int, payments: int, *, sdk_reader: bool = False) -> tuple[list[str], bool]:
+    """`sdk_reader`: with a protocol 2 serial reader (a Terminal SDK bridge) instead of the simulated one."""
     from reliability.soak import SETTLE_BOUND_S, run_soak
 
-    with workdir("rel-soak-") as folder:
-        result = run_soak(folder, seed=seed, payments=payments)
+    with workdir("rel-soak-sdk-" if sdk_reader else "rel-soak-") as folder:
+        result = run_soak(folder, seed=seed, payments=payments, sdk_reader=sdk_reader)
+    reader = ", at a protocol 2 serial reader in its own process" if sdk_reader else ""
     rows = [
-        f"| payments (orders sold by 4 concurrent POS clients) | {result.payments} |",
+        f"| payments (orders sold by {result.cashiers} concurrent POS clients{reader}) | {result.payments} |",
         f"| final states | {_counts(result.final_states)} |",
         f"| refunds, by final state | {_counts(result.refunds) or 'none'} |",
+        *(
+            [
+                "| stored offline by the reader's SDK, then forwarded by it | "
+                f"{result.reader_events['stored']}, {result.reader_events['forwarded']} |",
+                f"| the reader's confirms: answered, failed (declines, Stripe not reached) | "
+                f"{result.reader_events['processed']}, {result.reader_events['process_failed']} |",
+            ]
+            if sdk_reader
+            else []
+        ),
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
         f"| time to settle after the faults stopped (bound {SETTLE_BOUND_S:.0f} s) | {result.settle_s:.1f} s |",
         f"| run time | {result.seconds:.0f} s |",
@@ -46,7 +59,8 @@ def soak(seed: int, payments: int) -> tuple[list[str], bool]:
         f"| orders stuck past the POS's patience | {len(result.stuck)} |",
     ]
     details = [str(v) for v in result.violations] + [str(s) for s in result.secrets] + result.stuck
-    return _section("Fault soak", rows, details), result.clean
+    title = "Fault soak with a protocol 2 serial reader" if sdk_reader else "Fault soak"
+    return _section(title, rows, details), result.clean
 
 
 def crash(seed: int, kills: int) -> tuple[list[str], bool]:
@@ -123,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--payments", type=int, default=1000)
+    parser.add_argument(
+        "--sdk-payments", type=int, default=200, help="payments of the soak with a protocol 2 reader (soak-sdk)"
+    )
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS))
@@ -140,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"-- {name}: running...", flush=True)
         if name == "soak":
             lines, ok = soak(args.seed, args.payments)
+        elif name == "soak-sdk":
+            lines, ok = soak(args.seed, args.sdk_payments, sdk_reader=True)
         elif name == "crash":
             lines, ok = crash(args.seed, args.kills)
         else:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from readerhost.daemon.payments.model import TERMINAL
+from readerhost.daemon.payments.model import HOLDS_READER, TERMINAL
 from reliability.pos import Gone, PosClient, Reply, payment_event
 from reliability.world import World
 
@@ -20,6 +20,8 @@ APPROVING = ("visa", "mastercard", "amex", "discover", "visa_debit")
 DECLINING = ("charge_declined", "charge_declined_insufficient_funds", "charge_declined_lost_card")
 # Worth waiting for: the payment needs the POS again, or is done.
 NEEDS_POS = frozenset({"authorized", "declined", "captured", "canceled", "failed", "queued_offline"})
+# What `until` reports for a payment still collecting after its reader failed (it waits for the POS).
+READER_FAILED = "collecting, the reader failed"
 RETRY_LATER = frozenset({"BUSY", "STRIPE_UNAVAILABLE", "OFFLINE_LIMIT", "STORAGE_UNAVAILABLE"})
 
 
@@ -116,6 +118,10 @@ class Cashier:
             state = await self._finish(order, payment_id, state, deadline)
         if state == "captured" and order.refunds:
             await self._refund(order, payment_id, deadline)
+        if state in HOLDS_READER:  # given up on (counted stuck): free the reader, as a kiosk that timed out would
+            reply = await self.call("payment.cancel", {"payment_id": payment_id})
+            if reply.ok and reply.result.get("state") == "canceled":
+                record.cancel_accepted.add(payment_id)
         return state
 
     async def _collect(self, order: Order, payment_id: str, card: str, deadline: float) -> str:
@@ -128,26 +134,32 @@ class Cashier:
             return await self.until(payment_id, NEEDS_POS, deadline)
         if order.cancel_while_collecting:
             return await self._cancel(payment_id, deadline)
-        while not await self.world.present(card, await self._client()):
-            # The payment is collecting, the reader maybe not yet: wait for it to ask for a card.
-            client = await self._client()
-            asked = await client.event(payment_event(payment_id, "reader.input_options"), 2.0)
-            if asked is None and time.monotonic() > deadline:
-                return await self.until(payment_id, NEEDS_POS, deadline)
-            if asked is None:
-                now = (await self.call("payment.get", {"payment_id": payment_id})).result
-                if now.get("state") != "collecting":
+        while True:
+            while not await self.world.present(card, await self._client()):
+                # The payment is collecting, the reader maybe not yet: wait for it to ask for a card.
+                client = await self._client()
+                asked = await client.event(payment_event(payment_id, "reader.input_options"), 2.0)
+                if asked is None and time.monotonic() > deadline:
                     return await self.until(payment_id, NEEDS_POS, deadline)
-                if now.get("error"):  # the reader failed (its link, or Stripe behind it): as a POS does
-                    await self.call("payment.collect_again", {"payment_id": payment_id})
-        if order.confirm:
-            state = await self.until(payment_id, NEEDS_POS | {"awaiting_confirmation"}, deadline)
-            if state != "awaiting_confirmation":
+                if asked is None:
+                    now = (await self.call("payment.get", {"payment_id": payment_id})).result
+                    if now.get("state") != "collecting":
+                        return await self.until(payment_id, NEEDS_POS, deadline)
+                    if now.get("error"):  # the reader failed (its link, or Stripe behind it): as a POS does
+                        await self.call("payment.collect_again", {"payment_id": payment_id})
+            if order.confirm:
+                state = await self.until(payment_id, NEEDS_POS | {"awaiting_confirmation"}, deadline)
+                if state != "awaiting_confirmation":
+                    return state
+                await self.call("payment.confirm", {"payment_id": payment_id})
+            if order.hang_up == "processing":
+                await self.hang_up()  # the POS crashed; it comes back and reads the payment again
+            state = await self.until(payment_id, NEEDS_POS | {READER_FAILED}, deadline)
+            if state != READER_FAILED:
                 return state
-            await self.call("payment.confirm", {"payment_id": payment_id})
-        if order.hang_up == "processing":
-            await self.hang_up()  # the POS crashed; it comes back and reads the payment again
-        return await self.until(payment_id, NEEDS_POS, deadline)
+            # The reader failed after it read the card (a Terminal SDK that could not reach Stripe to
+            # attach it): the payment stays collecting, with the error, until its POS collects again.
+            await self.call("payment.collect_again", {"payment_id": payment_id})
 
     async def _finish(self, order: Order, payment_id: str, state: str, deadline: float) -> str:
         if order.then == "leave":
@@ -210,11 +222,14 @@ class Cashier:
         return await self.until(payment_id, NEEDS_POS - {"authorized", "declined"}, deadline)
 
     async def until(self, payment_id: str, states: Collection[str], deadline: float) -> str:
-        """Wait for `payment_id` to reach one of `states`: events first, `payment.get` to re-read
-        (events may be missed across a reconnect). The state it has at the deadline otherwise."""
+        """Wait for `payment_id` to reach one of `states` (READER_FAILED among them: collecting after its
+        reader failed): events first, `payment.get` to re-read (events may be missed across a
+        reconnect). The state it has at the deadline otherwise."""
         while True:
             reply = await self.call("payment.get", {"payment_id": payment_id})
             state = str(reply.result["state"]) if reply.ok else "missing"
+            if state == "collecting" and reply.result.get("error") and READER_FAILED in states:
+                state = READER_FAILED
             if state in states:
                 return state
             remaining = deadline - time.monotonic()

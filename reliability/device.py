@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 COMMAND_TIMEOUT_S = 10.0
+FAILED = "readerhost-reader-emulator: the device failed"  # its log's line when serving the link raised
 
 
 def serial_reader_config(link: Path) -> str:
@@ -34,10 +35,13 @@ class SdkDevice:
         command = [
             sys.executable, "-m", "readerhost.sim.reader_device.cli", "--link", str(self.link), "--version", "2",
             "--stripe-api-base", api_base, "--card", "none", "--offline-store", str(folder / "device-offline.json"),
+            "--verbose",
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        self.log = folder / "device.log"  # its link and its SDK's calls, the evidence of a run
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+            )
         assert self.process.stdout is not None
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.events: list[dict[str, Any]] = []
@@ -73,6 +77,16 @@ class SdkDevice:
         if answer is None:
             raise RuntimeError("the reader emulator exited")
         return answer
+
+    def failure(self) -> str | None:
+        """Why the device stopped serving for good (it exited, or its link's serving failed), or None."""
+        if self.process.poll() is not None:
+            return f"the reader emulator exited with status {self.process.returncode}"
+        log = self.log.read_text(errors="replace").splitlines()
+        if FAILED not in log:
+            return None
+        error = next((line for line in log[log.index(FAILED) + 1 :] if not line.startswith((" ", "Traceback"))), "")
+        return f"the reader emulator failed: {error or 'see its log'}"
 
     def stop(self) -> None:
         if self.process.poll() is None:

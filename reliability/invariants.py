@@ -126,8 +126,9 @@ def check(
     settled: bool,
 ) -> list[Violation]:
     """Every violation found; `settled`: faults have stopped and the daemon had time to finish."""
-    # A reader's SDK that forwarded a payment it stored offline made that PaymentIntent itself, with its
-    # own metadata (offline_ref): it is this terminal's through the payment the store links it to.
+    # A reader's SDK that forwarded a payment it stored offline made that PaymentIntent itself (its
+    # metadata's offline_ref; the order metadata on it is the bridge's word): it is this terminal's
+    # through the payment the store links it to.
     forwarded = {p.payment_intent: p for p in store.payments.values() if p.payment_intent is not None}
     journal = list(journal)
     made_by_sdk = {
@@ -282,8 +283,8 @@ def _refunds(entries: Sequence[JournalLike], store: StoreView, pos: PosRecord, s
     for entry in made:
         by_refund_id[entry.metadata.get("refund_id", "?")].append(entry)
         refunded[entry.metadata.get("payment_id", "?")] += entry.amount or 0
-    # A PaymentIntent a reader's SDK made (forwarded offline) carries only its offline_ref: its payment
-    # is the one the store links it to.
+    # A PaymentIntent a reader's SDK made (forwarded offline) is the payment's the store links it to,
+    # whatever order metadata the bridge put on it.
     payment_of_intent = {p.payment_intent: p.payment_id for p in store.payments.values() if p.payment_intent}
     captured = {
         e.metadata.get("payment_id") or payment_of_intent.get(e.object or "", "?"): e.amount or 0

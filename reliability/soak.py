@@ -37,6 +37,7 @@ class SoakResult:
     secrets: list[Finding] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
     refunds: Counter[str] = field(default_factory=Counter)  # the refunds' final states
+    reader_events: Counter[str] = field(default_factory=Counter)  # a protocol 2 reader's: stored, forwarded, ...
 
     @property
     def clean(self) -> bool:
@@ -55,11 +56,14 @@ async def _soak(
 
     async def work(cashier: Cashier) -> None:
         for order in plan:  # one shared plan: each order is sold by whichever cashier is free
+            if w.device_failure() is not None:
+                return  # no reader any more: each order left would only wait out the POS's patience
             await sell_safely(cashier, order)
 
     await asyncio.gather(*(work(c) for c in sellers))
     injector.stop()
     await faulting
+    device_failure = w.device_failure()
     try:
         settle_s = await w.until_settled(SETTLE_BOUND_S)
         stuck: list[str] = []
@@ -88,8 +92,9 @@ async def _soak(
         faults=injector.fired(),
         violations=w.violations(settled=not stuck),
         secrets=scan([*sources, *store_files(w.store_path), *process], w.key),
-        stuck=stuck + [s for c in sellers for s in c.stuck],
+        stuck=stuck + [s for c in sellers for s in c.stuck] + ([device_failure] if device_failure else []),
         refunds=Counter(r.state for r in view.refunds.values()),
+        reader_events=Counter(str(e["event"]) for e in w.device.events) if w.device is not None else Counter(),
     )
 
 

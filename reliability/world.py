@@ -124,6 +124,10 @@ class World:
         self.device = SdkDevice(self.folder, self.url)
         return serial_reader_config(self.device.link)
 
+    def device_failure(self) -> str | None:
+        """Why the run's protocol 2 reader stopped serving for good, or None (also with no such reader)."""
+        return self.device.failure() if self.device is not None else None
+
     async def present(self, card: str, pos: PosClient) -> bool:
         """The customer presents `card`: at the SDK reader when there is one, else through reader.present."""
         if self.device is not None:

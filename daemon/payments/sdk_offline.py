@@ -8,9 +8,11 @@ the payment itself and creates and confirms its PaymentIntent when it forwards i
   names the reader's offline_ref and waits until the PaymentIntent is known (`waits`);
 - on FORWARDED (`ForwardedPayments.tell`, also repeated by the reader after every connect) finds
   the payment by that offline_ref, reads the PaymentIntent at Stripe and takes it only when it is
-  this payment's (its metadata's offline_ref, its amount and currency): the device is never
-  believed. The worker then reads the PaymentIntent's outcome and the payment is authorised (and
-  captured when asked) or failed, exactly once, as any CONFIRM(by_reader).
+  this payment's (its metadata's offline_ref and the host's order metadata — order_id,
+  terminal_id, payment_id — which the host gave the reader with the offline COLLECT, its amount
+  and currency): the device is never believed. The worker then reads the PaymentIntent's outcome
+  and the payment is authorised (and captured when asked) or failed, exactly once, as any
+  CONFIRM(by_reader).
 - on FORWARDED of a payment no queued_offline payment waits for (the daemon died between the
   reader storing it and the host committing it, and the restart canceled the customer's payment):
   an authorisation nobody here will capture. It is released (`release_orphan`: canceled at Stripe
@@ -31,8 +33,9 @@ from readerhost.drivers.reader.base import StoredOffline
 
 from .model import Card, OpStatus, Payment, State
 from .operations import Kind
-from .outcomes import Outcome, Succeeded
+from .outcomes import IntentView, Outcome, Succeeded
 from .store import Operation, Store
+from .validation import reserved_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +77,14 @@ class ForwardedPayments:
     """Hears the reader's FORWARDED, checks the PaymentIntent at Stripe, and hands it to the service."""
 
     def __init__(
-        self, store: Store, retrieve: Callable[[str], Outcome], cancel: Callable[[str, str | None, str], Outcome]
+        self,
+        store: Store,
+        retrieve: Callable[[str], Outcome],
+        cancel: Callable[[str, str | None, str], Outcome],
+        terminal_id: str,
     ) -> None:
         self._store = store
+        self._terminal_id = terminal_id
         self._retrieve = retrieve
         self._cancel = cancel
         self._adopt: Adopt | None = None
@@ -121,8 +129,7 @@ class ForwardedPayments:
                 if not isinstance(outcome, Succeeded):
                     continue  # Stripe unsteady: read again; the reader also repeats FORWARDED on connect
                 intent = outcome.intent
-                problem = _not_this_payment(intent.metadata.get("offline_ref"), intent.amount, intent.currency,
-                                            payment, offline_ref)  # fmt: skip
+                problem = _not_this_payment(intent, payment, offline_ref, self._terminal_id)
                 if problem:
                     logger.critical(
                         "payment %s: the reader forwarded %s as %s, which is not this payment (%s): not taken",
@@ -171,11 +178,15 @@ class ForwardedPayments:
             self._checking.discard(offline_ref)
 
 
-def _not_this_payment(ref: str | None, amount: int, currency: str, payment: Payment, offline_ref: str) -> str | None:
+def _not_this_payment(intent: IntentView, payment: Payment, offline_ref: str, terminal_id: str) -> str | None:
+    ref = intent.metadata.get("offline_ref")
     if ref != offline_ref:
         return f"its metadata names {ref!r}"
-    if amount != payment.request.amount or currency != payment.request.currency:
-        return f"it is for {amount} {currency}, not {payment.request.amount} {payment.request.currency}"
+    for key, ours in reserved_metadata(payment, terminal_id).items():
+        if intent.metadata.get(key) != ours:
+            return f"its metadata's {key} is {intent.metadata.get(key)!r}, not {ours!r}"
+    if intent.amount != payment.request.amount or intent.currency != payment.request.currency:
+        return f"it is for {intent.amount} {intent.currency}, not {payment.request.amount} {payment.request.currency}"
     return None
 
 

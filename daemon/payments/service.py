@@ -742,6 +742,7 @@ class PaymentService:
                 relay,
                 payment_intent=intent_id_of(payment),
                 tipping=payment.request.tipping,
+                metadata=validation.reserved_metadata(payment, self._settings.terminal_id),
             )
         except StoredOffline as stored:
             self._stored_by_reader(payment_id, stored)
@@ -830,12 +831,7 @@ class PaymentService:
         return offline_problem(self._settings.offline, stored, request, self._clock())
 
     def _metadata(self, payment: Payment) -> dict[str, str]:
-        return {
-            **payment.request.metadata,
-            "order_id": payment.order_id,
-            "terminal_id": self._settings.terminal_id,
-            "payment_id": payment.payment_id,
-        }
+        return {**payment.request.metadata, **validation.reserved_metadata(payment, self._settings.terminal_id)}
 
 
 class _ReaderRelay:

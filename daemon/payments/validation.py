@@ -12,10 +12,18 @@ from typing import Any, TypeVar
 from readerhost.drivers.reader.base import Cart, CartLine
 
 from . import currencies
-from .model import CaptureMode, OfflineMode, PaymentRequest, intent_of_client_secret
+from .model import CaptureMode, OfflineMode, Payment, PaymentRequest, intent_of_client_secret
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 RESERVED_METADATA = ("order_id", "terminal_id", "payment_id")  # the daemon sets these on every PaymentIntent
+
+
+def reserved_metadata(payment: Payment, terminal_id: str) -> dict[str, str]:
+    """RESERVED_METADATA's values for `payment`: on every PaymentIntent made for it, the host's or (when
+    it forwards a payment it stored offline) a reader's SDK's."""
+    return {"order_id": payment.order_id, "terminal_id": terminal_id, "payment_id": payment.payment_id}
+
+
 METADATA_MAX_KEYS = 50 - len(RESERVED_METADATA)
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500

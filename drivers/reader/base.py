@@ -12,7 +12,7 @@ test which driver they hold.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -246,10 +246,13 @@ class Reader(Protocol):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         """Wait for the customer's card; raises ReaderError, or CancelledError when canceled.
         `payment_intent` is the PaymentIntent the card is for (server-driven readers need it);
-        `tipping`, for a reader that TAKES_TIPS, is the amount a tip is suggested on (None: no tip)."""
+        `tipping`, for a reader that TAKES_TIPS, is the amount a tip is suggested on (None: no tip);
+        `metadata`, for a reader that FORWARDS_OFFLINE, is what its SDK must put on a PaymentIntent it
+        makes itself for this payment (the host's order metadata: order_id, terminal_id, payment_id)."""
         ...
 
     def unavailable(self) -> str | None:

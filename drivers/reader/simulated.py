@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,7 @@ class SimulatedReader(ReaderBase):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         self.state = ReaderState.COLLECTING
         try:

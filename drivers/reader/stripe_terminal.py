@@ -31,7 +31,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -388,6 +388,7 @@ class SmartReader(ReaderBase):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         if payment_intent is None:
             raise ReaderError("READER_UNAVAILABLE", "a Stripe reader needs the PaymentIntent, which is not created yet")

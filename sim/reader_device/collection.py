@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from readerhost.drivers.reader.link.codec import MessageType
@@ -44,6 +44,7 @@ class CollectRequest:
     payment_intent: str | None = None  # version 2
     client_secret: str | None = None
     offline: bool = False  # version 2: the host could not reach Stripe: the payment is stored here
+    metadata: Mapping[str, str] = field(default_factory=dict)  # with offline: for the PaymentIntent it makes
 
 
 class Collection:

@@ -54,6 +54,7 @@ from readerhost.drivers.reader.link.codec import (
     MessageError,
     MessageType,
     encode,
+    one_line,
 )
 from readerhost.sim.stripe_emulator.testcards import TEST_CARDS
 
@@ -402,6 +403,7 @@ class ReaderDevice:
             body.get("payment_intent"),
             body.get("client_secret"),
             bool(body.get("offline", False)),
+            dict(body.get("metadata", {})),
         )
         online = request.payment_intent is not None and request.client_secret is not None
         if link.version >= 2 and not online and not request.offline:
@@ -448,7 +450,7 @@ class ReaderDevice:
     ) -> tuple[MessageType, dict[str, Any]] | str:
         if request.offline:
             stored = self._offline.store(
-                request.amount, request.currency, collected["brand"], collected["last4"], reference
+                request.amount, request.currency, collected["brand"], collected["last4"], reference, request.metadata
             )
             self._event("stored", {"collection": request.collection, "offline_ref": stored.offline_ref})
             self._forward_wake.set()
@@ -492,7 +494,8 @@ class ReaderDevice:
                 token = await self._connection_token(link)
                 answer = None
                 if token is not None:
-                    metadata = {"offline_ref": payment.offline_ref}
+                    # The host's order metadata, as a bridge must set it, and the SDK's own reference.
+                    metadata = {**payment.metadata, "offline_ref": payment.offline_ref}
                     answer = await asyncio.to_thread(
                         self._sdk.forward, token, payment.offline_ref, payment.amount, payment.currency,
                         payment.payment_method, metadata,
@@ -531,7 +534,9 @@ class ReaderDevice:
         self._process_failed(link, n, answer.code or "stripe_refused", answer.message, answer.status)
 
     def _process_failed(self, link: _Link, n: int, code: str, message: str, status: str | None) -> None:
-        body = {"collection": n, "code": code, "message": message[:200] or code, "payment_intent_status": status}
+        # Stripe's text (stripe-python's for a network error spans lines) as the protocol wants it.
+        text = one_line(message) or code
+        body = {"collection": n, "code": code, "message": text, "payment_intent_status": status}
         self._put(link, MessageType.PROCESS_FAILED, body)
         self._event("process_failed", {"collection": n, "code": code, "payment_intent_status": status})
 

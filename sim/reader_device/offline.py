@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from readerhost.sim.stripe_emulator.ids import random_token
@@ -27,6 +28,7 @@ class StoredPayment:
     payment_method: str  # the test card the reader read
     stored_at: int
     payment_intent: str | None = None  # once forwarded
+    metadata: dict[str, str] = field(default_factory=dict)  # the host's order metadata, for the PaymentIntent
 
     def stored_message(self) -> dict[str, object]:
         """STORED's body."""
@@ -47,10 +49,13 @@ class OfflineStore:
         if path is not None and path.exists():
             self._payments = [StoredPayment(**item) for item in json.loads(path.read_text())]
 
-    def store(self, amount: int, currency: str, brand: str, last4: str, payment_method: str) -> StoredPayment:
+    def store(
+        self, amount: int, currency: str, brand: str, last4: str, payment_method: str, metadata: Mapping[str, str]
+    ) -> StoredPayment:
         payment = StoredPayment(
-            f"offline_{random_token(20)}", amount, currency, brand, last4, payment_method, int(time.time())
-        )
+            f"offline_{random_token(20)}", amount, currency, brand, last4, payment_method, int(time.time()),
+            metadata=dict(metadata),
+        )  # fmt: skip
         self._payments.append(payment)
         self._save()
         return payment

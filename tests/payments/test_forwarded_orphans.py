@@ -18,11 +18,14 @@ from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
 from readerhost.daemon.payments.sdk_offline import ForwardedPayments
 from readerhost.daemon.payments.store import Store
 
+# The daemon's terminal_id (the orphans' checks never read it: no payment here waits for them).
+TERMINAL = "kiosk-1"
+
 
 def forwarding(tmp_path: Path, url: str) -> tuple[ForwardedPayments, Store]:
     store = Store.open(tmp_path / "store.db")
     gateway = StripeGateway(GatewaySettings(TEST_KEY, api_base=url, max_network_retries=0))
-    return ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent), store
+    return ForwardedPayments(store, gateway.retrieve_intent, gateway.cancel_intent, TERMINAL), store
 
 
 class Said(logging.Handler):

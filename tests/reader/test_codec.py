@@ -25,6 +25,7 @@ from readerhost.drivers.reader.link.codec import (
     cobs_encode,
     decode_frame,
     encode,
+    one_line,
 )
 
 
@@ -196,3 +197,25 @@ def test_unknown_fields_are_allowed_for_later_versions() -> None:
 def test_decode_frame_rejects_a_frame_too_short_to_hold_a_header() -> None:
     with pytest.raises(FrameError, match="too short"):
         decode_frame(cobs_encode(b"\x04\x00"))
+
+
+def test_an_offline_collect_carries_order_metadata_within_stripes_limits() -> None:
+    body = {"collection": 1, "amount": 1250, "currency": "eur", "wait_s": 60, "offline": True}
+    order = {"order_id": "O-1", "terminal_id": "kiosk-1", "payment_id": "pay_1"}
+    message = Message(MessageType.COLLECT, 3, {**body, "metadata": order})
+    assert FrameDecoder().feed(encode(message)) == [message]
+    for bad in ({f"k{n}": "v" for n in range(11)}, {"k" * 41: "v"}, {"order_id": 7}, ["order_id"]):
+        with pytest.raises(ValueError, match="invalid 'metadata'"):
+            encode(Message(MessageType.COLLECT, 3, {**body, "metadata": bad}))
+
+
+def test_one_line_makes_any_text_a_message_field() -> None:
+    stripes = "Unexpected error communicating with Stripe. If this problem persists,\nlet us know.\n\n(Network error)"
+    assert (
+        one_line(stripes)
+        == "Unexpected error communicating with Stripe. If this problem persists, let us know. (Network error)"
+    )
+    assert one_line("a\x00b\tc", 3) == "ab "
+    message = Message(MessageType.PROCESS_FAILED, 1, {"collection": 1, "code": "stripe_unreachable",
+                      "message": one_line(stripes * 5), "payment_intent_status": None})  # fmt: skip
+    assert FrameDecoder().feed(encode(message)) == [message]

@@ -1,17 +1,20 @@
 """A daemon holding a live-mode key (readerhostd as a process, against a Stripe emulator that accepts
 live keys and refuses what live mode refuses): a protocol 1 device cannot take real cards and is
-refused, saying why, once in the log; a protocol 2 device (a Terminal SDK bridge) takes the payment."""
+refused, saying why, once in the log (and a configuration asking for protocol 1 is refused at start,
+as a configuration error); a protocol 2 device (a Terminal SDK bridge) takes the payment."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import EmulatorHandle
-from support.daemon import LineClient, daemon_process, of_type
+from support.daemon import LineClient, daemon_env, daemon_process, of_type
 from support.reader_emulator import reader_emulator
 
 from readerhost.sim.stripe_emulator.server import running_emulator
@@ -80,20 +83,30 @@ def test_a_protocol_1_device_is_refused_with_its_reason_logged_once(
     assert LIVE_KEY not in log
 
 
-def test_a_live_daemon_configured_for_protocol_1_never_opens_the_link(
-    tmp_path: Path, live_emulator: EmulatorHandle
-) -> None:
-    async def scenario() -> str:
-        async with reader_emulator(tmp_path, "--versions", "1", "--card", "none") as device:
-            with daemon_process(tmp_path, config(tmp_path, live_emulator.url, device.link, 1)) as daemon:
-                status = await reader_status(daemon.socket_path)
-                assert status["link"]["last_error"] == REFUSED
-                assert status["link"]["connections"] == 0
-                assert (await device.command(status=True))["received"] == 0  # not a byte was sent to it
-            return daemon.log.rest()
-
-    log = run(scenario())
-    assert sum(REFUSED in line for line in log.splitlines()) == 1, log
+@pytest.mark.parametrize("driver", ["serial", "ble"])
+def test_a_live_key_with_protocol_1_configured_is_a_configuration_error(tmp_path: Path, driver: str) -> None:
+    text = config(tmp_path, "http://127.0.0.1:9", tmp_path / "no-such-tty", 1)  # refused before Stripe is called
+    if driver == "ble":
+        text = text.replace('driver = "serial"', 'driver = "ble"').replace(
+            f'[reader.serial]\ndevice = "{tmp_path / "no-such-tty"}"', '[reader.ble]\naddress = "C0:DE:00:00:00:01"'
+        )
+    (tmp_path / "live.toml").write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "readerhost.daemon.app", "--config", str(tmp_path / "live.toml")],
+        env=daemon_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # one clear line, no traceback
+    assert f"[reader.{driver}] protocol: {REFUSED}" in lines[0]
+    assert "protocol = 2" in lines[0]
+    assert str(tmp_path / "live.toml") in lines[0]
+    assert LIVE_KEY not in done.stderr
+    assert not (tmp_path / "state").exists()  # refused before the store was opened
 
 
 def test_a_protocol_2_device_takes_the_payment_with_a_live_key(tmp_path: Path, live_emulator: EmulatorHandle) -> None:

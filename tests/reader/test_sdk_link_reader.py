@@ -158,6 +158,37 @@ def test_a_confirm_whose_answer_is_lost_is_an_error_and_stripe_holds_the_truth(
     run(scenario())
 
 
+@pytest.mark.parametrize("fault", ["reset_before", "reset_after"])
+def test_a_confirm_the_sdks_network_lost_is_answered_and_the_link_stays_up(
+    tmp_path: Path, stripe_emulator: EmulatorHandle, fault: str
+) -> None:
+    """stripe-python's text for a network error spans lines: the device's PROCESS_FAILED carries it
+    as one printable line (it once killed the device's sending half, and the device with it)."""
+
+    async def scenario() -> None:
+        async with rig(tmp_path, stripe_emulator) as r:
+            intent = r.intent()
+            await r.reader.collect(1250, "eur", Prompts(), payment_intent=intent.id)
+            stripe_emulator.emulator.add_fault({"method": "POST", "path": "/confirm$", "action": fault})
+            with pytest.raises(ReaderError) as lost:
+                await r.reader.process(intent.id, Prompts())
+            assert lost.value.code == "reader_answer_lost"
+            failed = await r.device.event("process_failed")
+            assert (failed["code"], failed["payment_intent_status"]) == ("stripe_unreachable", None)
+            # Stripe holds the truth: confirmed (reset_after) or not (reset_before), then PROCESS again.
+            if r.status(intent) == "requires_confirmation":
+                await r.reader.process(intent.id, Prompts())
+            assert r.status(intent) == "requires_capture"
+            # The same link serves the next customer: the device did not fail, nor was it reconnected.
+            second = r.intent(700)
+            await r.reader.collect(700, "eur", Prompts(), payment_intent=second.id)
+            await r.reader.process(second.id, Prompts())
+            assert r.status(second) == "requires_capture"
+            assert r.reader.status()["link"]["connections"] == 1
+
+    run(scenario())
+
+
 class NoStripe:
     """A backend that is never reached (opening a reader reaches nothing)."""
 

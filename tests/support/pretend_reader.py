@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,5 +67,6 @@ class PretendReader(ReaderBase):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         raise NotImplementedError("a pretend reader takes no card")

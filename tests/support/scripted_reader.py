@@ -8,6 +8,7 @@ plays the customer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from readerhost.drivers.reader.base import (
@@ -90,6 +91,7 @@ class ScriptedReader:
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         self.collections += 1
         self.payment_intents.append(payment_intent)

@@ -15,6 +15,9 @@ CAPABILITIES = frozenset({Capability.STORES_OFFLINE})
 # It stores payments itself while Stripe is unreachable (the SDK's offline mode) and forwards them.
 SDK_CAPABILITIES = frozenset({Capability.CONFIRMS_ITSELF, Capability.FORWARDS_OFFLINE})
 
+# Why a daemon holding a live-mode key serves protocol 2 only.
+V1_CANNOT_TAKE_REAL_CARDS = "protocol 1 devices cannot take real cards"
+
 _LOCATION = re.compile(r"tml_[A-Za-z0-9]{1,64}")
 
 
@@ -31,3 +34,11 @@ class LinkProtocolSettings(Settings):
 
     protocol: int = setting(1, Int(1, 2))  # 1: a development device (test cards); 2: a Terminal SDK bridge
     location: str = setting("", Text(_location))  # tml_...: the location of version 2's connection tokens
+
+
+def live_key_refusal(settings: object) -> str | None:
+    """Why a daemon holding a live-mode key may not use a reader with these settings, or None: a link
+    reader (serial, BLE) configured for protocol 1 could only ever hand over test payment methods."""
+    if isinstance(settings, LinkProtocolSettings) and settings.protocol == 1:
+        return f"{V1_CANNOT_TAKE_REAL_CARDS}; a live Stripe key needs protocol = 2 (a Stripe Terminal SDK bridge)"
+    return None

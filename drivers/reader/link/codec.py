@@ -24,6 +24,7 @@ DISCARD_AFTER = 1300  # bytes without a delimiter: the far side is not speaking 
 MAX_SEQ = 65535
 MAX_COLLECTION = 4_294_967_295
 MAX_AMOUNT = 99_999_999
+MAX_METADATA_KEYS = 10  # an offline COLLECT's metadata: the host's order metadata (docs/reader-link-protocol.md 9.3)
 
 OPTIONS = ("swipe", "insert", "tap")
 DISPLAY_MESSAGES = (
@@ -141,6 +142,22 @@ def _text(longest: int) -> _Check:
     return lambda v: isinstance(v, str) and 0 < len(v) <= longest and v.isprintable()
 
 
+def one_line(text: str, longest: int = 200) -> str:
+    """`text` as a message's text field must be: one printable line of at most `longest` characters
+    (an error text from elsewhere, such as stripe-python's, may span lines)."""
+    line = " ".join(text.split())
+    return "".join(c for c in line if c.isprintable())[:longest]
+
+
+def _metadata(v: Any) -> bool:
+    """Order metadata for a PaymentIntent (Stripe's limits: keys of at most 40 characters, values of 500)."""
+    return (
+        isinstance(v, dict)
+        and len(v) <= MAX_METADATA_KEYS
+        and all(_reference(k) and len(k) <= 40 and isinstance(x, str) and len(x) <= 500 for k, x in v.items())
+    )
+
+
 def _currency(v: Any) -> bool:
     return isinstance(v, str) and len(v) == 3 and v.isascii() and v.isalpha() and v.islower()
 
@@ -255,7 +272,12 @@ _OPTIONAL: dict[MessageType, dict[str, _Check]] = {
     MessageType.HELLO: {"host": _text(64)},
     MessageType.WELCOME: {"battery": _battery, "charging": _flag},
     # Version 2's COLLECT names the PaymentIntent; its COLLECTED names it instead of a reference.
-    MessageType.COLLECT: {"payment_intent": _intent_id, "client_secret": _client_secret, "offline": _flag},
+    MessageType.COLLECT: {
+        "payment_intent": _intent_id,
+        "client_secret": _client_secret,
+        "offline": _flag,
+        "metadata": _metadata,  # with offline: what the SDK puts on the PaymentIntent it makes when forwarding
+    },
     MessageType.COLLECTED: {"reference": _reference, "payment_intent": _intent_id, "wallet": _one_of(WALLETS)},
     MessageType.STORED: {"collection": _COLLECTION, "read_method": _one_of(READ_METHODS)},  # of the collection it ended
 }

@@ -35,9 +35,9 @@ from readerhost.drivers.reader.base import (
     StoredOffline,
 )
 
-from . import CAPABILITIES, SDK_CAPABILITIES, LinkProtocolSettings
+from . import CAPABILITIES, SDK_CAPABILITIES, V1_CANNOT_TAKE_REAL_CARDS, LinkProtocolSettings
 from .backend import BackendError, SdkBackend
-from .codec import Message, MessageError, MessageType
+from .codec import Message, MessageError, MessageType, one_line
 from .session import LinkTimings, Session
 from .transport import LinkLost, LinkRefused, LinkUnavailable, Transport
 
@@ -45,7 +45,6 @@ logger = logging.getLogger("readerhost.reader")
 
 HOST_GRACE_S = 5.0  # the host's own bound on a collection is the device's wait_s plus this
 LOW_BATTERY = 15
-V1_CANNOT_TAKE_REAL_CARDS = "protocol 1 devices cannot take real cards"
 PROCESS_ATTEMPTS = 3  # PROCESS again while the device's SDK could not reach Stripe
 CLIENT_SECRETS_KEPT = 16
 
@@ -325,6 +324,7 @@ class LinkReader(ReaderBase):
         *,
         payment_intent: str | None = None,
         tipping: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> CollectedPaymentMethod:
         async with self._gate:
             session = self._session
@@ -339,7 +339,7 @@ class LinkReader(ReaderBase):
             try:
                 try:
                     request = {"collection": number, "amount": amount, "currency": currency, "wait_s": wait_s}
-                    request.update(await self._collect_fields(payment_intent))
+                    request.update(await self._collect_fields(payment_intent, metadata))
                     await session.send(MessageType.COLLECT, request)
                     async with asyncio.timeout(wait_s + HOST_GRACE_S):
                         return await asyncio.shield(collection.result)
@@ -358,7 +358,7 @@ class LinkReader(ReaderBase):
                 if self._session is not None:
                     self.state = ReaderState.READY
 
-    async def _collect_fields(self, payment_intent: str | None) -> dict[str, Any]:
+    async def _collect_fields(self, payment_intent: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:
         """What COLLECT carries beyond protocol 1's fields."""
         return {}
 
@@ -531,7 +531,7 @@ class SdkLinkReader(LinkReader):
                 logger.warning("no connection token for the reader: %s", error.message)
             self._token_trouble = error.message
             with contextlib.suppress(LinkLost):
-                text = " ".join(error.message.split())[:200]  # one printable line, as the protocol wants
+                text = one_line(error.message)
                 await session.send(MessageType.TOKEN_FAILED, {"message": text or "no connection token"})
             return
         self._token_trouble = None
@@ -571,9 +571,10 @@ class SdkLinkReader(LinkReader):
             self._client_secrets[payment_intent] = secret
         return secret
 
-    async def _collect_fields(self, payment_intent: str | None) -> dict[str, Any]:
+    async def _collect_fields(self, payment_intent: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:
         if payment_intent is None:  # Stripe is unreachable: the device's SDK stores the payment
-            return {"offline": True}
+            # ...and puts the host's order metadata on the PaymentIntent it makes when it forwards it.
+            return {"offline": True, "metadata": dict(metadata or {})}
         return {"payment_intent": payment_intent, "client_secret": await self._client_secret(payment_intent)}
 
     def _collected(self, body: Mapping[str, Any]) -> CollectedPaymentMethod:
