@@ -32,6 +32,7 @@ from .receipts import emv_auth_data, receipt
 from .testcards import (
     Decline,
     PresentedCard,
+    amount_decline,
     authorisation_window_s,
     decline_for,
     extended_authorisation_window_s,
@@ -625,7 +626,9 @@ class PaymentIntentStore:
                 saved=True,
             )
         intent.increment_attempts += 1
+        # A scripted decline, else Stripe's test amounts (conservatively applied to the new total too).
         decline = increment_decline(self.increment_declines.pop(0)) if self.increment_declines else None
+        decline = decline or amount_decline(amount)
         if decline is not None:
             # "no other fields on the PaymentIntent or Charge update": the hold stays as it was.
             self._journal(

@@ -151,6 +151,11 @@ def resolve_payment_method(reference: str) -> PresentedCard | None:
 def decline_for(presented: PresentedCard, amount: int) -> Decline | None:
     if presented.card.decline is not None:
         return presented.card.decline
+    return amount_decline(amount)
+
+
+def amount_decline(amount: int) -> Decline | None:
+    """The decline Stripe's test amounts ask for by their last two digits, if any."""
     code = AMOUNT_DECLINES.get(amount % 100)
     return Decline("card_declined", code, GENERIC) if code else None
 

@@ -99,6 +99,10 @@ def test_a_declined_increment_changes_nothing_and_the_old_amount_stays_capturabl
         "inc-d"
     ]
     assert increment(client, held.id, 9000).amount == 9000  # the next attempt is the issuer's to decide again
+    with pytest.raises(stripe.CardError) as test_amount:
+        increment(client, held.id, 9955)  # Stripe's test amounts: ending 55 is incorrect_pin
+    assert error_body(test_amount.value)["error"]["decline_code"] == "incorrect_pin"
+    assert client.v1.payment_intents.retrieve(held.id).amount == 9000
 
 
 @pytest.mark.parametrize(
@@ -138,10 +142,10 @@ def test_increments_are_refused_outside_their_rules(client: stripe.StripeClient)
     with pytest.raises(stripe.InvalidRequestError) as not_above:
         increment(client, held.id, 5000)
     assert not_above.value.param == "amount"
-    for total in range(5001, 5011):  # ten attempts, then no more
+    for total in range(5100, 6100, 100):  # ten attempts, then no more
         increment(client, held.id, total)
     with pytest.raises(stripe.InvalidRequestError) as eleventh:
-        increment(client, held.id, 6000)
+        increment(client, held.id, 7000)
     assert "maximum of 10" in str(eleventh.value.user_message)
     with pytest.raises(stripe.InvalidRequestError) as unknown:
         client.v1.payment_intents.increment_authorization(held.id, params={"amount": 7000, "application_fee_amount": 1})
