@@ -99,8 +99,8 @@ def _check_flexible(request: PaymentRequest) -> None:
         if request.payment_intent_client_secret is not None:
             raise InvalidRequest(
                 name,
-                f"{name} is asked on the PaymentIntent's create: with payment_intent_client_secret your backend "
-                "sets it (payment_method_options.card_present)",
+                f"{name} is asked on the PaymentIntent's create, and with payment_intent_client_secret readerhost "
+                "does not create it",
             )
 
 
