@@ -40,7 +40,11 @@ def increment_state(increment_id: str, state: str) -> Callable[[dict[str, Any]],
 
 
 def increments_sent(w: World, increment_id: str) -> list[Any]:
-    return [e for e in w.emulator.journal_entries() if e.op in INCREMENTS and e.idempotency_key.endswith(increment_id)]
+    return [
+        e
+        for e in w.emulator.journal_entries()
+        if e.op in INCREMENTS and (e.idempotency_key or "").endswith(increment_id)
+    ]
 
 
 async def increment_killed_in_flight(w: World, pos: PosClient, asked: dict[str, Any]) -> None:

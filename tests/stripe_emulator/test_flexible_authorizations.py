@@ -126,15 +126,7 @@ def test_an_authorisation_whose_charge_does_not_support_increments_is_refused(
 
 
 def test_increments_are_refused_outside_their_rules(client: stripe.StripeClient) -> None:
-    unconfirmed = client.v1.payment_intents.create(
-        params={
-            "amount": 5000,
-            "currency": "usd",
-            "allowed_payment_method_types": ["card_present"],
-            "capture_method": "manual",
-            **INCREMENTAL,
-        }
-    )
+    unconfirmed = create_intent(client, 5000, **INCREMENTAL)
     with pytest.raises(stripe.InvalidRequestError) as not_held:
         increment(client, unconfirmed.id, 6000)
     assert not_held.value.code == "payment_intent_unexpected_state"
