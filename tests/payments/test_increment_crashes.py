@@ -1,9 +1,9 @@
 """An EV-charging session end to end with readerhostd as a real process: authorise 50.00 with incremental
 support, raise the hold twice, one raise declined, capture 73.40 — and the daemon SIGKILLed while Stripe
-holds each increment's request (the emulator's `delay_during`: the key in flight, the answer never read),
-then restarted on the same store. Each increment reaches Stripe exactly once (one request per
-increment_id in the emulator's journal), the declined one leaves the hold as it was, and the capture
-takes what was used. The POS speaks on the real socket."""
+holds each increment's request and the capture's (the emulator's `delay_during`: the key in flight, the
+answer never read), then restarted on the same store. Each increment reaches Stripe exactly once (one
+request per increment_id in the emulator's journal), the declined one leaves the hold as it was, and the
+capture takes what was used, once. The POS speaks on the real socket."""
 
 from __future__ import annotations
 
@@ -47,24 +47,30 @@ def increments_sent(w: World, increment_id: str) -> list[Any]:
     ]
 
 
-async def increment_killed_in_flight(w: World, pos: PosClient, asked: dict[str, Any]) -> None:
-    """Ask for the increment; SIGKILL the daemon while Stripe holds its request; restart once Stripe has
-    carried it out (its answer lost with the daemon)."""
-    rule = w.emulator.add_fault(
-        {"method": "POST", "path": "/increment_authorization$", "action": "delay_during", "seconds": 1.0}
-    )
-    accepted = await pos.call("payment.increment", asked)
+async def killed_in_flight(
+    w: World, pos: PosClient, method: str, asked: dict[str, Any], path: str, carried_out: Callable[[], bool]
+) -> dict[str, Any]:
+    """Ask `method`; SIGKILL the daemon while Stripe holds its request to `path`; restart once Stripe has
+    carried it out (`carried_out`: its answer was lost with the daemon). What the POS was answered."""
+    rule = w.emulator.add_fault({"method": "POST", "path": path, "action": "delay_during", "seconds": 1.0})
+    accepted = await pos.call(method, asked)
     assert accepted.ok, accepted.error
-    mine = [i for i in accepted.result["increments"] if i["increment_id"] == asked["increment_id"]]
-    assert [(i["state"], i["amount"]) for i in mine] == [("pending", asked["amount"])]  # committed before sending
-    assert await asyncio.to_thread(w.emulator.faults.wait_fired, rule, 1, 30.0), "the increment never reached Stripe"
+    assert await asyncio.to_thread(w.emulator.faults.wait_fired, rule, 1, 30.0), f"{method} never reached Stripe"
     await pos.close()
     await asyncio.to_thread(w.kill)
     w.emulator.faults.clear()
-    await asyncio.to_thread(
-        wait_until, lambda: len(increments_sent(w, asked["increment_id"])) == 1, timeout=10.0, what="Stripe's answer"
-    )
+    await asyncio.to_thread(wait_until, carried_out, timeout=10.0, what=f"Stripe's answer to {method}")
     await asyncio.to_thread(w.start)
+    return dict(accepted.result)
+
+
+async def increment_killed_in_flight(w: World, pos: PosClient, asked: dict[str, Any]) -> None:
+    def sent_once() -> bool:
+        return len(increments_sent(w, asked["increment_id"])) == 1
+
+    accepted = await killed_in_flight(w, pos, "payment.increment", asked, "/increment_authorization$", sent_once)
+    mine = [i for i in accepted["increments"] if i["increment_id"] == asked["increment_id"]]
+    assert [(i["state"], i["amount"]) for i in mine] == [("pending", asked["amount"])]  # committed before sending
 
 
 def test_an_ev_charging_session_killed_during_each_increment_raises_each_once(tmp_path: Path) -> None:
@@ -102,9 +108,15 @@ def test_an_ev_charging_session_killed_during_each_increment_raises_each_once(tm
         conflict = await pos.call("payment.increment", {**declined_ask, "amount": 9000})
         assert conflict.reason == "IDEMPOTENCY_CONFLICT"
 
-        assert (await pos.call("payment.capture", {"payment_id": payment_id, "amount": 7340})).ok
+        def captures() -> list[Any]:
+            return [e for e in w.emulator.journal_entries() if e.op == "payment_intent.capture"]
+
         w.record.capture_asked[payment_id] = 7340  # what the harness's invariants judge by
+        capture = {"payment_id": payment_id, "amount": 7340}
+        await killed_in_flight(w, pos, "payment.capture", capture, "/capture$", lambda: len(captures()) == 1)
+        pos = await w.client()
         captured = await until_payment(pos, payment_id, lambda p: p["state"] == "captured")
+        assert [(e.amount, e.idempotency_key) for e in captures()] == [(7340, f"{payment_id}:capture")]
         assert captured["captured_amount"] == 7340
 
         for increment_id, op, amount in (
@@ -123,7 +135,7 @@ def test_an_ev_charging_session_killed_during_each_increment_raises_each_once(tm
             7340,
             3,
         )
-        assert w.lives == 4
+        assert w.lives == 5
         assert w.violations(settled=True) == []
         await pos.close()
 
