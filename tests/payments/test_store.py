@@ -147,7 +147,7 @@ def test_the_schema_has_its_tables_and_whole_history_triggers(store: Store) -> N
     finally:
         other.close()
     assert {name for name, kind in objects.items() if kind == "table"} == {
-        "payments", "operations", "history", "readers", "refunds", "refund_history",
+        "payments", "operations", "history", "readers", "refunds", "refund_history", "increments",
     }  # fmt: skip
     assert set(triggers) == {
         "history_is_append_only_u", "history_is_append_only_d",
