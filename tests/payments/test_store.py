@@ -185,6 +185,7 @@ def test_payments_table_has_no_column_for_card_data(store: Store) -> None:
         "captured_amount", "capture_amount", "capture_before", "offline", "attempts", "created_at", "updated_at",
         "receipt",  # what a receipt shows: last4 at most, never a card number
         "tip",
+        "incremented_to", "card_support",  # the raised hold, and what Stripe said the card allows
     ]  # fmt: skip
 
 
