@@ -89,6 +89,7 @@ class PosMethods:
     cancel = Rpc("payment.cancel", params.cancel, _whole)
     close_order = Rpc("payment.close", params.close, _whole)
     refund = Rpc("payment.refund", params.refund, _whole)
+    increment = Rpc("payment.increment", params.increment, _whole)
     reconcile = Rpc("reconcile.run", params.reconcile, _whole)
     subscribe = Rpc("events.subscribe", params.subscribe, _snapshot)
     show = Rpc("display.show", params.show, _nothing)

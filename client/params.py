@@ -31,7 +31,7 @@ def status() -> dict[str, Any]:
 
 def start_payment(order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
     """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret,
-    tipping ({"amount_eligible": n}, protocol 1.3)."""
+    tipping ({"amount_eligible": n}, protocol 1.3), incremental and extended (booleans, protocol 1.4)."""
     return {"order_id": order_id, "amount": amount, "currency": currency, **options}
 
 
@@ -103,6 +103,12 @@ def refund(
     optional = {"amount": amount, "reason": reason, "at_reader": at_reader}
     built.update({name: value for name, value in optional.items() if value is not None})
     return built
+
+
+def increment(payment_id: str, amount: int, increment_id: str) -> dict[str, Any]:
+    """payment.increment (protocol 1.4): raise an authorised payment's hold to `amount`, the new total,
+    once per `increment_id`; Stripe's answer comes as an increment.updated event."""
+    return {"payment_id": payment_id, "amount": amount, "increment_id": increment_id}
 
 
 def reconcile(

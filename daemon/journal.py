@@ -58,6 +58,7 @@ class MessageId(enum.StrEnum):
     REFUND_SUCCEEDED = "33e17eedb8eb40f4bc4442c7495646fe"
     REFUND_FAILED = "d4b60491f8384b5ebfd1d33cf47c6b85"
     READER_REFUSED = "d7f2bdf636cc4de481b813234f1ed085"
+    INCREMENT_NOT_RAISED = "b8cc58b3ce134aa3a6a2306d8267b8ea"
 
 
 def syslog_priority(levelno: int) -> int:

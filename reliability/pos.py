@@ -41,6 +41,8 @@ class PosRecord:
         if isinstance(value, dict):
             if isinstance(value.get("refund_id"), str) and isinstance(value.get("state"), str):
                 self.refunds_told.add((value["refund_id"], value["state"]))
+            elif isinstance(value.get("increment_id"), str):
+                pass  # an increment's state (declined, ...) is not its payment's
             elif isinstance(value.get("payment_id"), str) and isinstance(value.get("state"), str):
                 self.told.add((value["payment_id"], value["state"]))
             for inner in value.values():

@@ -39,6 +39,8 @@ class Payments(Protocol):
 
     async def refund(self, params: dict[str, Any]) -> Refund: ...
 
+    async def increment(self, params: dict[str, Any]) -> Payment: ...
+
 
 class Reconciling(Protocol):
     async def run(

@@ -140,6 +140,9 @@ class Methods:
     async def _refund(self, client: Client, params: dict[str, Any]) -> Any:
         return (await self._payments.refund(params)).to_json()
 
+    async def _increment(self, client: Client, params: dict[str, Any]) -> Any:
+        return (await self._payments.increment(params)).to_json()
+
     async def _reconcile(self, client: Client, params: dict[str, Any]) -> Any:
         completed = params.get("completed_order_ids", [])
         if not isinstance(completed, list) or not all(isinstance(o, str) for o in completed):
@@ -276,6 +279,8 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("offline", "string", "require_online (the default) or prefer_online"),
             Param("payment_intent_client_secret", "string", "take the payment on this existing PaymentIntent"),
             Param("tipping", "object", "{amount_eligible}: the reader offers a tip on this amount (1.3)"),
+            Param("incremental", "boolean", "ask Stripe for incremental authorisation support (1.4; default false)"),
+            Param("extended", "boolean", "ask Stripe for an extended authorisation window (1.4; default false)"),
         ),
         Methods._start,
     ),
@@ -339,6 +344,19 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("at_reader", "boolean", "with the card presented at the reader (always for Interac; default false)"),
         ),
         Methods._refund,
+    ),
+    Method(
+        "payment.increment",
+        "Raise an authorised payment's hold to a new total, once (per increment_id); the answer comes as "
+        "increment.updated events (1.4).",
+        (
+            _PAYMENT_ID,
+            Param("amount", "integer", "the new total to hold, above what is held now", required=True),
+            Param(
+                "increment_id", "string", "the POS's id of this increment: 1-200 of A-Z a-z 0-9 . _ : -", required=True
+            ),
+        ),
+        Methods._increment,
     ),
     Method(
         "reconcile.run",

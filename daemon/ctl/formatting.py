@@ -173,6 +173,12 @@ def event_summary(event: Event) -> str:
         return payment_line(data)
     if event.type == "refund.updated":
         return f"{payment_id} refund {refund_line(data, (data.get('payment') or {}).get('currency'))}"
+    if event.type == "increment.updated":
+        currency = (data.get("payment") or {}).get("currency")
+        line = f"{payment_id} increment {data.get('increment_id')} to {money(data.get('amount'), currency)}"
+        why = data.get("decline") or data.get("error")
+        reason = (why.get("decline_code") or why.get("code") or why.get("reason")) if isinstance(why, dict) else None
+        return f"{line}: {data.get('state')}" + (f" ({reason})" if reason else "")
     if event.type == "reader.input_options":
         return f"{payment_id} present a card: {', '.join(str(o) for o in data.get('options', []))}"
     if event.type == "reader.display_message":

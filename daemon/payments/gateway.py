@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .model import Card, Decline, Receipt, intent_of_client_secret
+from .model import Card, CardSupport, Decline, Receipt, intent_of_client_secret
 from .outcomes import (
     Declined,
     IntentView,
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         PaymentIntentCaptureParams,
         PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
+        PaymentIntentCreateParamsPaymentMethodOptionsCardPresent,
+        PaymentIntentIncrementAuthorizationParams,
         PaymentIntentListParams,
         PaymentIntentUpdateParams,
         RefundCreateParams,
@@ -92,7 +94,12 @@ class StripeGateway:
         metadata: Mapping[str, str],
         description: str | None = None,
         idempotency_key: str,
+        incremental: bool = False,
+        extended: bool = False,
     ) -> Outcome:
+        """`incremental` and `extended` ask for incremental authorisation support and an extended
+        authorisation window (card_present's request_incremental_authorization_support and
+        request_extended_authorization; what was granted is on the charge once authorised)."""
         params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": currency,
@@ -110,6 +117,15 @@ class StripeGateway:
             if capture_method == "manual":
                 params["capture_method"] = "automatic"
                 params["payment_method_options"] = {"card_present": {"capture_method": "manual_preferred"}}
+        if incremental or extended:
+            card_present: PaymentIntentCreateParamsPaymentMethodOptionsCardPresent = {}
+            if self.takes_interac(currency) and capture_method == "manual":
+                card_present["capture_method"] = "manual_preferred"
+            if incremental:
+                card_present["request_incremental_authorization_support"] = True
+            if extended:
+                card_present["request_extended_authorization"] = True
+            params["payment_method_options"] = {"card_present": card_present}
         if description is not None:
             params["description"] = description
         return self._call(
@@ -173,6 +189,18 @@ class StripeGateway:
             intent_id,
             idempotency_key,
             lambda: self._intents.capture(intent_id, params, {"idempotency_key": idempotency_key}),
+        )
+
+    def increment_authorization(self, intent_id: str, amount: int, idempotency_key: str) -> Outcome:
+        """Raise the authorised hold to `amount`, the new total (Stripe's increment_authorization). A
+        decline is `Declined` (the hold stays as it was); a PaymentIntent that cannot be raised, `WrongState`
+        or `Refused`."""
+        params: PaymentIntentIncrementAuthorizationParams = {"amount": amount, "expand": ["latest_charge"]}
+        return self._call(
+            "increment_authorization",
+            intent_id,
+            idempotency_key,
+            lambda: self._intents.increment_authorization(intent_id, params, {"idempotency_key": idempotency_key}),
         )
 
     def cancel_intent(self, intent_id: str, reason: str | None, idempotency_key: str) -> Outcome:
@@ -425,6 +453,24 @@ def _intent_view(intent: stripe.PaymentIntent) -> IntentView:
         capture_before=capture_before,
         last_decline=_decline_of(intent.last_payment_error),
         receipt=_receipt_of(intent.latest_charge),
+        card_support=_card_support_of(intent),
+    )
+
+
+def _card_support_of(intent: stripe.PaymentIntent) -> CardSupport | None:
+    """What the latest charge says the card allows (and whether a longer window was asked for), when the
+    charge was expanded, succeeded and was read by a card reader; None otherwise (Interac: nothing)."""
+    charge = intent.latest_charge
+    if charge is None or isinstance(charge, str) or charge.status != "succeeded":
+        return None
+    present = _part(charge.payment_method_details, "card_present")
+    if present is None:
+        return None
+    options = _part(_part(intent, "payment_method_options"), "card_present")
+    return CardSupport(
+        incremental_authorization_supported=_part(present, "incremental_authorization_supported") is True,
+        overcapture_supported=_part(present, "overcapture_supported") is True,
+        extended_authorization_requested=_part(options, "request_extended_authorization") is True,
     )
 
 

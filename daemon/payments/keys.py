@@ -36,6 +36,14 @@ def refund_key(payment_id: str, refund_id: str, *, at_reader: bool = False) -> s
     return f"{payment_id}:{kind}:{hashlib.sha256(refund_id.encode()).hexdigest()}"
 
 
+def increment_key(payment_id: str, increment_id: str) -> str:
+    """The key of an increment: one per increment id, so that an increment id is sent as one request."""
+    key = f"{payment_id}:increment:{quote(increment_id, safe='')}"
+    if len(key) <= MAX_KEY_LENGTH - 8:  # room for a generation suffix
+        return key
+    return f"{payment_id}:increment:{hashlib.sha256(increment_id.encode()).hexdigest()}"
+
+
 def next_generation(key: str) -> str:
     """The key to use once the truth is known and the operation must be sent anew."""
     base, marker, generation = key.rpartition(":r")

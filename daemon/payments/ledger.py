@@ -17,7 +17,7 @@ from typing import Any
 from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub, Topic
-from .model import OpStatus, OrderClosure, Payment, Refund, RefundState, State
+from .model import Increment, OpStatus, OrderClosure, Payment, Refund, RefundState, State
 from .store import Operation, Store
 
 logger = logging.getLogger("readerhost.daemon.payments.service")  # the name technicians filter on
@@ -126,6 +126,48 @@ class Ledger:
         if new_ops or finished:
             self.queued()
         return after
+
+    def commit_increment(
+        self,
+        before: Payment,
+        after: Payment,
+        increment_before: Increment | None,
+        increment: Increment,
+        detail: str,
+        *,
+        new_ops: Sequence[NewOperation] = (),
+        done: Operation | None = None,
+        failed: Operation | None = None,
+    ) -> Payment:
+        """An increment is asked for (`increment_before` None) or settles, with its payment's change (the
+        hold raised) and operations in one transaction; then it is logged and told as `increment.updated`
+        (with the payment). Returns the payment as committed, with its increments."""
+        now = self._clock()
+        finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
+            op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
+        ]
+        with self._store.transaction():
+            self._store.save_payment(before, after, detail)
+            if increment_before is None:
+                self._store.insert_increment(increment)
+            else:
+                self._store.save_increment(increment_before, increment)
+            for op in finished:
+                self._store.save_operation(op)
+            for kind, key, params in new_ops:
+                self._store.add_operation(after.payment_id, kind, key, params, now)
+        payment = self._store.payment(after.payment_id)
+        assert payment is not None
+        logger.info(
+            "payment %s (order %s): %s", payment.payment_id, payment.order_id, detail,
+            extra={"journal": {**journal_fields(before, payment), "INCREMENT_ID": increment.increment_id}},
+        )  # fmt: skip
+        self._events.publish(
+            Event(Topic.PAYMENT, "increment.updated", {**increment.to_json(), "payment": payment.to_json()})
+        )
+        if new_ops or finished:
+            self.queued()
+        return payment
 
     def add_operation(self, payment_id: str, new: NewOperation) -> None:
         """An operation for a payment whose state does not change (e.g. a cancel sent again)."""

@@ -46,6 +46,8 @@ SETTLED = frozenset(State) - HOLDS_READER - {State.PROCESSING}
 ATTEMPT_OVER = frozenset({State.CANCELED, State.FAILED})
 # The card paid (or is authorised to pay) the order: at most one attempt per order ever gets here.
 SUCCESSFUL = frozenset({State.AUTHORIZED, State.CAPTURING, State.CAPTURED})
+# An authorisation holds money on the card, not yet captured.
+HOLDING = frozenset({State.AUTHORIZED, State.CAPTURING})
 
 # Every allowed change of state. Anything not listed is refused (IllegalTransition).
 TRANSITIONS: dict[State, frozenset[State]] = {
@@ -288,6 +290,8 @@ class PaymentRequest:
     offline: OfflineMode = OfflineMode.REQUIRE_ONLINE
     payment_intent_client_secret: str | None = None
     tipping: int | None = None  # the amount a tip is suggested on, on a reader that TAKES_TIPS; None: no tip
+    incremental: bool = False  # ask Stripe for incremental authorisation support (protocol 1.4)
+    extended: bool = False  # ask Stripe for an extended authorisation window (protocol 1.4)
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,75 @@ class OrderClosure:
     paid_by: PaidBy
     closed_at: float
 
+class IncrementState(enum.StrEnum):
+    """Where a raise of an authorisation's hold (`payment.increment`) stands."""
+
+    PENDING = "pending"  # committed, on its way to Stripe
+    SUCCEEDED = "succeeded"  # the hold is now the increment's amount
+    DECLINED = "declined"  # the issuer declined it: the hold stays what it was
+    FAILED = "failed"  # Stripe refused it, or the payment ended first: the hold stays what it was
+
+
+@dataclass(frozen=True)
+class IncrementRequest:
+    """What the POS asked: raise the hold of `payment_id` to `amount` (a new total), once per increment_id."""
+
+    increment_id: str
+    payment_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Increment:
+    request: IncrementRequest
+    state: IncrementState
+    created_at: float
+    updated_at: float
+    decline: Decline | None = None
+    error: PaymentError | None = None
+
+    @property
+    def increment_id(self) -> str:
+        return self.request.increment_id
+
+    @property
+    def payment_id(self) -> str:
+        return self.request.payment_id
+
+    @property
+    def amount(self) -> int:
+        return self.request.amount
+
+    def to_json(self) -> dict[str, Any]:
+        """An increment in the payment object (`increments`) and `increment.updated` events."""
+        return {
+            "increment_id": self.increment_id,
+            "payment_id": self.payment_id,
+            "amount": self.amount,
+            "state": self.state.value,
+            "decline": self.decline.to_json() if self.decline else None,
+            "error": self.error.to_json() if self.error else None,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class CardSupport:
+    """What the authorised card allows, as Stripe said on the charge
+    (`payment_method_details.card_present`), and whether Stripe was asked for a longer window."""
+
+    incremental_authorization_supported: bool = False
+    overcapture_supported: bool = False
+    extended_authorization_requested: bool = False  # payment_method_options.card_present.request_extended_authorization
+
+    def to_json(self) -> dict[str, bool]:
+        return {
+            "incremental_authorization_supported": self.incremental_authorization_supported,
+            "overcapture_supported": self.overcapture_supported,
+            "extended_authorization_requested": self.extended_authorization_requested,
+        }
+
 
 @dataclass(frozen=True)
 class Payment:
@@ -372,13 +445,17 @@ class Payment:
     tip: int = 0  # what the customer added on the reader: authorised (and captured) on top of the amount
     order_attempt: int = 1  # which attempt of its order this payment is (1, 2, ...: the order paid again)
     closed_by: PaidBy | None = None  # the order was closed as paid this way (payment.close), if it was
+    incremented_to: int | None = None  # the hold after the latest successful increment (None: never raised)
+    card_support: CardSupport | None = None  # from the authorisation's charge, once authorised
 
     @property
     def authorised_amount(self) -> int:
-        """The amount and the tip: what an authorisation holds, and what a full capture takes."""
-        return self.request.amount + self.tip
+        """What an authorisation holds, and what a full capture takes: the amount and the tip, or what
+        the latest increment raised the hold to."""
+        return self.incremented_to if self.incremented_to is not None else self.request.amount + self.tip
 
     refunds: tuple[Refund, ...] = ()  # oldest first (kept in their own table)
+    increments: tuple[Increment, ...] = ()  # oldest first (kept in their own table)
 
     @property
     def order_id(self) -> str:
@@ -420,6 +497,12 @@ class Payment:
             "closed_by": self.closed_by.value if self.closed_by else None,
             "receipt": self.receipt.to_json() if self.receipt else None,
             "tip": self.tip,
+            # 1.4: what was asked of the authorisation, what the card allows, what it holds now.
+            "incremental": self.request.incremental,
+            "extended": self.request.extended,
+            "card_support": self.card_support.to_json() if self.card_support else None,
+            "authorized_amount": self.authorised_amount if self.state in HOLDING else None,
+            "increments": [increment.to_json() for increment in self.increments],
             # When Stripe cancels the authorisation unless it is captured (authorized payments).
             "capture_before": None if self.capture_before is None else rfc3339(self.capture_before),
             "created_at": rfc3339(self.created_at),

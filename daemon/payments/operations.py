@@ -11,6 +11,10 @@ the truth is known, sending anew under a new key can never take money twice.
 is that refund, found by listing the PaymentIntent's refunds (list reads its own writes): sent anew
 only when Stripe holds none with that id. A refund made with the card at the reader (`by_reader`)
 is never sent from here: its operation only reads what the reader left at Stripe.
+
+`increment` raises an authorised PaymentIntent's hold to a new total (increment_authorization). It
+names the total, not a difference, so it can never raise the hold past what was asked however often
+it is sent; its truth is the PaymentIntent's amount (raised, or not), read before any new key.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Kind(enum.StrEnum):
     CAPTURE = "capture"
     CANCEL = "cancel"
     REFUND = "refund"
+    INCREMENT = "increment"
 
 
 # An operation's parameter saying its payment ended before Stripe answered it (the customer's wait
@@ -62,6 +67,8 @@ class Gateway(Protocol):
         metadata: dict[str, str],
         description: str | None,
         idempotency_key: str,
+        incremental: bool = ...,
+        extended: bool = ...,
     ) -> Outcome: ...
 
     def retrieve_intent(self, intent_id: str) -> Outcome: ...
@@ -75,6 +82,8 @@ class Gateway(Protocol):
     def capture_intent(self, intent_id: str, amount_to_capture: int | None, idempotency_key: str) -> Outcome: ...
 
     def cancel_intent(self, intent_id: str, reason: str, idempotency_key: str) -> Outcome: ...
+
+    def increment_authorization(self, intent_id: str, amount: int, idempotency_key: str) -> Outcome: ...
 
     def list_intents(
         self, *, created_gte: int, created_lt: int, page_size: int = ...
@@ -106,6 +115,8 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
             metadata=dict(params["metadata"]),  # type: ignore[call-overload]
             description=request.description,
             idempotency_key=key,
+            incremental=request.incremental,
+            extended=request.extended,
         )
     intent_id = intent_id_of(payment)
     if intent_id is None:
@@ -121,6 +132,8 @@ def send(gateway: Gateway, kind: str, key: str, params: dict[str, object], payme
         return gateway.capture_intent(intent_id, amount if isinstance(amount, int) else None, key)
     if kind == Kind.CANCEL:
         return gateway.cancel_intent(intent_id, str(params["reason"]), key)
+    if kind == Kind.INCREMENT:
+        return gateway.increment_authorization(intent_id, int(params["amount"]), key)  # type: ignore[call-overload]
     if kind == Kind.REFUND and params.get("by_reader"):
         return find_refund(gateway, intent_id, str(params["refund_id"]))
     if kind == Kind.REFUND:
@@ -254,7 +267,7 @@ class Verdict(enum.Enum):
     WAIT = "wait"  # Stripe is mid-way (processing): look again later
 
 
-def judge(kind: str, truth: Outcome) -> Verdict:
+def judge(kind: str, truth: Outcome, params: Mapping[str, object] | None = None) -> Verdict:
     """Decide, from what Stripe holds, whether an operation of this kind took effect."""
     if kind == Kind.REFUND:
         if isinstance(truth, Refunded):
@@ -284,4 +297,9 @@ def judge(kind: str, truth: Outcome) -> Verdict:
         if status == "canceled":
             return Verdict.DONE
         return Verdict.CONCLUSIVE if status == "succeeded" else Verdict.SEND_ANEW
+    if kind == Kind.INCREMENT:
+        if intent.amount >= int((params or {})["amount"]):  # type: ignore[call-overload]
+            return Verdict.DONE
+        # Not raised: still held, it may be asked again (a lost decline only costs one of its attempts).
+        return Verdict.SEND_ANEW if status == "requires_capture" else Verdict.CONCLUSIVE
     raise ValueError(f"unknown operation kind {kind!r}")

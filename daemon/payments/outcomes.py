@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import Card, Decline, Receipt
+from .model import Card, CardSupport, Decline, Receipt
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class IntentView:
     capture_before: int | None = None
     last_decline: Decline | None = None
     receipt: Receipt | None = None  # from the latest charge, approved or declined, when it has one
+    card_support: CardSupport | None = None  # from the latest charge, when it succeeded
 
 
 @dataclass(frozen=True)

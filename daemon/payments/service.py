@@ -28,6 +28,7 @@ from readerhost.drivers.reader.base import (
 
 from . import attempts, keys, sdk_offline, validation
 from .events import Event, EventHub, Topic
+from .increments import Increments, pending_increment
 from .ledger import Ledger, journal_fields
 from .model import (
     ATTEMPT_OVER,
@@ -102,6 +103,7 @@ class PaymentService:
             terminal_id=settings.terminal_id,
             clock=clock,
         )
+        self._increments = Increments(store, self._ledger, clock)
         worker.attach(self.settle, self.hold, self._waits_for_reader)
 
     # -- the POS's requests -------------------------------------------------------------------
@@ -198,7 +200,15 @@ class PaymentService:
     async def capture(self, payment_id: str, amount: int | None = None) -> Payment:
         """payment.capture: accepted once the capture is durably queued."""
         payment = self.get(payment_id=payment_id)
-        authorised = payment.authorised_amount  # with the tip the customer added on the reader
+        pending = pending_increment(payment)
+        if pending is not None and payment.state is State.AUTHORIZED:  # the hold may yet change
+            raise RequestRefused(
+                Reason.BUSY,
+                f"increment {pending.increment_id} of payment {payment_id} is still on its way to Stripe: "
+                "capture once it has settled (increment.updated)",
+                retryable=True,
+            )
+        authorised = payment.authorised_amount  # with the tip the customer added on the reader, or raised
         wanted = authorised if amount is None else amount
         if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 < wanted <= authorised:
             raise validation.InvalidRequest("amount", f"amount must be 1 to the authorised {authorised}")
@@ -256,6 +266,10 @@ class PaymentService:
         """payment.refund: see refunds.py."""
         return await self._refunds.refund(params)
 
+    async def increment(self, params: dict[str, Any]) -> Payment:
+        """payment.increment: see increments.py."""
+        return self._increments.increment(params)
+
     def set_offline_limits(self, limits: OfflineLimits) -> None:
         """New offline limits (a configuration reload); payments already stored are not affected."""
         self._settings = replace(self._settings, offline=limits)
@@ -295,6 +309,9 @@ class PaymentService:
             Kind.CAPTURE: self._settle_capture,
             Kind.CANCEL: self._settle_cancel,
         }.get(Kind(op.kind))
+        if op.kind == Kind.INCREMENT:
+            self._increments.settle(op, outcome)
+            return
         if settle_kind is None:  # a refund's, which moves the refund, not the payment
             self._refunds.settle(op, outcome)
             return
@@ -485,6 +502,7 @@ class PaymentService:
             error=None,
             capture_before=intent.capture_before,
             tip=tip,
+            card_support=intent.card_support,
         )
         deadline = f"; capture before {rfc3339(intent.capture_before)}" if intent.capture_before else ""
         after = self._ledger.commit(payment, after, f"authorised{deadline}", done=op)
@@ -599,7 +617,9 @@ class PaymentService:
         new_ops = [(Kind.CANCEL, key, {"reason": reason})] if may_exist else []
         self._collected.pop(payment.payment_id, None)
         after = payment.moved_to(State.CANCELED, now)
-        return self._ledger.commit(payment, after, detail, new_ops=new_ops, updates=dropped)
+        after = self._ledger.commit(payment, after, detail, new_ops=new_ops, updates=dropped)
+        self._increments.dropped(payment.payment_id, dropped, "the payment was canceled")
+        return self._store.payment(payment.payment_id) or after
 
     def _go_offline(self, payment: Payment) -> None:
         problem = self._offline_problem(payment.request)
@@ -628,6 +648,7 @@ class PaymentService:
             if other.status == OpStatus.PENDING and other.op_id != op.op_id and other.kind != Kind.CANCEL
         ]
         self._ledger.commit(payment, after, f"failed: {message}", failed=op, updates=behind)
+        self._increments.dropped(payment.payment_id, behind, f"the payment failed ({message})")
         self._stop_collection(payment.payment_id)
 
     # -- the customer's wait for Stripe --------------------------------------------------------

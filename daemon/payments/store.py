@@ -25,7 +25,11 @@ from typing import Any
 from .model import (
     CaptureMode,
     Card,
+    CardSupport,
     Decline,
+    Increment,
+    IncrementRequest,
+    IncrementState,
     OfflineMode,
     OpStatus,
     OrderClosure,
@@ -191,6 +195,22 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN SELECT RAISE(ABORT, 'an order closure is kept as it was made'); END;
     CREATE TRIGGER order_closures_are_kept_d BEFORE DELETE ON order_closures
         BEGIN SELECT RAISE(ABORT, 'an order closure is kept as it was made'); END;
+    """,
+    # 6: flexible authorisations: what the card allows, the hold after increments, and the increments
+    """
+    ALTER TABLE payments ADD COLUMN incremented_to INTEGER;
+    ALTER TABLE payments ADD COLUMN card_support TEXT;
+    CREATE TABLE increments (
+        increment_id    TEXT PRIMARY KEY,
+        payment_id      TEXT NOT NULL REFERENCES payments(payment_id),
+        amount          INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        decline         TEXT,
+        error           TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX increments_by_payment ON increments(payment_id, created_at);
     """,
 )
 
@@ -397,7 +417,8 @@ class Store:
         self._db.execute(
             "INSERT INTO payments (payment_id, order_id, order_attempt, request, state, payment_intent, card, decline,"
             " error, captured_amount, capture_amount, capture_before, offline, attempts, created_at, updated_at,"
-            " receipt, tip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " receipt, tip, incremented_to, card_support) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (payment.payment_id, payment.order_id, payment.order_attempt, *_payment_columns(payment)),
         )
         self._record(payment.payment_id, payment.created_at, None, payment.state, detail)
@@ -407,7 +428,7 @@ class Store:
         cursor = self._db.execute(
             "UPDATE payments SET request=?, state=?, payment_intent=?, card=?, decline=?, error=?,"
             " captured_amount=?, capture_amount=?, capture_before=?, offline=?, attempts=?, created_at=?,"
-            " updated_at=?, receipt=?, tip=? WHERE payment_id=? AND state=?",
+            " updated_at=?, receipt=?, tip=?, incremented_to=?, card_support=? WHERE payment_id=? AND state=?",
             (*_payment_columns(after), after.payment_id, before.state.value),
         )
         if cursor.rowcount != 1:
@@ -493,7 +514,8 @@ class Store:
         return self._with_refunds([_payment_from_row(row, columns) for row in rows])
 
     def _with_refunds(self, payments: list[Payment]) -> list[Payment]:
-        """The payments with their refunds (read in one query) and how their order was closed, if it was."""
+        """The payments with their refunds and increments (one query each), and how their order was closed,
+        if it was."""
         if not payments:
             return payments
         orders = sorted({payment.order_id for payment in payments})
@@ -515,7 +537,28 @@ class Store:
         for row in rows:
             refund = _refund_from_row(row, columns)
             by_payment.setdefault(refund.payment_id, []).append(refund)
-        return [replace(p, refunds=tuple(by_payment.get(p.payment_id, ()))) for p in payments]
+        increments = self._increments_of(ids)
+        return [
+            replace(
+                p,
+                refunds=tuple(by_payment.get(p.payment_id, ())),
+                increments=tuple(increments.get(p.payment_id, ())),
+            )
+            for p in payments
+        ]
+
+    def _increments_of(self, payment_ids: list[str]) -> dict[str, list[Increment]]:
+        rows = self._db.execute(
+            f"SELECT * FROM increments WHERE payment_id IN ({','.join('?' * len(payment_ids))})"  # noqa: S608 - placeholders only
+            " ORDER BY created_at, rowid",
+            payment_ids,
+        ).fetchall()
+        columns = self._columns("increments")
+        by_payment: dict[str, list[Increment]] = {}
+        for row in rows:
+            increment = _increment_from_row(row, columns)
+            by_payment.setdefault(increment.payment_id, []).append(increment)
+        return by_payment
 
     def history(self, payment_id: str) -> list[HistoryEntry]:
         rows = self._db.execute(
@@ -594,6 +637,29 @@ class Store:
             (refund_id,),
         ).fetchall()
         return [RefundHistoryEntry(*row) for row in rows]
+
+    # -- increments of an authorisation ---------------------------------------------------------
+
+    def insert_increment(self, increment: Increment) -> None:
+        self._db.execute(
+            "INSERT INTO increments (increment_id, payment_id, amount, state, decline, error, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (increment.increment_id, increment.payment_id, increment.amount, *_increment_columns(increment)),
+        )
+
+    def save_increment(self, before: Increment, after: Increment) -> None:
+        """Write `after` over `before` (an increment changes only while pending)."""
+        cursor = self._db.execute(
+            "UPDATE increments SET state=?, decline=?, error=?, created_at=?, updated_at=?"
+            " WHERE increment_id=? AND state=?",
+            (*_increment_columns(after), after.increment_id, before.state.value),
+        )
+        if cursor.rowcount != 1:
+            raise StorageError(f"increment {after.increment_id} changed underneath (expected state {before.state})")
+
+    def increment(self, increment_id: str) -> Increment | None:
+        row = self._db.execute("SELECT * FROM increments WHERE increment_id=?", (increment_id,)).fetchone()
+        return _increment_from_row(row, self._columns("increments")) if row else None
 
     # -- the outbox ---------------------------------------------------------------------------
 
@@ -728,6 +794,8 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
                 "offline": request.offline.value,
                 "payment_intent_client_secret": request.payment_intent_client_secret,
                 "tipping": request.tipping,
+                "incremental": request.incremental,
+                "extended": request.extended,
             },
             sort_keys=True,
         ),
@@ -745,6 +813,8 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
         payment.updated_at,
         json.dumps(payment.receipt.to_json()) if payment.receipt else None,
         payment.tip,
+        payment.incremented_to,
+        json.dumps(payment.card_support.to_json()) if payment.card_support else None,
     )
 
 
@@ -768,6 +838,8 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
             offline=OfflineMode(request["offline"]),
             payment_intent_client_secret=request["payment_intent_client_secret"],
             tipping=request.get("tipping"),  # absent from requests stored before protocol 1.3
+            incremental=request.get("incremental", False),  # absent before protocol 1.4
+            extended=request.get("extended", False),
         ),
         state=State(data["state"]),
         created_at=data["created_at"],
@@ -784,6 +856,8 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         receipt=Receipt.from_json(receipt) if receipt else None,
         tip=data["tip"],
         order_attempt=data["order_attempt"],
+        incremented_to=data["incremented_to"],
+        card_support=CardSupport(**json.loads(data["card_support"])) if data["card_support"] else None,
     )
 
 
@@ -828,6 +902,30 @@ def _refund_from_row(row: Sequence[Any], columns: list[str]) -> Refund:
         updated_at=data["updated_at"],
         at_reader=bool(data["at_reader"]),
         stripe_refund=data["stripe_refund"],
+        error=PaymentError(Reason(error["reason"]), error["message"]) if error else None,
+    )
+
+
+def _increment_columns(increment: Increment) -> tuple[Any, ...]:
+    return (
+        increment.state.value,
+        json.dumps(increment.decline.to_json()) if increment.decline else None,
+        json.dumps(increment.error.to_json()) if increment.error else None,
+        increment.created_at,
+        increment.updated_at,
+    )
+
+
+def _increment_from_row(row: Sequence[Any], columns: list[str]) -> Increment:
+    data = dict(zip(columns, row, strict=True))
+    decline = json.loads(data["decline"]) if data["decline"] else None
+    error = json.loads(data["error"]) if data["error"] else None
+    return Increment(
+        request=IncrementRequest(data["increment_id"], data["payment_id"], data["amount"]),
+        state=IncrementState(data["state"]),
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        decline=Decline(**decline) if decline else None,
         error=PaymentError(Reason(error["reason"]), error["message"]) if error else None,
     )
 

@@ -70,7 +70,13 @@ def payment_request(params: dict[str, Any]) -> PaymentRequest:
     secret = params.get("payment_intent_client_secret")
     if secret is not None and (not isinstance(secret, str) or intent_of_client_secret(secret) is None):
         raise InvalidRequest("payment_intent_client_secret", "not a PaymentIntent client secret (pi_..._secret_...)")
-    return PaymentRequest(
+    flexible = {name: params.get(name, False) for name in ("incremental", "extended")}
+    for name, value in flexible.items():
+        if not isinstance(value, bool):
+            raise InvalidRequest(name, f"{name} must be true or false")
+    request = PaymentRequest(
+        incremental=flexible["incremental"],
+        extended=flexible["extended"],
         tipping=_tipping(params.get("tipping"), amount),
         order_id=order_id,
         amount=amount,
@@ -82,6 +88,28 @@ def payment_request(params: dict[str, Any]) -> PaymentRequest:
         offline=offline,
         payment_intent_client_secret=secret,
     )
+    _check_flexible(request)
+    return request
+
+
+def _check_flexible(request: PaymentRequest) -> None:
+    """payment.start's `incremental` and `extended` (1.4) ask Stripe for more than a plain hold; refused
+    where they cannot mean anything (docs/payments.md, "Flexible authorisations")."""
+    for name in ("incremental", "extended"):
+        if not getattr(request, name):
+            continue
+        if request.capture is CaptureMode.AUTOMATIC:
+            raise InvalidRequest(name, f"{name} needs capture: manual (an automatic capture holds nothing)")
+        if request.offline is not OfflineMode.REQUIRE_ONLINE:
+            raise InvalidRequest(
+                name, f"{name} needs offline: require_online (Stripe increments and extends only online payments)"
+            )
+        if request.payment_intent_client_secret is not None:
+            raise InvalidRequest(
+                name,
+                f"{name} is asked on the PaymentIntent's create, and with payment_intent_client_secret readerhost "
+                "does not create it",
+            )
 
 
 def _tipping(value: object, amount: int) -> int | None:

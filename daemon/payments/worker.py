@@ -229,7 +229,7 @@ class Worker:
         await self._pacer.turn()
         truth = await asyncio.to_thread(learn_truth, self._gateway, op.kind, payment, self._clock(), op.params)
         self._note_health(truth)
-        verdict = judge(op.kind, truth)
+        verdict = judge(op.kind, truth, op.params)
         now = self._clock()
         logger.info("learned the truth for %s of %s: %s", op.kind, op.payment_id, verdict.value)
         if verdict is Verdict.DONE and isinstance(truth, Refunded):

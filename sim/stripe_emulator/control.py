@@ -64,6 +64,10 @@ def _dispatch(emulator: StripeEmulator, method: str, path: str, query: str, body
         return 200, {"seconds": seconds}
     if route.startswith("terminal/readers/") and method == "POST":
         return 200, emulator.configure_reader(route.removeprefix("terminal/readers/"), _json_object(body))
+    if route == "increment_declines" and method == "POST":
+        spec = _json_object(body)
+        waiting = emulator.decline_increments(spec.get("times", 1), spec.get("decline_code", "insufficient_funds"))
+        return 200, {"waiting": waiting}
     if route == "reset" and method == "POST":
         emulator.reset()
         return 200, {}

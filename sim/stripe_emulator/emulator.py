@@ -34,10 +34,11 @@ from .ids import new_id
 from .journal import Journal, JournalEntry
 from .listing import SearchIndex, list_intents
 from .locations import LocationStore
-from .payment_intents import Mutation, PaymentIntent, PaymentIntentStore
+from .payment_intents import MAX_INCREMENT_ATTEMPTS, Mutation, PaymentIntent, PaymentIntentStore
 from .ratelimit import RateLimiter
 from .refunds import RefundStore
 from .terminal_readers import ReaderStore
+from .testcards import INCREMENT_DECLINES
 from .timers import Timers
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,11 @@ class StripeEmulator:
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/confirm"), self._confirm),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/capture"), self._capture),
             ("POST", re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/cancel"), self._cancel),
+            (
+                "POST",
+                re.compile(r"/v1/payment_intents/(?P<id>[^/]+)/increment_authorization"),
+                self._increment_authorization,
+            ),
             ("POST", re.compile(r"/v1/terminal/connection_tokens"), self._create_connection_token),
             ("POST", re.compile(r"/v1/terminal/sdk/payment_intents/(?P<id>[^/]+)/collect"), self._sdk_collect),
             ("POST", re.compile(r"/v1/terminal/sdk/payment_intents"), self._sdk_forward),
@@ -224,6 +230,17 @@ class StripeEmulator:
         """
         with self._state_lock:
             return self.readers.configure(reader_id, dict(spec))
+
+    def decline_increments(self, times: int, decline_code: str = "insufficient_funds") -> list[str]:
+        """The next `times` increment_authorization attempts (of any PaymentIntent) are declined by the
+        issuer with `decline_code`; answers the decline codes now waiting."""
+        if decline_code not in INCREMENT_DECLINES:
+            raise ValueError(f"decline_code must be one of {', '.join(INCREMENT_DECLINES)}")
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_INCREMENT_ATTEMPTS:
+            raise ValueError(f"times must be an integer from 1 to {MAX_INCREMENT_ATTEMPTS}")
+        with self._state_lock:
+            self.payment_intents.increment_declines.extend([decline_code] * times)
+            return list(self.payment_intents.increment_declines)
 
     def wait_reader_action(self, reader_id: str, timeout: float = 5.0) -> bool:
         """Block until the reader has no action in progress (True), or `timeout` seconds pass (False)."""
@@ -457,6 +474,10 @@ class StripeEmulator:
 
     def _capture(self, call: Call) -> dict[str, Any]:
         intent = self.payment_intents.capture(call.path_args["id"], call.params, call.mutation)
+        return self.payment_intents.render(intent, call.params.expand())
+
+    def _increment_authorization(self, call: Call) -> dict[str, Any]:
+        intent = self.payment_intents.increment_authorization(call.path_args["id"], call.params, call.mutation)
         return self.payment_intents.render(intent, call.params.expand())
 
     def _cancel(self, call: Call) -> dict[str, Any]:

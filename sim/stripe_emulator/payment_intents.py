@@ -29,7 +29,17 @@ from .forms import FormValue, Params
 from .ids import new_id, random_token
 from .journal import Journal
 from .receipts import emv_auth_data, receipt
-from .testcards import Decline, PresentedCard, authorisation_window_s, decline_for, resolve_payment_method
+from .testcards import (
+    Decline,
+    PresentedCard,
+    amount_decline,
+    authorisation_window_s,
+    decline_for,
+    extended_authorisation_window_s,
+    increment_decline,
+    resolve_payment_method,
+    supports_incremental_authorisation,
+)
 
 PAYMENT_METHOD_TYPES = ("card_present", "interac_present", "card")
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
@@ -45,6 +55,11 @@ PAYMENT_METHOD_TYPES_REMOVED = "2026-09-30"
 # PaymentIntent that also allows Interac (automatic capture) still holds a card_present authorisation.
 CARD_PRESENT_CAPTURE_METHOD_ADDED = "2025-11-17"
 CARD_PRESENT_CAPTURE_METHODS = ("manual", "manual_preferred")
+# The flexible-authorisation requests of payment_method_options[card_present] (docs/stripe-emulator.md).
+CARD_PRESENT_REQUESTS = ("request_extended_authorization", "request_incremental_authorization_support")
+# "Each PaymentIntent can have a maximum of 10 incremental authorization attempts, including declines"
+# (API reference, increment_authorization).
+MAX_INCREMENT_ATTEMPTS = 10
 CLIENT_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -73,6 +88,7 @@ class Charge:
     captured: bool = False
     balance_transaction: str | None = None
     reader: str | None = None  # the simulated reader that read the card, when one did
+    incremental_authorization_supported: bool = False  # asked for, and the card's brand allows it
 
     @property
     def succeeded(self) -> bool:
@@ -107,7 +123,7 @@ class Charge:
             details |= {
                 "amount_authorized": self.amount if self.succeeded else None,
                 "brand_product": None,
-                "incremental_authorization_supported": False,
+                "incremental_authorization_supported": self.incremental_authorization_supported,
                 "offline": None,
                 "overcapture_supported": False,
                 "wallet": None,
@@ -200,6 +216,9 @@ class PaymentIntent:
     amount_received: int = 0
     amount_tip: int | None = None  # chosen by the customer on a reader
     card_present_capture_method: str | None = None  # payment_method_options[card_present][capture_method]
+    request_extended_authorization: bool = False  # payment_method_options[card_present][...], as asked
+    request_incremental_authorization_support: bool = False
+    increment_attempts: int = 0  # increment_authorization attempts, declines included
     canceled_at: int | None = None
     cancellation_reason: str | None = None
     # Its payment method was made by a reader (a smart reader, or a Terminal SDK's collect): the
@@ -239,8 +258,8 @@ class PaymentIntent:
             "payment_method_options": {
                 kind: {
                     "capture_method": self.card_present_capture_method,
-                    "request_extended_authorization": False,
-                    "request_incremental_authorization_support": False,
+                    "request_extended_authorization": self.request_extended_authorization,
+                    "request_incremental_authorization_support": self.request_incremental_authorization_support,
                 }
                 if kind == "card_present"
                 else {}
@@ -279,6 +298,9 @@ class PaymentIntentStore:
     on_change: Callable[[PaymentIntent, int], None] = lambda intent, at: None
     intents: dict[str, PaymentIntent] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    # Decline codes the next increment_authorization attempts meet, in order (the control interface's
+    # POST /_emulator/increment_declines): how a test makes an issuer decline an increment.
+    increment_declines: list[str] = field(default_factory=list)
     _next_seq: int = 0
 
     # -- reading -------------------------------------------------------------------------------
@@ -334,7 +356,8 @@ class PaymentIntentStore:
         _validate_amount(amount, currency)
         types, allowed_types = self._payment_method_types(params, currency, mutation.api_version)
         capture_method = params.choice("capture_method", CAPTURE_METHODS) or "automatic_async"
-        card_present_capture = _card_present_capture_method(params.mapping("payment_method_options"), mutation)
+        card_present = _card_present_options(params.mapping("payment_method_options"), mutation)
+        card_present_capture = card_present.get("capture_method")
         if "card_present" in types and capture_method != "manual" and card_present_capture is None:
             raise invalid_request(
                 "PaymentIntents with card_present payment method types must use capture_method=manual, or "
@@ -385,6 +408,10 @@ class PaymentIntentStore:
             statement_descriptor_suffix=suffix,
             client_secret=f"{intent_id}_secret_{random_token(25)}",
             card_present_capture_method=card_present_capture,
+            request_extended_authorization=card_present.get("request_extended_authorization") == "true",
+            request_incremental_authorization_support=(
+                card_present.get("request_incremental_authorization_support") == "true"
+            ),
         )
         if presented is not None:
             self._check_type_allowed(intent, presented)
@@ -554,6 +581,82 @@ class PaymentIntentStore:
         self._journal("payment_intent.capture", intent, mutation.now, mutation.idempotency_key, to_capture)
         return intent
 
+    def increment_authorization(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
+        """Raise an authorised PaymentIntent's hold to `amount`, the new total (Stripe's rules: the API
+        reference's increment_authorization; what it leaves unsaid, docs/stripe-emulator.md)."""
+        intent = self.get(intent_id)
+        amount = params.required_integer("amount")
+        description = params.string("description", max_length=1000)
+        metadata = params.mapping("metadata")
+        params.string("statement_descriptor", max_length=22)
+        expand = self._expansions(params)
+        params.reject_unknown()
+        _validate_amount(amount, intent.currency)
+        if intent.status != "requires_capture":
+            raise unexpected_state(
+                f"This PaymentIntent's authorization could not be incremented because it has a status of "
+                f"{intent.status}. Only a PaymentIntent with one of the following statuses may be incremented: "
+                "requires_capture.",
+                self.render(intent, expand),
+            )
+        assert intent.latest_charge is not None
+        charge = self.charges[intent.latest_charge]
+        if not charge.incremental_authorization_supported:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "This PaymentIntent is not eligible for incremental authorization: its charge's "
+                "payment_method_details.card_present.incremental_authorization_supported is false.",
+                saved=True,
+            )
+        if amount <= intent.amount:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"The amount ({amount}) must be greater than the currently authorized amount ({intent.amount}).",
+                param="amount",
+                saved=True,
+            )
+        if intent.increment_attempts >= MAX_INCREMENT_ATTEMPTS:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"This PaymentIntent has reached the maximum of {MAX_INCREMENT_ATTEMPTS} incremental "
+                "authorization attempts.",
+                saved=True,
+            )
+        intent.increment_attempts += 1
+        # A scripted decline, else Stripe's test amounts (conservatively applied to the new total too).
+        decline = increment_decline(self.increment_declines.pop(0)) if self.increment_declines else None
+        decline = decline or amount_decline(amount)
+        if decline is not None:
+            # "no other fields on the PaymentIntent or Charge update": the hold stays as it was.
+            self._journal(
+                "payment_intent.increment_authorization.declined",
+                intent,
+                mutation.now,
+                mutation.idempotency_key,
+                amount,
+            )
+            raise StripeError(
+                402,
+                "card_error",
+                decline.message,
+                code=decline.code,
+                decline_code=decline.decline_code,
+                embedded={"charge": charge.id, "payment_intent": self.render(intent, expand)},
+                saved=True,
+            )
+        intent.amount = amount
+        intent.amount_capturable = amount
+        charge.amount = amount
+        if metadata is not None:
+            intent.metadata = validate_metadata({**intent.metadata, **metadata})
+        if description is not None:
+            intent.description = description
+        self._journal("payment_intent.increment_authorization", intent, mutation.now, mutation.idempotency_key, amount)
+        return intent
+
     def cancel(self, intent_id: str, params: Params, mutation: Mutation) -> PaymentIntent:
         intent = self.get(intent_id)
         reason = params.choice("cancellation_reason", CLIENT_CANCELLATION_REASONS)
@@ -660,6 +763,10 @@ class PaymentIntentStore:
     ) -> None:
         decline = decline_for(presented, intent.amount)
         single_message = presented.card.interac  # captured as it is authorised: no hold, no capture window
+        brand = presented.card.brand
+        window = authorisation_window_s(brand)
+        if intent.request_extended_authorization:
+            window = extended_authorisation_window_s(brand) or window
         charge = Charge(
             id=new_id("ch"),
             payment_intent=intent.id,
@@ -670,10 +777,14 @@ class PaymentIntentStore:
             description=intent.description,
             metadata=intent.metadata,
             decline=decline,
-            capture_before=None
-            if decline or single_message
-            else mutation.now + authorisation_window_s(presented.card.brand),
+            capture_before=None if decline or single_message else mutation.now + window,
             reader=reader,
+            incremental_authorization_supported=(
+                decline is None
+                and not single_message
+                and intent.request_incremental_authorization_support
+                and supports_incremental_authorisation(presented.card)
+            ),
         )
         self.charges[charge.id] = charge
         intent.latest_charge = charge.id
@@ -742,35 +853,39 @@ class PaymentIntentStore:
         )
 
 
-def _card_present_capture_method(options: dict[str, FormValue] | None, mutation: Mutation) -> str | None:
-    """`payment_method_options[card_present][capture_method]`, checked; the only payment method option
+def _card_present_options(options: dict[str, FormValue] | None, mutation: Mutation) -> dict[str, str]:
+    """`payment_method_options[card_present]`, checked: its capture_method (from 2025-11-17) and its
+    flexible-authorisation requests (booleans, sent as "true"/"false"); the only payment method options
     the emulator models on create (any other is refused as unknown)."""
     if options is None:
-        return None
+        return {}
     for kind in options:
         if kind != "card_present":
             raise unknown_param(f"payment_method_options[{kind}]")
     card_present = options.get("card_present")
     if card_present is None:
-        return None
+        return {}
     if not isinstance(card_present, dict):
         raise invalid_request(
             "Invalid object: payment_method_options[card_present] must be a hash",
             param="payment_method_options[card_present]",
         )
-    for name in card_present:
-        if name != "capture_method" or mutation.api_version < CARD_PRESENT_CAPTURE_METHOD_ADDED:
-            raise unknown_param(f"payment_method_options[card_present][{name}]")
-    value = card_present.get("capture_method")
-    if value is None:
-        return None
-    if value not in CARD_PRESENT_CAPTURE_METHODS:
-        raise invalid_request(
-            f"Invalid payment_method_options[card_present][capture_method]: must be one of "
-            f"{', '.join(CARD_PRESENT_CAPTURE_METHODS)}",
-            param="payment_method_options[card_present][capture_method]",
-        )
-    return str(value)
+    chosen: dict[str, str] = {}
+    for name, value in card_present.items():
+        param = f"payment_method_options[card_present][{name}]"
+        if name in CARD_PRESENT_REQUESTS:
+            if value not in ("true", "false"):
+                raise invalid_request(f"Invalid boolean: {value}", param=param)
+            chosen[name] = str(value)
+        elif name == "capture_method" and mutation.api_version >= CARD_PRESENT_CAPTURE_METHOD_ADDED:
+            if value not in CARD_PRESENT_CAPTURE_METHODS:
+                raise invalid_request(
+                    f"Invalid {param}: must be one of {', '.join(CARD_PRESENT_CAPTURE_METHODS)}", param=param
+                )
+            chosen[name] = str(value)
+        else:
+            raise unknown_param(param)
+    return chosen
 
 
 def _check_expandable(name: str) -> None:

@@ -775,4 +775,19 @@ def test_event_lines_for_a_technician() -> None:
     assert formatting.event_summary(event("payment.deadline", deadline)) == (
         "pay_1 (order A-1) authorized: capture before 2026-11-28T08:00:00.000Z"
     )
+    declined = {
+        "payment_id": "pay_1",
+        "increment_id": "EV-1-I3",
+        "amount": 9500,
+        "state": "declined",
+        "decline": {"code": "card_declined", "decline_code": "insufficient_funds", "message": "..."},
+        "payment": {"currency": "usd"},
+    }
+    assert formatting.event_summary(event("increment.updated", declined)) == (
+        "pay_1 increment EV-1-I3 to 95.00 USD: declined (insufficient_funds)"
+    )
+    raised = {**declined, "state": "succeeded", "decline": None}
+    assert formatting.event_summary(event("increment.updated", raised)) == (
+        "pay_1 increment EV-1-I3 to 95.00 USD: succeeded"
+    )
     assert formatting.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'

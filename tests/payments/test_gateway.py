@@ -19,7 +19,7 @@ from conftest import TEST_KEY, EmulatorHandle
 from support.emulator_fidelity import count_requests, wait_until
 
 from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway, _intent_view, _outcome_of_error
-from readerhost.daemon.payments.model import Card, Decline
+from readerhost.daemon.payments.model import Card, CardSupport, Decline
 from readerhost.daemon.payments.outcomes import (
     Declined,
     IntentView,
@@ -615,3 +615,32 @@ def test_a_payment_that_may_take_interac_holds_cards_through_their_own_capture_o
     # Whatever the options, a credit card is held for the POS's capture.
     held = succeeded(gateway.confirm_intent(intent.id, VISA, "interac-1-confirm")).intent
     assert held.status == "requires_capture"
+
+
+@pytest.mark.parametrize(("country", "currency"), [("", "usd"), ("CA", "cad")])
+def test_flexible_authorisation_requests_ride_on_the_create_and_come_back_from_the_charge(
+    stripe_emulator: EmulatorHandle, client: stripe.StripeClient, country: str, currency: str
+) -> None:
+    gateway = make_gateway(stripe_emulator.url, country=country)
+    made = gateway.create_intent(
+        amount=5000, currency=currency, metadata={}, idempotency_key="flex-1", incremental=True, extended=True
+    )
+    intent = succeeded(made).intent
+    created = client.v1.payment_intents.retrieve(intent.id)
+    assert created.payment_method_options is not None
+    options = created.payment_method_options.card_present
+    assert options is not None
+    assert (options.request_incremental_authorization_support, options.request_extended_authorization) == (True, True)
+    # A payment that may take Interac still holds cards (the capture option is kept beside the requests).
+    assert options.capture_method == ("manual_preferred" if currency == "cad" else None)
+    held = succeeded(gateway.confirm_intent(intent.id, "pm_card_present_mastercard", "flex-1-confirm")).intent
+    assert held.status == "requires_capture"
+    assert held.card_support == CardSupport(
+        incremental_authorization_supported=True, overcapture_supported=False, extended_authorization_requested=True
+    )
+    raised = succeeded(gateway.increment_authorization(intent.id, 6500, "flex-1-increment")).intent
+    assert (raised.amount, raised.amount_capturable, raised.status) == (6500, 6500, "requires_capture")
+    stripe_emulator.emulator.decline_increments(1)
+    declined = gateway.increment_authorization(intent.id, 7000, "flex-1-increment-2")
+    assert isinstance(declined, Declined)
+    assert declined.decline.decline_code == "insufficient_funds"

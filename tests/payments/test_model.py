@@ -142,7 +142,8 @@ def test_only_the_states_before_authorisation_hold_the_reader() -> None:
 PROTOCOL_KEYS = {
     "payment_id", "order_id", "amount", "currency", "state", "payment_intent", "card", "decline",
     "captured_amount", "refunded_amount", "refunds", "offline", "attempts", "created_at", "updated_at", "error",
-    "receipt", "tip", "capture_before", "order_attempt", "closed_by",
+    "receipt", "tip", "capture_before", "order_attempt", "closed_by", "incremental", "extended", "card_support",
+    "authorized_amount", "increments",
 }  # fmt: skip
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -197,6 +198,11 @@ def test_to_json_is_the_protocols_payment_object() -> None:
         "closed_by": "other",  # the order was closed as paid another way (payment.close, 1.4)
         "receipt": None,
         "tip": 150,
+        "incremental": False,
+        "extended": False,
+        "card_support": None,
+        "authorized_amount": None,  # only while the authorisation holds
+        "increments": [],
         "capture_before": "2023-11-16T22:13:20.000Z",  # RFC 3339, as every time in the protocol
         "created_at": "2023-11-14T22:13:20.125Z",
         "updated_at": "2023-11-14T22:14:21.625Z",
