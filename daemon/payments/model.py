@@ -355,6 +355,7 @@ class OrderClosure:
     paid_by: PaidBy
     closed_at: float
 
+
 class IncrementState(enum.StrEnum):
     """Where a raise of an authorisation's hold (`payment.increment`) stands."""
 
