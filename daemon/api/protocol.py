@@ -8,7 +8,7 @@ from typing import Any
 
 # 1.1: reader.present, display.changed; 1.2: link readers; 1.3: tipping, card wallet and network, tip,
 # receipt, reader.register and reader.locations, payment.refund
-PROTOCOL_VERSION = {"major": 1, "minor": 3}
+PROTOCOL_VERSION = {"major": 1, "minor": 4}
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700
