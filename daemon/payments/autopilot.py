@@ -32,7 +32,7 @@ from readerhost.daemon.journal import MessageId
 
 from .events import Event, EventHub, Topic
 from .ledger import journal_fields
-from .model import Payment, Reason, RequestRefused, State, Unattended, rfc3339
+from .model import Payment, RequestRefused, State, Unattended, rfc3339
 from .outcomes import IntentView, Outcome, Succeeded
 from .service import PaymentService
 from .store import Store
@@ -112,7 +112,11 @@ class Autopilot:
         """Look at every authorised payment near or past its deadline; return the seconds until the
         next one is due."""
         next_in = float("inf")
-        for payment in self._store.payments(states=(State.AUTHORIZED,), limit=10_000):
+        authorised = self._store.payments(states=(State.AUTHORIZED,), limit=10_000)
+        waiting = {payment.payment_id for payment in authorised}
+        self._reported &= waiting  # what this run remembers, only of payments still waiting
+        self._read_at = {payment_id: at for payment_id, at in self._read_at.items() if payment_id in waiting}
+        for payment in authorised:
             deadline = payment.capture_before
             if deadline is None:
                 continue
@@ -153,8 +157,11 @@ class Autopilot:
             )  # fmt: skip
             return
         current = self._store.payment(payment.payment_id)  # the POS may have acted while Stripe was asked
-        if current is not None and current.state is State.AUTHORIZED:
-            await self.apply(current, Trigger.DEADLINE)
+        if current is None or current.state is not State.AUTHORIZED:
+            return
+        applied = await self.apply(current, Trigger.DEADLINE)
+        if not applied.done:
+            logger.info("autopilot: payment %s left as it is: %s", payment.payment_id, applied.reason)
 
     def _ended_at_stripe(self, payment_id: str, intent: IntentView) -> None:
         failed = self._service.authorisation_ended(payment_id, intent)
@@ -185,10 +192,8 @@ class Autopilot:
                     payment = await self._service.capture(payment.payment_id, why=why)
                 else:
                     payment = await self._service.cancel(payment.payment_id, "abandoned", why=why)
-            except RequestRefused as refused:
-                if refused.reason is not Reason.INVALID_STATE:
-                    raise
-                return Applied(policy, False, refused.message)  # the POS acted first
+            except RequestRefused as refused:  # the POS acted first (INVALID_STATE), or the store failed
+                return Applied(policy, False, refused.message)
         self._tell(payment, policy, trigger)
         done = {Unattended.CAPTURE: "capture queued", Unattended.CANCEL: "cancel queued"}
         return Applied(policy, True, done.get(policy, "reported: nothing done"))
