@@ -83,8 +83,11 @@ class DeadlineWatch:
         while True:
             self._wake.clear()
             delay = min(self.announce_due(), self._recheck_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that arrives as
+            # the wake-up does, and the daemon's stop would then wait for this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.0))
+                async with asyncio.timeout(max(delay, 0.0)):
+                    await self._wake.wait()
 
     def announce_due(self) -> float:
         """Announce every lead that has come; return the seconds until the next one is due."""

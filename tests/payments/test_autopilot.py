@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_KEY, EmulatorHandle
-from support.daemon import of_type, running_daemon, subscribed_when_connected
+from support.daemon import DaemonProcess, daemon_env, daemon_process, of_type, running_daemon, subscribed_when_connected
 from support.payments_core import Clocks, Core, run, running_core
 
 from readerhost.daemon.journal import MessageId
@@ -427,3 +428,71 @@ lead_s = 600
             await pos.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_daily_run_killed_mid_capture_captures_once_after_the_daemon_restarts(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """readerhostd as a process, the timer's own command (`readerhostctl reconcile --unattended`), and
+    SIGKILL while the capture it queued is in flight at Stripe."""
+    config = f"""
+[stripe]
+api_base = "{stripe_emulator.url}"
+
+[reader.simulated]
+present_after_s = -1
+
+[payments]
+reconcile_grace_s = 0
+
+[reconcile]
+unattended = "capture"
+"""
+
+    async def ctl(*args: str) -> dict[str, Any]:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "readerhost.daemon.ctl", "--json", *args,
+            env=daemon_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await child.communicate()
+        assert child.returncode == 0, err.decode()
+        report: dict[str, Any] = json.loads(out)
+        return report
+
+    async def authorised_then_killed_mid_capture(daemon: DaemonProcess) -> str:
+        pos = await subscribed_when_connected(daemon.socket_path)
+        started = await pos.call("payment.start", {"order_id": "DP-1", "amount": 1800, "currency": "usd"})
+        payment_id: str = started["result"]["payment_id"]
+        await pos.event(of_type("reader.input_options", payment_id=payment_id))
+        await pos.call("reader.present", {"card": "visa"})
+        await pos.event(of_type("payment.state", payment_id=payment_id, state="authorized"))
+        rule = stripe_emulator.emulator.add_fault(
+            {"method": "POST", "path": "/capture$", "action": "delay_during", "seconds": 3}
+        )
+        report = await ctl("reconcile", "--unattended")  # what readerhost-reconcile.service runs
+        assert [f["payment_id"] for f in report["done"]] == [payment_id]
+        await pos.event(of_type("payment.unattended", payment_id=payment_id, policy="capture", trigger="daily"))
+        fired = await asyncio.to_thread(stripe_emulator.emulator.faults.wait_fired, rule, 1, 30)
+        assert fired, "the capture never reached Stripe"
+        daemon.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(daemon.process.wait, 10)
+        return payment_id
+
+    async def restarted(daemon: DaemonProcess, payment_id: str) -> None:
+        pos = await subscribed_when_connected(daemon.socket_path)
+        current = (await pos.call("payment.get", {"payment_id": payment_id}))["result"]
+        if current["state"] != "captured":
+            assert current["state"] == "capturing"  # committed before it was sent
+            await pos.event(of_type("payment.state", payment_id=payment_id, state="captured"), timeout=30)
+        again = await ctl("reconcile", "--unattended")  # the next day's run: nothing left to capture
+        assert again["done"] == []
+        await pos.close()
+
+    with daemon_process(tmp_path, config) as daemon:
+        payment_id = asyncio.run(asyncio.wait_for(authorised_then_killed_mid_capture(daemon), 60))
+    with daemon_process(tmp_path, config) as daemon:
+        asyncio.run(asyncio.wait_for(restarted(daemon, payment_id), 60))
+    captures = stripe_emulator.emulator.journal_entries()
+    assert [(e.op, e.idempotency_key) for e in captures if e.op == "payment_intent.capture"] == [
+        ("payment_intent.capture", f"{payment_id}:capture")
+    ]
