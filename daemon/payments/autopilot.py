@@ -91,6 +91,7 @@ class Autopilot:
         self._recheck_s = recheck_s  # the wall clock of a Pi without a real-time clock may jump
         self._read_at: dict[str, float] = {}  # payment -> monotonic time its PaymentIntent was last read
         self._reported: set[str] = set()  # payments reported (policy `report`) in this run of the daemon
+        self._left_alone: set[str] = set()  # payments Stripe holds otherwise (captured elsewhere), told once
         self._wake = asyncio.Event()
         events.subscribe(self._on_event)
 
@@ -115,6 +116,7 @@ class Autopilot:
         authorised = self._store.payments(states=(State.AUTHORIZED,), limit=10_000)
         waiting = {payment.payment_id for payment in authorised}
         self._reported &= waiting  # what this run remembers, only of payments still waiting
+        self._left_alone &= waiting
         self._read_at = {payment_id: at for payment_id, at in self._read_at.items() if payment_id in waiting}
         for payment in authorised:
             deadline = payment.capture_before
@@ -150,6 +152,9 @@ class Autopilot:
             self._ended_at_stripe(payment.payment_id, intent)
             return
         if intent is not None and intent.status != "requires_capture":
+            if payment.payment_id in self._left_alone:
+                return
+            self._left_alone.add(payment.payment_id)
             logger.warning(
                 "autopilot: payment %s is authorized here but its PaymentIntent %s is %s at Stripe: left alone",
                 payment.payment_id, intent.id, intent.status,

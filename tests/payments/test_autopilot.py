@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, EmulatorHandle
+from conftest import TEST_KEY, EmulatorHandle, make_client
 from support.daemon import DaemonProcess, daemon_env, daemon_process, of_type, running_daemon, subscribed_when_connected
 from support.payments_core import Clocks, Core, run, running_core
 
@@ -253,6 +253,33 @@ def test_the_pos_capturing_while_stripe_is_read_wins_and_the_policy_does_nothing
             assert told(core) == []
 
     run(scenario())
+
+
+def test_a_payment_captured_elsewhere_is_left_alone_and_said_once(
+    stripe_emulator: EmulatorHandle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="readerhost.daemon.payments.autopilot")
+    clocks = Clocks(stripe_emulator)
+
+    async def scenario() -> None:
+        async with (
+            running_core(stripe_emulator, tmp_path / "store.db", clock=clocks.now) as core,
+            piloting(core, clocks, Unattended.CANCEL, reread_s=0.2) as (_autopilot, reads),
+        ):
+            payment = await core.authorise("X-1")
+            assert payment.payment_intent is not None
+            make_client(stripe_emulator.url).v1.payment_intents.capture(payment.payment_intent)  # the Dashboard
+            cancels = counting(stripe_emulator, "POST", r"/cancel$")
+            clocks.advance(due_of(payment) - LEAD_S + 1 - clocks.now())
+            await core.until(lambda: len(reads.at) >= 3, what="three reads")
+            assert cancels.fired == 0  # a captured PaymentIntent is never canceled by the policy
+            assert told(core) == []
+            assert core.payment(payment.payment_id).state is State.AUTHORIZED  # a person settles it
+
+    run(scenario())
+    left_alone = [r for r in caplog.records if "left alone" in r.getMessage()]
+    assert len(left_alone) == 1
+    assert "is succeeded at Stripe" in left_alone[0].getMessage()
 
 
 # -- the daily run ------------------------------------------------------------------------------
