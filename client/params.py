@@ -116,9 +116,13 @@ def reconcile(
     since: Timestamp | None = None,
     until: Timestamp | None = None,
     dry_run: bool = True,
+    unattended: bool = False,
 ) -> dict[str, Any]:
-    """reconcile.run: the daemon's payments against Stripe's and the orders the POS completed."""
+    """reconcile.run: the daemon's payments against Stripe's and the orders the POS completed;
+    `unattended` (1.4): what its POS left authorised follows the daemon's [reconcile] unattended."""
     params: dict[str, Any] = {"dry_run": dry_run}
+    if unattended:
+        params["unattended"] = True
     if completed_order_ids is not None:
         params["completed_order_ids"] = list(completed_order_ids)
     if since is not None:

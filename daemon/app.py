@@ -5,9 +5,11 @@ key is configured), the store, the worker, the reader, the payment service, reco
 screen and buttons, and the POS API. Each part gets what it needs in its constructor.
 `Daemon.start` then starts them in order, and `Daemon.stop` undoes everything in reverse:
 
-    start: emulator, reader, screen, payments (recover), worker, deadline watch, socket, systemd (READY)
-    stop:  systemd (STOPPING), socket, deadline watch, worker (operations in flight commit), payments (waiting
-           collections canceled), screen, reader, store, emulator
+    start: emulator, reader, screen, payments (recover), worker, deadline watch, metrics file, autopilot, socket,
+           systemd (READY)
+    stop:  systemd (STOPPING), socket, autopilot, metrics file, deadline watch, worker (operations in flight
+           commit), payments
+           (waiting collections canceled), screen, reader, store, emulator
 
 Each undo step stands alone: one that fails is logged with its traceback and the others still run.
 """
@@ -52,10 +54,12 @@ from .config import (
 from .display_text import DisplayText
 from .journal import MessageId, configure_logging
 from .metrics import MetricsSettings, MetricsTextfile, exposition, families
+from .payments.autopilot import Autopilot, AutopilotSettings
 from .payments.backup import BackupError, restore
 from .payments.backup import inspect as summarize_store
 from .payments.deadlines import DeadlineWatch
 from .payments.events import Event, EventHub, Topic
+from .payments.model import Unattended
 from .payments.pacing import Pacer
 from .payments.service import PaymentService, ServiceSettings
 from .payments.store import StorageError, Store
@@ -144,6 +148,7 @@ class Parts:
     api: PosApi
     deadlines: DeadlineWatch
     metrics: MetricsTextfile | None
+    autopilot: Autopilot
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,10 @@ async def _build_parts(
     service = PaymentService(store, worker, reader, events, service_settings)
     forwarding.attach(service.adopt_forwarded)
     deadlines = DeadlineWatch(store, events, config.payments.deadline_leads_s)
-    reconciler = Reconciler(store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s)
+    autopilot = Autopilot(store, service, events, gateway.retrieve_intent, pacer.turn, _autopilot_settings(config))
+    reconciler = Reconciler(
+        store, gateway, service, stripe.terminal_id, grace_s=config.payments.reconcile_grace_s, autopilot=autopilot
+    )
     status = StatusView(
         version=identity.version,
         boot_id=identity.boot_id,
@@ -249,6 +257,7 @@ async def _build_parts(
         store=store,
         worker=worker,
         reader=reader,
+        unattended=lambda: autopilot.settings,
     )
     display_text = DisplayText(events)
     teardown.push("the display text", display_text.close)
@@ -273,7 +282,7 @@ async def _build_parts(
         events.subscribe(metrics_file.on_event)
     return Parts(
         events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api, deadlines,
-        metrics_file,
+        metrics_file, autopilot,
     )  # fmt: skip
 
 
@@ -289,6 +298,11 @@ def _build_metrics(
         return exposition(families(status.status(), store, worker.health, started_at))
 
     return MetricsTextfile(Path(settings.textfile), render, settings.interval_s)
+
+
+def _autopilot_settings(config: Config) -> AutopilotSettings:
+    reconcile = config.reconcile
+    return AutopilotSettings(Unattended(reconcile.unattended), reconcile.lead_s, reconcile.reread_s)
 
 
 def _build_ui(
@@ -418,6 +432,8 @@ class Daemon:
         if parts.metrics is not None:
             parts.metrics.start()
             teardown.push("the metrics file", parts.metrics.close)
+        autopilot_task = asyncio.create_task(parts.autopilot.run())
+        teardown.push("the autopilot", lambda: _stop_task(autopilot_task))
         await self._serve()
         self._tell_systemd(worker_task)
 
@@ -468,7 +484,8 @@ class Daemon:
 
     def reload(self, config_path: str | None) -> None:
         """SIGHUP: re-read the configuration and apply what can change safely while running —
-        the log level, the offline limits, the reconciliation grace. A broken file changes nothing."""
+        the log level, the offline limits, the reconciliation grace, the [reconcile] table (the autopilot).
+        A broken file changes nothing."""
         if self._notifier is not None:
             self._notifier.reloading()
         try:
@@ -479,9 +496,11 @@ class Daemon:
             logging.getLogger().setLevel(fresh.log.level.upper())
             self.parts.service.set_offline_limits(fresh.payments.offline_limits())
             self.parts.reconciler.grace_s = fresh.payments.reconcile_grace_s
+            self.parts.autopilot.settings = _autopilot_settings(fresh)
             logger.info(
-                "reloaded %s: log level %s, offline limits and reconciliation grace", fresh.source, fresh.log.level
-            )
+                "reloaded %s: log level %s, offline limits, reconciliation grace and [reconcile]",
+                fresh.source, fresh.log.level,
+            )  # fmt: skip
         if self._notifier is not None:
             self._notifier.reloaded(self.parts.status.line())
 

@@ -57,6 +57,7 @@ from readerhost.drivers.settings import (
 from . import metrics
 from .metrics import MetricsSettings
 from .payments.currencies import MAXIMUM_AMOUNT, SUPPORTED
+from .payments.model import Unattended
 from .payments.offline import DEFAULT_MAX_PAYMENT, DEFAULT_MAX_TOTAL, OfflineLimits
 
 DEFAULT_SYSTEM_CONFIG = Path("/etc/readerhost/readerhost.toml")
@@ -214,6 +215,17 @@ class PaymentsConfig(Settings):
 
 
 @dataclass(frozen=True)
+class ReconcileConfig(Settings):
+    # What the daemon does with a payment its POS left authorised (docs/payments.md weighs the three).
+    unattended: str = setting(Unattended.REPORT.value, Choice(*Unattended))
+    # How long before capture_before it does it: at least a minute for the outbox to reach Stripe, at
+    # most a day, so that a payment is never settled behind its POS's back just after it was authorised.
+    lead_s: float = setting(3_600.0, Number(at_least=60, at_most=86_400))
+    # Near its deadline, how often a payment's PaymentIntent is read again at Stripe (expired or not).
+    reread_s: float = setting(900.0, Number(at_least=10, at_most=86_400))
+
+
+@dataclass(frozen=True)
 class LogConfig(Settings):
     level: str = setting("info", Choice(*LOG_LEVELS))
 
@@ -222,6 +234,7 @@ API = Section("api", ApiConfig)
 STORE = Section("store", StoreConfig)
 STRIPE = Section("stripe", StripeConfig)
 PAYMENTS = Section("payments", PaymentsConfig)
+RECONCILE = Section("reconcile", ReconcileConfig)
 LOG = Section("log", LogConfig)
 
 
@@ -229,7 +242,7 @@ def sections(drivers: Mapping[str, Driver] = DRIVERS) -> tuple[Section[Any], ...
     """Every table the file may hold, in the order messages list them."""
     driver_tables = (driver.SETTINGS for driver in drivers.values())
     adapters = (display.SETTINGS, gpio.SETTINGS, metrics.SETTINGS)
-    return (API, STORE, STRIPE, reader_registry.SETTINGS, *driver_tables, PAYMENTS, *adapters, LOG)
+    return (API, STORE, STRIPE, reader_registry.SETTINGS, *driver_tables, PAYMENTS, RECONCILE, *adapters, LOG)
 
 
 def _default_readers() -> dict[str, Settings]:
@@ -243,6 +256,7 @@ class Config:
     stripe: StripeConfig = field(default_factory=StripeConfig)
     reader: ReaderSettings = field(default_factory=ReaderSettings)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     display: DisplaySettings = field(default_factory=DisplaySettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
@@ -357,6 +371,7 @@ class _Reader:
             stripe=self.read(STRIPE),
             reader=reader,
             payments=self.read(PAYMENTS),
+            reconcile=self.read(RECONCILE),
             display=self.read(display.SETTINGS),
             gpio=self.read(gpio.SETTINGS),
             metrics=self.read(metrics.SETTINGS),

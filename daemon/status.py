@@ -4,11 +4,13 @@ technician screen's facts — all read from the parts that know them, never kept
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from readerhost.drivers.reader.base import ReaderDriver
 
 from .api.protocol import PROTOCOL_VERSION
+from .payments.autopilot import AutopilotSettings
 from .payments.deadlines import nearest_deadline
 from .payments.model import StripeState, rfc3339
 from .payments.store import Store
@@ -24,7 +26,15 @@ STRIPE_LINE = {
 
 class StatusView:
     def __init__(
-        self, *, version: str, boot_id: str, mode: str, store: Store, worker: Worker, reader: ReaderDriver
+        self,
+        *,
+        version: str,
+        boot_id: str,
+        mode: str,
+        store: Store,
+        worker: Worker,
+        reader: ReaderDriver,
+        unattended: Callable[[], AutopilotSettings] = AutopilotSettings,
     ) -> None:
         self._version = version
         self._boot_id = boot_id
@@ -32,6 +42,7 @@ class StatusView:
         self._store = store
         self._worker = worker
         self._reader = reader
+        self._unattended = unattended  # the autopilot's settings, as last (re)loaded
         self._started_at = time.monotonic()
 
     def banner(self) -> dict[str, Any]:
@@ -59,7 +70,14 @@ class StatusView:
             "offline": {"count": stats.offline_count, "amount_by_currency": stats.offline_amount_by_currency},
             "store": self.store_status(),
             "deadline": self.deadline_status(),
+            "unattended": self.unattended_status(),
         }
+
+    def unattended_status(self) -> dict[str, Any]:
+        """What the daemon does with a payment its POS left authorised (1.4): {policy, lead_s}."""
+        settings = self._unattended()
+        lead = settings.lead_s
+        return {"policy": settings.policy.value, "lead_s": int(lead) if lead.is_integer() else lead}
 
     def deadline_status(self) -> dict[str, Any] | None:
         """The authorisation that lapses first unless captured (1.3): {payment_id, order_id,

@@ -132,15 +132,19 @@ class Int(Kind[int]):
 
 
 class Number(Kind[float]):
-    """A finite number (an integer is one too), optionally bounded below."""
+    """A finite number (an integer is one too), optionally bounded below, and above."""
 
-    def __init__(self, *, above: float | None = None, at_least: float | None = None) -> None:
-        self.above, self.at_least = above, at_least
+    def __init__(
+        self, *, above: float | None = None, at_least: float | None = None, at_most: float | None = None
+    ) -> None:
+        self.above, self.at_least, self.at_most = above, at_least, at_most
         self._must = "a number"
         if above is not None:
             self._must = f"a number above {above:g}"
         elif at_least is not None:
             self._must = f"a number of at least {at_least:g}"
+        if at_most is not None:
+            self._must += f" and at most {at_most:g}"
 
     def read(self, value: object, folder: str) -> float:
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -151,7 +155,8 @@ class Number(Kind[float]):
         too_low = (self.above is not None and value <= self.above) or (
             self.at_least is not None and value < self.at_least
         )
-        return self._must if too_low or not math.isfinite(value) else None
+        too_high = self.at_most is not None and value > self.at_most
+        return self._must if too_low or too_high or not math.isfinite(value) else None
 
 
 class Flag(Kind[bool]):

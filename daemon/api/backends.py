@@ -50,6 +50,7 @@ class Reconciling(Protocol):
         since: float | None = None,
         until: float | None = None,
         dry_run: bool = True,
+        unattended: bool = False,
     ) -> Report: ...
 
 

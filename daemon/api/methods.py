@@ -150,11 +150,15 @@ class Methods:
         dry_run = params.get("dry_run", True)
         if not isinstance(dry_run, bool):
             raise RpcError.invalid_params("dry_run", "dry_run must be true or false")
+        unattended = params.get("unattended", False)
+        if not isinstance(unattended, bool):
+            raise RpcError.invalid_params("unattended", "unattended must be true or false")
         report = await self._reconciler.run(
             completed_order_ids=completed,
             since=_timestamp(params, "since"),
             until=_timestamp(params, "until"),
             dry_run=dry_run,
+            unattended=unattended,
         )
         return report.to_json()
 
@@ -366,6 +370,7 @@ METHODS: tuple[Method[Handler], ...] = (
             Param("since", "string", f"from this time ({_A_TIME})"),
             Param("until", "string", f"to this time ({_A_TIME})"),
             Param("dry_run", "boolean", "only report what would be done (default true)"),
+            Param("unattended", "boolean", "what its POS left authorised follows [reconcile] unattended (1.4)"),
         ),
         Methods._reconcile,
     ),

@@ -9,7 +9,8 @@ from typing import Any
 # 1.1: reader.present, display.changed; 1.2: link readers; 1.3: tipping, card wallet and network, tip,
 # receipt, reader.register and reader.locations, payment.refund; 1.4: orders paid again (order_attempt,
 # closed_by, payment.close, payment.list's order_id), status.get's stripe.state, reader.pair, reader.refused,
-# flexible authorisations (payment.start's incremental and extended, payment.increment, increment.updated)
+# flexible authorisations (payment.start's incremental and extended, payment.increment, increment.updated),
+# the autopilot (payment.unattended, status.get's unattended, reconcile.run's unattended)
 PROTOCOL_VERSION = {"major": 1, "minor": 4}
 MAX_FRAME = 64 * 1024
 

@@ -168,8 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", action="extend", nargs="+", choices=TOPICS, metavar="T", help="only these topics (default: all)"
     )
 
-    reconcile = command("reconcile", cmd_reconcile, "find (and with --apply, settle) uncaptured authorisations")
-    reconcile.add_argument("--apply", action="store_true", help="capture and cancel (default: a dry run)")
+    reconcile = command(
+        "reconcile", cmd_reconcile, "find (and with --apply or --unattended, settle) uncaptured authorisations"
+    )
+    doing = reconcile.add_mutually_exclusive_group()
+    doing.add_argument("--apply", action="store_true", help="capture and cancel (default: a dry run)")
+    doing.add_argument("--dry-run", action="store_true", help="only report what would be done (the default)")
+    reconcile.add_argument(
+        "--unattended",
+        action="store_true",
+        help="what its POS left authorised follows [reconcile] unattended (the daily timer's run); "
+        "carried out unless --dry-run",
+    )
     reconcile.add_argument(
         "--completed", metavar="FILE", help="order ids completed by the POS, one per line ('-': stdin)"
     )

@@ -24,6 +24,7 @@ from .formatting import (
     queue_text,
     reader_text,
     stripe_text,
+    unattended_text,
 )
 from .health import exit_code, problems
 from .output import Output
@@ -49,6 +50,7 @@ def cmd_status(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.line(f"{'stripe':<8} {stripe_text(status.get('stripe') or {})}")
     out.line(f"{'queue':<8} {queue_text(status.get('queue') or {})}")
     out.line(f"{'deadline':<8} {deadline_text(status.get('deadline'), time.time())}")
+    out.line(f"{'policy':<8} {unattended_text(status.get('unattended'))}")
     offline = status.get("offline") or {}
     amounts = offline.get("amount_by_currency") or {}
     if offline.get("count"):
@@ -132,18 +134,21 @@ def cmd_display(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_reconcile(client: Client, args: argparse.Namespace, out: Output) -> int:
-    report = client.reconcile(args.completed_ids, args.since, args.until, dry_run=not args.apply)
+    dry_run = args.dry_run or not (args.apply or args.unattended)
+    report = client.reconcile(args.completed_ids, args.since, args.until, dry_run=dry_run, unattended=args.unattended)
     if out.json:
         out.document(report)
         return EXIT_OK
     dry = " (dry run: nothing changed)" if report.get("dry_run", True) else ""
-    out.line(f"Reconciliation{dry}: {report.get('checked', 0)} PaymentIntents of this terminal checked")
+    policy = f", [reconcile] unattended = {report['unattended']}" if report.get("unattended") else ""
+    out.line(f"Reconciliation{dry}{policy}: {report.get('checked', 0)} PaymentIntents of this terminal checked")
     findings = 0
     for key, title in (
         ("to_capture", "To capture"),
         ("to_cancel", "To cancel"),
         ("done", "Done"),
         ("skipped", "Skipped"),
+        ("reported", "Left authorised (reported only)"),
     ):
         items = report.get(key) or []
         if not items:
@@ -158,7 +163,8 @@ def cmd_reconcile(client: Client, args: argparse.Namespace, out: Output) -> int:
     for warning in report.get("warnings") or []:
         out.line(f"Warning: {warning}")
     if report.get("dry_run", True) and findings:
-        out.line("Run again with --apply to carry this out.")
+        again = "without --dry-run" if report.get("unattended") else "with --apply"
+        out.line(f"Run again {again} to carry this out.")
     return EXIT_OK
 
 

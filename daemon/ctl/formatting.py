@@ -188,6 +188,11 @@ def event_summary(event: Event) -> str:
     if event.type in ("reader.connected", "reader.disconnected"):
         reason = f" ({data['reason']})" if data.get("reason") else ""
         return f"{data.get('model', '')} {data.get('id', '')}{reason}".strip()
+    if event.type == "payment.unattended":
+        return (
+            f"{payment_id} (order {data.get('order_id')}) left authorised by its POS: "
+            f"[reconcile] unattended = {data.get('policy')} ({data.get('trigger')})"
+        )
     if event.type == "payment.deadline":
         due = data.get("capture_before")
         return f"{payment_id} (order {data.get('order_id')}) {data.get('state')}: capture before {due}"
@@ -221,6 +226,20 @@ def deadline_text(deadline: dict[str, Any] | None, now: float) -> str:
         left = None
     when = "" if left is None else (f", in {_span(left)}" if left > 0 else ", passed")
     return f"{deadline.get('payment_id')} (order {deadline.get('order_id')}) capture before {moment}{when}"
+
+
+def unattended_text(unattended: dict[str, Any] | None) -> str:
+    """What the daemon does with a payment its POS left authorised (1.4), e.g. "[reconcile] unattended =
+    capture: a payment its POS left authorised is captured 1 h 0 min before its deadline" (1.4)."""
+    if not unattended:
+        return "not told (a daemon before protocol 1.4)"
+    policy = unattended.get("policy")
+    lead = unattended.get("lead_s")
+    when = f"{_span(float(lead))} before its deadline" if isinstance(lead, int | float) else "before its deadline"
+    done = {"capture": f"is captured {when}", "cancel": f"is canceled {when}"}.get(
+        str(policy), f"is reported {when}, and left to lapse"
+    )
+    return f"[reconcile] unattended = {policy}: a payment its POS left authorised {done}"
 
 
 def _span(seconds: float) -> str:

@@ -6,7 +6,7 @@ default) the watch publishes `payment.deadline` and writes a journal entry (CAPT
 for each payment still `authorized` or `capturing`. Each lead is announced once per run of the
 daemon; after a restart, the nearest lead already passed is announced again, once (the POS may have
 missed it while the daemon was down). A deadline already past is not announced here: the payment's
-capture, or reconciliation, finds out what Stripe did.
+capture, or the autopilot (autopilot.py), finds out what Stripe did.
 
 The watch reads the deadlines from the store and sleeps until the next one is due, waking on every
 payment that becomes authorised, and at least every `recheck_s` (the wall clock of a Pi without a
@@ -83,8 +83,11 @@ class DeadlineWatch:
         while True:
             self._wake.clear()
             delay = min(self.announce_due(), self._recheck_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that arrives as
+            # the wake-up does, and the daemon's stop would then wait for this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.0))
+                async with asyncio.timeout(max(delay, 0.0)):
+                    await self._wake.wait()
 
     def announce_due(self) -> float:
         """Announce every lead that has come; return the seconds until the next one is due."""

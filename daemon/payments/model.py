@@ -97,6 +97,15 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+class Unattended(enum.StrEnum):
+    """What the daemon does with a payment its POS left `authorized` ([reconcile] unattended;
+    docs/payments.md weighs them): take the money, release it, or only say so."""
+
+    CAPTURE = "capture"  # the money is taken, though the goods may never have been given
+    CANCEL = "cancel"  # the hold is released, though the POS may still have completed the sale
+    REPORT = "report"  # a journal entry and an event; the authorisation lapses at its deadline
+
+
 # Why a POS cancels a payment: Stripe's cancellation reasons that a POS may give.
 CANCELLATION_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
 

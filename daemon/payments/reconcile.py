@@ -6,6 +6,10 @@ lost capture (its order completed and was not paid otherwise: capture it) or an 
 checkout (cancel it). The list endpoint is read, filtered to this terminal's metadata (search
 lags and must not be trusted for this). A dry run — the default — only reports; applying
 queues the captures and cancels in the outbox like any other mutation.
+
+An unattended run (the daily timer's) decides what its POS left `authorized`, with no completed
+order to say otherwise, by `[reconcile] unattended` (the autopilot's policy, autopilot.py) instead
+of cancelling it as abandoned.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any
 
 from readerhost.daemon.journal import MessageId
 
-from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, rfc3339
+from .autopilot import Autopilot, Trigger
+from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, Unattended, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView
 from .service import PaymentService
@@ -57,10 +62,14 @@ class Report:
     done: list[Finding] = field(default_factory=list)
     skipped: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unattended: Unattended | None = None  # the policy an unattended run applied
+    reported: list[Finding] = field(default_factory=list)  # left authorised, only told (policy `report`)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
+            "unattended": self.unattended.value if self.unattended else None,
+            "reported": [f.to_json() for f in self.reported],
             "checked": self.checked,
             "to_capture": [f.to_json() for f in self.to_capture],
             "to_cancel": [f.to_json() for f in self.to_cancel],
@@ -80,6 +89,7 @@ class Reconciler:
         *,
         grace_s: float = 600.0,
         clock: Callable[[], float] = time.time,
+        autopilot: Autopilot | None = None,
     ) -> None:
         self._store = store
         self._gateway = gateway
@@ -87,6 +97,7 @@ class Reconciler:
         self._terminal_id = terminal_id
         self.grace_s = grace_s  # an authorisation this fresh may still be captured by its POS
         self._clock = clock
+        self._autopilot = autopilot
 
     async def run(
         self,
@@ -95,8 +106,12 @@ class Reconciler:
         since: float | None = None,
         until: float | None = None,
         dry_run: bool = True,
+        unattended: bool = False,
     ) -> Report:
         now = self._clock()
+        autopilot = self._autopilot if unattended else None
+        if unattended and autopilot is None:
+            raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
         start = int(since if since is not None else now - DEFAULT_WINDOW_S)
         end = int(until if until is not None else now) + 1
         listed = await asyncio.to_thread(self._gateway.list_intents, created_gte=start, created_lt=end)
@@ -104,7 +119,7 @@ class Reconciler:
             message = f"cannot list PaymentIntents: {listed.message}"
             raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
         ours = [i for i in listed if i.metadata.get("terminal_id") == self._terminal_id]
-        report = Report(dry_run=dry_run, checked=len(ours))
+        report = Report(dry_run=dry_run, checked=len(ours), unattended=autopilot.settings.policy if autopilot else None)
         completed = set(completed_order_ids)
         paid_orders = {i.metadata.get("order_id") for i in ours if i.status == "succeeded"}
         for intent in ours:
@@ -134,6 +149,9 @@ class Reconciler:
                 report.to_capture.append(_because(finding, f"order completed: capture {amount}"))
                 if not dry_run:
                     await self._capture(report, finding, payment, amount)
+            elif (autopilot is not None and not order_done and paid_otherwise is None and payment is not None
+                  and payment.state is State.AUTHORIZED):  # fmt: skip
+                await self._unattended(report, finding, payment, autopilot, dry_run)
             else:
                 why = paid_otherwise or "no completed order: abandoned"
                 report.to_cancel.append(_because(finding, why))
@@ -155,6 +173,21 @@ class Reconciler:
             if other.payment_id != finding.payment_id and other.state in SUCCESSFUL:
                 return f"order paid by its attempt {other.order_attempt} ({other.payment_id}, {other.state})"
         return None
+
+    async def _unattended(
+        self, report: Report, finding: Finding, payment: Payment, autopilot: Autopilot, dry_run: bool
+    ) -> None:
+        """A payment its POS left authorised, decided by the policy (the autopilot's, applied as it applies it)."""
+        policy = autopilot.settings.policy
+        left = _because(finding, f"left authorised by its POS: [reconcile] unattended = {policy.value}")
+        {Unattended.CAPTURE: report.to_capture, Unattended.CANCEL: report.to_cancel}.get(
+            policy, report.reported
+        ).append(left)
+        if dry_run:
+            return
+        applied = await autopilot.apply(payment, Trigger.DAILY)
+        if policy is not Unattended.REPORT:
+            (report.done if applied.done else report.skipped).append(_because(finding, applied.reason))
 
     def _payment_of(self, intent: IntentView) -> Payment | None:
         payment_id = intent.metadata.get("payment_id")

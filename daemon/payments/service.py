@@ -197,8 +197,8 @@ class PaymentService:
         self._begin_collection(payment)
         return payment
 
-    async def capture(self, payment_id: str, amount: int | None = None) -> Payment:
-        """payment.capture: accepted once the capture is durably queued."""
+    async def capture(self, payment_id: str, amount: int | None = None, *, why: str = "payment.capture") -> Payment:
+        """payment.capture: accepted once the capture is durably queued (`why` goes in its history)."""
         payment = self.get(payment_id=payment_id)
         pending = pending_increment(payment)
         if pending is not None and payment.state is State.AUTHORIZED:  # the hold may yet change
@@ -233,9 +233,11 @@ class PaymentService:
             )
         if payment.state is not State.AUTHORIZED:
             raise RequestRefused(Reason.INVALID_STATE, f"payment {payment_id} is {payment.state}, not authorized")
-        return self._queue_capture(payment, wanted, "payment.capture")
+        return self._queue_capture(payment, wanted, why)
 
-    async def cancel(self, payment_id: str, reason: str = "requested_by_customer") -> Payment:
+    async def cancel(
+        self, payment_id: str, reason: str = "requested_by_customer", *, why: str = "payment.cancel"
+    ) -> Payment:
         """payment.cancel: stops a collection; cancels the PaymentIntent unless it was captured."""
         if reason not in CANCELLATION_REASONS:
             raise validation.InvalidRequest("reason", f"reason must be one of {', '.join(CANCELLATION_REASONS)}")
@@ -247,7 +249,7 @@ class PaymentService:
                 Reason.INVALID_STATE, f"payment {payment_id} is {payment.state} and cannot be canceled"
             )
         self._stop_collection(payment_id)
-        return self._cancel(payment, reason, f"payment.cancel ({reason})")
+        return self._cancel(payment, reason, f"{why} ({reason})")
 
     async def cancel_at_stripe(self, payment_id: str, reason: str) -> Payment:
         """Reconciliation's cancel: like payment.cancel, and for a payment canceled (or failed) here
@@ -261,6 +263,18 @@ class PaymentService:
         key = keys.operation_key(payment_id, Kind.CANCEL, len(ops) + 1)
         self._ledger.add_operation(payment_id, (Kind.CANCEL, key, {"reason": reason}))
         return payment
+
+    def authorisation_ended(self, payment_id: str, intent: IntentView) -> Payment | None:
+        """Stripe canceled the PaymentIntent of a payment still `authorized` here (its authorisation
+        expired at its deadline, or it was canceled elsewhere): the payment fails now, without waiting
+        for a capture request. Returns the failed payment, or None when it had moved on meanwhile."""
+        payment = self._store.payment(payment_id)
+        if payment is None or payment.state is not State.AUTHORIZED or intent.status != "canceled":
+            return None
+        reason = _cancel_reason(intent)
+        message = f"Stripe canceled the authorisation before a capture was asked ({intent.cancellation_reason})"
+        after = payment.moved_to(State.FAILED, self._clock(), error=PaymentError(reason, message))
+        return self._ledger.commit(payment, after, f"failed: {message}")
 
     async def refund(self, params: dict[str, Any]) -> Refund:
         """payment.refund: see refunds.py."""

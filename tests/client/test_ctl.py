@@ -127,6 +127,9 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert "health   ok" in human.stdout
     deadline = next(line for line in human.stdout.splitlines() if line.startswith("deadline "))
     assert deadline == "deadline no authorisation waiting for a capture" or " capture before 20" in deadline
+    assert "\npolicy   [reconcile] unattended = report: a payment its POS left authorised is reported 1 h 0 min " in (
+        human.stdout
+    )
     assert human.stderr == ""
     machine = run_ctl("status", "--json")  # the global options also work after the command
     assert machine.code == 0
@@ -135,6 +138,20 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert status["protocol"] == {"major": 1, "minor": 4}
     assert status["reader"]["state"] == "ready"
     assert "deadline" in status
+    assert status["unattended"] == {"policy": "report", "lead_s": 3600}
+
+
+def test_status_says_what_the_daemon_does_with_what_a_pos_left_authorised() -> None:
+    assert formatting.unattended_text({"policy": "capture", "lead_s": 5400}) == (
+        "[reconcile] unattended = capture: a payment its POS left authorised is captured 1 h 30 min before its deadline"
+    )
+    assert formatting.unattended_text({"policy": "cancel", "lead_s": 600}).endswith(
+        "is canceled 10 min before its deadline"
+    )
+    assert formatting.unattended_text({"policy": "report", "lead_s": 3600}).endswith(
+        "is reported 1 h 0 min before its deadline, and left to lapse"
+    )
+    assert formatting.unattended_text(None) == "not told (a daemon before protocol 1.4)"
 
 
 def test_status_names_the_nearest_capture_deadline() -> None:
@@ -450,6 +467,24 @@ def test_reconcile_reads_completed_orders_from_stdin(run_ctl: Callable[..., Ran]
     assert {"T-REC-KEEP", "T-REC-DROP"} <= done
     assert run_ctl("--json", "get", kept["payment_id"]).json()["state"] in ("capturing", "captured")
     assert run_ctl("--json", "get", dropped["payment_id"]).json()["state"] == "canceled"
+
+
+def test_reconcile_unattended_previews_then_applies_the_daemon_s_policy(run_ctl: Callable[..., Ran]) -> None:
+    left = paid(run_ctl, "1600", "T-UNATTENDED")
+    preview = run_ctl("reconcile", "--unattended", "--dry-run")
+    assert preview.code == 0, preview.stderr
+    assert preview.stdout.startswith("Reconciliation (dry run: nothing changed), [reconcile] unattended = report: ")
+    reported = preview.stdout.split("Left authorised (reported only):")[1]
+    assert "order T-UNATTENDED  16.00 USD  left authorised by its POS: [reconcile] unattended = report" in reported
+    applied = run_ctl("--json", "reconcile", "--unattended")  # what the daily timer runs
+    assert applied.code == 0, applied.stderr
+    report = applied.json()
+    assert (report["dry_run"], report["unattended"]) == (False, "report")
+    assert "T-UNATTENDED" in {finding["order_id"] for finding in report["reported"]}
+    assert run_ctl("--json", "get", left["payment_id"]).json()["state"] == "authorized"  # reported, nothing done
+    both = run_ctl("reconcile", "--apply", "--dry-run")
+    assert both.code == 2
+    assert "not allowed with argument" in both.stderr
 
 
 def test_reconcile_from_a_file_that_is_missing_is_a_usage_error(run_ctl: Callable[..., Ran], tmp_path: Path) -> None:
@@ -789,5 +824,9 @@ def test_event_lines_for_a_technician() -> None:
     raised = {**declined, "state": "succeeded", "decline": None}
     assert formatting.event_summary(event("increment.updated", raised)) == (
         "pay_1 increment EV-1-I3 to 95.00 USD: succeeded"
+    )
+    unattended = {"payment_id": "pay_1", "order_id": "A-1", "policy": "capture", "trigger": "deadline"}
+    assert formatting.event_summary(event("payment.unattended", unattended)) == (
+        "pay_1 (order A-1) left authorised by its POS: [reconcile] unattended = capture (deadline)"
     )
     assert formatting.event_summary(event("something.new", {"a": 1})) == '{"a": 1}'

@@ -158,6 +158,10 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         reconcile_grace_s = 120.5
         customer_wait_s = 12
         deadline_leads_s = [600, 3600, 600]
+        [reconcile]
+        unattended = "capture"
+        lead_s = 1800
+        reread_s = 60
         [log]
         level = "debug"
         """,
@@ -183,6 +187,7 @@ def test_a_full_file_is_read_into_every_field(tmp_path: Path) -> None:
         emulator_port=12111,
     )
     assert config.reader_settings(simulated.SETTINGS) == SimulatedSettings("charge_declined", -1.0, True)
+    assert (config.reconcile.unattended, config.reconcile.lead_s, config.reconcile.reread_s) == ("capture", 1800, 60)
     assert dataclasses.astuple(config.payments) == (
         (("eur", 5000), ("jpy", 7500)),
         (("eur", 20000), ("jpy", 30000)),
@@ -249,7 +254,7 @@ ERRORS = [
     (
         "unknown-table",
         "[apu]\nsocket = 'x'\n",
-        "unknown table [apu] (known: api, store, stripe, reader, payments, display, gpio, metrics, log)",
+        "unknown table [apu] (known: api, store, stripe, reader, payments, reconcile, display, gpio, metrics, log)",
     ),
     (
         "unknown-key",
@@ -322,6 +327,28 @@ ERRORS = [
         '[payments]\ndeadline_leads_s = ["2h"]\n',
         "[payments] deadline_leads_s must be a list of numbers of seconds above 0",
     ),
+    (
+        "unattended-unknown",
+        '[reconcile]\nunattended = "refund"\n',
+        '[reconcile] unattended must be one of capture, cancel, report, not "refund"',
+    ),
+    (
+        "lead-too-short",
+        "[reconcile]\nlead_s = 30\n",
+        "[reconcile] lead_s must be a number of at least 60 and at most 86400, not 30",
+    ),
+    (
+        "lead-too-long",
+        "[reconcile]\nlead_s = 172800\n",
+        "[reconcile] lead_s must be a number of at least 60 and at most 86400, not 172800",
+    ),
+    ("lead-not-a-number", '[reconcile]\nlead_s = "1h"\n', "[reconcile] lead_s must be a number of at least 60"),
+    (
+        "reread-zero",
+        "[reconcile]\nreread_s = 0\n",
+        "[reconcile] reread_s must be a number of at least 10 and at most 86400, not 0",
+    ),
+    ("reconcile-unknown-key", "[reconcile]\npolicy = 1\n", "unknown key [reconcile] policy"),
     (
         "customer-wait-zero",
         "[payments]\ncustomer_wait_s = 0\n",

@@ -46,7 +46,7 @@ def test_banner_then_status(tmp_path: Path) -> None:
             status = (await client.call("status.get"))["result"]
             assert set(status) == {
                 "daemon", "protocol", "boot_id", "mode", "uptime_s", "reader", "stripe", "queue", "offline", "store",
-                "deadline",
+                "deadline", "unattended",
             }  # fmt: skip
             assert status["deadline"] is None  # no payment waits for a capture
             assert status["store"]["path"] == str(daemon.store_path)

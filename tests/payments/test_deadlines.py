@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import EmulatorHandle
 from support.daemon import LineClient, of_type, running_daemon, subscribed_when_connected
-from support.payments_core import Core, running_core
+from support.payments_core import Clocks, Core, running_core
 
 from readerhost.daemon.journal import MessageId
 from readerhost.daemon.payments.deadlines import DeadlineWatch
@@ -82,21 +82,6 @@ def test_capture_before_is_in_the_payment_the_list_filter_and_the_status(tmp_pat
             await pos.close()
 
     run(scenario())
-
-
-class Clocks:
-    """The watch's wall clock and Stripe's, moved on together."""
-
-    def __init__(self, emulator: EmulatorHandle) -> None:
-        self.offset = 0.0
-        self.emulator = emulator
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-        self.emulator.emulator.advance_clock(seconds)
 
 
 @contextlib.asynccontextmanager

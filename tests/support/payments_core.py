@@ -91,6 +91,21 @@ class Core:
         return [e.data["state"] for e in self.seen if e.type == "payment.state" and e.data["payment_id"] == payment_id]
 
 
+class Clocks:
+    """The daemon's wall clock and Stripe's (the emulator's), moved on together, as days passing would."""
+
+    def __init__(self, emulator: EmulatorHandle) -> None:
+        self.offset = 0.0
+        self.emulator = emulator
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        self.emulator.emulator.advance_clock(seconds)
+
+
 @contextlib.asynccontextmanager
 async def running_core(
     emulator: EmulatorHandle,

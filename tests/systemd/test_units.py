@@ -240,7 +240,7 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
     # The programs are where install.sh puts them.
     assert "VENV=/opt/readerhost/venv\n" in INSTALL.read_text()
     assert service["Service.ExecStart"] == [INSTALLED_BIN + "readerhostd"]
-    assert reconcile["Service.ExecStart"] == [INSTALLED_BIN + "readerhostctl reconcile"]
+    assert reconcile["Service.ExecStart"] == [INSTALLED_BIN + "readerhostctl reconcile --unattended"]
 
     # A static user (the store keeps its owner), with the Pi's hardware groups and device kinds.
     assert "Service.DynamicUser" not in service
