@@ -3,7 +3,17 @@
 # reader), capture when authorised. Prints each event as [seq, type, detail] and every answer.
 #   READERHOST_SOCKET=/run/readerhost/api.sock ./pay-with-socat.sh ORDER-ID AMOUNT
 set -euo pipefail
-SOCKET=${READERHOST_SOCKET:-${XDG_RUNTIME_DIR:-/run}/readerhost/api.sock}
+# Where readerhostctl looks (client/paths.py): $READERHOST_SOCKET, else the system service's socket
+# when it exists, else a daemon run by this user, else ./readerhost-api.sock.
+if [[ -n ${READERHOST_SOCKET:-} ]]; then
+  SOCKET=$READERHOST_SOCKET
+elif [[ -e /run/readerhost/api.sock ]]; then
+  SOCKET=/run/readerhost/api.sock
+elif [[ ${XDG_RUNTIME_DIR:-} == /* ]]; then
+  SOCKET=${XDG_RUNTIME_DIR%%:*}/readerhost/api.sock
+else
+  SOCKET=./readerhost-api.sock
+fi
 ORDER=${1:-A-1002}
 AMOUNT=${2:-1250}
 

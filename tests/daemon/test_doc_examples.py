@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -53,3 +54,21 @@ def test_the_python_client_examples_run_as_written(tmp_path: Path) -> None:
         )
         assert read.returncode == 0, read.stderr
         assert read.stdout.splitlines() == ["True", "captured"]
+
+
+def test_the_documents_show_the_protocol_version_the_daemon_speaks() -> None:
+    from readerhost.daemon.api.protocol import PROTOCOL_VERSION
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    guide = (docs / "pos-protocol.md").read_text()
+    hello = json.loads(
+        next(line for line in guide.splitlines() if line.startswith('{"jsonrpc":"2.0","method":"hello"'))
+    )
+    assert hello["params"]["protocol"] == PROTOCOL_VERSION
+    version = f"{PROTOCOL_VERSION['major']}.{PROTOCOL_VERSION['minor']}"
+    assert f"this daemon speaks **{version}**" in guide
+    assert f"## Additions in {version}" in guide
+    for name in ("readerhostctl.md", "operations.md"):
+        shown = re.findall(r"^readerhostd \S+, protocol (\d+\.\d+)", (docs / name).read_text(), re.M)
+        assert shown, name
+        assert set(shown) == {version}, name
