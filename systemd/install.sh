@@ -267,6 +267,31 @@ for doc in "${DOCS[@]}"; do
     put_file "$CHECKOUT/docs/$doc" "/usr/local/share/doc/readerhost/$doc" 0644 root:root
 done
 
+# What this run owes: a run that stops half-way (a missing tool, a power cut) must not leave a file
+# copied but never activated. What is owed is written down before it is done, and a run does what an
+# earlier one still owed, even when nothing changed since. (--root activates nothing: nothing owed.)
+OWED_FILE=$VENV/.readerhost-owed
+owes() { [[ -z $STAGING ]] && grep -qx -- "$1" "$OWED_FILE" 2>/dev/null; }
+note_owed() {
+    [[ -z $STAGING ]] || return 0
+    local words=()
+    ((CODE_CHANGED)) && words+=(code)
+    ((UNITS_CHANGED)) && words+=(units)
+    ((MODULES_CHANGED)) && words+=(modules)
+    ((UDEV_CHANGED)) && words+=(udev)
+    ((CATALOG_CHANGED)) && words+=(catalog)
+    ((${KEY_CHANGED:-0})) && words+=(key)
+    ((${#words[@]})) || return 0
+    printf '%s\n' "${words[@]}" >"$OWED_FILE.partial"
+    mv -f -- "$OWED_FILE.partial" "$OWED_FILE"
+}
+owes code && CODE_CHANGED=1
+owes units && UNITS_CHANGED=1
+owes modules && MODULES_CHANGED=1
+owes udev && UDEV_CHANGED=1
+owes catalog && CATALOG_CHANGED=1
+note_owed
+
 # 4. Users, folders, modules, udev ---------------------------------------------------------------
 if [[ -n $STAGING ]]; then
     skipped "systemd-sysusers, systemd-tmpfiles --create, modprobe, udevadm control --reload"
@@ -314,12 +339,16 @@ fi
 HAVE_KEY=0
 [[ -f $ROOT$KEY ]] && HAVE_KEY=1
 
+owes key && KEY_CHANGED=1
+note_owed
+
 # 7. systemd --------------------------------------------------------------------------------------
 if [[ -n $STAGING ]]; then
     skipped "systemctl daemon-reload; systemctl enable --now ${START_UNITS[*]}"
 elif ((!HAVE_KEY)); then
     ((UNITS_CHANGED)) && systemctl daemon-reload
     warn "no Stripe key in $KEY: readerhostd is installed but not enabled or started (it cannot start without the key). Run again with --stripe-key-file PATH"
+    rm -f -- "$OWED_FILE"
 else
     if ((UNITS_CHANGED)); then
         say "systemctl daemon-reload"
@@ -344,6 +373,7 @@ else
             CHANGES=$((CHANGES + 1))
         fi
     done
+    rm -f -- "$OWED_FILE" # everything this run and earlier ones owed is done
 fi
 
 if ((CHANGES == 0)); then
