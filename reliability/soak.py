@@ -81,6 +81,10 @@ async def _soak(
         await cashier.hang_up()
     w.stop()
     view = w.store()
+    violations = w.violations(settled=not stuck)
+    stuck += [s for c in sellers for s in c.stuck] + ([device_failure] if device_failure else [])
+    if violations or stuck:  # a finding: what it is judged on outlives the run's folder
+        w.keep_evidence(Path.cwd() / "reliability-evidence" / f"soak{'-sdk' if w.device else ''}-seed{seed}")
     sources = [("daemon log", "\n".join(w.logs).encode()), ("socket traffic", bytes(w.record.wire))]
     return SoakResult(
         seed=seed,
@@ -90,9 +94,9 @@ async def _soak(
         settle_s=settle_s,
         final_states=Counter(p.state for p in view.payments.values()),
         faults=injector.fired(),
-        violations=w.violations(settled=not stuck),
+        violations=violations,
         secrets=scan([*sources, *store_files(w.store_path), *process], w.key),
-        stuck=stuck + [s for c in sellers for s in c.stuck] + ([device_failure] if device_failure else []),
+        stuck=stuck,
         refunds=Counter(r.state for r in view.refunds.values()),
         reader_events=Counter(str(e["event"]) for e in w.device.events) if w.device is not None else Counter(),
     )

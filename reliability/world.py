@@ -103,8 +103,8 @@ class World:
         self.stop()
 
     def keep_evidence(self, where: Path) -> Path:
-        """Copy what a violation is judged on — the store, Stripe's journal, the daemons' logs, what
-        the POS clients were told and asked — to `where` (the run's own folder is deleted after it)."""
+        """Copy what a finding is judged on — the store, Stripe's journal, the daemons' logs, what the
+        POS clients were told and asked, their traffic — to `where` (the run's folder is deleted after it)."""
         where.mkdir(parents=True, exist_ok=True)
         for path in self.store_path.parent.glob(self.store_path.name + "*"):  # with its -wal and -shm
             shutil.copy2(path, where / path.name)
@@ -117,6 +117,7 @@ class World:
                  "cancel_accepted": sorted(record.cancel_accepted), "automatic": sorted(record.automatic),
                  "told": sorted(record.told)}  # fmt: skip
         (where / "pos.json").write_text(json.dumps(asked, indent=1))
+        (where / "wire.txt").write_bytes(bytes(record.wire))  # every line the POS clients sent and got
         return where
 
     def add_sdk_reader(self) -> str:
