@@ -119,3 +119,19 @@ def test_a_pos_with_only_the_client_pays_through_a_real_daemon(installed: Instal
         done = run(installed.python, "-I", "-c", POS, daemon.socket_path, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["missing NOT_FOUND", "1 captured"]
+
+
+def test_a_pos_type_checks_against_the_installed_wheel(installed: Installed, tmp_path: Path) -> None:
+    # mypy finds the client in the fresh venv, typed by its py.typed, and holds a POS to its signatures.
+    pos = tmp_path / "pos.py"
+    pos.write_text(
+        "from readerhost.client import Client\n\n"
+        "with Client.connect() as pos:\n"
+        "    payment_id: str = pos.start_payment('A-1', 1250)['payment_id']\n"
+        "    pos.start_payment('A-2', '12.50')\n"
+    )
+    done = run(sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", tmp_path / "cache",
+               "--python-executable", installed.python, pos.name, cwd=tmp_path)  # fmt: skip
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, done.stdout
+    assert errors[0].startswith('pos.py:5: error: Argument 2 has incompatible type "str"; expected "int"'), done.stdout
