@@ -1,6 +1,6 @@
 """readerhost-client as a POS maker gets it: its wheel, built offline from clients/python/, installed
-alone into a fresh venv (no Stripe SDK, no daemon), where its own tests pass and it takes a payment
-through a real readerhostd started from this suite's venv."""
+alone into a fresh venv (no Stripe SDK, no daemon), where its own tests pass, it takes a payment
+through a real readerhostd started from this suite's venv, and mypy holds a POS to its types (py.typed)."""
 
 from __future__ import annotations
 
