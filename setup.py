@@ -1,8 +1,9 @@
 """Maps the top-level source folders onto the `readerhost` namespace.
 
-client/ -> readerhost.client, daemon/ -> readerhost.daemon, drivers/ -> readerhost.drivers,
-sim/ -> readerhost.sim.
-`readerhost` itself is an implicit namespace package (it has no folder of its own).
+daemon/ -> readerhost.daemon, drivers/ -> readerhost.drivers, sim/ -> readerhost.sim.
+`readerhost` itself is an implicit namespace package (it has no folder of its own); its portion
+readerhost.client is a distribution of its own, readerhost-client (clients/python/), which the
+daemon depends on.
 """
 
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 from setuptools import setup
 
 SOURCE_FOLDERS = {
-    "client": "readerhost.client",
     "daemon": "readerhost.daemon",
     "drivers": "readerhost.drivers",
     "sim": "readerhost.sim",

@@ -18,7 +18,8 @@ Installs readerhostd from this checkout, as root:
   1. apt: python3-venv and python3-systemd, and python3-lgpio (GPIO) and python3-spidev (SPI
      displays) where the package archive has them (Raspberry Pi OS does)
   2. /opt/readerhost/venv (--system-site-packages, to see lgpio) with the exact versions, checked by
-     their hashes, of requirements/kiosk.txt (./dev lock makes it), then readerhost itself;
+     their hashes, of requirements/kiosk.txt (./dev lock makes it), then readerhost-client
+     (clients/python) and readerhost itself;
      readerhostctl linked into /usr/local/bin, its bash completion into
      /usr/local/share/bash-completion/completions
   3. the units into /usr/local/lib/systemd/system; sysusers.d, tmpfiles.d and modules-load.d files
@@ -208,19 +209,19 @@ fi
 
 # 2. The venv and readerhost in it ---------------------------------------------------------------
 # Built from a copy of the sources, so that pip leaves no root-owned build files in the checkout.
-SOURCES=(pyproject.toml setup.py README.md client daemon drivers sim)
+SOURCES=(pyproject.toml setup.py README.md LICENSE clients/python daemon drivers sim)
 LOCK=requirements/kiosk.txt # every kiosk gets the same versions: pinned, with their hashes
 source_stamp() {
     (
         cd -- "$CHECKOUT"
-        find "${SOURCES[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
+        find "${SOURCES[@]}" -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum
         sha256sum "$LOCK"
     ) | sha256sum | cut -d' ' -f1
 }
 CODE_CHANGED=0
 if [[ -n $STAGING ]]; then
-    skipped "python3 -m venv --system-site-packages $VENV; $VENV/bin/pip install --require-hashes -r $LOCK; $VENV/bin/pip install --no-deps $CHECKOUT"
+    skipped "python3 -m venv --system-site-packages $VENV; $VENV/bin/pip install --require-hashes -r $LOCK; $VENV/bin/pip install --no-deps $CHECKOUT/clients/python $CHECKOUT"
 else
     if [[ ! -x $VENV/bin/python ]]; then
         say "creating $VENV"
@@ -232,12 +233,12 @@ else
     if [[ $(cat -- "$VENV/.readerhost-source" 2>/dev/null || true) != "$stamp" ]]; then
         build=$(mktemp -d)
         CLEANUP+=("$build")
-        (cd -- "$CHECKOUT" && cp -R -- "${SOURCES[@]}" "$build/")
-        find "$build" -name __pycache__ -prune -exec rm -rf {} +
-        say "pip install the locked versions of $LOCK, then readerhost, into $VENV"
+        (cd -- "$CHECKOUT" && cp -R --parents -- "${SOURCES[@]}" "$build/")
+        find "$build" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+        say "pip install the locked versions of $LOCK, then readerhost-client and readerhost, into $VENV"
         "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --require-hashes -r "$CHECKOUT/$LOCK"
         # Its dependencies are all in the lock: --no-deps keeps pip from resolving anything anew.
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps "$build"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps "$build/clients/python" "$build"
         printf '%s\n' "$stamp" >"$VENV/.readerhost-source"
         CODE_CHANGED=1
         CHANGES=$((CHANGES + 1))

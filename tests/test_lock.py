@@ -13,6 +13,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "kiosk.txt"
 KIOSK_EXTRAS = ("oled", "gpio", "serial", "ble")  # what systemd/install.sh and ./dev lock install
+# Installed from the checkout beside the daemon, never from an index: not locked. {name: its folder}
+FROM_THE_CHECKOUT = {"readerhost-client": ROOT / "clients" / "python"}
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+) \\$", re.MULTILINE)
 
 
@@ -28,6 +30,13 @@ def locked() -> dict[str, tuple[str, int]]:
     return entries
 
 
+def checkout_version(name: str) -> str:
+    project = tomllib.loads((FROM_THE_CHECKOUT[name] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert canonicalize_name(project["name"]) == name
+    version: str = project["version"]
+    return version
+
+
 def test_every_kiosk_dependency_is_locked_at_an_admitted_version_with_hashes() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = [Requirement(text) for text in project["dependencies"]]
@@ -35,8 +44,12 @@ def test_every_kiosk_dependency_is_locked_at_an_admitted_version_with_hashes() -
         wanted += [Requirement(text) for text in project["optional-dependencies"][extra]]
     pins = locked()
     assert len(pins) >= len(wanted)
+    assert not FROM_THE_CHECKOUT.keys() & pins.keys(), f"{LOCK.name} locks a project the checkout brings"
     for requirement in wanted:
         name = canonicalize_name(requirement.name)
+        if name in FROM_THE_CHECKOUT:
+            assert requirement.specifier.contains(checkout_version(name)), f"pyproject.toml's {requirement}"
+            continue
         assert name in pins, f"{requirement} is not in {LOCK.name}: run ./dev lock"
         version, hashes = pins[name]
         assert requirement.specifier.contains(version, prereleases=True), (
@@ -50,4 +63,4 @@ def test_the_installer_installs_the_lock_and_nothing_resolved_anew() -> None:
     install = (ROOT / "systemd" / "install.sh").read_text(encoding="utf-8")
     assert "LOCK=requirements/kiosk.txt" in install
     assert '--require-hashes -r "$CHECKOUT/$LOCK"' in install
-    assert '--no-deps "$build"' in install
+    assert '--no-deps "$build/clients/python" "$build"' in install

@@ -3,7 +3,7 @@
 # reader), capture when authorised. Prints each event as [seq, type, detail] and every answer.
 #   READERHOST_SOCKET=/run/readerhost/api.sock ./pay-with-socat.sh ORDER-ID AMOUNT
 set -euo pipefail
-# Where readerhostctl looks (client/paths.py): $READERHOST_SOCKET, else the system service's socket
+# Where readerhostctl looks (readerhost.client.paths): $READERHOST_SOCKET, else the system service's socket
 # when it exists, else a daemon run by this user, else ./readerhost-api.sock.
 if [[ -n ${READERHOST_SOCKET:-} ]]; then
   SOCKET=$READERHOST_SOCKET

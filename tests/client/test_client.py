@@ -4,7 +4,6 @@ readerhostd process for the blocking one. Real sockets throughout; waits are on 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 import sys
@@ -23,7 +22,6 @@ from readerhost.client import (
     ConnectionLost,
     Event,
     IdempotencyConflict,
-    IncompatibleProtocol,
     InvalidParams,
     InvalidState,
     MethodNotFound,
@@ -32,7 +30,6 @@ from readerhost.client import (
     ReaderhostError,
     default_socket_path,
     error_from,
-    wire,
 )
 from readerhost.daemon.config import load_config, resolve_socket_path
 
@@ -394,29 +391,7 @@ def test_the_blocking_client_sees_the_daemon_stop(tmp_path: Path) -> None:
         assert daemon.process.wait(timeout=WAIT) == 0
 
 
-# -- pieces that need no daemon ------------------------------------------------------------------
-
-
-def test_error_from_maps_codes_and_reasons() -> None:
-    app = {"code": 1001, "message": "the reader is held", "data": {"reason": "BUSY", "retryable": True}}
-    busy = error_from(app)
-    assert type(busy) is Busy
-    assert (busy.code, busy.message, busy.reason, busy.retryable, busy.field) == (
-        1001, "the reader is held", "BUSY", True, None,
-    )  # fmt: skip
-    invalid = error_from({"code": -32602, "message": "bad", "data": {"reason": "INVALID_PARAMS", "field": "amount"}})
-    assert type(invalid) is InvalidParams
-    assert invalid.field == "amount"
-    for code in (-32700, -32600, -32603):
-        assert type(error_from({"code": code, "message": "m"})) is ProtocolError
-    assert type(error_from({"code": -32601, "message": "m"})) is MethodNotFound
-    newer = error_from({"code": 1099, "message": "new", "data": {"reason": "SOMETHING_NEW"}})
-    assert type(newer) is ReaderhostError
-    assert newer.reason == "SOMETHING_NEW"
-    assert type(error_from("garbage")) is ProtocolError
-    assert error_from({"code": 1003, "message": "gone", "data": {"reason": "NOT_FOUND"}}).data == {
-        "reason": "NOT_FOUND"
-    }
+# -- pieces held to the daemon's (the client's own tests, clients/python/tests, need no daemon) ----
 
 
 def test_every_reason_of_the_daemon_has_its_class() -> None:
@@ -426,43 +401,6 @@ def test_every_reason_of_the_daemon_has_its_class() -> None:
         error = error_from({"code": code, "message": "m", "data": {"reason": reason}})
         assert type(error) is not ReaderhostError, reason
         assert error.reason == reason
-
-
-def banner_line(major: int, minor: int = 0) -> bytes:
-    params = {"protocol": {"major": major, "minor": minor}, "daemon": "9", "boot_id": "b", "mode": "test", "x": 1}
-    return json.dumps({"jsonrpc": "2.0", "method": "hello", "params": params}).encode() + b"\n"
-
-
-def test_the_banner_is_checked() -> None:
-    banner = wire.parse_banner(banner_line(1, 7))
-    assert (banner.protocol, banner.daemon, banner.boot_id, banner.mode) == ((1, 7), "9", "b", "test")
-    assert banner.params["x"] == 1  # fields a newer daemon adds are kept
-    with pytest.raises(IncompatibleProtocol, match=r"protocol 2\.0; this client speaks 1\.x"):
-        wire.parse_banner(banner_line(2))
-    refusal = {"jsonrpc": "2.0", "id": None, "error": {"code": 1006, "message": "no", "data": {"reason": "FORBIDDEN"}}}
-    with pytest.raises(ReaderhostError) as forbidden:
-        wire.parse_banner(json.dumps(refusal).encode())
-    assert forbidden.value.reason == "FORBIDDEN"
-    with pytest.raises(ProtocolError):
-        wire.parse_banner(b"HTTP/1.1 400 Bad Request\r\n")
-
-
-def test_the_socket_path_rules(tmp_path: Path) -> None:
-    absent = tmp_path / "no-system.sock"
-    assert default_socket_path({"READERHOST_SOCKET": "/x/api.sock"}, tmp_path) == Path("/x/api.sock")
-    assert default_socket_path({"READERHOST_SOCKET": "rel.sock"}, tmp_path) == tmp_path / "rel.sock"
-    xdg = {"XDG_RUNTIME_DIR": "/run/user/1000"}
-    assert default_socket_path(xdg, tmp_path, system_socket=absent) == Path("/run/user/1000/readerhost/api.sock")
-    assert default_socket_path({}, tmp_path, system_socket=absent) == tmp_path / "readerhost-api.sock"
-    assert default_socket_path({"XDG_RUNTIME_DIR": "relative"}, tmp_path, system_socket=absent) == (
-        tmp_path / "readerhost-api.sock"
-    )
-    system = tmp_path / "system.sock"
-    system.touch()
-    assert default_socket_path(xdg, tmp_path, system_socket=system) == system
-    assert default_socket_path({"READERHOST_SOCKET": "/x/api.sock"}, tmp_path, system_socket=system) == Path(
-        "/x/api.sock"
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The POS methods as both clients offer them, listed once.
 
-Each entry of `PosMethods` is the RPC method, the builder of its parameters (client/params.py) and
+Each entry of `PosMethods` is the RPC method, the builder of its parameters (params.py) and
 what of the result the method returns. On an `AsyncClient` an entry is a coroutine method, on a
 `Client` a blocking one: neither client writes its methods out (tests/client/test_method_table.py
 checks this table against the daemon's).

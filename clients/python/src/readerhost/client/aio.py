@@ -26,7 +26,7 @@ R = TypeVar("R")
 
 class AsyncClient(ClientBase, PosMethods):
     """A connection to readerhostd. Create it with `await AsyncClient.connect(...)`; the POS methods
-    (status, start_payment, ...) are PosMethods' (client/methods.py)."""
+    (status, start_payment, ...) are PosMethods' (methods.py)."""
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ R = TypeVar("R")
 
 class Client(ClientBase, PosMethods):
     """A blocking connection to readerhostd. Create it with `Client.connect(...)`; the POS methods
-    (status, start_payment, ...) are PosMethods' (client/methods.py). Events that arrive while a
+    (status, start_payment, ...) are PosMethods' (methods.py). Events that arrive while a
     call waits for its answer are kept for next_event()/events()."""
 
     def __init__(
