@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a Stripe emulator per test, and stripe-python pointed at it."""
+"""Fixtures shared by the whole suite: a Stripe emulator per test, stripe-python pointed at it, and
+every in-process daemon's socket traffic checked against docs/protocol/ (tests/support/protocol_check.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import stripe
 from hypothesis import HealthCheck, settings
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
+from support.protocol_check import ProtocolCheck, Traffic, tap_server
 
 # Property tests judge behaviour, not speed: on a loaded or slow machine (a Pi, a busy CI runner)
 # neither an example's time nor the time to generate inputs may fail them.
@@ -52,3 +54,23 @@ def client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
 def retrying_client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
     """A client that retries network errors, 409s and 5xx twice, reusing one idempotency key."""
     return make_client(stripe_emulator.url, retries=2)
+
+
+@pytest.fixture(scope="session")
+def protocol_check() -> ProtocolCheck:
+    """The committed OpenRPC document and JSON Schemas (docs/protocol/), ready to judge messages."""
+    return ProtocolCheck.load()
+
+
+@pytest.fixture(autouse=True)
+def protocol_traffic(monkeypatch: pytest.MonkeyPatch, protocol_check: ProtocolCheck) -> Iterator[Traffic]:
+    """Every message a test's daemons exchange on their sockets; a test whose traffic does not match
+    the protocol's description fails (at its teardown), naming each mismatch."""
+    traffic = Traffic()
+    tap_server(monkeypatch, traffic)
+    yield traffic
+    mismatches = protocol_check.mismatches(traffic.exchanges)
+    if mismatches:
+        shown = "\n  ".join(mismatches[:20])
+        more = f"\n  ... and {len(mismatches) - 20} more" if len(mismatches) > 20 else ""
+        pytest.fail(f"{len(mismatches)} protocol message(s) do not match docs/protocol/:\n  {shown}{more}")
