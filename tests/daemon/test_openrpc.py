@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 from support.daemon import LineClient, of_type, running_daemon
 from support.protocol_check import PROTOCOL_DOCS, Exchange, ProtocolCheck, Traffic, read_documents
 
@@ -77,6 +77,52 @@ def test_the_error_reasons_in_the_prose_are_the_documents() -> None:
     errors = PROSE.read_text().split("\n### Errors\n", 1)[1].split("\n## Methods\n", 1)[0]
     listed = set(re.findall(r"`([A-Z_]+)`", errors))
     assert listed == set(openrpc.document()["components"]["errors"])
+
+
+def test_the_prose_examples_match_the_schemas(protocol_check: ProtocolCheck) -> None:
+    """Each JSON example in pos-protocol.md: the banner, the payment object, requests with their
+    answers, events. An example shortened with "...": "..." is held to the fields it shows."""
+    checked = 0
+    problems: list[str] = []
+    for block in re.findall(r"```json\n(.*?)```", PROSE.read_text(), re.S):
+        try:
+            examples = [json.loads(block)]
+        except ValueError:
+            examples = [json.loads(line) for line in block.splitlines() if _is_json(line)]
+        requests: dict[Any, bytes] = {}
+        for example in examples:
+            shortened = '"..."' in json.dumps(example)
+            found: list[str]
+            if "jsonrpc" not in example:
+                found = protocol_check.problems("payment", _shown(example), "the payment object")
+            elif "method" in example and "id" in example:
+                requests[example["id"]] = json.dumps(_shown(example)).encode()
+                continue
+            else:
+                found = protocol_check.judge(
+                    Exchange(requests.get(example.get("id")), json.dumps(_shown(example)).encode())
+                )
+            problems += [p for p in found if not (shortened and "is a required property" in p)]
+            checked += 1
+    assert problems == []
+    assert checked >= 6  # the banner, the payment object, three answers, an event
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(value: Any) -> Any:
+    """An example without its "...": "..." placeholders."""
+    if isinstance(value, dict):
+        return {key: _shown(item) for key, item in value.items() if key != "..."}
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
+    return value
 
 
 # -- the traffic check ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from readerhost.daemon.api.protocol import RpcError, error_line
 from readerhost.daemon.api.server import ApiServer, Client
@@ -83,7 +83,7 @@ class ProtocolCheck:
         if "method" in answer:
             return self._notification(answer)
         if "error" in answer:
-            problems = self._problems("error", answer["error"], "error")
+            problems = self.problems("error", answer["error"], "error")
             request = _message(exchange.request)
             reason = (answer["error"].get("data") or {}).get("reason") if isinstance(answer["error"], dict) else None
             if isinstance(request, dict) and reason == "METHOD_NOT_FOUND" and request.get("method") in self._results:
@@ -105,16 +105,17 @@ class ProtocolCheck:
     def _notification(self, message: dict[str, Any]) -> list[str]:
         method = message.get("method")
         if method == "hello":
-            return self._problems("hello", message.get("params"), "the banner")
+            return self.problems("hello", message.get("params"), "the banner")
         if method == "event":
             params = message.get("params")
             kind = params.get("type") if isinstance(params, dict) else None
             if f"event.{kind}" not in self._schemas:
                 return [f"event {kind!r} has no schema"]
-            return self._problems(f"event.{kind}", params, f"event {kind}")
+            return self.problems(f"event.{kind}", params, f"event {kind}")
         return [f"the daemon sent a notification the document does not know: {method!r}"]
 
-    def _problems(self, schema: str, value: Any, what: str) -> list[str]:
+    def problems(self, schema: str, value: Any, what: str) -> list[str]:
+        """How `value` does not match schemas/<schema>.json, each problem prefixed with `what`."""
         return [f"{what}: {problem}" for problem in _errors(self._schemas[schema], value)]
 
 
