@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: a Stripe emulator per test, stripe-python pointed at it, and
-every in-process daemon's socket traffic checked against docs/protocol/ (tests/support/protocol_check.py)."""
+every daemon's socket traffic checked against docs/protocol/ (tests/support/protocol_check.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 import stripe
 from hypothesis import HealthCheck, settings
+from support.protocol_check import ProtocolCheck, Traffic, tap_line_clients, tap_server
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
-from support.protocol_check import ProtocolCheck, Traffic, tap_server
 
 # Property tests judge behaviour, not speed: on a loaded or slow machine (a Pi, a busy CI runner)
 # neither an example's time nor the time to generate inputs may fail them.
@@ -68,6 +68,7 @@ def protocol_traffic(monkeypatch: pytest.MonkeyPatch, protocol_check: ProtocolCh
     the protocol's description fails (at its teardown), naming each mismatch."""
     traffic = Traffic()
     tap_server(monkeypatch, traffic)
+    tap_line_clients(monkeypatch, traffic)
     yield traffic
     mismatches = protocol_check.mismatches(traffic.exchanges)
     if mismatches:

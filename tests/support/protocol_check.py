@@ -1,7 +1,9 @@
-"""Every message the suite exchanges with an in-process daemon, checked against docs/protocol/.
+"""Every message the suite exchanges with a daemon, checked against docs/protocol/.
 
-tests/conftest.py taps each test's ApiServer traffic (`tap_server`): what a client sends is paired
-with the daemon's answer, and the banner and events are taken as they are queued. `ProtocolCheck`
+tests/conftest.py taps each test's traffic on both ends of the socket: the ApiServer of a daemon
+running in the test's process (`tap_server`: what a client sends is paired with the daemon's answer,
+and the banner and events are taken as they are queued), and the tests' LineClient, which also
+talks to daemons running as their own process (`tap_line_clients`). `ProtocolCheck`
 judges each against the committed OpenRPC document and schemas:
 
 - a request the daemon answered with a result has params its method's schema accepts, and that
@@ -14,6 +16,7 @@ judges each against the committed OpenRPC document and schemas:
 from __future__ import annotations
 
 import json
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +72,11 @@ class ProtocolCheck:
         return cls(*read_documents(directory))
 
     def mismatches(self, exchanges: Iterable[Exchange]) -> list[str]:
-        found: list[str] = []
+        """Each problem once (a message seen on both sides of a socket is judged twice)."""
+        found: dict[str, None] = {}
         for exchange in exchanges:
-            found.extend(self.judge(exchange))
-        return found
+            found.update(dict.fromkeys(self.judge(exchange)))
+        return list(found)
 
     def judge(self, exchange: Exchange) -> list[str]:
         answer = _message(exchange.answer)
@@ -177,3 +181,31 @@ def tap_server(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
     }
     for name, replacement in patches.items():
         monkeypatch.setattr(ApiServer, name, replacement)
+
+
+def tap_line_clients(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
+    """Record what every LineClient sends and receives into `traffic`: the suite's view of daemons
+    that run as their own process, where the server's side cannot be tapped. Each answer is paired
+    with the request of its id sent before it on the same connection."""
+    from support.daemon import LineClient  # support.daemon imports the whole daemon: only when tapping
+
+    send_raw = LineClient.send_raw
+    receive = LineClient.receive
+    asked: dict[int, dict[Any, deque[bytes]]] = {}  # id(client) -> request id -> its lines, oldest first
+
+    async def tapped_send_raw(self: LineClient, data: bytes) -> None:
+        for line in data.splitlines(keepends=True):
+            request = _message(line)
+            if isinstance(request, dict) and "id" in request and isinstance(request["id"], int | str):
+                asked.setdefault(id(self), defaultdict(deque))[request["id"]].append(line)
+        await send_raw(self, data)
+
+    async def tapped_receive(self: LineClient, timeout: float = 10.0) -> dict[str, Any]:
+        message = await receive(self, timeout)
+        waiting = asked.get(id(self), {}).get(message.get("id"))
+        request = waiting.popleft() if "method" not in message and waiting else None
+        traffic.exchanges.append(Exchange(request, json.dumps(message).encode()))
+        return message
+
+    monkeypatch.setattr(LineClient, "send_raw", tapped_send_raw)
+    monkeypatch.setattr(LineClient, "receive", tapped_receive)
