@@ -19,6 +19,7 @@ from typing import Any
 from .methods import METHODS
 from .protocol import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, PROTOCOL_VERSION, REASON_CODES
 from .shapes import BANNER, DEFINITIONS, EVENTS, PARAMS, PROTOCOL_REASONS, RESULTS, Schema, error_object, event_params
+from .table import Param
 
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 OPENRPC_VERSION = "1.3.2"
@@ -91,7 +92,7 @@ def written(directory: Path) -> dict[Path, str]:
     return files
 
 
-def _method(name: str, summary: str, params: tuple[Any, ...]) -> dict[str, Any]:
+def _method(name: str, summary: str, params: tuple[Param, ...]) -> dict[str, Any]:
     return {
         "name": name,
         "summary": summary,

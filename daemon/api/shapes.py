@@ -312,7 +312,7 @@ BANNER: Schema = obj(
         "protocol": ref("protocol_version"),
         "daemon": STRING,
         "boot_id": STRING,
-        "mode": enum(("emulator", "test", "live")),
+        "mode": ref("mode"),
     }
 )
 

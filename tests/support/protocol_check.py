@@ -152,17 +152,17 @@ def tap_server(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
     answer = ApiServer._answer
     offer = ApiServer._offer
     refuse = ApiServer._refuse
-    serving: dict[int, bytes] = {}  # id(client) -> the request line being served
+    serving: dict[Client, bytes] = {}  # the request line each client is being served
 
     async def tapped_serve_line(self: ApiServer, client: Client, line: bytes) -> None:
-        serving[id(client)] = line
+        serving[client] = line
         try:
             await serve_line(self, client, line)
         finally:
-            serving.pop(id(client), None)
+            serving.pop(client, None)
 
     async def tapped_answer(self: ApiServer, client: Client, line: bytes) -> None:
-        traffic.exchanges.append(Exchange(serving.get(id(client)), line))
+        traffic.exchanges.append(Exchange(serving.get(client), line))
         await answer(self, client, line)
 
     def tapped_offer(self: ApiServer, client: Client, line: bytes) -> None:
