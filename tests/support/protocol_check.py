@@ -187,7 +187,7 @@ def tap_line_clients(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
     """Record what every LineClient sends and receives into `traffic`: the suite's view of daemons
     that run as their own process, where the server's side cannot be tapped. Each answer is paired
     with the request of its id sent before it on the same connection."""
-    from support.daemon import LineClient  # support.daemon imports the whole daemon: only when tapping
+    from support.daemon import LineClient  # the whole daemon: loaded by the first test, not by conftest
 
     send_raw = LineClient.send_raw
     receive = LineClient.receive
