@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a Stripe emulator per test, and stripe-python pointed at it."""
+"""Fixtures shared by the whole suite: a Stripe emulator per test, stripe-python pointed at it, and
+every daemon's socket traffic checked against docs/protocol/ (tests/support/protocol_check.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import stripe
 from hypothesis import HealthCheck, settings
+from support.protocol_check import ProtocolCheck, Traffic, tap_line_clients, tap_server
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
 
@@ -52,3 +54,24 @@ def client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
 def retrying_client(stripe_emulator: EmulatorHandle) -> stripe.StripeClient:
     """A client that retries network errors, 409s and 5xx twice, reusing one idempotency key."""
     return make_client(stripe_emulator.url, retries=2)
+
+
+@pytest.fixture(scope="session")
+def protocol_check() -> ProtocolCheck:
+    """The committed OpenRPC document and JSON Schemas (docs/protocol/), ready to judge messages."""
+    return ProtocolCheck.load()
+
+
+@pytest.fixture(autouse=True)
+def protocol_traffic(monkeypatch: pytest.MonkeyPatch, protocol_check: ProtocolCheck) -> Iterator[Traffic]:
+    """Every message a test's daemons exchange on their sockets; a test whose traffic does not match
+    the protocol's description fails (at its teardown), naming each mismatch."""
+    traffic = Traffic()
+    tap_server(monkeypatch, traffic)
+    tap_line_clients(monkeypatch, traffic)
+    yield traffic
+    mismatches = protocol_check.mismatches(traffic.exchanges)
+    if mismatches:
+        shown = "\n  ".join(mismatches[:20])
+        more = f"\n  ... and {len(mismatches) - 20} more" if len(mismatches) > 20 else ""
+        pytest.fail(f"{len(mismatches)} protocol message(s) do not match docs/protocol/:\n  {shown}{more}")
