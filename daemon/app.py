@@ -37,7 +37,7 @@ from readerhost.drivers.reader.base import UNREACHED, Capability, ReaderContext,
 from readerhost.drivers.reader.link import live_key_refusal
 
 from .api.layer import PosApi
-from .api.listen import SocketInUse, bind_unix_socket
+from .api.listen import JSONRPC_SOCKET, POS_SOCKET, SocketInUse, bind_unix_socket
 from .api.reader_requests import ReaderRequests
 from .api.server import PeerPolicy, ServerLimits
 from .config import (
@@ -446,7 +446,7 @@ class Daemon:
         """The POS socket, and the plain JSON-RPC socket when there is one: each the socket systemd
         passed (it owns them: they stay when we stop), else one bound here (removed when we stop)."""
         server = self.parts.api.server
-        activated = listen_sockets(self._env, ("api", "jsonrpc"))
+        activated = listen_sockets(self._env, (POS_SOCKET, JSONRPC_SOCKET))
         bound: list[Path] = []
 
         async def teardown() -> None:
@@ -455,7 +455,7 @@ class Daemon:
                 path.unlink(missing_ok=True)
 
         self._teardown.push("the sockets", teardown)
-        for name, plain in (("api", False), ("jsonrpc", True)):
+        for name, plain in ((POS_SOCKET, False), (JSONRPC_SOCKET, True)):
             listening = activated.get(name)
             path = self.jsonrpc_socket_path if plain else self.socket_path
             if listening is not None:

@@ -35,7 +35,7 @@ class LineTransport:
         self._writer.write(json.dumps(message).encode() + b"\n")
         await self._writer.drain()
         answer = parse(json.loads(await asyncio.wait_for(self._reader.readline(), 10)))
-        assert not isinstance(answer, list)
+        assert isinstance(answer, (Ok, Error))  # one answer, not a batch
         return answer
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
