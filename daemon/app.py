@@ -37,7 +37,7 @@ from readerhost.drivers.reader.base import UNREACHED, Capability, ReaderContext,
 from readerhost.drivers.reader.link import live_key_refusal
 
 from .api.layer import PosApi
-from .api.listen import SocketInUse, bind_unix_socket
+from .api.listen import JSONRPC_SOCKET, POS_SOCKET, SocketInUse, bind_unix_socket
 from .api.reader_requests import ReaderRequests
 from .api.server import PeerPolicy, ServerLimits
 from .config import (
@@ -48,6 +48,7 @@ from .config import (
     load_config,
     mode_of,
     resolve_api_key,
+    resolve_jsonrpc_socket_path,
     resolve_socket_path,
     resolve_store_path,
 )
@@ -157,6 +158,7 @@ class Identity:
     boot_id: str
     mode: Mode
     socket_path: Path
+    jsonrpc_socket_path: Path | None
     store_path: Path
 
 
@@ -181,6 +183,7 @@ async def build(
         boot_id=str(uuid.uuid4()),
         mode=mode,
         socket_path=resolve_socket_path(config, env, cwd),
+        jsonrpc_socket_path=resolve_jsonrpc_socket_path(config, cwd),
         store_path=resolve_store_path(config, env, home),
     )
     teardown = Teardown()
@@ -378,6 +381,7 @@ class Daemon:
         self.boot_id = identity.boot_id
         self.mode = identity.mode
         self.socket_path = identity.socket_path  # a socket systemd passed replaces it at start
+        self.jsonrpc_socket_path = identity.jsonrpc_socket_path  # likewise; None: no plain JSON-RPC socket
         self.store_path = identity.store_path
         self._env = env
         self._teardown = teardown
@@ -407,8 +411,9 @@ class Daemon:
         self._running = True
         parts = self.parts
         logger.info(
-            "readerhostd %s ready on %s (mode %s%s, store %s)",
-            self.version, self.socket_path, self.mode,
+            "readerhostd %s ready on %s%s (mode %s%s, store %s)",
+            self.version, self.socket_path,
+            f" and {self.jsonrpc_socket_path} (plain JSON-RPC)" if self.jsonrpc_socket_path else "", self.mode,
             f", Stripe emulator at {parts.emulator.url}" if parts.emulator else "", self.store_path,
             extra={"journal": {"MESSAGE_ID": MessageId.DAEMON_STARTED}},
         )  # fmt: skip
@@ -438,20 +443,33 @@ class Daemon:
         self._tell_systemd(worker_task)
 
     async def _serve(self) -> None:
+        """The POS socket, and the plain JSON-RPC socket when there is one: each the socket systemd
+        passed (it owns them: they stay when we stop), else one bound here (removed when we stop)."""
         server = self.parts.api.server
-        activated = listen_sockets(self._env).get("api")
-        if activated is not None:
-            self.socket_path = Path(activated.getsockname())
-            await server.serve(activated)  # systemd owns this socket: it stays when we stop
-            teardown = server.close
-        else:
-            await server.serve(bind_unix_socket(self.socket_path))
+        activated = listen_sockets(self._env, (POS_SOCKET, JSONRPC_SOCKET))
+        bound: list[Path] = []
 
-            async def teardown() -> None:
-                await server.close()
-                self.socket_path.unlink(missing_ok=True)
+        async def teardown() -> None:
+            await server.close()
+            for path in bound:
+                path.unlink(missing_ok=True)
 
-        self._teardown.push("the socket", teardown)
+        self._teardown.push("the sockets", teardown)
+        for name, plain in ((POS_SOCKET, False), (JSONRPC_SOCKET, True)):
+            listening = activated.get(name)
+            path = self.jsonrpc_socket_path if plain else self.socket_path
+            if listening is not None:
+                path = Path(listening.getsockname())
+            elif path is not None:
+                listening = bind_unix_socket(path)
+                bound.append(path)
+            else:
+                continue
+            await server.serve(listening, plain=plain)
+            if plain:
+                self.jsonrpc_socket_path = path
+            else:
+                self.socket_path = path
 
     def _tell_systemd(self, worker_task: asyncio.Task[None]) -> None:
         """READY once the socket accepts; STATUS kept current; the watchdog proves loop and worker alive."""

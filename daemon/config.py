@@ -135,6 +135,8 @@ def _check_terminal_id(value: str) -> str | None:
 @dataclass(frozen=True)
 class ApiConfig(Settings):
     socket: str = setting("", FilePath())  # empty: the default rules (resolve_socket_path)
+    # The plain JSON-RPC socket (no banner) for generic client libraries; empty: only the one systemd passes.
+    jsonrpc_socket: str = setting("", FilePath())
     # Root and the daemon's own uid are always allowed; these add more.
     allowed_uids: tuple[int, ...] = setting((), Ids())
     allowed_gids: tuple[int, ...] = setting((), Ids())
@@ -558,6 +560,18 @@ def resolve_socket_path(config: Config, env: Mapping[str, str], cwd: Path) -> Pa
         where, path = "$XDG_RUNTIME_DIR", runtime / "readerhost" / SOCKET_NAME
     else:
         where, path = "the working folder", cwd / CWD_SOCKET_NAME
+    return _short_enough(path, where)
+
+
+def resolve_jsonrpc_socket_path(config: Config, cwd: Path) -> Path | None:
+    """The plain JSON-RPC socket's path ([api] jsonrpc_socket), or None for no such socket (a socket
+    systemd passes as "jsonrpc" is served all the same; that is decided where sockets are opened)."""
+    if not config.api.jsonrpc_socket:
+        return None
+    return _short_enough(cwd / config.api.jsonrpc_socket, f"{config.source}: [api] jsonrpc_socket")
+
+
+def _short_enough(path: Path, where: str) -> Path:
     size = len(os.fsencode(path))
     if size > MAX_SOCKET_PATH_BYTES:
         raise ConfigError(

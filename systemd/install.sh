@@ -29,8 +29,9 @@ Installs readerhostd from this checkout, as root:
      the kernel modules, udevadm control --reload
   5. /etc/readerhost/readerhost.toml from config/readerhost.toml, only if there is none yet
   6. with --stripe-key-file: the key to /etc/readerhost/stripe-api-key (mode 0600, root:root)
-  7. systemctl daemon-reload; enable and start readerhostd.socket, readerhostd.service and
-     readerhost-reconcile.timer (not without a Stripe key: readerhostd cannot start without one)
+  7. systemctl daemon-reload; enable and start readerhostd.socket, readerhostd-jsonrpc.socket,
+     readerhostd.service and readerhost-reconcile.timer (not without a Stripe key: readerhostd
+     cannot start without one)
 
 Options:
   --stripe-key-file PATH  install (or replace) the Stripe secret key held in PATH: one line,
@@ -61,8 +62,8 @@ usage_error() {
 CHECKOUT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 HERE=$CHECKOUT/systemd
 VENV=/opt/readerhost/venv
-UNITS=(readerhostd.socket readerhostd.service readerhost-reconcile.service readerhost-reconcile.timer)
-START_UNITS=(readerhostd.socket readerhostd.service readerhost-reconcile.timer)
+UNITS=(readerhostd.socket readerhostd-jsonrpc.socket readerhostd.service readerhost-reconcile.service readerhost-reconcile.timer)
+START_UNITS=(readerhostd.socket readerhostd-jsonrpc.socket readerhostd.service readerhost-reconcile.timer)
 UNIT_DIR=/usr/local/lib/systemd/system
 DOCS=(operations.md configuration.md payments.md pos-protocol.md readerhostctl.md)
 KEY=/etc/readerhost/stripe-api-key

@@ -10,10 +10,10 @@ usage() {
 Usage: uninstall.sh [--purge [--force]] [--root DIR]
        uninstall.sh --help
 
-Stops and disables readerhostd.socket, readerhostd.service and readerhost-reconcile.timer, and
-removes what install.sh installed: the units, the sysusers.d, tmpfiles.d and modules-load.d files,
-the udev rules, the journal catalog, the documentation, /usr/local/bin/readerhostctl and its bash
-completion, and /opt/readerhost (the venv).
+Stops and disables readerhostd.socket, readerhostd-jsonrpc.socket, readerhostd.service and
+readerhost-reconcile.timer, and removes what install.sh installed: the units, the sysusers.d,
+tmpfiles.d and modules-load.d files, the udev rules, the journal catalog, the documentation,
+/usr/local/bin/readerhostctl and its bash completion, and /opt/readerhost (the venv).
 
 Kept, unless --purge:
   /var/lib/readerhost   the payment store: every payment's history, and requests not yet sent
@@ -46,7 +46,7 @@ usage_error() {
     exit 2
 }
 
-UNITS=(readerhost-reconcile.timer readerhost-reconcile.service readerhostd.socket readerhostd.service)
+UNITS=(readerhost-reconcile.timer readerhost-reconcile.service readerhostd.socket readerhostd-jsonrpc.socket readerhostd.service)
 UNIT_DIR=/usr/local/lib/systemd/system
 FILES=(
     /usr/local/lib/sysusers.d/readerhost.conf

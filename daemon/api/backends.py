@@ -55,7 +55,9 @@ class Reconciling(Protocol):
 
 
 class DaemonStatus(Protocol):
-    """status.get's answer, and the parts of it that events.subscribe's snapshot carries."""
+    """status.get's answer, the parts of it that events.subscribe's snapshot carries, and the banner."""
+
+    def banner(self) -> dict[str, Any]: ...
 
     def status(self) -> dict[str, Any]: ...
 

@@ -8,6 +8,11 @@ import socket
 import stat
 from pathlib import Path
 
+# The names systemd passes the sockets under (FileDescriptorName= of readerhostd.socket and
+# readerhostd-jsonrpc.socket): the POS socket with its banner, and the plain JSON-RPC socket.
+POS_SOCKET = "api"
+JSONRPC_SOCKET = "jsonrpc"
+
 
 class SocketInUse(RuntimeError):
     pass

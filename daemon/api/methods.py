@@ -72,6 +72,9 @@ class Methods:
     async def _status(self, client: Client, params: dict[str, Any]) -> Any:
         return self._status_view.status()
 
+    async def _hello(self, client: Client, params: dict[str, Any]) -> Any:
+        return self._status_view.banner()
+
     async def _start(self, client: Client, params: dict[str, Any]) -> Any:
         payment = await self._payments.start(params)
         self._owners.started(payment.payment_id, client)
@@ -269,6 +272,7 @@ _A_TIME = "RFC 3339, with a time zone"
 
 METHODS: tuple[Method[Handler], ...] = (
     Method("status.get", "The daemon, its reader, Stripe, the queue and the offline payments.", (), Methods._status),
+    Method("session.hello", "The banner (protocol, daemon, boot_id, mode), as an answer (1.5).", (), Methods._hello),
     Method(
         "payment.start",
         "The order's live or successful payment, else a new one (its next attempt); progress comes as events.",

@@ -1,7 +1,8 @@
 """Which client started which payment, and what to cancel when that client leaves.
 
 The POS protocol's ownership rule: a client that disconnects while its payment still waits for
-the customer abandons it, and the reader is freed. Once a payment no longer holds the reader it
+the customer abandons it, and the reader is freed. A client of the plain JSON-RPC socket owns
+nothing: a generic library may connect once per request. Once a payment no longer holds the reader it
 runs to a saved state any client can read, and is forgotten here.
 """
 
@@ -27,11 +28,16 @@ class PaymentOwners:
     def started(self, payment_id: str, client: Client) -> None:
         """payment.start: the first client to start a payment owns it; starting the same order
         again from another client returns the payment without taking it over."""
-        self._owner_of.setdefault(payment_id, client.number)
+        if not client.plain:
+            self._owner_of.setdefault(payment_id, client.number)
 
     def collecting_again(self, payment_id: str, client: Client) -> None:
-        """payment.collect_again: the client that asked for another card owns the new collection."""
-        self._owner_of[payment_id] = client.number
+        """payment.collect_again: the client that asked for another card owns the new collection
+        (nobody does when it asked on the plain socket)."""
+        if client.plain:
+            self._owner_of.pop(payment_id, None)
+        else:
+            self._owner_of[payment_id] = client.number
 
     def on_event(self, event: Event) -> None:
         """A payment that let go of the reader has nothing to cancel when its client leaves."""
@@ -40,6 +46,7 @@ class PaymentOwners:
 
     async def client_left(self, client: Client) -> None:
         """A client gone while its payment still waits for a card: that collection is canceled."""
+        canceled = 0
         for payment_id, owner in list(self._owner_of.items()):
             if owner != client.number:
                 continue
@@ -49,3 +56,6 @@ class PaymentOwners:
                 if payment.holds_reader:
                     logger.info("client %d left: canceling its payment %s", client.number, payment_id)
                     await self._payments.cancel(payment_id, "abandoned")
+                    canceled += 1
+        if not canceled:
+            logger.debug("client %d left: no payment of its waited for a card", client.number)

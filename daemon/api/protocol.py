@@ -10,8 +10,9 @@ from typing import Any
 # receipt, reader.register and reader.locations, payment.refund; 1.4: orders paid again (order_attempt,
 # closed_by, payment.close, payment.list's order_id), status.get's stripe.state, reader.pair, reader.refused,
 # flexible authorisations (payment.start's incremental and extended, payment.increment, increment.updated),
-# the autopilot (payment.unattended, status.get's unattended, reconcile.run's unattended)
-PROTOCOL_VERSION = {"major": 1, "minor": 4}
+# the autopilot (payment.unattended, status.get's unattended, reconcile.run's unattended); 1.5: the plain
+# JSON-RPC socket (no banner, connections own no payment) and session.hello
+PROTOCOL_VERSION = {"major": 1, "minor": 5}
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700

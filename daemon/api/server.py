@@ -1,7 +1,10 @@
 """The socket server: peers checked by their credentials, one reader and one writer per client.
 
-Each client gets the banner first, then answers to its requests in order and the events it
-subscribed to. What it is sent waits in a bounded queue; a client that leaves that queue full
+Each client of the POS socket gets the banner first, then answers to its requests in order and the
+events it subscribed to. A client of the plain JSON-RPC socket (protocol 1.5) is sent nothing it did
+not ask for but its events: generic JSON-RPC libraries take any first line for their first answer.
+
+What a client is sent waits in a bounded queue; a client that leaves that queue full
 for longer than the slow-client timeout is disconnected, so it can never slow the daemon or
 another client. Requests are read one line at a time, at most MAX_FRAME bytes each.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -96,6 +100,9 @@ class Client:
     seq: int = 0  # the last event number given to this connection
     sender: asyncio.Task[None] | None = None
     spoke: bool = False  # it has sent at least one line
+    # On the plain JSON-RPC socket: no banner, and leaving abandons nothing (a generic library may
+    # open one connection per request, so a connection cannot own a payment there).
+    plain: bool = False
 
     def describe(self) -> str:
         return f"client {self.number} (pid {self.peer.pid}, uid {self.peer.uid})"
@@ -122,7 +129,7 @@ class ApiServer:
         self._policy = policy
         self._limits = limits
         self._on_disconnect = on_disconnect
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._clients: set[Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the writers
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}  # the readers, one per connection
@@ -132,14 +139,16 @@ class ApiServer:
     def clients(self) -> frozenset[Client]:
         return frozenset(self._clients)
 
-    async def serve(self, listening: socket.socket) -> None:
-        """Start accepting on a bound, listening Unix socket."""
-        self._server = await asyncio.start_unix_server(self._accept, sock=listening, limit=MAX_FRAME + 1)
+    async def serve(self, listening: socket.socket, *, plain: bool = False) -> None:
+        """Start accepting on a bound, listening Unix socket: the POS socket, or with `plain` the
+        plain JSON-RPC socket (no banner, connections own no payment)."""
+        accept = functools.partial(self._accept, plain=plain)
+        self._servers.append(await asyncio.start_unix_server(accept, sock=listening, limit=MAX_FRAME + 1))
 
     async def close(self) -> None:
         """Stop accepting; let each client's queued lines go out, then end its connection."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for client in list(self._clients):
             self._close(client, "the daemon is stopping")
         if self._tasks:
@@ -162,10 +171,10 @@ class ApiServer:
 
     # -- one connection -----------------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, plain: bool) -> None:
         connection = writer.get_extra_info("socket")
         peer = Peer.of(connection)
-        client = Client(next(self._numbers), peer, writer, asyncio.Queue(self._limits.max_queued_messages))
+        client = Client(next(self._numbers), peer, writer, asyncio.Queue(self._limits.max_queued_messages), plain=plain)
         if not self._policy.allows(peer):
             logger.warning(
                 "refused %s: not in the allowed users or groups", client.describe(),
@@ -185,7 +194,8 @@ class ApiServer:
         client.sender = asyncio.create_task(self._send(client))
         self._tasks.add(client.sender)
         client.sender.add_done_callback(self._tasks.discard)
-        self._offer(client, notification_line("hello", self._banner()))
+        if not plain:
+            self._offer(client, notification_line("hello", self._banner()))
         this = asyncio.current_task()
         assert this is not None
         self._connections[this] = writer

@@ -56,7 +56,7 @@ def test_connect_reads_the_banner(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_daemon(tmp_path) as daemon:
             async with await AsyncClient.connect(daemon.socket_path) as client:
-                assert client.protocol == (1, 4)
+                assert client.protocol == (1, 5)
                 assert client.protocol.major == 1
                 assert client.boot_id == daemon.boot_id
                 assert client.mode == "emulator"
@@ -338,7 +338,7 @@ def test_connect_to_nothing_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_blocking_client_against_a_real_daemon(tmp_path: Path) -> None:
     with daemon_process(tmp_path) as daemon, Client.connect(daemon.socket_path) as pos:
-        assert pos.protocol == (1, 4)
+        assert pos.protocol == (1, 5)
         assert pos.mode == "emulator"
         assert pos.status()["boot_id"] == pos.boot_id
         pos.subscribe(["payment", "reader"])

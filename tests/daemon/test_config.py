@@ -22,6 +22,7 @@ from readerhost.daemon.config import (
     load_config,
     mode_of,
     resolve_api_key,
+    resolve_jsonrpc_socket_path,
     resolve_socket_path,
     resolve_store_path,
     sections,
@@ -259,8 +260,8 @@ ERRORS = [
     (
         "unknown-key",
         "[api]\nsockt = '/x.sock'\n",
-        "unknown key [api] sockt (did you mean socket? known: socket, allowed_uids, allowed_gids, max_clients, "
-        "max_queued_messages, slow_client_timeout_s)",
+        "unknown key [api] sockt (did you mean socket? known: socket, jsonrpc_socket, allowed_uids, allowed_gids, "
+        "max_clients, max_queued_messages, slow_client_timeout_s)",
     ),
     ("unknown-subkey", "[reader.simulated]\ncolour = 'red'\n", "unknown key [reader.simulated] colour (known: card,"),
     ("key-outside-tables", "socket = '/x.sock'\n", "unknown key socket outside any table (known tables: api,"),
@@ -611,6 +612,16 @@ def test_a_socket_path_too_long_for_af_unix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_socket_path(Config(), {"READERHOST_SOCKET": "/run/" + "s" * 120}, tmp_path)
     assert str(caught.value).startswith("READERHOST_SOCKET: the socket path /run/sss")
+    assert "too long for a Unix socket (125 bytes, at most 107)" in str(caught.value)
+
+
+def test_the_plain_json_rpc_socket_is_there_only_when_configured_relative_to_the_config_file(tmp_path: Path) -> None:
+    assert resolve_jsonrpc_socket_path(Config(), tmp_path) is None
+    config = load(write(tmp_path, '[api]\njsonrpc_socket = "run/jsonrpc.sock"\n'))
+    assert resolve_jsonrpc_socket_path(config, Path("/")) == tmp_path / "run/jsonrpc.sock"
+    with pytest.raises(ConfigError) as caught:
+        resolve_jsonrpc_socket_path(load(write(tmp_path, f'[api]\njsonrpc_socket = "/run/{"j" * 120}"\n')), tmp_path)
+    assert "[api] jsonrpc_socket: the socket path /run/jjj" in str(caught.value)
     assert "too long for a Unix socket (125 bytes, at most 107)" in str(caught.value)
 
 

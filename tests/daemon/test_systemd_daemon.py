@@ -126,3 +126,47 @@ def test_a_client_connected_before_the_daemon_starts_gets_its_banner(tmp_path: P
             activator.wait()
     assert socket_path.exists()  # the socket is systemd's: the daemon leaves it in place
     assert os.path.exists(socket_path)
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate is not installed")
+def test_both_sockets_systemd_passes_are_served_the_pos_socket_with_its_banner_the_plain_one_without(
+    tmp_path: Path,
+) -> None:
+    # As readerhostd.socket and readerhostd-jsonrpc.socket pass them: one fd named "api", one "jsonrpc".
+    pos_path, plain_path = tmp_path / "pos.sock", tmp_path / "plain.sock"
+    env = daemon_env(tmp_path)
+    env.pop("READERHOST_SOCKET")
+    activator = subprocess.Popen(
+        ["systemd-socket-activate", "-l", str(pos_path), "-l", str(plain_path), "--fdname=api:jsonrpc",
+         "-E", "XDG_STATE_HOME", "-E", "XDG_RUNTIME_DIR", "-E", "PATH", sys.executable, "-m",
+         "readerhost.daemon.app", "--config", str(write_config(tmp_path, CONFIG))],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert activator.stderr is not None
+    log = LogLines(activator.stderr)
+    try:
+        log.until(lambda line: "Listening on" in line and str(plain_path) in line)
+        plain = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        plain.settimeout(30)
+        plain.connect(str(plain_path))  # the first connection starts the daemon
+        plain.sendall(b'{"jsonrpc":"2.0","id":1,"method":"session.hello"}\n')
+        answer = json.loads(plain.makefile("rb").readline())  # the answer, not a banner, comes first
+        assert answer["id"] == 1
+        assert answer["result"]["mode"] == "emulator"
+        log.until(lambda line: " ready on " in line and f"and {plain_path} (plain JSON-RPC)" in line)
+        pos = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        pos.settimeout(30)
+        pos.connect(str(pos_path))
+        banner = json.loads(pos.makefile("rb").readline())
+        assert (banner["method"], banner["params"]) == ("hello", answer["result"])
+        plain.close()
+        pos.close()
+    finally:
+        activator.send_signal(signal.SIGTERM)
+        try:
+            activator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            activator.kill()
+            activator.wait()
+    assert plain_path.exists()  # systemd's sockets: the daemon leaves them in place
+    assert pos_path.exists()

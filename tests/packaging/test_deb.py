@@ -35,7 +35,7 @@ WHEELHOUSE = Path(os.environ.get("READERHOST_WHEELHOUSE", REPO / "build" / "whee
 ROOT_TARBALL = Path(os.environ.get("READERHOST_DEBIAN_ROOT", REPO / "build" / "debian12-root.tar"))
 DROP_IN = "/etc/systemd/system/readerhostd.service.d/no-key.conf"
 STORE = "/var/lib/readerhost/readerhost.db"
-UNITS = ("readerhostd.socket", "readerhostd.service", "readerhost-reconcile.timer")
+UNITS = ("readerhostd.socket", "readerhostd-jsonrpc.socket", "readerhostd.service", "readerhost-reconcile.timer")
 BOOT_TIMEOUT_S = 120
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from readerhost.daemon.api.listen import JSONRPC_SOCKET, POS_SOCKET
 from readerhost.daemon.config import CREDENTIAL_NAME, Config, load_config, resolve_socket_path, resolve_store_path
 from readerhost.daemon.payments.store import Store
 
@@ -32,7 +33,13 @@ INSTALL = UNITS_DIR / "install.sh"
 UNINSTALL = UNITS_DIR / "uninstall.sh"
 INSTALLED_BIN = "/opt/readerhost/venv/bin/"
 CHECKOUT_BIN = Path(sys.prefix) / "bin"  # this checkout's .venv, where readerhostd and readerhostctl exist
-UNITS = ("readerhostd.service", "readerhostd.socket", "readerhost-reconcile.service", "readerhost-reconcile.timer")
+UNITS = (
+    "readerhostd.service",
+    "readerhostd.socket",
+    "readerhostd-jsonrpc.socket",
+    "readerhost-reconcile.service",
+    "readerhost-reconcile.timer",
+)
 SERVICES = ("readerhostd.service", "readerhost-reconcile.service")
 UNIT_DIR = "usr/local/lib/systemd/system"
 KEY = "sk_test_51ReaderhostNeverShowsThisKey0123456789abcdef"
@@ -207,6 +214,7 @@ def test_the_service_is_hardened_to_2_0_or_better(service: str, tmp_path: Path) 
 def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
     service = directives(UNITS_DIR / "readerhostd.service")
     socket = directives(UNITS_DIR / "readerhostd.socket")
+    plain = directives(UNITS_DIR / "readerhostd-jsonrpc.socket")
     reconcile = directives(UNITS_DIR / "readerhost-reconcile.service")
     timer = directives(UNITS_DIR / "readerhost-reconcile.timer")
 
@@ -214,11 +222,14 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
     assert service["Service.Type"] == ["notify"]
     assert service["Service.NotifyAccess"] == ["main"]
     assert service["Service.WatchdogSec"] == ["30"]
-    assert service["Service.Sockets"] == ["readerhostd.socket"]
-    assert socket["Socket.FileDescriptorName"] == ["api"]
-    assert socket["Socket.Accept"] == ["no"]
-    assert (socket["Socket.SocketUser"], socket["Socket.SocketGroup"]) == (["readerhost"], ["readerhost-pos"])
-    assert socket["Socket.SocketMode"] == ["0660"]
+    assert service["Service.Sockets"] == ["readerhostd.socket readerhostd-jsonrpc.socket"]
+    assert socket["Socket.FileDescriptorName"] == [POS_SOCKET]
+    assert plain["Socket.FileDescriptorName"] == [JSONRPC_SOCKET]
+    assert plain["Socket.Service"] == ["readerhostd.service"]
+    for each in (socket, plain):  # the same daemon, the same people
+        assert each["Socket.Accept"] == ["no"]
+        assert (each["Socket.SocketUser"], each["Socket.SocketGroup"]) == (["readerhost"], ["readerhost-pos"])
+        assert each["Socket.SocketMode"] == ["0660"]
 
     # The socket is where the daemon and readerhostctl look for a system service's socket, in the
     # runtime folder the service keeps across restarts; the store is where the uninstaller looks.
@@ -226,6 +237,8 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
     assert socket["Socket.ListenStream"] == [
         str(resolve_socket_path(Config(), {"RUNTIME_DIRECTORY": runtime}, Path("/")))
     ]
+    assert plain["Socket.ListenStream"] == [f"{runtime}/jsonrpc.sock"]  # as docs/pos-protocol.md says
+    assert f"`{runtime}/jsonrpc.sock`" in (REPO / "docs/pos-protocol.md").read_text()
     assert service["Service.RuntimeDirectoryPreserve"] == ["yes"]
     # The folder must belong to readerhost before the socket appears in it: if the service's start had to
     # chown it, systemd would chown the socket too, and POS users would lose their group.

@@ -80,6 +80,7 @@ class PosMethods:
     """The table: Python name = Rpc(RPC method, parameters, result). AsyncClient and Client inherit it."""
 
     status = Rpc("status.get", params.status, _whole)
+    hello = Rpc("session.hello", params.hello, _whole)
     start_payment = Rpc("payment.start", params.start_payment, _whole)
     get_payment = Rpc("payment.get", params.get_payment, _whole)
     list_payments = Rpc("payment.list", params.list_payments, _payments)

@@ -29,6 +29,11 @@ def status() -> dict[str, Any]:
     return {}
 
 
+def hello() -> dict[str, Any]:
+    """session.hello: the banner again, as an answer (protocol 1.5)."""
+    return {}
+
+
 def start_payment(order_id: str, amount: int, currency: str = "usd", **options: Any) -> dict[str, Any]:
     """payment.start; options: description, metadata, capture, confirm, offline, payment_intent_client_secret,
     tipping ({"amount_eligible": n}, protocol 1.3), incremental and extended (booleans, protocol 1.4)."""
