@@ -315,6 +315,7 @@ BANNER: Schema = obj(
         "mode": ref("mode"),
     }
 )
+RESULTS["session.hello"] = BANNER  # 1.5: the banner as an answer, on both sockets
 
 _LINK_NOTICE = obj({"id": nullable(STRING), "model": nullable(STRING), "reason": STRING})
 
