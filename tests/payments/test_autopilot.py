@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +23,7 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY, EmulatorHandle, make_client
 from support.daemon import DaemonProcess, daemon_env, daemon_process, of_type, running_daemon, subscribed_when_connected
+from support.killed_daemon import kill_when_in_flight
 from support.payments_core import Clocks, Core, run, running_core
 
 from readerhost.daemon.journal import MessageId
@@ -37,7 +36,6 @@ from readerhost.daemon.payments.pacing import Pacer
 from readerhost.daemon.payments.reconcile import Reconciler
 from readerhost.sim.stripe_emulator.faults import FaultRule
 
-CHILD = Path(__file__).resolve().parents[1] / "support" / "payment_child.py"
 LEAD_S = 3_600.0
 
 
@@ -373,27 +371,7 @@ def test_killed_while_the_autopilot_s_capture_is_in_flight_the_next_process_capt
     stripe_emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
     db = tmp_path / "store.db"
-    rule = stripe_emulator.emulator.add_fault(
-        {"method": "POST", "path": "/capture$", "action": "delay_during", "seconds": 1.5}
-    )
-    child = subprocess.Popen(
-        [sys.executable, str(CHILD), stripe_emulator.url, str(db), "AP-1", "autopilot"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line.startswith("payment "), line
-        assert stripe_emulator.emulator.faults.wait_fired(rule, timeout=30), "the capture never reached Stripe"
-        assert child.poll() is None, "the child died on its own"
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    payment_id = line.split()[1]
+    payment_id = kill_when_in_flight(stripe_emulator, db, "AP-1", "autopilot", "/capture$")
 
     async def restarted() -> None:
         clocks = Clocks(stripe_emulator)

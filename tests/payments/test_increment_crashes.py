@@ -8,31 +8,17 @@ capture takes what was used, once. The POS speaks on the real socket."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from support.emulator_fidelity import wait_until
+from support.killed_daemon import until_payment
 
 from reliability.pos import PosClient, payment_event
 from reliability.world import World, world
 
 INCREMENTS = ("payment_intent.increment_authorization", "payment_intent.increment_authorization.declined")
-
-
-async def until_payment(pos: PosClient, payment_id: str, accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The payment once `accept` holds for it: re-read after each of its events (bounded)."""
-    deadline = time.monotonic() + 60
-    while True:
-        reply = await pos.call("payment.get", {"payment_id": payment_id})
-        assert reply.ok, reply.error
-        if accept(reply.result):
-            return dict(reply.result)
-        assert time.monotonic() < deadline, f"payment {payment_id} never got there: {reply.result}"
-        await pos.event(
-            lambda e: (e.get("data") or {}).get("payment_id") == payment_id and e.get("type") != "reader.card", 2.0
-        )
 
 
 def increment_state(increment_id: str, state: str) -> Callable[[dict[str, Any]], bool]:

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import EmulatorHandle
+from support.killed_daemon import kill_when_in_flight
 from support.payments_core import run, running_core
 
 from readerhost.daemon.payments.model import State
-
-CHILD = Path(__file__).resolve().parents[1] / "support" / "payment_child.py"
-
-
-def kill_when_in_flight(emulator: EmulatorHandle, db: Path, order_id: str, stop_at: str, path: str) -> str:
-    """Start the child, wait until Stripe holds its request in flight, SIGKILL it; the payment id."""
-    rule = emulator.emulator.add_fault({"method": "POST", "path": path, "action": "delay_during", "seconds": 1.5})
-    child = subprocess.Popen(
-        [sys.executable, str(CHILD), emulator.url, str(db), order_id, stop_at],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line.startswith("payment "), line
-        # Once the rule fired, the request is held by the emulator with its key in flight.
-        assert emulator.emulator.faults.wait_fired(rule, timeout=30), "the request never reached Stripe"
-        assert child.poll() is None, "the child died on its own"
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return line.split()[1]
 
 
 def test_killed_during_capture_the_next_process_captures_once_with_the_same_key(
