@@ -131,9 +131,7 @@ class Methods:
         return (await self._payments.cancel(_payment_id(params), reason)).to_json()
 
     async def _close(self, client: Client, params: dict[str, Any]) -> Any:
-        order_id = params.get("order_id")
-        if not isinstance(order_id, str) or not validation.ORDER_ID.fullmatch(order_id):
-            raise RpcError.invalid_params("order_id", "order_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+        order_id = validation.client_id(params, "order_id")
         paid_by = params.get("paid_by")
         if paid_by not in tuple(PaidBy):
             raise RpcError.invalid_params("paid_by", f"paid_by must be one of {', '.join(PaidBy)}")

@@ -44,9 +44,7 @@ logger = logging.getLogger(__name__)
 
 def increment_request(params: dict[str, Any]) -> IncrementRequest:
     """An IncrementRequest from payment.increment's parameters, or InvalidRequest naming the field."""
-    increment_id = params.get("increment_id")
-    if not isinstance(increment_id, str) or not validation.ORDER_ID.fullmatch(increment_id):
-        raise validation.InvalidRequest("increment_id", "increment_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+    increment_id = validation.client_id(params, "increment_id")
     payment_id = params.get("payment_id")
     if not isinstance(payment_id, str) or not payment_id:
         raise validation.InvalidRequest("payment_id", "payment_id is required")

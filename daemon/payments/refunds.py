@@ -67,9 +67,7 @@ OPEN = frozenset({RefundState.PENDING, RefundState.REQUIRES_ACTION})
 
 def refund_request(params: dict[str, Any]) -> RefundRequest:
     """A RefundRequest from payment.refund's parameters, or InvalidRequest naming the field."""
-    refund_id = params.get("refund_id")
-    if not isinstance(refund_id, str) or not validation.ORDER_ID.fullmatch(refund_id):
-        raise validation.InvalidRequest("refund_id", "refund_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+    refund_id = validation.client_id(params, "refund_id")
     payment_id = params.get("payment_id")
     if not isinstance(payment_id, str) or not payment_id:
         raise validation.InvalidRequest("payment_id", "payment_id is required")

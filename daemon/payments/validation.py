@@ -37,12 +37,18 @@ class InvalidRequest(ValueError):
         self.message = message
 
 
+def client_id(params: dict[str, Any], name: str) -> str:
+    """An id the POS chooses (order_id, refund_id, increment_id), or InvalidRequest naming it."""
+    value = params.get(name)
+    if not isinstance(value, str) or not ORDER_ID.fullmatch(value):
+        raise InvalidRequest(name, f"{name} must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
 def payment_request(params: dict[str, Any]) -> PaymentRequest:
     """A PaymentRequest from payment.start's parameters, or InvalidRequest naming the field.
     Their names are the API's method table's to check (daemon/api/methods.py)."""
-    order_id = params.get("order_id")
-    if not isinstance(order_id, str) or not ORDER_ID.fullmatch(order_id):
-        raise InvalidRequest("order_id", "order_id must be 1-200 characters of A-Z a-z 0-9 . _ : -")
+    order_id = client_id(params, "order_id")
     currency = params.get("currency")
     if not isinstance(currency, str) or currency not in currencies.SUPPORTED:
         raise InvalidRequest("currency", "currency must be a lowercase ISO 4217 code that Stripe supports, e.g. usd")
