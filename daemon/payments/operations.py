@@ -20,7 +20,7 @@ it is sent; its truth is the PaymentIntent's amount (raised, or not), read befor
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,6 +88,10 @@ class Gateway(Protocol):
     def list_intents(
         self, *, created_gte: int, created_lt: int, page_size: int = ...
     ) -> list[IntentView] | Unknown | Refused: ...
+
+    def each_intent(
+        self, *, created_gte: int, created_lt: int, visit: Callable[[IntentView], None], page_size: int = ...
+    ) -> Unknown | Refused | None: ...
 
     def create_refund(
         self, *, payment_intent: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str

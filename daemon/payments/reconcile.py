@@ -114,17 +114,29 @@ class Reconciler:
             raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
         start = int(since if since is not None else now - DEFAULT_WINDOW_S)
         end = int(until if until is not None else now) + 1
-        listed = await asyncio.to_thread(self._gateway.list_intents, created_gte=start, created_lt=end)
-        if not isinstance(listed, list):
-            message = f"cannot list PaymentIntents: {listed.message}"
+        # The window may hold thousands of PaymentIntents (a POS may ask for months): keep only what is
+        # judged (ours still authorised) and the orders ours paid, never the whole list.
+        authorised: list[IntentView] = []
+        paid_orders: set[str | None] = set()
+        checked = 0
+
+        def note(intent: IntentView) -> None:
+            nonlocal checked
+            if intent.metadata.get("terminal_id") != self._terminal_id:
+                return
+            checked += 1
+            if intent.status == "requires_capture":
+                authorised.append(intent)
+            elif intent.status == "succeeded":
+                paid_orders.add(intent.metadata.get("order_id"))
+
+        failed = await asyncio.to_thread(self._gateway.each_intent, created_gte=start, created_lt=end, visit=note)
+        if failed is not None:
+            message = f"cannot list PaymentIntents: {failed.message}"
             raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
-        ours = [i for i in listed if i.metadata.get("terminal_id") == self._terminal_id]
-        report = Report(dry_run=dry_run, checked=len(ours), unattended=autopilot.settings.policy if autopilot else None)
+        report = Report(dry_run=dry_run, checked=checked, unattended=autopilot.settings.policy if autopilot else None)
         completed = set(completed_order_ids)
-        paid_orders = {i.metadata.get("order_id") for i in ours if i.status == "succeeded"}
-        for intent in ours:
-            if intent.status != "requires_capture":
-                continue
+        for intent in authorised:
             payment = self._payment_of(intent)
             finding = _finding(intent, payment)
             if intent.capture_before is not None and intent.capture_before - now < DEADLINE_WARNING_S:
