@@ -263,6 +263,7 @@ class Worker:
         )
         with self._store.transaction():
             self._store.save_operation(fresh)  # the new key is durable before it is used
+        self._first_sent.pop(current.idempotency_key, None)
         return fresh
 
     def _carry_abandoned(self, op: Operation, truth: Outcome, now: float) -> Operation | None:
@@ -318,6 +319,7 @@ class Worker:
     def _settle_with(self, op: Operation, outcome: Outcome) -> None:
         assert self._settle is not None
         self._settle(op, outcome)
+        self._first_sent.pop(op.idempotency_key, None)  # a settled operation's key is never sent again
 
     def _reschedule(
         self, op: Operation, outcome: Unknown, now: float, *, needs_truth: bool = False, soon: bool = False

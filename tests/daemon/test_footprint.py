@@ -27,7 +27,7 @@ def test_a_kiosk_configured_daemon_loads_no_simulator_and_no_image_plugin(
 ) -> None:
     link = tmp_path / "reader-tty"
     with reader_emulator(link, "--card", "visa", "--present-after", "0"):
-        config = external_config(stripe_emulator.url, UI_CONFIG + serial_reader(link))
+        config = external_config(stripe_emulator.url, UI_CONFIG, reader=serial_reader(link))
         with running_daemon(config, UI_ENV, python_flags=("-X", "importtime")) as daemon:
             assert one_payment(daemon.socket_path, present=False) == "captured"
         log = daemon.log
