@@ -45,8 +45,8 @@ def as_nobody(socket_path: Path) -> list[object]:
 @needs_root
 def test_a_peer_not_allowed_gets_forbidden_and_is_closed(tmp_path: Path) -> None:
     with daemon_process(tmp_path) as daemon:
-        open_to_all(daemon.socket_path)
-        first, second = as_nobody(daemon.socket_path)
+        open_to_all(daemon.daemon_socket_path)
+        first, second = as_nobody(daemon.daemon_socket_path)
         assert isinstance(first, dict)
         assert first["error"]["data"]["reason"] == "FORBIDDEN"
         assert second is None  # nothing more: the connection was closed
@@ -57,8 +57,8 @@ def test_a_peer_not_allowed_gets_forbidden_and_is_closed(tmp_path: Path) -> None
 def test_an_allowed_group_may_use_the_socket(tmp_path: Path) -> None:
     config = f"[api]\nallowed_gids = [{NOBODY}]\n\n[reader.simulated]\npresent_after_s = -1\n"
     with daemon_process(tmp_path, config) as daemon:
-        open_to_all(daemon.socket_path)
-        banner, status = as_nobody(daemon.socket_path)
+        open_to_all(daemon.daemon_socket_path)
+        banner, status = as_nobody(daemon.daemon_socket_path)
         assert isinstance(banner, dict)
         assert isinstance(status, dict)
         assert banner["method"] == "hello"
