@@ -1,0 +1,119 @@
+// The connection against a real readerhostd: reconnecting after the daemon was killed with SIGKILL
+// and started again (the request in flight failed, nothing sent again, the subscription renewed),
+// and timeouts (a call, a connection) while the daemon does not answer.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import {
+  CannotConnectError,
+  ConnectionLostError,
+  NotConnectedError,
+  ReaderhostClient,
+  RequestTimeoutError,
+  type ClientEvent,
+} from "../src/index.js";
+import { Daemon } from "./daemon.js";
+import { nextEvent, ofType, paymentState } from "./wait.js";
+
+let daemon: Daemon;
+
+before(async () => {
+  daemon = await Daemon.start();
+});
+
+after(async () => {
+  await daemon.stop();
+});
+
+test("after the daemon is killed and started again the client reconnects, subscribed again, and sends nothing again", async () => {
+  const client = await ReaderhostClient.connect({
+    path: daemon.socketPath,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+  });
+  try {
+    const events = client.events();
+    const seen: ClientEvent[] = [];
+    const bootBefore = client.banner.boot_id;
+    await client.eventsSubscribe({ topics: ["payment"] });
+    const first = await client.paymentStart({ order_id: "TS-R", amount: 700, currency: "usd" });
+    await nextEvent(events, paymentState(first.payment_id, "collecting"), seen);
+
+    // A request in flight when the daemon dies: stop it so that the request stays unanswered, then kill it.
+    daemon.pause();
+    const inFlight = client.statusGet().then(
+      () => assert.fail("a stopped daemon answered"),
+      (error: unknown) => error,
+    );
+    await daemon.kill();
+    const lost = await inFlight;
+    assert.ok(lost instanceof ConnectionLostError, String(lost));
+    assert.equal(lost.method, "status.get");
+    assert.match(lost.message, /may or may not have been carried out/);
+    await nextEvent(events, ofType("client.disconnected"), seen);
+    assert.equal(client.connected, false);
+    await assert.rejects(client.paymentGet({ order_id: "TS-R" }), NotConnectedError);
+
+    await daemon.startAgain();
+    const back = await nextEvent(events, ofType("client.reconnected"), seen, 30_000);
+    assert.equal(back.restarted, true);
+    assert.notEqual(back.banner.boot_id, bootBefore);
+    assert.equal(client.banner.boot_id, back.banner.boot_id);
+    assert.ok(back.snapshot, "the subscription was not renewed");
+    await client.waitUntilConnected(1000);
+
+    // The payment that waited for a customer was canceled by the restart, and the client did not start it again.
+    const after = await client.paymentGet({ order_id: "TS-R" });
+    assert.equal(after.payment_id, first.payment_id);
+    assert.equal(after.state, "canceled");
+    assert.deepEqual((await client.paymentList({ order_id: "TS-R" })).payments.map((p) => p.payment_id), [first.payment_id]);
+
+    // The renewed subscription brings the next attempt's events through the same iterator.
+    const second = await client.paymentStart({ order_id: "TS-R", amount: 700, currency: "usd" });
+    assert.equal(second.order_attempt, 2);
+    await nextEvent(events, paymentState(second.payment_id, "collecting"), seen);
+    await client.paymentCancel({ payment_id: second.payment_id });
+  } finally {
+    client.close();
+  }
+});
+
+test("a call unanswered within its timeout fails with RequestTimeoutError; a late answer is dropped", async () => {
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath });
+  try {
+    daemon.pause();
+    try {
+      await assert.rejects(client.statusGet(undefined, { timeoutMs: 300 }), (error: unknown) => {
+        assert.ok(error instanceof RequestTimeoutError, String(error));
+        assert.equal(error.timeoutMs, 300);
+        assert.equal(error.method, "status.get");
+        return true;
+      });
+    } finally {
+      daemon.resume();
+    }
+    // The late answer to the timed-out call does not answer the next one.
+    const hello = await client.sessionHello();
+    assert.equal(hello.boot_id, client.banner.boot_id);
+    assert.deepEqual(Object.keys(hello).sort(), ["boot_id", "daemon", "mode", "protocol"]);
+  } finally {
+    client.close();
+  }
+});
+
+test("a connection the daemon does not greet in time fails with CannotConnectError", async () => {
+  daemon.pause();
+  try {
+    await assert.rejects(ReaderhostClient.connect({ path: daemon.socketPath, connectTimeoutMs: 300 }), (error: unknown) => {
+      assert.ok(error instanceof CannotConnectError, String(error));
+      assert.match(error.message, /no banner within 300 ms/);
+      return true;
+    });
+  } finally {
+    daemon.resume();
+  }
+  await assert.rejects(
+    ReaderhostClient.connect({ path: `${daemon.folder}/nobody.sock` }),
+    (error: unknown) => error instanceof CannotConnectError && /ENOENT/.test(error.message),
+  );
+});

@@ -1,0 +1,142 @@
+// Payments through the client against a real readerhostd: to capture with the events seen through
+// the iterator; a decline, collect again and cancel; the daemon's refusals as typed errors.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import {
+  ERROR_CLASSES,
+  ERROR_CODES,
+  IdempotencyConflictError,
+  InvalidParamsError,
+  InvalidStateError,
+  NotFoundError,
+  PROTOCOL_VERSION,
+  ReaderhostClient,
+  ReaderhostError,
+  type ClientEvent,
+} from "../src/index.js";
+import { Daemon } from "./daemon.js";
+import { nextEvent, paymentState } from "./wait.js";
+
+let daemon: Daemon;
+
+before(async () => {
+  daemon = await Daemon.start();
+});
+
+after(async () => {
+  await daemon.stop();
+});
+
+test("a payment to capture, its progress seen through the events iterator", async () => {
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath });
+  try {
+    assert.equal(client.banner.protocol.major, PROTOCOL_VERSION.major);
+    assert.equal(client.banner.mode, "emulator");
+    const { snapshot } = await client.eventsSubscribe({ topics: ["payment", "reader"] });
+    assert.deepEqual(snapshot.payments, []);
+    const payment = await client.paymentStart({ order_id: "TS-1", amount: 1250, currency: "usd" });
+    assert.equal(payment.order_id, "TS-1");
+    assert.equal(payment.state, "creating");
+
+    const states: string[] = [];
+    const kinds = new Set<string>();
+    for await (const event of client.events()) {
+      kinds.add(event.type);
+      if (event.type !== "payment.state" || event.data.payment_id !== payment.payment_id) continue;
+      states.push(event.data.state);
+      if (event.data.state === "collecting" && !states.includes("presented")) {
+        states.push("presented");
+        assert.deepEqual(await client.readerPresent({ card: "visa" }), {});
+      } else if (event.data.state === "authorized") {
+        assert.equal(event.data.card?.brand, "visa");
+        const capturing = await client.paymentCapture({ payment_id: payment.payment_id });
+        assert.ok(["capturing", "captured"].includes(capturing.state));
+      } else if (event.data.state === "captured") {
+        assert.equal(event.data.captured_amount, 1250);
+        break;
+      }
+    }
+    assert.deepEqual(
+      states.filter((state) => state !== "presented"),
+      ["creating", "collecting", "processing", "authorized", "capturing", "captured"],
+    );
+    assert.ok(kinds.has("reader.input_options"), `no prompt among ${[...kinds].join(", ")}`);
+    const read = await client.paymentGet({ order_id: "TS-1" });
+    assert.equal(read.state, "captured");
+    assert.equal(read.payment_id, payment.payment_id);
+  } finally {
+    client.close();
+  }
+});
+
+test("a declined card, collect again, then cancel", async () => {
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath });
+  try {
+    const events = client.events();
+    const seen: ClientEvent[] = [];
+    await client.eventsSubscribe({ topics: ["payment"] });
+    const payment = await client.paymentStart({ order_id: "TS-2", amount: 900, currency: "usd" });
+    await nextEvent(events, paymentState(payment.payment_id, "collecting"), seen);
+    await client.readerPresent({ card: "charge_declined_insufficient_funds" });
+    const declined = await nextEvent(events, paymentState(payment.payment_id, "declined"), seen);
+    assert.equal(declined.data.decline?.decline_code, "insufficient_funds");
+
+    const again = await client.paymentCollectAgain({ payment_id: payment.payment_id });
+    assert.equal(again.payment_id, payment.payment_id);
+    await nextEvent(events, paymentState(payment.payment_id, "collecting"), seen);
+    await client.readerPresent({ card: "visa" });
+    const authorized = await nextEvent(events, paymentState(payment.payment_id, "authorized"), seen);
+    assert.equal(authorized.data.attempts, 2);
+
+    const canceled = await client.paymentCancel({ payment_id: payment.payment_id, reason: "requested_by_customer" });
+    assert.equal(canceled.state, "canceled");
+    await nextEvent(events, paymentState(payment.payment_id, "canceled"), seen);
+  } finally {
+    client.close();
+  }
+});
+
+test("the daemon's refusals are typed errors, by reason", async () => {
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath });
+  try {
+    const missing = await client.paymentGet({ order_id: "TS-NOBODY" }).then(
+      () => assert.fail("an unknown order was found"),
+      (error: unknown) => error,
+    );
+    assert.ok(missing instanceof NotFoundError);
+    assert.ok(missing instanceof ReaderhostError);
+    assert.equal(missing.reason, "NOT_FOUND");
+    assert.equal(missing.code, ERROR_CODES.NOT_FOUND);
+    assert.equal(missing.name, "NotFoundError");
+
+    // A parameter the daemon does not know: refused, naming it.
+    await assert.rejects(
+      client.call("payment.get", { order_id: "TS-1", colour: "red" } as never),
+      (error: unknown) => error instanceof InvalidParamsError && error.field === "colour",
+    );
+
+    // The same order with another amount while its payment is live.
+    const first = await client.paymentStart({ order_id: "TS-3", amount: 500, currency: "usd" });
+    await assert.rejects(
+      client.paymentStart({ order_id: "TS-3", amount: 501, currency: "usd" }),
+      IdempotencyConflictError,
+    );
+    // Asking again the same is no second payment.
+    assert.equal((await client.paymentStart({ order_id: "TS-3", amount: 500, currency: "usd" })).payment_id, first.payment_id);
+    await client.paymentCancel({ payment_id: first.payment_id });
+    await assert.rejects(client.paymentCapture({ payment_id: first.payment_id }), (error: unknown) => {
+      assert.ok(error instanceof InvalidStateError);
+      assert.equal(error.reason, "INVALID_STATE");
+      assert.match(error.message, /canceled/);
+      return true;
+    });
+    // Every reason the protocol defines has its class.
+    for (const [reason, ErrorClass] of Object.entries(ERROR_CLASSES)) {
+      assert.equal(new ErrorClass(1, "m", { reason }).reason, reason);
+    }
+  } finally {
+    client.close();
+  }
+});
