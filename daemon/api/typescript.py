@@ -173,15 +173,16 @@ def _sections(openrpc: dict[str, Any]) -> Iterator[str]:
         )
         + "}\n"
         "export type MethodName = keyof Methods;\n"
-        "export type ParamsOf<M extends MethodName> = Methods[M][\"params\"];\n"
-        "export type ResultOf<M extends MethodName> = Methods[M][\"result\"];\n"
+        'export type ParamsOf<M extends MethodName> = Methods[M]["params"];\n'
+        'export type ResultOf<M extends MethodName> = Methods[M]["result"];\n'
         "/** The methods the daemon serves, in the order of its method table. */\n"
         "export const METHOD_NAMES = [\n" + "".join(f"  {_literal(m['name'])},\n" for m in methods) + "] as const;\n"
     )
     yield (
         "/** Options of one call. */\n"
         "export interface CallOptions {\n"
-        "  /** Give up waiting after this many milliseconds (RequestTimeoutError); the client's callTimeoutMs by default. */\n"
+        "  /** Give up waiting after this many milliseconds (RequestTimeoutError); default: the client's\n"
+        "   * callTimeoutMs. */\n"
         "  timeoutMs?: number;\n"
         "}\n"
     )
@@ -190,7 +191,9 @@ def _sections(openrpc: dict[str, Any]) -> Iterator[str]:
         " * parameters by their protocol names. */",
         "export abstract class PosMethods {",
         "  /** Send `method` with `params` and resolve with its result, or reject with its error. */",
-        "  abstract call<M extends MethodName>(method: M, params?: ParamsOf<M>, options?: CallOptions): Promise<ResultOf<M>>;",
+        "  abstract call<M extends MethodName>(",
+        "    method: M, params?: ParamsOf<M>, options?: CallOptions",
+        "  ): Promise<ResultOf<M>>;",
     ]
     for method in methods:
         base = type_name(method["name"])

@@ -793,7 +793,8 @@ export const METHOD_NAMES = [
 
 /** Options of one call. */
 export interface CallOptions {
-  /** Give up waiting after this many milliseconds (RequestTimeoutError); the client's callTimeoutMs by default. */
+  /** Give up waiting after this many milliseconds (RequestTimeoutError); default: the client's
+   * callTimeoutMs. */
   timeoutMs?: number;
 }
 
@@ -801,7 +802,9 @@ export interface CallOptions {
  * parameters by their protocol names. */
 export abstract class PosMethods {
   /** Send `method` with `params` and resolve with its result, or reject with its error. */
-  abstract call<M extends MethodName>(method: M, params?: ParamsOf<M>, options?: CallOptions): Promise<ResultOf<M>>;
+  abstract call<M extends MethodName>(
+    method: M, params?: ParamsOf<M>, options?: CallOptions
+  ): Promise<ResultOf<M>>;
 
   /** `status.get`: The daemon, its reader, Stripe, the queue and the offline payments. */
   statusGet(params?: StatusGetParams, options?: CallOptions): Promise<StatusGetResult> {

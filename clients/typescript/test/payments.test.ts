@@ -1,5 +1,5 @@
-// Payments through the client against a real readerhostd: to capture with the events seen through
-// the iterator; a decline, collect again and cancel; the daemon's refusals as typed errors.
+// Payments through the client against a real readerhostd: to capture and a refund, with the events
+// seen through the iterator; a decline, collect again and cancel; the daemon's refusals as typed errors.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -10,6 +10,7 @@ import {
   IdempotencyConflictError,
   InvalidParamsError,
   InvalidStateError,
+  METHOD_NAMES,
   NotFoundError,
   PROTOCOL_VERSION,
   ReaderhostClient,
@@ -29,7 +30,7 @@ after(async () => {
   await daemon.stop();
 });
 
-test("a payment to capture, its progress seen through the events iterator", async () => {
+test("a payment to capture and a refund, their progress seen through the events iterator", async () => {
   const client = await ReaderhostClient.connect({ path: daemon.socketPath });
   try {
     assert.equal(client.banner.protocol.major, PROTOCOL_VERSION.major);
@@ -44,6 +45,11 @@ test("a payment to capture, its progress seen through the events iterator", asyn
     const kinds = new Set<string>();
     for await (const event of client.events()) {
       kinds.add(event.type);
+      if (event.type === "refund.updated" && event.data.state === "succeeded") {
+        assert.equal(event.data.refund_id, "TS-1-R1");
+        assert.equal(event.data.payment.refunded_amount, 500);
+        break;
+      }
       if (event.type !== "payment.state" || event.data.payment_id !== payment.payment_id) continue;
       states.push(event.data.state);
       if (event.data.state === "collecting" && !states.includes("presented")) {
@@ -55,7 +61,8 @@ test("a payment to capture, its progress seen through the events iterator", asyn
         assert.ok(["capturing", "captured"].includes(capturing.state));
       } else if (event.data.state === "captured") {
         assert.equal(event.data.captured_amount, 1250);
-        break;
+        const refund = await client.paymentRefund({ payment_id: payment.payment_id, refund_id: "TS-1-R1", amount: 500 });
+        assert.equal(refund.state, "pending");
       }
     }
     assert.deepEqual(
@@ -136,6 +143,21 @@ test("the daemon's refusals are typed errors, by reason", async () => {
     for (const [reason, ErrorClass] of Object.entries(ERROR_CLASSES)) {
       assert.equal(new ErrorClass(1, "m", { reason }).reason, reason);
     }
+  } finally {
+    client.close();
+  }
+});
+
+test("the client has a method for every method the daemon serves, named by one rule", async () => {
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath });
+  try {
+    for (const name of METHOD_NAMES) {
+      const camel = name.replace(/[._]([a-z])/g, (_, letter: string) => letter.toUpperCase());
+      assert.equal(typeof (client as unknown as Record<string, unknown>)[camel], "function", name);
+    }
+    const status = await client.statusGet();
+    assert.equal(status.boot_id, client.banner.boot_id);
+    assert.equal(status.protocol.minor, client.banner.protocol.minor);
   } finally {
     client.close();
   }
