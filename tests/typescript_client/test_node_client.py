@@ -83,7 +83,7 @@ def test_the_node_tests_pass_against_a_real_daemon(name: str, compiled: Path) ->
     assert NODE is not None
     env = {**os.environ, "READERHOST_PYTHON": sys.executable}
     done = subprocess.run(
-        [NODE, "--test", str(compiled / f"{name}.js")],
+        [NODE, "--test", "--test-reporter=tap", str(compiled / f"{name}.js")],
         cwd=PACKAGE, env=env, capture_output=True, text=True, timeout=280, check=False,
     )  # fmt: skip
     report = done.stdout + done.stderr

@@ -191,7 +191,7 @@ export class ReaderhostClient extends PosMethods {
     } else if (message.kind === "event") {
       const seq = message.event.seq;
       if (typeof seq === "number") {
-        if (this.lastSeq > 0 && seq > this.lastSeq + 1) {
+        if (seq > this.lastSeq + 1) {
           this.queue.push({ topic: "client", type: "client.events_missed", missed: seq - this.lastSeq - 1 });
         }
         this.lastSeq = seq;
@@ -299,5 +299,6 @@ export class ReaderhostClient extends PosMethods {
     const error = last ?? new CannotConnectError(this.path, "gave up reconnecting");
     this.disconnectedBecause = `gave up reconnecting: ${error.message}`;
     this.queue.finish(error);
+    for (const waiter of this.connectedWaiters.splice(0)) waiter.reject(error);
   }
 }

@@ -162,3 +162,31 @@ test("the client has a method for every method the daemon serves, named by one r
     client.close();
   }
 });
+
+test("events beyond maxQueuedEvents are dropped, oldest first, and the reader is told how many", async () => {
+  const watcher = await ReaderhostClient.connect({ path: daemon.socketPath });
+  const client = await ReaderhostClient.connect({ path: daemon.socketPath, maxQueuedEvents: 2 });
+  try {
+    await watcher.eventsSubscribe({ topics: ["payment"] });
+    await client.eventsSubscribe({ topics: ["payment"] });
+    const watched = watcher.events();
+    const payment = await client.paymentStart({ order_id: "TS-4", amount: 300, currency: "usd" });
+    await nextEvent(watched, paymentState(payment.payment_id, "collecting"));
+    await client.readerPresent({ card: "visa" });
+    await nextEvent(watched, paymentState(payment.payment_id, "authorized"));
+    await client.statusGet(); // answered after the events committed before it, on this connection
+    const events = client.events();
+    const first = await events.next();
+    assert.equal(first.value?.type, "client.events_missed");
+    assert.ok(first.value?.type === "client.events_missed" && first.value.missed >= 2, JSON.stringify(first.value));
+    const kept = [(await events.next()).value, (await events.next()).value];
+    assert.deepEqual(
+      kept.map((event) => event?.type === "payment.state" && event.data.state),
+      ["processing", "authorized"],
+    );
+    await client.paymentCancel({ payment_id: payment.payment_id });
+  } finally {
+    client.close();
+    watcher.close();
+  }
+});
