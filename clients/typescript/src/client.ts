@@ -160,7 +160,12 @@ export class ReaderhostClient extends PosMethods {
 
   // -- one connection ---------------------------------------------------------------------------
 
-  private send(connection: Connection, method: string, params: object | undefined, timeoutMs: number): Promise<unknown> {
+  private send(
+    connection: Connection,
+    method: string,
+    params: object | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -59,7 +59,10 @@ export class ConnectionLostError extends ClientError {
   readonly method: string;
 
   constructor(method: string, why: string) {
-    super(`the connection to readerhostd ended before ${method} was answered (${why}); it may or may not have been carried out`);
+    super(
+      `the connection to readerhostd ended before ${method} was answered (${why}); ` +
+        "it may or may not have been carried out",
+    );
     this.method = method;
   }
 }

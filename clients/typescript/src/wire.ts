@@ -26,7 +26,9 @@ export class LineSplitter {
   push(chunk: string): string[] {
     const parts = (this.tail + chunk).split("\n");
     this.tail = parts.pop() ?? "";
-    if (this.tail.length > MAX_LINE) throw new ProtocolError(`a line from readerhostd is longer than ${MAX_LINE} bytes`);
+    if (this.tail.length > MAX_LINE) {
+      throw new ProtocolError(`a line from readerhostd is longer than ${MAX_LINE} bytes`);
+    }
     return parts.filter((line) => line.trim() !== "");
   }
 }
@@ -52,7 +54,8 @@ export function parseMessage(line: string): Message {
   if (!isObject(message)) throw new ProtocolError(`readerhostd sent JSON that is not an object: ${line.slice(0, 200)}`);
   if (typeof message.id === "number" && ("result" in message || "error" in message)) {
     const error = isObject(message.error) ? (message.error as unknown as WireError) : undefined;
-    return error ? { kind: "response", id: message.id, error } : { kind: "response", id: message.id, result: message.result };
+    if (error) return { kind: "response", id: message.id, error };
+    return { kind: "response", id: message.id, result: message.result };
   }
   if (message.method === "event" && isObject(message.params)) {
     return { kind: "event", event: message.params as unknown as ReaderhostEvent };

@@ -52,7 +52,10 @@ export class Daemon {
     this.process = child;
     child.stderr?.setEncoding("utf8");
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`readerhostd not ready within ${READY_WITHIN_MS} ms:\n${this.log}`)), READY_WITHIN_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`readerhostd not ready within ${READY_WITHIN_MS} ms:\n${this.log}`)),
+        READY_WITHIN_MS,
+      );
       child.stderr?.on("data", (text: string) => {
         this.log += text;
         if (this.log.includes(" ready on ")) {

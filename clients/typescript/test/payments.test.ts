@@ -61,7 +61,11 @@ test("a payment to capture and a refund, their progress seen through the events 
         assert.ok(["capturing", "captured"].includes(capturing.state));
       } else if (event.data.state === "captured") {
         assert.equal(event.data.captured_amount, 1250);
-        const refund = await client.paymentRefund({ payment_id: payment.payment_id, refund_id: "TS-1-R1", amount: 500 });
+        const refund = await client.paymentRefund({
+          payment_id: payment.payment_id,
+          refund_id: "TS-1-R1",
+          amount: 500,
+        });
         assert.equal(refund.state, "pending");
       }
     }
@@ -131,7 +135,8 @@ test("the daemon's refusals are typed errors, by reason", async () => {
       IdempotencyConflictError,
     );
     // Asking again the same is no second payment.
-    assert.equal((await client.paymentStart({ order_id: "TS-3", amount: 500, currency: "usd" })).payment_id, first.payment_id);
+    const again = await client.paymentStart({ order_id: "TS-3", amount: 500, currency: "usd" });
+    assert.equal(again.payment_id, first.payment_id);
     await client.paymentCancel({ payment_id: first.payment_id });
     await assert.rejects(client.paymentCapture({ payment_id: first.payment_id }), (error: unknown) => {
       assert.ok(error instanceof InvalidStateError);

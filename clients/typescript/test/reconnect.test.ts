@@ -18,7 +18,7 @@ after(async () => {
   await daemon.stop();
 });
 
-test("after the daemon is killed and started again the client reconnects, subscribed again, and sends nothing again", async () => {
+test("after a SIGKILL and a new start the client reconnects, subscribed again, and sends nothing again", async () => {
   const client = await ReaderhostClient.connect({
     path: daemon.socketPath,
     reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
@@ -58,7 +58,11 @@ test("after the daemon is killed and started again the client reconnects, subscr
     const after = await client.paymentGet({ order_id: "TS-R" });
     assert.equal(after.payment_id, first.payment_id);
     assert.equal(after.state, "canceled");
-    assert.deepEqual((await client.paymentList({ order_id: "TS-R" })).payments.map((p) => p.payment_id), [first.payment_id]);
+    const attempts = (await client.paymentList({ order_id: "TS-R" })).payments;
+    assert.deepEqual(
+      attempts.map((attempt) => attempt.payment_id),
+      [first.payment_id],
+    );
 
     // The renewed subscription brings the next attempt's events through the same iterator.
     const second = await client.paymentStart({ order_id: "TS-R", amount: 700, currency: "usd" });

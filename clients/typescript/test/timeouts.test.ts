@@ -42,7 +42,8 @@ test("a call unanswered within its timeout fails with RequestTimeoutError; a lat
 test("a connection the daemon does not greet in time fails with CannotConnectError", async () => {
   daemon.pause();
   try {
-    await assert.rejects(ReaderhostClient.connect({ path: daemon.socketPath, connectTimeoutMs: 300 }), (error: unknown) => {
+    const connecting = ReaderhostClient.connect({ path: daemon.socketPath, connectTimeoutMs: 300 });
+    await assert.rejects(connecting, (error: unknown) => {
       assert.ok(error instanceof CannotConnectError, String(error));
       assert.match(error.message, /no banner within 300 ms/);
       return true;

@@ -11,7 +11,8 @@ export async function nextEvent<E extends ClientEvent>(
 ): Promise<E> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no such event within ${timeoutMs} ms; saw ${JSON.stringify(seen.map((e) => e.type))}`)), timeoutMs);
+    const why = (): string => `no such event within ${timeoutMs} ms; saw ${JSON.stringify(seen.map((e) => e.type))}`;
+    timer = setTimeout(() => reject(new Error(why())), timeoutMs);
   });
   try {
     for (;;) {
