@@ -4,7 +4,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ConnectionLostError, NotConnectedError, ReaderhostClient, type ClientEvent } from "../src/index.js";
+import {
+  ConnectionLostError,
+  NotConnectedError,
+  NotFoundError,
+  ReaderhostClient,
+  type ClientEvent,
+} from "../src/index.js";
 import { Daemon } from "./daemon.js";
 import { nextEvent, ofType, paymentState } from "./wait.js";
 
@@ -31,16 +37,18 @@ test("after a SIGKILL and a new start the client reconnects, subscribed again, a
     const first = await client.paymentStart({ order_id: "TS-R", amount: 700, currency: "usd" });
     await nextEvent(events, paymentState(first.payment_id, "collecting"), seen);
 
-    // A request in flight when the daemon dies: stop it so that the request stays unanswered, then kill it.
+    // A payment.start in flight when the daemon dies: stopped, the daemon leaves it unread; then killed.
     daemon.pause();
-    const inFlight = client.statusGet().then(
-      () => assert.fail("a stopped daemon answered"),
-      (error: unknown) => error,
-    );
+    const inFlight = client
+      .paymentStart({ order_id: "TS-R2", amount: 300, currency: "usd" })
+      .then(
+        () => assert.fail("a stopped daemon answered"),
+        (error: unknown) => error,
+      );
     await daemon.kill();
     const lost = await inFlight;
     assert.ok(lost instanceof ConnectionLostError, String(lost));
-    assert.equal(lost.method, "status.get");
+    assert.equal(lost.method, "payment.start");
     assert.match(lost.message, /may or may not have been carried out/);
     await nextEvent(events, ofType("client.disconnected"), seen);
     assert.equal(client.connected, false);
@@ -54,6 +62,8 @@ test("after a SIGKILL and a new start the client reconnects, subscribed again, a
     assert.ok(back.snapshot, "the subscription was not renewed");
     await client.waitUntilConnected(1000);
 
+    // The lost payment.start was not sent again: the order is unknown to the daemon.
+    await assert.rejects(client.paymentGet({ order_id: "TS-R2" }), NotFoundError);
     // The payment that waited for a customer was canceled by the restart, and the client did not start it again.
     const after = await client.paymentGet({ order_id: "TS-R" });
     assert.equal(after.payment_id, first.payment_id);
