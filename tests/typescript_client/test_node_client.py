@@ -30,6 +30,7 @@ PROTOCOL_MODULE = PACKAGE / "src" / "protocol.ts"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 TSC = PACKAGE / "node_modules" / "typescript" / "bin" / "tsc"
+TAP_COUNTS = re.compile(r"^# (pass|fail|cancelled|skipped|todo) (\d+)$", re.MULTILINE)
 NODE_TESTS = sorted(path.stem for path in (PACKAGE / "test").glob("*.test.ts"))
 
 no_node = pytest.mark.skipif(
@@ -88,10 +89,12 @@ def test_the_node_tests_pass_against_a_real_daemon(name: str, compiled: Path) ->
     )  # fmt: skip
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
-    passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
-    assert passed is not None, report
-    assert int(passed.group(1)) > 0, report
-    assert re.search(r"^# (fail|cancelled|skipped|todo) [1-9]", done.stdout, re.MULTILINE) is None, report
+    counts = {kind: int(n) for kind, n in TAP_COUNTS.findall(done.stdout)}
+    assert counts.get("pass") is not None, report
+    assert counts.get("fail", 0) == counts.get("cancelled", 0) == counts.get("todo", 0) == 0, report
+    if counts["pass"] == 0 and counts.get("skipped", 0) > 0:
+        pytest.skip("; ".join(re.findall(r"^ok \d+ - .*# SKIP (.*)$", done.stdout, re.MULTILINE)) or "node skipped it")
+    assert counts["pass"] > 0, report
 
 
 POS_SCRIPT = """

@@ -187,6 +187,7 @@ export class ReaderhostClient extends PosMethods {
 
   private receive(message: Message): void {
     if (message.kind === "response") {
+      if (message.id === null) return; // to no request of ours
       const waiting = this.pending.get(message.id);
       if (!waiting) return; // timed out already
       this.pending.delete(message.id);

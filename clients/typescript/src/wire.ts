@@ -7,7 +7,7 @@ import { ERROR_CLASSES, PROTOCOL_VERSION, type ErrorReason, type Hello, type Rea
 export const MAX_LINE = 16 * 1024 * 1024;
 
 export type Message =
-  | { kind: "response"; id: number; result?: unknown; error?: WireError }
+  | { kind: "response"; id: number | null; result?: unknown; error?: WireError }
   | { kind: "event"; event: ReaderhostEvent }
   | { kind: "banner"; banner: Hello }
   | { kind: "other" };
@@ -52,7 +52,8 @@ export function parseMessage(line: string): Message {
     throw new ProtocolError(`readerhostd sent a line that is not JSON: ${line.slice(0, 200)}`);
   }
   if (!isObject(message)) throw new ProtocolError(`readerhostd sent JSON that is not an object: ${line.slice(0, 200)}`);
-  if (typeof message.id === "number" && ("result" in message || "error" in message)) {
+  // An answer; with id null, to no request (the daemon's refusal of the connection, or of a line it could not read).
+  if ((typeof message.id === "number" || message.id === null) && ("result" in message || "error" in message)) {
     const error = isObject(message.error) ? (message.error as unknown as WireError) : undefined;
     if (error) return { kind: "response", id: message.id, error };
     return { kind: "response", id: message.id, result: message.result };

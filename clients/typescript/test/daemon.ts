@@ -4,9 +4,9 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 // The simulated reader waits for reader.present, as in the Python tests.
 const CONFIG = "[reader.simulated]\npresent_after_s = -1\n";
@@ -83,6 +83,14 @@ export class Daemon {
 
   resume(): void {
     process.kill(this.pid, "SIGCONT");
+  }
+
+  /** Let any user reach the socket, so that the daemon's own peer check is what decides. */
+  openToAll(): void {
+    chmodSync(this.socketPath, 0o666);
+    for (let folder = dirname(this.socketPath); folder !== "/"; folder = dirname(folder)) {
+      chmodSync(folder, statSync(folder).mode | 0o011);
+    }
   }
 
   /** Stop it (SIGTERM, as systemd does) and remove its folder. */
