@@ -73,6 +73,7 @@ export class ReaderhostClient extends PosMethods {
   private disconnectedBecause = "";
   private connectedWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
   private reconnecting = false;
+  private held: ClientEvent[] | null = null; // a new connection's events, until client.reconnected is told
   private retryTimer: NodeJS.Timeout | null = null;
 
   private constructor(connection: Connection, path: string, options: ClientOptions) {
@@ -198,11 +199,14 @@ export class ReaderhostClient extends PosMethods {
       const seq = message.event.seq;
       if (typeof seq === "number") {
         if (seq > this.lastSeq + 1) {
-          this.queue.push({ topic: "client", type: "client.events_missed", missed: seq - this.lastSeq - 1 });
+          const missed: ClientEvent = { topic: "client", type: "client.events_missed", missed: seq - this.lastSeq - 1 };
+          if (this.held) this.held.push(missed);
+          else this.queue.push(missed);
         }
         this.lastSeq = seq;
       }
-      this.queue.push(message.event);
+      if (this.held) this.held.push(message.event);
+      else this.queue.push(message.event);
     }
   }
 
@@ -250,6 +254,7 @@ export class ReaderhostClient extends PosMethods {
       await this.reconnectAttempts(options);
     } finally {
       this.reconnecting = false;
+      this.held = null;
     }
   }
 
@@ -274,6 +279,7 @@ export class ReaderhostClient extends PosMethods {
       }
       this.connection = connection;
       this.banner = connection.banner;
+      this.held = [];
       this.attach(connection);
       let snapshot = null;
       if (this.subscription !== null) {
@@ -299,6 +305,8 @@ export class ReaderhostClient extends PosMethods {
         restarted: connection.banner.boot_id !== bootBefore,
         snapshot,
       });
+      for (const event of this.held ?? []) this.queue.push(event);
+      this.held = null;
       for (const waiter of this.connectedWaiters.splice(0)) waiter.resolve();
       return;
     }
