@@ -139,7 +139,7 @@ def _sections(openrpc: dict[str, Any]) -> Iterator[str]:
     )
     yield "// -- shapes: the objects, the banner (`Hello`) and each event's params ----------------------\n"
     for name, schema in schemas.items():
-        yield _declaration(type_name(name), schema, schema.get("description") if name == "time" else None)
+        yield _declaration(type_name(name), schema, schema.get("description"))
     yield (
         "/** Every event the daemon sends, by its `type`. */\n"
         "export type ReaderhostEvent =\n" + "\n".join(f"  | {type_name(name)}" for name in events) + ";\n"

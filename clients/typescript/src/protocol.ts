@@ -115,6 +115,7 @@ export interface Payment {
   error: ErrorDetail | null;
 }
 
+/** how the daemon reaches a serial, BLE (1.2) or Stripe smart (1.2) reader */
 export interface ReaderLink {
   transport: "serial" | "ble" | "stripe";
   device?: string;
