@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.daemon import daemon_process
-from support.other_user import NOBODY, open_to_all
+from support.other_user import NOBODY, open_to_all, shared_folder
 
 from readerhost.daemon.api.server import Peer, PeerPolicy
 
@@ -53,8 +53,8 @@ def as_nobody(socket_path: Path, groups: tuple[int, ...] = ()) -> list[object]:
 
 
 @needs_root
-def test_a_peer_not_allowed_gets_forbidden_and_is_closed(tmp_path: Path) -> None:
-    with daemon_process(tmp_path) as daemon:
+def test_a_peer_not_allowed_gets_forbidden_and_is_closed() -> None:
+    with shared_folder() as folder, daemon_process(folder) as daemon:
         open_to_all(daemon.socket_path)
         first, second = as_nobody(daemon.socket_path)
         assert isinstance(first, dict)
@@ -64,9 +64,9 @@ def test_a_peer_not_allowed_gets_forbidden_and_is_closed(tmp_path: Path) -> None
 
 
 @needs_root
-def test_an_allowed_group_may_use_the_socket(tmp_path: Path) -> None:
+def test_an_allowed_group_may_use_the_socket() -> None:
     config = f"[api]\nallowed_gids = [{NOBODY}]\n\n[reader.simulated]\npresent_after_s = -1\n"
-    with daemon_process(tmp_path, config) as daemon:
+    with shared_folder() as folder, daemon_process(folder, config) as daemon:
         open_to_all(daemon.socket_path)
         banner, status = as_nobody(daemon.socket_path)
         assert isinstance(banner, dict)
@@ -77,9 +77,9 @@ def test_an_allowed_group_may_use_the_socket(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_a_peers_supplementary_groups_come_from_its_socket(tmp_path: Path) -> None:
-    path = tmp_path / "peer.sock"
-    with socket.socket(socket.AF_UNIX) as listening:
+def test_a_peers_supplementary_groups_come_from_its_socket() -> None:
+    with shared_folder() as folder, socket.socket(socket.AF_UNIX) as listening:
+        path = folder / "peer.sock"
         listening.bind(str(path))
         listening.listen()
         open_to_all(path)
@@ -119,19 +119,15 @@ def _hidden_proc_unavailable() -> str | None:
 
 
 @pytest.mark.skipif(_hidden_proc_unavailable() is not None, reason=str(_hidden_proc_unavailable()))
-def test_a_supplementary_group_is_allowed_under_protect_proc_invisible(tmp_path: Path) -> None:
+def test_a_supplementary_group_is_allowed_under_protect_proc_invisible() -> None:
     """readerhostd.service sets ProtectProc=invisible: systemd mounts the service's /proc with
     hidepid=invisible, where the daemon (not root) sees no other user's process. Run so, the daemon
     must still let in a POS user who is in an allowed group as a supplementary group only."""
-    os.chown(tmp_path, DAEMON_USER, DAEMON_USER)
-    for parent in tmp_path.parents:  # the daemon's user and the POS user must reach its folder
-        if parent != Path("/"):
-            parent.chmod(parent.stat().st_mode | 0o011)
     hidden_proc = ("unshare", "-m", "--propagation", "private", "sh", "-c",
                    'mount -t proc -o hidepid=invisible proc /proc && exec "$@"', "sh",
                    "setpriv", f"--reuid={DAEMON_USER}", f"--regid={DAEMON_USER}", "--clear-groups")  # fmt: skip
     config = f"[api]\nallowed_gids = [{POS_GROUP}]\n\n[reader.simulated]\npresent_after_s = -1\n"
-    with daemon_process(tmp_path, config, wrapper=hidden_proc) as daemon:
+    with shared_folder(owner=DAEMON_USER) as folder, daemon_process(folder, config, wrapper=hidden_proc) as daemon:
         open_to_all(daemon.socket_path)
         banner, status = as_nobody(daemon.socket_path, groups=(POS_GROUP,))
         refused, _ = as_nobody(daemon.socket_path, groups=(OTHER_GROUP,))
