@@ -80,8 +80,10 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| run time | {result.seconds:.0f} s |",
         f"| invariant violations (distinct) | {len(result.violations)} |",
         f"| restarts that did not settle within the bound | {len(result.unsettled)} |",
+        f"| deaths of the daemon the harness did not cause | {len(result.deaths)} |",
     ]
     details = [f"first found after restart {life}: {v}" for life, v in result.violations] + result.unsettled
+    details += [str(death) for death in result.deaths]
     return _section("Crash harness", rows, details), result.clean
 
 
