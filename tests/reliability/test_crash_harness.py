@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.support import workdir
+from reliability.__main__ import crash_section
 from reliability.crash import run_crashes
 from reliability.invariants import read_store
 from reliability.pos import Gone, PosClient, PosRecord
@@ -116,6 +117,10 @@ def test_a_daemon_killed_behind_the_harness_is_a_finding_and_the_run_goes_on(
     assert result.kills == 3
     assert result.violations == []
     assert not result.clean
+    # What docs/reliability.md is given: the count in the table, the finding with its evidence below it.
+    section = crash_section(result)
+    assert "| deaths of the daemon the harness did not cause | 1 |" in section
+    assert f"- {finding}" in section
 
 
 @pytest.mark.timeout(180)
