@@ -133,15 +133,18 @@ class DaemonProcess:
 
 
 @contextlib.contextmanager
-def daemon_process(tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: float = 30.0) -> Iterator[DaemonProcess]:
+def daemon_process(
+    tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: float = 30.0, wrapper: tuple[str, ...] = ()
+) -> Iterator[DaemonProcess]:
     """readerhostd as a real process; yields once it says it is ready. Stopped with SIGTERM.
+    `wrapper` is put in front of the command; it must exec the daemon (the SIGTERM goes to its pid).
 
     Clients reach it through a ProtocolRelay, so that their traffic is checked against
     docs/protocol/ whoever the client is."""
     env = daemon_env(tmp_path)
     config = write_config(tmp_path, config_text)
     process = subprocess.Popen(
-        [sys.executable, "-m", "readerhost.daemon.app", "--config", str(config)],
+        [*wrapper, sys.executable, "-m", "readerhost.daemon.app", "--config", str(config)],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
