@@ -9,6 +9,7 @@ state lock and raise `StripeError` for everything Stripe refuses.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,6 +302,9 @@ class PaymentIntentStore:
     # Decline codes the next increment_authorization attempts meet, in order (the control interface's
     # POST /_emulator/increment_declines): how a test makes an issuer decline an increment.
     increment_declines: list[str] = field(default_factory=list)
+    # (created, seq, id) of every PaymentIntent, ascending: the list endpoint's order and its
+    # `created` filter by bisection, so an account of hundreds of thousands lists as fast as a small one.
+    order: list[tuple[int, int, str]] = field(default_factory=list)
     _next_seq: int = 0
 
     # -- reading -------------------------------------------------------------------------------
@@ -350,6 +354,15 @@ class PaymentIntentStore:
 
     # -- mutations -----------------------------------------------------------------------------
 
+    def next_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
+
+    def add(self, intent: PaymentIntent) -> None:
+        """Hold a new PaymentIntent (made by a request, or preloaded in-process)."""
+        self.intents[intent.id] = intent
+        bisect.insort(self.order, (intent.created, intent.seq, intent.id))
+
     def create(self, params: Params, mutation: Mutation) -> PaymentIntent:
         amount = params.required_integer("amount")
         currency = validate_currency(params.required_string("currency", max_length=3))
@@ -391,11 +404,10 @@ class PaymentIntentStore:
                 param="payment_method",
             )
 
-        self._next_seq += 1
         intent_id = new_id("pi")
         intent = PaymentIntent(
             id=intent_id,
-            seq=self._next_seq,
+            seq=self.next_seq(),
             amount=amount,
             currency=currency,
             capture_method=capture_method,
@@ -417,7 +429,7 @@ class PaymentIntentStore:
             self._check_type_allowed(intent, presented)
             intent.payment_method = presented.reference
             intent.status = "requires_confirmation"
-        self.intents[intent.id] = intent
+        self.add(intent)
         self._journal("payment_intent.create", intent, mutation.now, mutation.idempotency_key, amount)
         if presented is not None and confirm:
             self._authorise(intent, presented, mutation, expand)
