@@ -276,13 +276,15 @@ class StripeGateway:
 
         views: list[IntentView] = []
         params: PaymentIntentListParams = {"limit": 100, "expand": ["data.latest_charge"]}
+        newest: int | None = None
         try:
             for _ in range(max_pages):
                 page = self._intents.list(params)
                 listed = [_intent_view(intent) for intent in page.data]
                 if not listed:
                     return views
-                cutoff = (views[0] if views else listed[0]).created - window_s
+                newest = listed[0].created if newest is None else newest
+                cutoff = newest - window_s
                 views.extend(view for view in listed if view.created >= cutoff)
                 if not page.has_more or listed[-1].created < cutoff:
                     return views

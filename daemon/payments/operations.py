@@ -245,7 +245,7 @@ CLOCK_DOUBT_S = 7 * 86400
 SEARCH_LAG_S = 5400
 
 # How many pages of 100 the recent PaymentIntents may take before the daemon stops listing them and
-# looks again later (20: a fleet making up to 1,000 PaymentIntents an hour is listed in one go).
+# looks again later (20: a fleet making up to 1,300 PaymentIntents an hour is listed in one go).
 RECENT_PAGES_MAX = 20
 
 
@@ -281,7 +281,7 @@ def find_created(gateway: Gateway, payment: Payment, now: float) -> Outcome:
     """
     payment_id = payment.payment_id
     found = gateway.search_intents(f"metadata['payment_id']:'{_quoted(payment_id)}'")
-    if isinstance(found, Refused):
+    if isinstance(found, Refused) and not found.authentication:  # a refused key would refuse the list too
         logger.warning(
             "Stripe refused to search PaymentIntents (%s): finding the create of %s by listing two weeks instead",
             found.message,

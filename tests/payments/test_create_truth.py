@@ -187,6 +187,21 @@ def test_an_account_that_refuses_search_is_listed_instead_and_says_so(
     assert any("search feature unavailable for merchant" in m and "listing two weeks" in m for m in said), said
 
 
+def test_a_refused_api_key_is_not_taken_for_an_account_without_search(
+    stripe_emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = StripeGateway(GatewaySettings(api_key="sk_live_notthisaccount", api_base=stripe_emulator.url))
+
+    with caplog.at_level(logging.WARNING, logger="readerhost.daemon.payments.operations"):
+        truth = learn_truth(wrong, Kind.CREATE, a_payment("A-1"), time.time())
+
+    assert isinstance(truth, Refused)
+    assert truth.authentication
+    assert judge(Kind.CREATE, truth) is Verdict.WAIT  # the worker retries; a technician may fix the key
+    assert served(stripe_emulator) == Counter(search=1)  # no list of two weeks with a key that cannot read
+    assert caplog.records == []
+
+
 def test_a_replayed_500_on_create_learns_by_search_and_list_then_sends_anew_once(
     stripe_emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
