@@ -305,6 +305,9 @@ class PaymentIntentStore:
     # (created, seq, id) of every PaymentIntent, ascending: the list endpoint's order and its
     # `created` filter by bisection, so an account of hundreds of thousands lists as fast as a small one.
     order: list[tuple[int, int, str]] = field(default_factory=list)
+    # PaymentIntents authorised and perhaps still `requires_capture`: the only ones an authorisation
+    # expiry can touch, so each request does not walk the whole account (dropped once they move on).
+    held: set[str] = field(default_factory=set)
     _next_seq: int = 0
 
     # -- reading -------------------------------------------------------------------------------
@@ -339,8 +342,10 @@ class PaymentIntentStore:
     def expire_authorisations(self, now: int) -> list[PaymentIntent]:
         """Cancel, as Stripe does, every uncaptured authorisation whose capture window has closed."""
         expired = []
-        for intent in self.intents.values():
+        for intent_id in sorted(self.held, key=lambda held: self.intents[held].seq):
+            intent = self.intents[intent_id]
             if intent.status != "requires_capture" or intent.latest_charge is None:
+                self.held.discard(intent_id)  # captured or canceled: it never holds again
                 continue
             charge = self.charges[intent.latest_charge]
             if charge.capture_before is not None and charge.capture_before <= now:
@@ -802,6 +807,7 @@ class PaymentIntentStore:
         intent.latest_charge = charge.id
         if decline is None:
             intent.status = "requires_capture"
+            self.held.add(intent.id)
             intent.payment_method = presented.reference
             intent.amount_capturable = intent.amount
             intent.last_payment_error = None
