@@ -29,7 +29,7 @@ from readerhost.daemon.payments.operations import (
     learn_truth,
 )
 from readerhost.daemon.payments.outcomes import IntentView, NotFound, Refused, Succeeded, Unknown
-from readerhost.sim.stripe_emulator.preload import fleet_history
+from readerhost.sim.stripe_emulator.preload import PreloadedIntent, fleet_history
 
 LAG_S = 60.0  # the emulator's search lag in these tests: a minute, Stripe's usual
 
@@ -96,6 +96,25 @@ def served(emulator: EmulatorHandle) -> Counter[str]:
         elif method == "GET" and path.startswith("/v1/payment_intents/"):
             counts["retrieve"] += n
     return counts
+
+
+def test_the_recent_list_is_measured_on_stripes_clock_and_pages_no_further_than_needed(
+    stripe_emulator: EmulatorHandle, gateway: StripeGateway
+) -> None:
+    newest = int(stripe_emulator.emulator.clock.timestamp()) - 5 * 86400  # the account quiet since
+    window = 1000
+    specs = [PreloadedIntent(id=f"pi_recent{n:04d}", created=newest - window + n * window // 249) for n in range(250)]
+    older = [PreloadedIntent(id=f"pi_older{n:04d}", created=newest - window - 1 - n) for n in range(300)]
+    stripe_emulator.emulator.preload_payment_intents([*older, *specs])
+    stripe_emulator.emulator.requests_served.clear()
+
+    recent = gateway.list_recent_intents(window_s=window, max_pages=5)
+    too_many = gateway.list_recent_intents(window_s=window, max_pages=2)
+
+    assert isinstance(recent, list)
+    assert [intent.id for intent in recent] == [spec.id for spec in reversed(specs)]
+    assert isinstance(too_many, Unknown)
+    assert served(stripe_emulator)["list"] == 3 + 2  # 250 in the window: three pages, then two
 
 
 def test_a_create_older_than_the_lag_is_found_by_search_and_read_itself(
