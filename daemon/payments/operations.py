@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .model import Payment, intent_of_client_secret
@@ -245,8 +245,9 @@ CLOCK_DOUBT_S = 7 * 86400
 SEARCH_LAG_S = 5400
 
 # How many pages of 100 the recent PaymentIntents may take before the daemon stops listing them and
-# looks again later (20: a fleet making up to 1,300 PaymentIntents an hour is listed in one go).
-RECENT_PAGES_MAX = 20
+# looks again later: a safety bound, not a budget (100: a fleet making up to 6,600 PaymentIntents an
+# hour is listed in one go; a look that stops short concludes nothing and is made again).
+RECENT_PAGES_MAX = 100
 
 
 def learn_truth(
@@ -263,7 +264,7 @@ def learn_truth(
     return gateway.retrieve_intent(intent_id)
 
 
-def find_created(gateway: Gateway, payment: Payment, now: float) -> Outcome:
+def find_created(gateway: Gateway, payment: Payment, now: float, *, pages_max: int = RECENT_PAGES_MAX) -> Outcome:
     """The PaymentIntent carrying this payment's id, NotFound only when Stripe surely holds none, or
     Unknown (look again later) when that cannot be told yet.
 
@@ -274,7 +275,7 @@ def find_created(gateway: Gateway, payment: Payment, now: float) -> Outcome:
        measured back from the account's newest on Stripe's clock, not this machine's. Found there:
        that is it. Not there either: every PaymentIntent is either older than the lag (searchable)
        or in that list, so Stripe holds none: NotFound, and the create may be sent anew.
-    3. More than RECENT_PAGES_MAX pages made within the lag, or an answer lost: Unknown. Nothing is
+    3. More than `pages_max` pages made within the lag, or an answer lost: Unknown. Nothing is
        concluded; the worker looks again later.
     An account that refuses search (India) gets step 2's list over the whole window the payment's
     PaymentIntent may lie in: a week either side of its creation and of now, on the local clock.
@@ -296,9 +297,10 @@ def find_created(gateway: Gateway, payment: Payment, now: float) -> Outcome:
     if ours:
         newest = max(ours, key=lambda intent: intent.created)
         return gateway.retrieve_intent(newest.id)
-    recent = gateway.list_recent_intents(window_s=SEARCH_LAG_S, max_pages=RECENT_PAGES_MAX)
+    recent = gateway.list_recent_intents(window_s=SEARCH_LAG_S, max_pages=pages_max)
     if isinstance(recent, Unknown):
-        return Unknown(f"not found by search, and the last {SEARCH_LAG_S} s could not be listed: {recent.message}")
+        said = f"not found by search, and the last {SEARCH_LAG_S} s could not be listed: {recent.message}"
+        return replace(recent, message=said)
     return _carrying(recent, payment_id)
 
 

@@ -21,10 +21,10 @@ from support.payments_core import Clocks, run, running_core
 from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
 from readerhost.daemon.payments.model import Payment, PaymentRequest, State
 from readerhost.daemon.payments.operations import (
-    RECENT_PAGES_MAX,
     SEARCH_LAG_S,
     Kind,
     Verdict,
+    find_created,
     judge,
     learn_truth,
 )
@@ -172,17 +172,18 @@ def test_nothing_made_is_concluded_only_after_the_recent_list_too(
 def test_a_create_hidden_by_the_lag_on_a_busy_account_is_no_conclusion_until_search_shows_it(
     stripe_emulator: EmulatorHandle, gateway: StripeGateway
 ) -> None:
-    # More PaymentIntents made within the lag than the daemon lists in one go.
-    preload_fleet(stripe_emulator, RECENT_PAGES_MAX * 100 + 50, SEARCH_LAG_S // 2)
+    # More PaymentIntents made within the lag than the daemon lists in one go (2 pages here; the
+    # daemon's bound, RECENT_PAGES_MAX, is the same rule at a larger size).
+    preload_fleet(stripe_emulator, 250, SEARCH_LAG_S // 2)
     payment = a_payment("B-1")
     intent_id = make_create(gateway, payment)
 
-    first = learn_truth(gateway, Kind.CREATE, payment, time.time())
+    first = find_created(gateway, payment, time.time(), pages_max=2)
 
     assert isinstance(first, Unknown), first
     assert judge(Kind.CREATE, first) is Verdict.WAIT  # looked at again later, never sent anew
     stripe_emulator.emulator.advance_clock(LAG_S + 1)
-    later = learn_truth(gateway, Kind.CREATE, payment, time.time())
+    later = find_created(gateway, payment, time.time(), pages_max=2)
     assert isinstance(later, Succeeded)
     assert later.intent.id == intent_id
 
