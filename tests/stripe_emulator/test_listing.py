@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import stripe
+from conftest import TEST_KEY
 from support.emulator_fidelity import VISA, api, authorise, body_of, create_intent
 
 from readerhost.sim.stripe_emulator import StripeEmulator
@@ -372,3 +373,31 @@ def test_search_finds_one_payment_among_a_fleet(client: stripe.StripeClient, emu
     assert set(ids_of(counted)).isdisjoint(ids_of(following))
     newest_first = [intent.created for intent in [*counted.data, *following.data]]
     assert newest_first == sorted(newest_first, reverse=True)
+
+
+def test_payment_intent_search_of_the_global_api_pages_through_a_fleet(
+    url: str, client: stripe.StripeClient, emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stripe-python's own `PaymentIntent.search` (the global API, not the client's service): its
+    paging follows `next_page` until `has_more` is false."""
+    preload(emulator, 5_000, 14 * 86400)
+    monkeypatch.setattr(stripe, "api_base", url)  # configures the library, restored after the test
+    monkeypatch.setattr(stripe, "api_key", TEST_KEY)
+    expected = [
+        intent.id
+        for intent in sorted(emulator.payment_intents.intents.values(), key=lambda i: (i.created, i.seq), reverse=True)
+        if intent.metadata.get("terminal_id") == "kiosk-0042"
+    ]
+
+    first = stripe.PaymentIntent.search(query="metadata['terminal_id']:'kiosk-0042'", limit=5)
+    every = [
+        intent.id
+        for intent in stripe.PaymentIntent.search_auto_paging_iter(
+            query="metadata['terminal_id']:'kiosk-0042'", limit=5
+        )
+    ]
+
+    assert first.object == "search_result"
+    assert (ids_of(first), first.has_more) == (expected[:5], True)
+    assert every == expected
+    assert len(expected) > 5
