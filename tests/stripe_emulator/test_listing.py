@@ -397,7 +397,7 @@ def test_payment_intent_search_of_the_global_api_pages_through_a_fleet(
         )
     ]
 
-    assert first.object == "search_result"
+    assert first["object"] == "search_result"
     assert (ids_of(first), first.has_more) == (expected[:5], True)
     assert every == expected
     assert len(expected) > 5
