@@ -33,6 +33,7 @@ MODULES = (
     "queue_drain",
     "oled",
     "reader_link",
+    "create_truth",
 )
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

@@ -1,5 +1,6 @@
-"""The benchmark suite still runs: a quick pass of the payment, latency, durability and reader link
-benchmarks (the last starts the reader emulator on a pty and drives the daemon's serial reader).
+"""The benchmark suite still runs: a quick pass of the payment, latency, durability, reader link
+(it starts the reader emulator on a pty and drives the daemon's serial reader) and create-truth
+(2,000 preloaded PaymentIntents) benchmarks.
 
 Benchmarks assert nothing about speed; this only checks that they run to the end and report.
 """
@@ -29,6 +30,7 @@ def test_quick_benchmarks_run_and_report_each_section() -> None:
             "api-latency",
             "durability",
             "reader-link",
+            "create-truth",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -37,6 +39,7 @@ def test_quick_benchmarks_run_and_report_each_section() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for title in ("### Payment overhead", "### API latency", "### Durability", "### Reader link"):
+    titles = ("### Payment overhead", "### API latency", "### Durability", "### Reader link", "### Learning a create")
+    for title in titles:
         assert title in done.stdout, done.stdout
     assert "FAILED" not in done.stdout
