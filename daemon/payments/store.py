@@ -664,16 +664,45 @@ class Store:
     # -- the outbox ---------------------------------------------------------------------------
 
     def add_operation(
-        self, payment_id: str, kind: str, idempotency_key: str, params: dict[str, Any], now: float
+        self,
+        payment_id: str,
+        kind: str,
+        idempotency_key: str,
+        params: dict[str, Any],
+        now: float,
+        *,
+        first_attempt: bool = False,
     ) -> Operation:
+        """Queue an operation; with `first_attempt` its first attempt is recorded with it (sent at `now`)."""
+        attempts, first_sent = (1, now) if first_attempt else (0, None)
         cursor = self._db.execute(
-            "INSERT INTO operations (payment_id, kind, idempotency_key, params, status, next_attempt_at,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (payment_id, kind, idempotency_key, json.dumps(params, sort_keys=True), OpStatus.PENDING, now, now, now),
+            "INSERT INTO operations (payment_id, kind, idempotency_key, params, status, attempts, next_attempt_at,"
+            " key_first_sent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                payment_id,
+                kind,
+                idempotency_key,
+                json.dumps(params, sort_keys=True),
+                OpStatus.PENDING,
+                attempts,
+                now,
+                first_sent,
+                now,
+                now,
+            ),
         )
         op_id = cursor.lastrowid
         assert op_id is not None
-        return Operation(op_id, payment_id, kind, idempotency_key, params, OpStatus.PENDING, 0, now, now, now)
+        return Operation(
+            op_id, payment_id, kind, idempotency_key, params, OpStatus.PENDING, attempts, now, now, now, first_sent
+        )
+
+    def has_pending_operation(self, payment_id: str) -> bool:
+        """Whether the payment has an operation queued (pending)."""
+        row = self._db.execute(
+            "SELECT 1 FROM operations WHERE payment_id=? AND status=? LIMIT 1", (payment_id, OpStatus.PENDING)
+        ).fetchone()
+        return row is not None
 
     def save_operation(self, op: Operation) -> None:
         self._db.execute(
