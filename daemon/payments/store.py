@@ -305,6 +305,7 @@ class Store:
         self._db = connection
         self.path = path
         self._lock_fd: int | None = None
+        self._column_names: dict[str, list[str]] = {}
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -525,7 +526,6 @@ class Store:
                 orders,
             ).fetchall()
         )
-        payments = [replace(p, closed_by=PaidBy(closed[p.order_id])) if p.order_id in closed else p for p in payments]
         ids = [payment.payment_id for payment in payments]
         rows = self._db.execute(
             f"SELECT * FROM refunds WHERE payment_id IN ({','.join('?' * len(ids))})"  # noqa: S608 - placeholders only
@@ -541,9 +541,12 @@ class Store:
         return [
             replace(
                 p,
+                closed_by=PaidBy(closed[p.order_id]) if p.order_id in closed else p.closed_by,
                 refunds=tuple(by_payment.get(p.payment_id, ())),
                 increments=tuple(increments.get(p.payment_id, ())),
             )
+            if p.order_id in closed or p.payment_id in by_payment or p.payment_id in increments
+            else p  # most have none of them: no copy
             for p in payments
         ]
 
@@ -767,7 +770,12 @@ class Store:
         )
 
     def _columns(self, table: str) -> list[str]:
-        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+        # Asked once per table: the schema is final once open() has migrated it (a read per row
+        # read cost a statement each time).
+        columns = self._column_names.get(table)
+        if columns is None:
+            columns = self._column_names[table] = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+        return columns
 
 
 def lock_exclusively(path: Path) -> int:
