@@ -167,7 +167,10 @@ def run(quick: bool) -> Result:
         )
     if loaded.payments != n:
         notes.append(f"The store holds {loaded.payments} payments, not {n}: the figures are suspect.")
-    notes.append("On an SD card each sync costs milliseconds: see Slow storage below for what that does to a payment.")
+    notes.append(
+        "On an SD card each sync costs milliseconds: Payment overhead's slow-storage row shows what "
+        "that does to a payment."
+    )
     return Result(
         key=KEY,
         title="Durability",
