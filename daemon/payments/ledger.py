@@ -209,9 +209,10 @@ class Ledger:
         self._outbox.wake()
 
     def _queue_changed(self) -> None:
-        stats = self._store.queue_stats()
-        oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
-        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
+        # Only the outbox's figures: the offline totals of queue_stats() cost a scan this does not need.
+        pending, oldest_created_at = self._store.pending_operations()
+        oldest = None if oldest_created_at is None else round(self._clock() - oldest_created_at, 1)
+        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": pending, "oldest_age_s": oldest}))
 
 
 # The journal's MESSAGE_ID for a payment entering each state (from queued_offline, authorized is "forwarded").

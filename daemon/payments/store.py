@@ -745,10 +745,15 @@ class Store:
         columns = self._columns("operations")
         return [_operation_from_row(row, columns) for row in rows]
 
-    def queue_stats(self) -> QueueStats:
+    def pending_operations(self) -> tuple[int, float | None]:
+        """How many operations are pending, and when the oldest of them was queued (None: none)."""
         pending, oldest = self._db.execute(
             "SELECT COUNT(*), MIN(created_at) FROM operations WHERE status=?", (OpStatus.PENDING,)
         ).fetchone()
+        return int(pending), oldest
+
+    def queue_stats(self) -> QueueStats:
+        pending, oldest = self.pending_operations()
         offline: dict[str, int] = {}
         rows = self._db.execute("SELECT request FROM payments WHERE state=?", (State.QUEUED_OFFLINE.value,)).fetchall()
         for (request,) in rows:
