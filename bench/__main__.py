@@ -25,6 +25,7 @@ from bench.common import Result
 
 MODULES = (
     "payment_overhead",
+    "profile",
     "api_latency",
     "durability",
     "memory",
@@ -106,6 +107,9 @@ def write(results: Sequence[Result], command: str, when_ran: str) -> None:
     for result in results:
         body = render(result) + f"\n\n_Measured {when_ran} with `{command}`._"
         text = replace_section(text, result.key, body)
+        for path, content in result.files:
+            (DOC.parent.parent / path).parent.mkdir(parents=True, exist_ok=True)
+            (DOC.parent.parent / path).write_bytes(content)
     DOC.write_text(text)
 
 

@@ -96,6 +96,8 @@ class Worker:
         self._rate_limit_pause = settings.rate_limit_pause_s
         self._next_probe_at = 0.0  # monotonic
         self._first_sent: dict[str, float] = {}  # idempotency key -> monotonic time this process first sent it
+        # Operations whose first attempt was committed with the change that queued them, not sent yet.
+        self._attempt_ahead: set[int] = set()
         self._stopping = False
         self.health = StripeHealth()
 
@@ -105,6 +107,16 @@ class Worker:
         self._settle, self._hold = settle, hold
         if waits is not None:
             self._waits = waits
+
+    def attempt_committed(self, op_id: int) -> None:
+        """The ledger committed this operation's first attempt with the change that queued it (one
+        synced write instead of two): its send uses that attempt instead of committing another."""
+        self._attempt_ahead.add(op_id)
+
+    def may_have_sent(self, op: Operation) -> bool:
+        """Whether `op` may have reached Stripe: an attempt is on record, and it is not one committed
+        ahead of a send this process has not made (after a restart, every recorded attempt counts)."""
+        return op.attempts > 0 and op.op_id not in self._attempt_ahead
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -143,7 +155,11 @@ class Worker:
         now = self._clock()
         paused = self._paused_until - time.monotonic()
         waits: list[float] = []
-        for op in self._store.next_operations():
+        operations = self._store.next_operations()
+        # An attempt committed ahead belongs to an operation first in its payment's line until it is
+        # sent or ended: forget those that ended unsent (dropped by a cancel).
+        self._attempt_ahead.intersection_update(op.op_id for op in operations)
+        for op in operations:
             if op.payment_id in self._busy or self._waits(op):
                 continue
             wait = max(self._wait_for(op, now), paused)
@@ -211,12 +227,16 @@ class Worker:
         payment = self._store.payment(op.payment_id)
         if current is None or current.status != OpStatus.PENDING or payment is None:
             return
-        now = self._clock()
-        op = current.but(
-            attempts=current.attempts + 1, key_first_sent_at=current.key_first_sent_at or now, updated_at=now
-        )
-        with self._store.transaction():
-            self._store.save_operation(op)  # commit the attempt before sending it
+        if current.op_id in self._attempt_ahead:  # committed with the change that queued it
+            self._attempt_ahead.discard(current.op_id)
+            op = current
+        else:
+            now = self._clock()
+            op = current.but(
+                attempts=current.attempts + 1, key_first_sent_at=current.key_first_sent_at or now, updated_at=now
+            )
+            with self._store.transaction():
+                self._store.save_operation(op)  # commit the attempt before sending it
         self._first_sent.setdefault(op.idempotency_key, time.monotonic())
         logger.debug(
             "sending %s for %s under key %s (attempt %d)", op.kind, op.payment_id, op.idempotency_key, op.attempts
