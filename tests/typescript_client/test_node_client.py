@@ -4,7 +4,9 @@ that they start, kill with SIGKILL and start again.
 
 The compiler and Node's types come from clients/typescript/package-lock.json, installed by
 `./dev setup` (npm ci): never downloaded here. The client and its tests are compiled here, offline,
-so that the tests always run the source as it is.
+so that the tests always run the source as it is. They pass with Debian 12's nodejs 18 and npm 9
+(what .ci/run installs) as with NodeSource's node 20: Node's types are those of the oldest node the
+package supports, so the compiler refuses an API that node lacks.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ NPM = shutil.which("npm")
 TSC = PACKAGE / "node_modules" / "typescript" / "bin" / "tsc"
 TAP_COUNTS = re.compile(r"^# (pass|fail|cancelled|skipped|todo) (\d+)$", re.MULTILINE)
 NODE_TESTS = sorted(path.stem for path in (PACKAGE / "test").glob("*.test.ts"))
+MANIFEST = PACKAGE / "package.json"
 
 no_node = pytest.mark.skipif(
     NODE is None, reason="node is not installed (Debian's nodejs package; .ci/run installs it)"
@@ -39,6 +42,32 @@ no_node = pytest.mark.skipif(
 no_compiler = pytest.mark.skipif(
     not TSC.is_file(), reason="typescript is not installed: run ./dev setup (npm ci in clients/typescript)"
 )
+
+
+def oldest_supported_node() -> int:
+    """The major version in package.json's engines.node, which reads ">=N"."""
+    wanted = json.loads(MANIFEST.read_text())["engines"]["node"]
+    match = re.fullmatch(r">=(\d+)", wanted)
+    assert match, f"engines.node is {wanted!r}: these tests read only >=N"
+    return int(match[1])
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node to run, if the package supports it (engines.node); else the test skips, saying why."""
+    assert NODE is not None
+    version = subprocess.run([NODE, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    if int(version.removeprefix("v").split(".")[0]) < oldest_supported_node():
+        pytest.skip(f"node {version} is older than the client supports (Node.js {oldest_supported_node()} or newer)")
+    return NODE
+
+
+def test_nodes_types_are_those_of_the_oldest_node_the_client_supports() -> None:
+    # Debian 12's nodejs is 18: with its types the compiler refuses what only a newer node has.
+    types = json.loads(MANIFEST.read_text())["devDependencies"]["@types/node"]
+    assert int(types.split(".")[0]) == oldest_supported_node(), (
+        f"@types/node {types} is not of Node.js {oldest_supported_node()}, the oldest package.json's engines allows"
+    )
 
 
 def test_the_protocol_module_is_what_the_openrpc_document_makes() -> None:
@@ -65,11 +94,10 @@ def test_the_documents_examples_are_the_examples_the_tests_compile(document: Pat
 
 
 @pytest.fixture(scope="module")
-def compiled() -> Path:
+def compiled(node: str) -> Path:
     """The client and its tests, compiled into clients/typescript/build/."""
-    assert NODE is not None
     done = subprocess.run(
-        [NODE, str(TSC), "-p", "tsconfig.test.json"],
+        [node, str(TSC), "-p", "tsconfig.test.json"],
         cwd=PACKAGE, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -80,11 +108,10 @@ def compiled() -> Path:
 @no_compiler
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", NODE_TESTS)
-def test_the_node_tests_pass_against_a_real_daemon(name: str, compiled: Path) -> None:
-    assert NODE is not None
+def test_the_node_tests_pass_against_a_real_daemon(name: str, node: str, compiled: Path) -> None:
     env = {**os.environ, "READERHOST_PYTHON": sys.executable}
     done = subprocess.run(
-        [NODE, "--test", "--test-reporter=tap", str(compiled / f"{name}.js")],
+        [node, "--test", "--test-reporter=tap", str(compiled / f"{name}.js")],
         cwd=PACKAGE, env=env, capture_output=True, text=True, timeout=280, check=False,
     )  # fmt: skip
     report = done.stdout + done.stderr
@@ -111,10 +138,9 @@ client.close();
 @no_compiler
 @pytest.mark.skipif(NPM is None, reason="npm is not installed (Debian's npm package; .ci/run installs it)")
 @pytest.mark.timeout(300)
-def test_the_packed_package_installs_alone_into_a_pos_project_and_talks_to_a_daemon(tmp_path: Path) -> None:
+def test_the_packed_package_installs_alone_into_a_pos_project_and_talks_to_a_daemon(node: str, tmp_path: Path) -> None:
     # As a POS maker gets it: npm pack (which builds dist/), then npm install of the tarball, offline.
     assert NPM is not None
-    assert NODE is not None
     npm = [NPM, "--offline", "--no-audit", "--no-fund", "--loglevel=error"]
     packed = subprocess.run(
         [*npm, "pack", "--pack-destination", str(tmp_path)],
@@ -139,7 +165,7 @@ def test_the_packed_package_installs_alone_into_a_pos_project_and_talks_to_a_dae
     (tmp_path / "daemon").mkdir()
     with daemon_process(tmp_path / "daemon") as daemon:
         ran = subprocess.run(
-            [NODE, "pos.mjs", str(daemon.socket_path)], cwd=pos, capture_output=True, text=True, timeout=60, check=False
+            [node, "pos.mjs", str(daemon.socket_path)], cwd=pos, capture_output=True, text=True, timeout=60, check=False
         )
         assert ran.returncode == 0, ran.stdout + ran.stderr
         seen = json.loads(ran.stdout)
