@@ -28,7 +28,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (asRoot) await daemon.stop();
+  if (asRoot) await daemon?.stop(); // undefined when it failed to start
 });
 
 test("a user not allowed gets CannotConnectError caused by ForbiddenError", { skip: !asRoot && "needs root" }, async () => {

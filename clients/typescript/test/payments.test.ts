@@ -27,7 +27,7 @@ before(async () => {
 });
 
 after(async () => {
-  await daemon.stop();
+  await daemon?.stop(); // undefined when it failed to start: its own error is the one to read
 });
 
 test("a payment to capture and a refund, their progress seen through the events iterator", async () => {

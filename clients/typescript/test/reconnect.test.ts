@@ -21,7 +21,7 @@ before(async () => {
 });
 
 after(async () => {
-  await daemon.stop();
+  await daemon?.stop(); // undefined when it failed to start: its own error is the one to read
 });
 
 test("after a SIGKILL and a new start the client reconnects, subscribed again, and sends nothing again", async () => {

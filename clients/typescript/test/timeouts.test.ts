@@ -13,7 +13,7 @@ before(async () => {
 });
 
 after(async () => {
-  await daemon.stop();
+  await daemon?.stop(); // undefined when it failed to start: its own error is the one to read
 });
 
 test("a call unanswered within its timeout fails with RequestTimeoutError; a late answer is dropped", async () => {
