@@ -98,6 +98,9 @@ class Worker:
         self._first_sent: dict[str, float] = {}  # idempotency key -> monotonic time this process first sent it
         # Operations whose first attempt was committed with the change that queued them, not sent yet.
         self._attempt_ahead: set[int] = set()
+        # Operations whose truth could not be told yet, and how many looks in a row said so: each
+        # look costs requests (a search, pages of a list), so the next waits longer, as a retry would.
+        self._inconclusive_looks: dict[int, int] = {}
         self._stopping = False
         self.health = StripeHealth()
 
@@ -268,8 +271,10 @@ class Worker:
             return None
         if verdict is Verdict.WAIT:
             reason = truth.message if isinstance(truth, Unknown | Refused) else "Stripe is still processing"
-            self._reschedule(op, Unknown(reason), now)
+            looks = self._inconclusive_looks[op.op_id] = self._inconclusive_looks.get(op.op_id, 0) + 1
+            self._reschedule(op, Unknown(reason), now, backed_off=looks)
             return None
+        self._inconclusive_looks.pop(op.op_id, None)
         current = self._store.operation(op.op_id)
         if current is None or current.status != OpStatus.PENDING:
             return None  # settled or dropped while Stripe was asked
@@ -337,12 +342,22 @@ class Worker:
 
     def _settle_with(self, op: Operation, outcome: Outcome) -> None:
         assert self._settle is not None
+        self._inconclusive_looks.pop(op.op_id, None)
         self._settle(op, outcome)
 
     def _reschedule(
-        self, op: Operation, outcome: Unknown, now: float, *, needs_truth: bool = False, soon: bool = False
+        self,
+        op: Operation,
+        outcome: Unknown,
+        now: float,
+        *,
+        needs_truth: bool = False,
+        soon: bool = False,
+        backed_off: int = 0,
     ) -> None:
-        exponent = max(op.attempts - 1, 0)
+        """Try `op` again after the backoff of its attempts, plus `backed_off` doublings (the looks
+        at the truth that could not tell it, which send nothing and so count no attempt)."""
+        exponent = min(max(op.attempts - 1, 0) + backed_off, 32)  # 2**32 s is past any cap
         delay = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**exponent)
         delay *= random.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
         current = self._store.operation(op.op_id)

@@ -7,6 +7,8 @@ requests each way of finding costs.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -15,6 +17,7 @@ from typing import ClassVar
 
 import pytest
 from conftest import TEST_KEY, EmulatorHandle
+from support.emulator_fidelity import wait_until
 from support.killed_daemon import kill_when_in_flight
 from support.payments_core import Clocks, run, running_core
 
@@ -29,6 +32,7 @@ from readerhost.daemon.payments.operations import (
     learn_truth,
 )
 from readerhost.daemon.payments.outcomes import IntentView, NotFound, Refused, Succeeded, Unknown
+from readerhost.daemon.payments.worker import WorkerSettings
 from readerhost.sim.stripe_emulator.preload import PreloadedIntent, fleet_history
 
 LAG_S = 60.0  # the emulator's search lag in these tests: a minute, Stripe's usual
@@ -316,3 +320,52 @@ def test_killed_during_create_on_an_account_without_search_lists_and_cancels(
     with caplog.at_level(logging.WARNING):
         run(restarted())
     assert any("Stripe refused to search PaymentIntents" in r.getMessage() for r in caplog.records)
+
+
+class OnePageGateway(RecordingGateway):
+    """The real gateway, listing at most one page of recent PaymentIntents (the daemon's bound,
+    RECENT_PAGES_MAX, at a size a test can fill), and noting when each search was made."""
+
+    searched_at: ClassVar[list[float]] = []
+
+    def search_intents(self, query: str) -> list[IntentView] | Unknown | Refused:
+        OnePageGateway.searched_at.append(time.monotonic())
+        return super().search_intents(query)
+
+    def list_recent_intents(self, *, window_s: int, max_pages: int) -> list[IntentView] | Unknown | Refused:
+        return super().list_recent_intents(window_s=window_s, max_pages=1)
+
+
+BASE_S = 0.2
+
+
+def test_looks_that_cannot_tell_a_creates_truth_back_off_like_retries(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # A busy account: more PaymentIntents made within search's lag than the daemon lists in one go,
+    # so each look (a search, a page of the list) concludes nothing. Each look sends nothing, so the
+    # create's attempts stay at 1; the looks must still space out, or a kiosk would spend its share
+    # of the fleet's rate limit looking every second.
+    async def scenario() -> None:
+        stripe_emulator.emulator.set_search_lag(LAG_S)
+        preload_fleet(stripe_emulator, 250, SEARCH_LAG_S // 2)
+        OnePageGateway.asked, OnePageGateway.searched_at = [], []
+        settings = WorkerSettings(backoff_base_s=BASE_S, backoff_cap_s=10.0, requests_per_second=500.0)
+        async with running_core(
+            stripe_emulator, tmp_path / "store.db", gateway_class=OnePageGateway, worker_settings=settings
+        ) as core:
+            stripe_emulator.emulator.add_fault(
+                {"method": "POST", "path": r"/v1/payment_intents$", "action": "error", "status": 500}
+            )
+            await core.service.start({"order_id": "W-1", "amount": 1000, "currency": "usd"})
+            await asyncio.to_thread(
+                wait_until, lambda: len(OnePageGateway.searched_at) >= 5, timeout=30, what="five looks"
+            )
+            assert core.journal("payment_intent.create") == []  # never sent anew: nothing was concluded
+        looks = OnePageGateway.searched_at
+        gaps = [later - earlier for earlier, later in itertools.pairwise(looks)]
+        # Attempt 1, look n: the next look waits base * 2**n, jittered down to half of it. After the
+        # fourth: at least 8 * base (1.6 s). Counting the attempts alone, every wait is at most base.
+        assert gaps[3] >= 8 * BASE_S, gaps
+
+    run(scenario())
