@@ -25,6 +25,7 @@ from bench.common import Result
 
 MODULES = (
     "payment_overhead",
+    "profile",
     "api_latency",
     "durability",
     "memory",
@@ -34,6 +35,7 @@ MODULES = (
     "queue_drain",
     "oled",
     "reader_link",
+    "create_truth",
 )
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
@@ -106,6 +108,9 @@ def write(results: Sequence[Result], command: str, when_ran: str) -> None:
     for result in results:
         body = render(result) + f"\n\n_Measured {when_ran} with `{command}`._"
         text = replace_section(text, result.key, body)
+        for path, content in result.files:
+            (DOC.parent.parent / path).parent.mkdir(parents=True, exist_ok=True)
+            (DOC.parent.parent / path).write_bytes(content)
     DOC.write_text(text)
 
 

@@ -21,6 +21,8 @@ class Result:
     table: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     target_met: bool | None = None  # None: the benchmark has no target
+    # Files the section refers to (a flame graph), by path from the repository's root: written with it.
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 def spread(values: Sequence[float], unit: str = "", digits: int = 1) -> str:

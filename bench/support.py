@@ -59,6 +59,16 @@ def daemon_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+class DaemonEnded(RuntimeError):
+    """readerhostd ended before it was ready: its exit status (negative: the signal that ended it)
+    and everything it wrote."""
+
+    def __init__(self, status: int, lines: list[str]) -> None:
+        super().__init__(f"readerhostd ended before it was ready (status {status}): {lines[-20:]}")
+        self.status = status
+        self.lines = lines
+
+
 class StderrLines:
     """The daemon's log, read to its end in a thread so that a full pipe never stalls it."""
 
@@ -168,7 +178,14 @@ def readerhostd(
         assert process.stderr is not None
         daemon = RunningDaemon(process, base, StderrLines(process.stderr), 0.0)
         try:
-            daemon.log.until(lambda line: " ready on " in line, timeout)
+            try:
+                daemon.log.until(lambda line: " ready on " in line, timeout)
+            except RuntimeError:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=2)  # its output ended: so does the process, in a moment
+                if process.returncode is None:
+                    raise  # it still runs, not ready in time
+                raise DaemonEnded(process.returncode, daemon.log.lines) from None
             daemon.started_s = time.perf_counter() - started
             yield daemon
         finally:

@@ -19,8 +19,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.support import workdir
+
+if TYPE_CHECKING:  # the runs' modules load only when their run is asked for
+    from reliability.crash import CrashResult
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 RUNS = ("soak", "soak-sdk", "crash", "fuzz")  # soak-sdk: the soak with a protocol 2 serial reader
@@ -68,6 +72,10 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
 
     with workdir("rel-crash-") as folder:
         result = run_crashes(folder, seed=seed, kills=kills)
+    return crash_section(result), result.clean
+
+
+def crash_section(result: CrashResult) -> list[str]:
     rows = [
         f"| SIGKILLs (each followed by a restart and a full check) | {result.kills} |",
         f"| at a random instant | {result.random_kills} |",
@@ -80,9 +88,11 @@ def crash(seed: int, kills: int) -> tuple[list[str], bool]:
         f"| run time | {result.seconds:.0f} s |",
         f"| invariant violations (distinct) | {len(result.violations)} |",
         f"| restarts that did not settle within the bound | {len(result.unsettled)} |",
+        f"| deaths of the daemon the harness did not cause | {len(result.deaths)} |",
     ]
     details = [f"first found after restart {life}: {v}" for life, v in result.violations] + result.unsettled
-    return _section("Crash harness", rows, details), result.clean
+    details += [str(death) for death in result.deaths]
+    return _section("Crash harness", rows, details)
 
 
 def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:

@@ -8,6 +8,10 @@ Stripe applied it. After each restart the harness waits (bounded) until nothing 
 the POS cancels what was left declined, and the whole history is checked. In the random lives the
 cashiers also sell again orders whose every attempt ended canceled or failed (an order paid again,
 docs/payments.md), so that kills fall between an order's attempts too: never two successes.
+
+A daemon that dies unasked (it exits, or a signal the harness did not send ends it) is a finding:
+its exit status or signal, the end of its log and the evidence are kept, it is restarted as
+systemd would, and the run goes on; one that cannot start again ends the run.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from readerhost.daemon.payments.model import ATTEMPT_OVER
 from reliability.cashier import APPROVING, Cashier, Order, draw_order, sell_safely
 from reliability.invariants import Violation
 from reliability.pos import Gone
-from reliability.world import World, world
+from reliability.world import Death, DiedUnasked, World, world
 
 CHOSEN: dict[str, tuple[str, str]] = {
     # what is in flight -> (the emulator's path pattern, what the order does after authorisation)
@@ -37,6 +41,24 @@ CHOSEN: dict[str, tuple[str, str]] = {
 }
 SETTLE_BOUND_S = 90.0
 PAY_AGAIN_SHARE = 0.3  # of the sales of a random life: an earlier order whose attempts all ended, sold again
+
+
+@dataclass(frozen=True)
+class DeathFinding:
+    """A death of the daemon the harness did not cause, with what it is judged on."""
+
+    seed: int
+    kill: int  # the harness's kills before it
+    death: Death
+    evidence: Path  # the store, Stripe's journal, every life's log, what the POS was told
+
+    def __str__(self) -> str:
+        death = self.death
+        last = " | ".join(death.last_lines[-5:]) or "nothing"
+        return (
+            f"seed {self.seed}: the daemon died unasked while {death.when} (life {death.life}, after kill "
+            f"{self.kill}): {death.ended()}; its last lines: {last}; evidence in {self.evidence}"
+        )
 
 
 @dataclass
@@ -55,10 +77,11 @@ class CrashResult:
     # reads the whole history, so a violation that stays is found again at each later check.
     violations: list[tuple[int, Violation]] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
+    deaths: list[DeathFinding] = field(default_factory=list)  # the daemon died without being killed
 
     @property
     def clean(self) -> bool:
-        return not (self.violations or self.unsettled)
+        return not (self.violations or self.unsettled or self.deaths)
 
 
 async def _after_restart(w: World, result: CrashResult, life: int) -> None:
@@ -83,6 +106,13 @@ async def _after_restart(w: World, result: CrashResult, life: int) -> None:
         kept = w.keep_evidence(Path.cwd() / "reliability-evidence" / f"crash-seed{result.seed}-restart{life}")
         print(f"-- crash: a violation after restart {life}; its evidence is kept in {kept}", flush=True)
     note_violations(result, life, found)
+
+
+def _note_death(w: World, result: CrashResult, death: Death) -> None:
+    where = Path.cwd() / "reliability-evidence" / f"crash-seed{result.seed}-death{death.life}"
+    finding = DeathFinding(result.seed, result.kills, death, w.keep_evidence(where))
+    result.deaths.append(finding)
+    print(f"-- crash: {finding}", flush=True)
 
 
 def note_violations(result: CrashResult, life: int, found: list[Violation]) -> None:
@@ -154,13 +184,16 @@ async def _one_life(
         if rule is not None:
             fired = await asyncio.to_thread(w.emulator.faults.wait_fired, rule, 1, 30.0)
             if not fired:
+                w.check_alive()  # a daemon that died sends nothing: that is the finding
                 raise AssertionError(f"restart {life}: the {chosen} request never reached Stripe")
-            result.chosen_kills[chosen or ""] += 1
         else:
             await asyncio.sleep(rng.uniform(0.05, 2.0))  # the random instant of this kill
-            result.random_kills += 1
         w.kill()
         result.kills += 1
+        if chosen is not None:
+            result.chosen_kills[chosen] += 1
+        else:
+            result.random_kills += 1
     finally:
         w.emulator.faults.clear()
         for task in selling:
@@ -179,13 +212,21 @@ async def _crash(w: World, seed: int, kills: int, chosen_every: int) -> CrashRes
     result = CrashResult(seed)
     orders = [0]
     drawn: dict[str, Order] = {}
-    for life in range(kills):
-        await asyncio.to_thread(w.start)
-        if life:
-            await _after_restart(w, result, life)
-        await _one_life(w, rng, result, life, orders, chosen_every, drawn)
-    await asyncio.to_thread(w.start)
-    await _after_restart(w, result, kills)
+    for life in range(kills + 1):  # each life but the last ends in a kill
+        try:
+            await asyncio.to_thread(w.start)
+            if life:
+                await _after_restart(w, result, life)
+            if life < kills:
+                await _one_life(w, rng, result, life, orders, chosen_every, drawn)
+        except (DiedUnasked, Gone) as error:
+            # A connection ends when the daemon does; only a daemon still running makes Gone a surprise.
+            death = error.death if isinstance(error, DiedUnasked) else await asyncio.to_thread(w.died, 5.0)
+            if death is None:
+                raise
+            _note_death(w, result, death)
+            if death.when == "starting":
+                break  # it cannot start again: nothing more can be run
     w.stop()
     view = w.store()
     result.payments = len(view.payments)

@@ -86,7 +86,13 @@ class PosClient:
     async def connect(
         cls, path: Path, record: PosRecord, topics: tuple[str, ...] = ("payment", "reader"), timeout: float = 10.0
     ) -> PosClient:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=2**20), timeout)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path), limit=2**20), timeout)
+        except (ConnectionError, FileNotFoundError) as error:
+            # Nobody listens (a reconnect racing a kill: the socket file outlives the daemon), or the
+            # socket is not there. Python 3.11's wait_for may raise this even when the caller was
+            # cancelled meanwhile, so it must be Gone like any other end of the daemon.
+            raise Gone(f"cannot connect to {path}: {error}") from error
         client = cls(reader, writer, record)
         hello = await client._receive(timeout)
         if hello.get("method") != "hello":

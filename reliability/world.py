@@ -13,18 +13,46 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.support import RunningDaemon, daemon_config, readerhostd
+from bench.support import DaemonEnded, RunningDaemon, daemon_config, readerhostd
 from readerhost.sim.stripe_emulator import StripeEmulator
 from reliability.device import SdkDevice, serial_reader_config
 from reliability.invariants import StoreView, Violation, check, read_store
 from reliability.pos import PosClient, PosRecord
 
 TERMINAL_ID = "rel-kiosk"
+LAST_LINES = 20  # of a daemon's log, kept with its death
+
+
+@dataclass(frozen=True)
+class Death:
+    """readerhostd ended without being asked to (neither the harness's SIGKILL nor its SIGTERM)."""
+
+    life: int  # which start of the daemon it was (1: the first)
+    when: str  # "starting" (before it was ready) or "running"
+    status: int  # its exit status; negative: the signal that ended it
+    last_lines: tuple[str, ...]  # the end of its log
+
+    def ended(self) -> str:
+        if self.status >= 0:
+            return f"exit status {self.status}"
+        try:
+            return f"killed by {signal.Signals(-self.status).name}"
+        except ValueError:
+            return f"killed by signal {-self.status}"
+
+
+class DiedUnasked(Exception):
+    """The daemon of this world died unasked: a finding, not a failure of the harness."""
+
+    def __init__(self, death: Death) -> None:
+        super().__init__(f"readerhostd died unasked while {death.when} (life {death.life}): {death.ended()}")
+        self.death = death
 
 
 def stripe_settings(
@@ -80,10 +108,36 @@ class World:
         """readerhostd on this world's folder (the same store every life); returns once it is ready."""
         assert self.daemon is None, "a daemon is already running"
         stack = contextlib.ExitStack()
-        self.daemon = stack.enter_context(readerhostd(config or stripe_settings(self.url), folder=self.folder))
-        self._stack = stack
         self.lives += 1
+        try:
+            self.daemon = stack.enter_context(readerhostd(config or stripe_settings(self.url), folder=self.folder))
+        except DaemonEnded as ended:
+            self.logs += ended.lines
+            raise DiedUnasked(Death(self.lives, "starting", ended.status, tuple(ended.lines[-LAST_LINES:]))) from None
+        self._stack = stack
         return self.daemon
+
+    def died(self, grace_s: float = 0.0) -> Death | None:
+        """The running daemon's death if it has ended (waiting up to `grace_s` for it to), unasked
+        since the harness's own kill and stop forget it first; None while it runs. A dead daemon is
+        put away (its log kept), so that the next start can come."""
+        if self.daemon is None:
+            return None
+        process = self.daemon.process
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+        if process.returncode is None:
+            return None
+        lines = self.daemon.log.drain()
+        death = Death(self.lives, "running", process.returncode, tuple(lines[-LAST_LINES:]))
+        self.stop()
+        return death
+
+    def check_alive(self) -> None:
+        """DiedUnasked if the daemon has ended since it was started."""
+        death = self.died()
+        if death is not None:
+            raise DiedUnasked(death)
 
     def stop(self) -> None:
         """SIGTERM (a clean stop); the log is kept."""
@@ -95,8 +149,9 @@ class World:
         self.logs += daemon.log.drain()
 
     def kill(self) -> None:
-        """SIGKILL: the daemon ends at once, wherever it is."""
+        """SIGKILL: the daemon ends at once, wherever it is. DiedUnasked if it had already ended."""
         assert self.daemon is not None
+        self.check_alive()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.daemon.process.pid, signal.SIGKILL)
         self.daemon.process.wait(timeout=10)
@@ -148,10 +203,11 @@ class World:
 
     async def until_settled(self, timeout: float) -> float:
         """Wait until the outbox is empty and no payment or refund is on its way; the seconds it took.
-        Raises TimeoutError with what is still open."""
+        Raises TimeoutError with what is still open, DiedUnasked if the daemon ends meanwhile."""
         started = time.monotonic()
         moving = frozenset({"processing", "capturing", "queued_offline"})
         while True:
+            self.check_alive()
             view = await asyncio.to_thread(self.store)
             open_ = [(p.payment_id, p.state) for p in view.payments.values() if p.state in moving]
             open_ += [

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import stripe
 from hypothesis import HealthCheck, settings
-from support.protocol_check import ProtocolCheck, Traffic, tap_line_clients, tap_server
+from support.protocol_check import ProtocolCheck, Traffic, tap_line_clients, tap_relays, tap_server
 
 from readerhost.sim.stripe_emulator import StripeEmulator, running_emulator
 
@@ -69,6 +69,7 @@ def protocol_traffic(monkeypatch: pytest.MonkeyPatch, protocol_check: ProtocolCh
     traffic = Traffic()
     tap_server(monkeypatch, traffic)
     tap_line_clients(monkeypatch, traffic)
+    tap_relays(monkeypatch, traffic)
     yield traffic
     mismatches = protocol_check.mismatches(traffic.exchanges)
     if mismatches:

@@ -22,7 +22,6 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .protocol import (
@@ -40,6 +39,13 @@ from .protocol import (
 logger = logging.getLogger(__name__)
 
 
+# Linux >= 4.13; Python's socket module does not export it (asm-generic/socket.h: 59 on every
+# architecture a Pi runs).
+SO_PEERGROUPS = 59
+# Python's getsockopt takes at most 1024 bytes: 256 groups, far more than any POS user is in.
+_PEERGROUPS_BUFFER = 1024
+
+
 @dataclass(frozen=True)
 class Peer:
     pid: int
@@ -49,17 +55,24 @@ class Peer:
 
     @classmethod
     def of(cls, connection: socket.socket) -> Peer:
+        """The peer's credentials as the kernel took them at connect(), from the socket alone: not from
+        /proc/<pid>/status, which ProtectProc=invisible hides from the daemon (and which a peer's pid
+        could be reused for)."""
         pid, uid, gid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        return cls(pid, uid, gid, _supplementary_groups(pid))
+        return cls(pid, uid, gid, _supplementary_groups(connection, pid))
 
 
-def _supplementary_groups(pid: int) -> frozenset[int]:
-    """The peer's supplementary groups, from /proc (SO_PEERCRED carries only the primary one)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Groups:"):
-                return frozenset(int(g) for g in line.split()[1:])
-    return frozenset()
+def _supplementary_groups(connection: socket.socket, pid: int) -> frozenset[int]:
+    """The peer's supplementary groups (SO_PEERCRED carries only the primary one)."""
+    try:
+        packed = connection.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, _PEERGROUPS_BUFFER)
+    except OSError as error:  # ERANGE: in more groups than fit
+        logger.warning(
+            "cannot read the supplementary groups of the client with pid %d (%s): only its user and primary group "
+            "are checked", pid, error.strerror,
+        )  # fmt: skip
+        return frozenset()
+    return frozenset(struct.unpack(f"{len(packed) // 4}I", packed))
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class StripeGateway:
     ) -> list[IntentView] | Unknown | Refused:
         """Every PaymentIntent created in [created_gte, created_lt), newest first, all pages.
 
-        The list endpoint, not search (search lags); filtering by metadata is the caller's job.
+        The list endpoint reads its own writes (search lags); filtering by metadata is the caller's job.
         """
         views: list[IntentView] = []
         failed = self.each_intent(
@@ -252,16 +252,77 @@ class StripeGateway:
                     seen.add(view.id)
                     visit(view)
         except stripe.StripeError as error:
-            outcome = _outcome_of_error(error)
-            failed = outcome if isinstance(outcome, (Unknown, Refused)) else Refused(_message(error), code=error.code)
-            _log("list", None, None, failed, error.request_id)
-            return failed
+            return self._failed_read("list", error)
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             unreadable = Unknown(f"Stripe's list of PaymentIntents could not be read: {error!r}")
             _log("list", None, None, unreadable)
             return unreadable
         logger.debug("stripe list created=[%d, %d) -> %d PaymentIntents", created_gte, created_lt, len(seen))
         return None
+
+    def search_intents(self, query: str) -> list[IntentView] | Unknown | Refused:
+        """Every PaymentIntent Stripe's search finds for `query` (its query language), all pages.
+
+        Search lags the PaymentIntents themselves (a minute, an hour during outages) and answers
+        from that lagging copy: what it does not find may exist, and what it finds may have moved on.
+        """
+        import stripe
+
+        views: dict[str, IntentView] = {}
+        try:
+            for intent in self._intents.search({"query": query, "limit": 100}).auto_paging_iter():
+                view = _intent_view(intent)
+                views.setdefault(view.id, view)
+        except stripe.StripeError as error:
+            return self._failed_read("search", error)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            unreadable = Unknown(f"Stripe's search of PaymentIntents could not be read: {error!r}")
+            _log("search", None, None, unreadable)
+            return unreadable
+        logger.debug("stripe search %s -> %d PaymentIntents", query, len(views))
+        return list(views.values())
+
+    def list_recent_intents(self, *, window_s: int, max_pages: int) -> list[IntentView] | Unknown | Refused:
+        """Every PaymentIntent created within `window_s` before the account's newest one, newest first.
+
+        The window is measured on Stripe's clock (the newest PaymentIntent's `created`), never this
+        machine's: so it holds at least every PaymentIntent made in the last `window_s` seconds. More
+        than `max_pages` pages of 100 is an Unknown: what was listed cannot tell the rest.
+        """
+        import stripe
+
+        views: list[IntentView] = []
+        params: PaymentIntentListParams = {"limit": 100, "expand": ["data.latest_charge"]}
+        newest: int | None = None
+        try:
+            for _ in range(max_pages):
+                page = self._intents.list(params)
+                listed = [_intent_view(intent) for intent in page.data]
+                if not listed:
+                    return views
+                newest = listed[0].created if newest is None else newest
+                cutoff = newest - window_s
+                views.extend(view for view in listed if view.created >= cutoff)
+                if not page.has_more or listed[-1].created < cutoff:
+                    return views
+                params = {**params, "created": {"gte": cutoff}, "starting_after": listed[-1].id}
+        except stripe.StripeError as error:
+            return self._failed_read("list", error)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            unreadable = Unknown(f"Stripe's list of PaymentIntents could not be read: {error!r}")
+            _log("list", None, None, unreadable)
+            return unreadable
+        return Unknown(
+            f"more than {max_pages * 100} PaymentIntents were made on the account within {window_s} s: "
+            "the recent ones could not all be listed"
+        )
+
+    @staticmethod
+    def _failed_read(op: str, error: stripe.StripeError) -> Unknown | Refused:
+        outcome = _outcome_of_error(error)
+        failed = outcome if isinstance(outcome, (Unknown, Refused)) else Refused(_message(error), code=error.code)
+        _log(op, None, None, failed, error.request_id)
+        return failed
 
     # -- Refunds ------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from readerhost.daemon.journal import MessageId
 
@@ -25,21 +25,32 @@ logger = logging.getLogger("readerhost.daemon.payments.service")  # the name tec
 NewOperation = tuple[str, str, dict[str, Any]]  # kind, idempotency key, parameters
 
 
+class Outbox(Protocol):
+    """What the ledger tells the worker (worker.py), the outbox's only sender."""
+
+    def wake(self) -> None:
+        """The outbox changed: look at it again."""
+
+    def attempt_committed(self, op_id: int) -> None:
+        """The operation's first attempt was committed with the change that queued it: the send
+        that follows at once uses it."""
+
+
 class Ledger:
-    def __init__(
-        self, store: Store, events: EventHub, wake_worker: Callable[[], None], clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, store: Store, events: EventHub, outbox: Outbox, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._events = events
-        self._wake_worker = wake_worker
+        self._outbox = outbox
         self._clock = clock
 
     def insert(self, payment: Payment, detail: str, first_op: NewOperation) -> Payment:
-        """A new payment, with the operation that starts it."""
+        """A new payment, with the operation that starts it, sent at once: its first attempt is
+        committed with it (one synced write, not two; docs/payments.md, "One sync per step")."""
         kind, key, params = first_op
         with self._store.transaction():
             self._store.insert_payment(payment, detail)
-            self._store.add_operation(payment.payment_id, kind, key, params, self._clock())
+            op = self._store.add_operation(payment.payment_id, kind, key, params, self._clock(), first_attempt=True)
+        self._outbox.attempt_committed(op.op_id)
         self._events.publish(Event(Topic.PAYMENT, "payment.state", payment.to_json()))
         self.queued()
         return payment
@@ -65,19 +76,29 @@ class Ledger:
         updates: Sequence[Operation] = (),
         done: Operation | None = None,
         failed: Operation | None = None,
+        sent_at_once: bool = False,
     ) -> Payment:
         """`before` becomes `after`, with `detail` in its history; operations are added (`new_ops`),
-        changed (`updates`), or finished with the change (`done`, `failed`)."""
+        changed (`updates`), or finished with the change (`done`, `failed`). With `sent_at_once`, the
+        one new operation goes to Stripe as soon as this is committed: when it is first in its
+        payment's line, its first attempt is committed with it (docs/payments.md, "One sync per step")."""
         now = self._clock()
         finished = [op.but(status=OpStatus.DONE, updated_at=now) for op in (done,) if op] + [
             op.but(status=OpStatus.FAILED, updated_at=now) for op in (failed,) if op
         ]
+        attempted: int | None = None
         with self._store.transaction():
             self._store.save_payment(before, after, detail)
             for op in (*updates, *finished):
                 self._store.save_operation(op)
+            first_attempt = (
+                sent_at_once and len(new_ops) == 1 and not self._store.has_pending_operation(after.payment_id)
+            )
             for kind, key, params in new_ops:
-                self._store.add_operation(after.payment_id, kind, key, params, now)
+                added = self._store.add_operation(after.payment_id, kind, key, params, now, first_attempt=first_attempt)
+                attempted = added.op_id if first_attempt else None
+        if attempted is not None:
+            self._outbox.attempt_committed(attempted)
         logger.log(
             logging.WARNING if after.state is State.FAILED else logging.INFO,
             "payment %s (order %s): %s -> %s: %s", after.payment_id, after.order_id, before.state, after.state, detail,
@@ -185,12 +206,13 @@ class Ledger:
     def queued(self) -> None:
         """The outbox changed: listeners hear its size, the worker looks at it."""
         self._queue_changed()
-        self._wake_worker()
+        self._outbox.wake()
 
     def _queue_changed(self) -> None:
-        stats = self._store.queue_stats()
-        oldest = None if stats.oldest_created_at is None else round(self._clock() - stats.oldest_created_at, 1)
-        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": stats.pending, "oldest_age_s": oldest}))
+        # Only the outbox's figures: the offline totals of queue_stats() cost a scan this does not need.
+        pending, oldest_created_at = self._store.pending_operations()
+        oldest = None if oldest_created_at is None else round(self._clock() - oldest_created_at, 1)
+        self._events.publish(Event(Topic.QUEUE, "queue.changed", {"pending": pending, "oldest_age_s": oldest}))
 
 
 # The journal's MESSAGE_ID for a payment entering each state (from queued_offline, authorized is "forwarded").

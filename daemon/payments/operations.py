@@ -20,8 +20,9 @@ it is sent; its truth is the PaymentIntent's amount (raised, or not), read befor
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .model import Payment, intent_of_client_secret
@@ -38,6 +39,8 @@ from .outcomes import (
     WrongState,
 )
 from .validation import RESERVED_METADATA
+
+logger = logging.getLogger(__name__)
 
 
 class Kind(enum.StrEnum):
@@ -92,6 +95,10 @@ class Gateway(Protocol):
     def each_intent(
         self, *, created_gte: int, created_lt: int, visit: Callable[[IntentView], None], page_size: int = ...
     ) -> Unknown | Refused | None: ...
+
+    def list_recent_intents(self, *, window_s: int, max_pages: int) -> list[IntentView] | Unknown | Refused: ...
+
+    def search_intents(self, query: str) -> list[IntentView] | Unknown | Refused: ...
 
     def create_refund(
         self, *, payment_intent: str, amount: int, reason: str | None, metadata: Mapping[str, str], idempotency_key: str
@@ -232,36 +239,88 @@ def unusable_for(intent: IntentView, payment: Payment) -> str | None:
 
 
 # How far the wall clock of a Pi without a real-time clock may be off (it boots at the last time it
-# saved, and jumps when NTP syncs) when a payment is created, for finding that payment's PaymentIntent.
+# saved, and jumps when NTP syncs) when a payment is created, for finding that payment's PaymentIntent
+# on an account that offers no search.
 CLOCK_DOUBT_S = 7 * 86400
+
+# How far Stripe's search may lag the PaymentIntents: "Under normal operating conditions, data is
+# searchable in less than a minute. Occasionally, propagation of new or updated data can be up to an
+# hour behind during outages" (docs.stripe.com/api/payment_intents/search): that hour and half again.
+SEARCH_LAG_S = 5400
+
+# How many pages of 100 the recent PaymentIntents may take before the daemon stops listing them and
+# looks again later: a safety bound, not a budget (100: a fleet making up to 6,600 PaymentIntents an
+# hour is listed in one go; a look that stops short concludes nothing and is made again).
+RECENT_PAGES_MAX = 100
 
 
 def learn_truth(
     gateway: Gateway, kind: str, payment: Payment, now: float, params: Mapping[str, object] | None = None
 ) -> Outcome:
-    """What Stripe holds now for this payment (blocking).
-
-    For a create: this terminal's PaymentIntent carrying the payment's id, found by listing
-    (list reads its own writes; search lags and must not be used). The window spans both the
-    payment's creation time and `now`, each on the local wall clock, which may have been wrong
-    by days at either moment: missing the PaymentIntent would make a second one for the order.
-    """
+    """What Stripe holds now for this payment (blocking)."""
     if kind == Kind.CREATE:
-        start = int(min(payment.created_at, now)) - CLOCK_DOUBT_S
-        end = int(max(payment.created_at, now)) + CLOCK_DOUBT_S
-        found = gateway.list_intents(created_gte=start, created_lt=end)
-        if not isinstance(found, list):
-            return found
-        for intent in found:
-            if intent.metadata.get("payment_id") == payment.payment_id:
-                return Succeeded(intent)
-        return NotFound(f"no PaymentIntent carries payment_id {payment.payment_id}")
+        return find_created(gateway, payment, now)
     intent_id = intent_id_of(payment)
     if intent_id is None:
         return NotFound(f"payment {payment.payment_id} has no PaymentIntent")
     if kind == Kind.REFUND:
         return find_refund(gateway, intent_id, str((params or {})["refund_id"]))
     return gateway.retrieve_intent(intent_id)
+
+
+def find_created(gateway: Gateway, payment: Payment, now: float, *, pages_max: int = RECENT_PAGES_MAX) -> Outcome:
+    """The PaymentIntent carrying this payment's id, NotFound only when Stripe surely holds none, or
+    Unknown (look again later) when that cannot be told yet.
+
+    1. Search for `metadata['payment_id']`. Found: the PaymentIntent is read itself (search's copy
+       lags), whatever the clocks.
+    2. Not found: it was never made, or made too recently for search (less than SEARCH_LAG_S ago).
+       The PaymentIntents made in that last stretch are listed (the list reads its own writes),
+       measured back from the account's newest on Stripe's clock, not this machine's. Found there:
+       that is it. Not there either: every PaymentIntent is either older than the lag (searchable)
+       or in that list, so Stripe holds none: NotFound, and the create may be sent anew.
+    3. More than `pages_max` pages made within the lag, or an answer lost: Unknown. Nothing is
+       concluded; the worker looks again later.
+    An account that refuses search (India) gets step 2's list over the whole window the payment's
+    PaymentIntent may lie in: a week either side of its creation and of now, on the local clock.
+    """
+    payment_id = payment.payment_id
+    found = gateway.search_intents(f"metadata['payment_id']:'{_quoted(payment_id)}'")
+    if isinstance(found, Refused) and not found.authentication:  # a refused key would refuse the list too
+        logger.warning(
+            "Stripe refused to search PaymentIntents (%s): finding the create of %s by listing two weeks instead",
+            found.message,
+            payment_id,
+        )
+        start = int(min(payment.created_at, now)) - CLOCK_DOUBT_S
+        end = int(max(payment.created_at, now)) + CLOCK_DOUBT_S
+        return _carrying(gateway.list_intents(created_gte=start, created_lt=end), payment_id)
+    if not isinstance(found, list):
+        return found
+    ours = [intent for intent in found if intent.metadata.get("payment_id") == payment_id]
+    if ours:
+        newest = max(ours, key=lambda intent: intent.created)
+        return gateway.retrieve_intent(newest.id)
+    recent = gateway.list_recent_intents(window_s=SEARCH_LAG_S, max_pages=pages_max)
+    if isinstance(recent, Unknown):
+        said = f"not found by search, and the last {SEARCH_LAG_S} s could not be listed: {recent.message}"
+        return replace(recent, message=said)
+    return _carrying(recent, payment_id)
+
+
+def _carrying(listed: list[IntentView] | Unknown | Refused, payment_id: str) -> Outcome:
+    """The first listed PaymentIntent (the newest) carrying `payment_id`, or NotFound."""
+    if not isinstance(listed, list):
+        return listed
+    for intent in listed:
+        if intent.metadata.get("payment_id") == payment_id:
+            return Succeeded(intent)
+    return NotFound(f"no PaymentIntent carries payment_id {payment_id}")
+
+
+def _quoted(value: str) -> str:
+    """`value` inside a search query's single quotes (Stripe escapes a quote with a backslash)."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 class Verdict(enum.Enum):

@@ -94,7 +94,7 @@ class PaymentService:
         self._processing: dict[str, asyncio.Task[None]] = {}
         self._reader_asks: dict[str, int] = {}  # per payment: asks to confirm its current card, this run
         self._customer_waits: dict[str, asyncio.TimerHandle] = {}  # per payment: its bound on waiting for Stripe
-        self._ledger = Ledger(store, events, worker.wake, clock)
+        self._ledger = Ledger(store, events, worker, clock)
         self._refunds = Refunds(
             store,
             self._ledger,
@@ -480,7 +480,11 @@ class PaymentService:
         detail = "card read: stored offline" if offline else "card read: authorising"
         if by_reader:
             detail = "card read: the reader confirms it with Stripe"
-        after = self._ledger.commit(before, after, detail, new_ops=[(Kind.CONFIRM, key, params)])
+        # A reader that confirms itself makes the CONFIRM wait for it; an offline one waits for Stripe.
+        sent_at_once = not by_reader and not offline
+        after = self._ledger.commit(
+            before, after, detail, new_ops=[(Kind.CONFIRM, key, params)], sent_at_once=sent_at_once
+        )
         if after.state is State.PROCESSING:
             self._bound_wait(after)
         if by_reader:
@@ -611,7 +615,11 @@ class PaymentService:
         after = payment.moved_to(State.CAPTURING, self._clock(), capture_amount=amount)
         key = keys.operation_key(payment.payment_id, Kind.CAPTURE)
         return self._ledger.commit(
-            payment, after, f"{why}: capture {amount} queued", new_ops=[(Kind.CAPTURE, key, {"amount": amount})]
+            payment,
+            after,
+            f"{why}: capture {amount} queued",
+            new_ops=[(Kind.CAPTURE, key, {"amount": amount})],
+            sent_at_once=True,
         )
 
     def _cancel(self, payment: Payment, reason: str, detail: str) -> Payment:
@@ -623,7 +631,7 @@ class PaymentService:
         for op in self._store.operations_of(payment.payment_id):
             if op.status != OpStatus.PENDING:
                 continue
-            if op.attempts > 0:
+            if self._worker.may_have_sent(op):
                 may_exist = True  # it may have reached Stripe: let it finish, then cancel what it made
             else:
                 dropped.append(op.but(status=OpStatus.DROPPED, updated_at=now))
@@ -700,7 +708,7 @@ class PaymentService:
             if op.status != OpStatus.PENDING:
                 continue
             reader_confirming = op.kind == Kind.CONFIRM and bool(op.params.get("by_reader"))
-            if op.attempts > 0 or reader_confirming:
+            if self._worker.may_have_sent(op) or reader_confirming:
                 sent.append(op)
             else:
                 dropped.append(op.but(status=OpStatus.DROPPED, updated_at=now))

@@ -305,6 +305,7 @@ class Store:
         self._db = connection
         self.path = path
         self._lock_fd: int | None = None
+        self._column_names: dict[str, list[str]] = {}
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -525,7 +526,6 @@ class Store:
                 orders,
             ).fetchall()
         )
-        payments = [replace(p, closed_by=PaidBy(closed[p.order_id])) if p.order_id in closed else p for p in payments]
         ids = [payment.payment_id for payment in payments]
         rows = self._db.execute(
             f"SELECT * FROM refunds WHERE payment_id IN ({','.join('?' * len(ids))})"  # noqa: S608 - placeholders only
@@ -541,9 +541,12 @@ class Store:
         return [
             replace(
                 p,
+                closed_by=PaidBy(closed[p.order_id]) if p.order_id in closed else p.closed_by,
                 refunds=tuple(by_payment.get(p.payment_id, ())),
                 increments=tuple(increments.get(p.payment_id, ())),
             )
+            if p.order_id in closed or p.payment_id in by_payment or p.payment_id in increments
+            else p  # most have none of them: no copy
             for p in payments
         ]
 
@@ -664,16 +667,45 @@ class Store:
     # -- the outbox ---------------------------------------------------------------------------
 
     def add_operation(
-        self, payment_id: str, kind: str, idempotency_key: str, params: dict[str, Any], now: float
+        self,
+        payment_id: str,
+        kind: str,
+        idempotency_key: str,
+        params: dict[str, Any],
+        now: float,
+        *,
+        first_attempt: bool = False,
     ) -> Operation:
+        """Queue an operation; with `first_attempt` its first attempt is recorded with it (sent at `now`)."""
+        attempts, first_sent = (1, now) if first_attempt else (0, None)
         cursor = self._db.execute(
-            "INSERT INTO operations (payment_id, kind, idempotency_key, params, status, next_attempt_at,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (payment_id, kind, idempotency_key, json.dumps(params, sort_keys=True), OpStatus.PENDING, now, now, now),
+            "INSERT INTO operations (payment_id, kind, idempotency_key, params, status, attempts, next_attempt_at,"
+            " key_first_sent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                payment_id,
+                kind,
+                idempotency_key,
+                json.dumps(params, sort_keys=True),
+                OpStatus.PENDING,
+                attempts,
+                now,
+                first_sent,
+                now,
+                now,
+            ),
         )
         op_id = cursor.lastrowid
         assert op_id is not None
-        return Operation(op_id, payment_id, kind, idempotency_key, params, OpStatus.PENDING, 0, now, now, now)
+        return Operation(
+            op_id, payment_id, kind, idempotency_key, params, OpStatus.PENDING, attempts, now, now, now, first_sent
+        )
+
+    def has_pending_operation(self, payment_id: str) -> bool:
+        """Whether the payment has an operation queued (pending)."""
+        row = self._db.execute(
+            "SELECT 1 FROM operations WHERE payment_id=? AND status=? LIMIT 1", (payment_id, OpStatus.PENDING)
+        ).fetchone()
+        return row is not None
 
     def save_operation(self, op: Operation) -> None:
         self._db.execute(
@@ -713,10 +745,15 @@ class Store:
         columns = self._columns("operations")
         return [_operation_from_row(row, columns) for row in rows]
 
-    def queue_stats(self) -> QueueStats:
+    def pending_operations(self) -> tuple[int, float | None]:
+        """How many operations are pending, and when the oldest of them was queued (None: none)."""
         pending, oldest = self._db.execute(
             "SELECT COUNT(*), MIN(created_at) FROM operations WHERE status=?", (OpStatus.PENDING,)
         ).fetchone()
+        return int(pending), oldest
+
+    def queue_stats(self) -> QueueStats:
+        pending, oldest = self.pending_operations()
         offline: dict[str, int] = {}
         rows = self._db.execute("SELECT request FROM payments WHERE state=?", (State.QUEUED_OFFLINE.value,)).fetchall()
         for (request,) in rows:
@@ -738,7 +775,12 @@ class Store:
         )
 
     def _columns(self, table: str) -> list[str]:
-        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+        # Asked once per table: the schema is final once open() has migrated it (a read per row
+        # read cost a statement each time).
+        columns = self._column_names.get(table)
+        if columns is None:
+            columns = self._column_names[table] = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+        return columns
 
 
 def lock_exclusively(path: Path) -> int:

@@ -96,6 +96,11 @@ class Worker:
         self._rate_limit_pause = settings.rate_limit_pause_s
         self._next_probe_at = 0.0  # monotonic
         self._first_sent: dict[str, float] = {}  # idempotency key -> monotonic time this process first sent it
+        # Operations whose first attempt was committed with the change that queued them, not sent yet.
+        self._attempt_ahead: set[int] = set()
+        # Operations whose truth could not be told yet, and how many looks in a row said so: each
+        # look costs requests (a search, pages of a list), so the next waits longer, as a retry would.
+        self._inconclusive_looks: dict[int, int] = {}
         self._stopping = False
         self.health = StripeHealth()
 
@@ -105,6 +110,16 @@ class Worker:
         self._settle, self._hold = settle, hold
         if waits is not None:
             self._waits = waits
+
+    def attempt_committed(self, op_id: int) -> None:
+        """The ledger committed this operation's first attempt with the change that queued it (one
+        synced write instead of two): its send uses that attempt instead of committing another."""
+        self._attempt_ahead.add(op_id)
+
+    def may_have_sent(self, op: Operation) -> bool:
+        """Whether `op` may have reached Stripe: an attempt is on record, and it is not one committed
+        ahead of a send this process has not made (after a restart, every recorded attempt counts)."""
+        return op.attempts > 0 and op.op_id not in self._attempt_ahead
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -143,7 +158,11 @@ class Worker:
         now = self._clock()
         paused = self._paused_until - time.monotonic()
         waits: list[float] = []
-        for op in self._store.next_operations():
+        operations = self._store.next_operations()
+        # An attempt committed ahead belongs to an operation first in its payment's line until it is
+        # sent or ended: forget those that ended unsent (dropped by a cancel).
+        self._attempt_ahead.intersection_update(op.op_id for op in operations)
+        for op in operations:
             if op.payment_id in self._busy or self._waits(op):
                 continue
             wait = max(self._wait_for(op, now), paused)
@@ -211,12 +230,16 @@ class Worker:
         payment = self._store.payment(op.payment_id)
         if current is None or current.status != OpStatus.PENDING or payment is None:
             return
-        now = self._clock()
-        op = current.but(
-            attempts=current.attempts + 1, key_first_sent_at=current.key_first_sent_at or now, updated_at=now
-        )
-        with self._store.transaction():
-            self._store.save_operation(op)  # commit the attempt before sending it
+        if current.op_id in self._attempt_ahead:  # committed with the change that queued it
+            self._attempt_ahead.discard(current.op_id)
+            op = current
+        else:
+            now = self._clock()
+            op = current.but(
+                attempts=current.attempts + 1, key_first_sent_at=current.key_first_sent_at or now, updated_at=now
+            )
+            with self._store.transaction():
+                self._store.save_operation(op)  # commit the attempt before sending it
         self._first_sent.setdefault(op.idempotency_key, time.monotonic())
         logger.debug(
             "sending %s for %s under key %s (attempt %d)", op.kind, op.payment_id, op.idempotency_key, op.attempts
@@ -248,8 +271,10 @@ class Worker:
             return None
         if verdict is Verdict.WAIT:
             reason = truth.message if isinstance(truth, Unknown | Refused) else "Stripe is still processing"
-            self._reschedule(op, Unknown(reason), now)
+            looks = self._inconclusive_looks[op.op_id] = self._inconclusive_looks.get(op.op_id, 0) + 1
+            self._reschedule(op, Unknown(reason), now, backed_off=looks)
             return None
+        self._inconclusive_looks.pop(op.op_id, None)
         current = self._store.operation(op.op_id)
         if current is None or current.status != OpStatus.PENDING:
             return None  # settled or dropped while Stripe was asked
@@ -318,13 +343,23 @@ class Worker:
 
     def _settle_with(self, op: Operation, outcome: Outcome) -> None:
         assert self._settle is not None
+        self._inconclusive_looks.pop(op.op_id, None)
         self._settle(op, outcome)
         self._first_sent.pop(op.idempotency_key, None)  # a settled operation's key is never sent again
 
     def _reschedule(
-        self, op: Operation, outcome: Unknown, now: float, *, needs_truth: bool = False, soon: bool = False
+        self,
+        op: Operation,
+        outcome: Unknown,
+        now: float,
+        *,
+        needs_truth: bool = False,
+        soon: bool = False,
+        backed_off: int = 0,
     ) -> None:
-        exponent = max(op.attempts - 1, 0)
+        """Try `op` again after the backoff of its attempts, plus `backed_off` doublings (the looks
+        at the truth that could not tell it, which send nothing and so count no attempt)."""
+        exponent = min(max(op.attempts - 1, 0) + backed_off, 32)  # 2**32 s is past any cap
         delay = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**exponent)
         delay *= random.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
         current = self._store.operation(op.op_id)

@@ -62,6 +62,12 @@ def _dispatch(emulator: StripeEmulator, method: str, path: str, query: str, body
             raise ControlError(400, "seconds must be a number of seconds (0 makes search read-after-write)")
         emulator.set_search_lag(seconds)
         return 200, {"seconds": seconds}
+    if route == "search_available" and method == "POST":
+        available = _json_object(body).get("available")
+        if not isinstance(available, bool):
+            raise ControlError(400, "available must be true or false (false: search is refused, as in India)")
+        emulator.set_search_available(available)
+        return 200, {"available": available}
     if route.startswith("terminal/readers/") and method == "POST":
         return 200, emulator.configure_reader(route.removeprefix("terminal/readers/"), _json_object(body))
     if route == "increment_declines" and method == "POST":

@@ -12,7 +12,8 @@ import hmac
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from .journal import Journal, JournalEntry
 from .listing import SearchIndex, list_intents
 from .locations import LocationStore
 from .payment_intents import MAX_INCREMENT_ATTEMPTS, Mutation, PaymentIntent, PaymentIntentStore
+from .preload import PreloadedIntent
 from .ratelimit import RateLimiter
 from .refunds import RefundStore
 from .terminal_readers import ReaderStore
@@ -115,6 +117,9 @@ class StripeEmulator:
         self._state_lock = threading.Lock()
         self._stopping = threading.Event()
         self._incomplete = 0
+        # Requests answered, by "METHOD /path" (in-process only: benchmarks count what a task costs).
+        self.requests_served: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
         self._new_account()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"/v1/payment_intents"), self._create),
@@ -223,6 +228,24 @@ class StripeEmulator:
         with self._state_lock:
             self.search_index.lag_s = seconds
 
+    def set_search_available(self, available: bool) -> None:
+        """False: the account is one Stripe offers no search to (India): every search is refused."""
+        with self._state_lock:
+            self.search_index.available = available
+
+    def preload_payment_intents(self, intents: Iterable[PreloadedIntent]) -> int:
+        """Hold PaymentIntents as if made long ago by other integrations (in-process only: a benchmark's
+        account of hundreds of thousands is built in a second, not over HTTP); they are searchable at
+        once and journaled nowhere. Answers how many were added."""
+        added = 0
+        with self._state_lock:
+            for spec in intents:
+                intent = spec.build(self.payment_intents.next_seq())
+                self.payment_intents.add(intent)
+                self.search_index.show(intent)
+                added += 1
+        return added
+
     def configure_reader(self, reader_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """A reader's control knobs, as in POST /_emulator/terminal/readers/{id}; its state after.
 
@@ -255,6 +278,8 @@ class StripeEmulator:
             self.idempotency.clear()
             self.journal.clear()
             self.clock.reset()
+            with self._count_lock:
+                self.requests_served.clear()
             self._new_account()
 
     def stop(self) -> None:
@@ -269,6 +294,8 @@ class StripeEmulator:
     # -- the API path -------------------------------------------------------------------------
 
     def handle(self, request: ApiRequest) -> ApiResponse:
+        with self._count_lock:
+            self.requests_served[f"{request.method} {request.path}"] += 1
         rule = self.faults.take(request.method, request.path)
         action = rule.action if rule else None
         if action in ("reset_before", "down"):

@@ -29,6 +29,7 @@ class Journal:
     def __init__(self) -> None:
         self._entries: list[JournalEntry] = []
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
 
     def record(
         self,
@@ -57,12 +58,19 @@ class Journal:
                 charge,
             )
             self._entries.append(entry)
+            self._recorded.notify_all()
             return entry
 
     def entries(self, since: int = 0) -> list[JournalEntry]:
         """Entries with a sequence number greater than `since`."""
         with self._lock:
             return self._entries[since:]
+
+    def wait_for(self, op: str, timeout: float) -> bool:
+        """Block until an entry of `op` is recorded (True), or the timeout passes (False): a test waits
+        for a request the emulator still holds to be carried out."""
+        with self._recorded:
+            return self._recorded.wait_for(lambda: any(entry.op == op for entry in self._entries), timeout)
 
     def clear(self) -> None:
         with self._lock:

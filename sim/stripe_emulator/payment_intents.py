@@ -9,6 +9,7 @@ state lock and raise `StripeError` for everything Stripe refuses.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,6 +302,12 @@ class PaymentIntentStore:
     # Decline codes the next increment_authorization attempts meet, in order (the control interface's
     # POST /_emulator/increment_declines): how a test makes an issuer decline an increment.
     increment_declines: list[str] = field(default_factory=list)
+    # (created, seq, id) of every PaymentIntent, ascending: the list endpoint's order and its
+    # `created` filter by bisection, so an account of hundreds of thousands lists as fast as a small one.
+    order: list[tuple[int, int, str]] = field(default_factory=list)
+    # PaymentIntents authorised and perhaps still `requires_capture`: the only ones an authorisation
+    # expiry can touch, so each request does not walk the whole account (dropped once they move on).
+    held: set[str] = field(default_factory=set)
     _next_seq: int = 0
 
     # -- reading -------------------------------------------------------------------------------
@@ -335,8 +342,10 @@ class PaymentIntentStore:
     def expire_authorisations(self, now: int) -> list[PaymentIntent]:
         """Cancel, as Stripe does, every uncaptured authorisation whose capture window has closed."""
         expired = []
-        for intent in self.intents.values():
+        for intent_id in sorted(self.held, key=lambda held: self.intents[held].seq):
+            intent = self.intents[intent_id]
             if intent.status != "requires_capture" or intent.latest_charge is None:
+                self.held.discard(intent_id)  # captured or canceled: it never holds again
                 continue
             charge = self.charges[intent.latest_charge]
             if charge.capture_before is not None and charge.capture_before <= now:
@@ -349,6 +358,15 @@ class PaymentIntentStore:
         return expired
 
     # -- mutations -----------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
+
+    def add(self, intent: PaymentIntent) -> None:
+        """Hold a new PaymentIntent (made by a request, or preloaded in-process)."""
+        self.intents[intent.id] = intent
+        bisect.insort(self.order, (intent.created, intent.seq, intent.id))
 
     def create(self, params: Params, mutation: Mutation) -> PaymentIntent:
         amount = params.required_integer("amount")
@@ -391,11 +409,10 @@ class PaymentIntentStore:
                 param="payment_method",
             )
 
-        self._next_seq += 1
         intent_id = new_id("pi")
         intent = PaymentIntent(
             id=intent_id,
-            seq=self._next_seq,
+            seq=self.next_seq(),
             amount=amount,
             currency=currency,
             capture_method=capture_method,
@@ -417,7 +434,7 @@ class PaymentIntentStore:
             self._check_type_allowed(intent, presented)
             intent.payment_method = presented.reference
             intent.status = "requires_confirmation"
-        self.intents[intent.id] = intent
+        self.add(intent)
         self._journal("payment_intent.create", intent, mutation.now, mutation.idempotency_key, amount)
         if presented is not None and confirm:
             self._authorise(intent, presented, mutation, expand)
@@ -790,6 +807,7 @@ class PaymentIntentStore:
         intent.latest_charge = charge.id
         if decline is None:
             intent.status = "requires_capture"
+            self.held.add(intent.id)
             intent.payment_method = presented.reference
             intent.amount_capturable = intent.amount
             intent.last_payment_error = None

@@ -198,10 +198,10 @@ print(f.readline().decode())
 )
 def test_only_root_and_the_daemons_user_may_pair(tmp_path: Path) -> None:
     with daemon_process(tmp_path, f"[api]\nallowed_gids = [{NOBODY}]\n") as daemon:
-        open_to_all(daemon.socket_path)
+        open_to_all(daemon.daemon_socket_path)
         done = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", ASK_AS_POS,
-             str(daemon.socket_path)],
+             str(daemon.daemon_socket_path)],
             capture_output=True, text=True, timeout=30, check=True,
         )  # fmt: skip
         answer = json.loads(done.stdout)

@@ -578,9 +578,11 @@ def interruptible() -> None:
 
 
 @contextlib.contextmanager
-def ctl_process(daemon: DaemonProcess, tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+def ctl_process(
+    daemon: DaemonProcess, tmp_path: Path, *args: str, at: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [*CTL, "--socket", str(daemon.socket_path), *args],
+        [*CTL, "--socket", str(at or daemon.socket_path), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -617,7 +619,11 @@ def test_watch_prints_events_until_ctrl_c(daemon: DaemonProcess, tmp_path: Path,
 
 
 def test_watch_json_ends_with_exit_3_when_the_daemon_stops(tmp_path: Path) -> None:
-    with logged_daemon(tmp_path) as (own, log), ctl_process(own, tmp_path, "--json", "watch") as watch:
+    # On the daemon's own socket: its log names the peer, which through the relay would be this process.
+    with (
+        logged_daemon(tmp_path) as (own, log),
+        ctl_process(own, tmp_path, "--json", "watch", at=own.daemon_socket_path) as watch,
+    ):
         assert watch.stdout is not None
         assert watch.stderr is not None
         lines = LogLines(watch.stdout)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-from support.daemon import LineClient, of_type, running_daemon
+from support.daemon import LineClient, daemon_env, daemon_process, of_type, running_daemon
 from support.protocol_check import PROTOCOL_DOCS, Exchange, ProtocolCheck, Traffic, read_documents
 
 from readerhost.daemon.api import openrpc, shapes
@@ -210,6 +210,34 @@ def test_real_traffic_matches_and_a_broken_schema_makes_it_fail(
     assert ProtocolCheck(strict, schemas).mismatches(traffic) == [
         "payment.start params: at amount: 5000 is greater than the maximum of 100"
     ]
+
+
+def test_a_daemon_process_and_clients_not_the_suites_are_judged_too(
+    tmp_path: Path, protocol_traffic: Traffic, protocol_check: ProtocolCheck
+) -> None:
+    # readerhostctl in a process of its own, talking to readerhostd in another: only the relay that
+    # daemon_process puts in front of the daemon hears them (support/protocol_relay.py).
+    with daemon_process(tmp_path, "[reader.simulated]\npresent_after_s = 0\n") as daemon:
+        env = {**daemon_env(tmp_path), "READERHOST_SOCKET": str(daemon.socket_path)}
+        done = subprocess.run(
+            [sys.executable, "-m", "readerhost.daemon.ctl", "pay", "900", "--order", "RELAY-1"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    traffic = list(protocol_traffic.exchanges)
+    answered = {_message(e.request)["method"] for e in traffic if e.request is not None}
+    assert {"events.subscribe", "payment.start"} <= answered
+    kinds = {_message(e.answer).get("method") for e in traffic if e.request is None}
+    assert {"hello", "event"} <= kinds
+    assert protocol_check.mismatches(traffic) == []
+
+    document, schemas = read_documents()
+    broken = copy.deepcopy(document)
+    payment = broken["components"]["schemas"]["payment"]
+    del payment["properties"]["order_attempt"]
+    payment["required"].remove("order_attempt")
+    found = ProtocolCheck(broken, schemas).mismatches(traffic)
+    assert any(problem.startswith("payment.start result: ") and "order_attempt" in problem for problem in found)
 
 
 def test_a_method_the_document_lacks_or_an_unknown_event_is_a_mismatch(protocol_check: ProtocolCheck) -> None:

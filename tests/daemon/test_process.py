@@ -49,7 +49,7 @@ def test_sigterm_during_a_collection_then_restart_keeps_what_was_committed(tmp_p
         rest = daemon.log.rest()
         assert "Traceback" not in rest
         assert "stopped" in rest
-        assert not socket_accepts(daemon.socket_path)
+        assert not socket_accepts(daemon.daemon_socket_path)
 
     async def second_life(socket_path: Path) -> None:
         pos = await session(socket_path)
@@ -122,7 +122,7 @@ def test_a_second_daemon_on_the_same_socket_is_refused(tmp_path: Path) -> None:
         other = tmp_path / "other"
         other.mkdir()
         env = daemon_env(other)
-        env["READERHOST_SOCKET"] = str(daemon.socket_path)
+        env["READERHOST_SOCKET"] = str(daemon.daemon_socket_path)
         done = subprocess.run(
             [sys.executable, "-m", "readerhost.daemon.app"], env=env, capture_output=True, text=True, timeout=30,
             check=False,
@@ -130,8 +130,8 @@ def test_a_second_daemon_on_the_same_socket_is_refused(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "already serving" in done.stderr
         assert "Traceback" not in done.stderr
-        assert socket_accepts(daemon.socket_path)
-        assert os.path.exists(daemon.socket_path)
+        assert socket_accepts(daemon.daemon_socket_path)
+        assert os.path.exists(daemon.daemon_socket_path)
 
 
 def test_a_live_key_with_the_simulated_reader_is_refused(tmp_path: Path) -> None:

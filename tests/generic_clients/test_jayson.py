@@ -3,7 +3,8 @@
 On the POS socket jayson takes the banner for its answer (why protocol 1.5 has the plain socket); on
 the plain JSON-RPC socket it takes a payment through to capture, one connection per request. The npm
 packages come from tests/generic_clients/node/package-lock.json, installed by `./dev setup` (npm ci):
-never downloaded here.
+never downloaded here. jayson 5 declares Node.js 20 or newer, yet it is what npm installs on Debian 12
+too (its nodejs is 18; npm only warns, EBADENGINE), and these tests pass there with it.
 """
 
 from __future__ import annotations

@@ -296,6 +296,37 @@ def test_install_starts_the_daemon_on_its_embedded_defaults_and_a_payment_captur
     assert not machine.file("/etc/readerhost/stripe-api-key").exists()
 
 
+# Both sockets' first lines: the POS socket's banner, the plain socket's answer to session.hello.
+FIRST_LINES = """
+import json, socket
+def first_line(path, send=b""):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(send)
+    line = s.makefile("rb").readline()
+    s.close()
+    return json.loads(line)
+hello = first_line("/run/readerhost/jsonrpc.sock", b'{"jsonrpc": "2.0", "id": 7, "method": "session.hello"}\\n')
+banner = first_line("/run/readerhost/api.sock")
+print(json.dumps({"hello": hello, "banner": banner}))
+"""
+
+
+def test_systemd_starts_the_daemon_from_either_socket_and_passes_it_both(machine: Machine) -> None:
+    # Stopped, the daemon is started again by the first connection to the plain JSON-RPC socket:
+    # systemd passes it both sockets by name (FileDescriptorName=), and one daemon answers on both.
+    machine.ok("systemctl", "stop", "readerhostd.service")
+    assert machine.run("systemctl", "is-active", "readerhostd.service").stdout.strip() == "inactive"
+    seen = json.loads(machine.ok("/opt/readerhost/venv/bin/python", "-c", FIRST_LINES))
+    assert seen["hello"]["id"] == 7  # an answer first, not a banner
+    assert seen["hello"]["result"]["protocol"] == seen["banner"]["params"]["protocol"]
+    assert seen["hello"]["result"]["boot_id"] == seen["banner"]["params"]["boot_id"]  # the same daemon
+    assert machine.run("systemctl", "is-active", "readerhostd.service").stdout.strip() == "active"
+    journal = machine.ok("journalctl", "-b", "-u", "readerhostd.service", "-o", "cat")
+    ready = [line for line in journal.splitlines() if " ready on " in line][-1]  # the start after the stop
+    assert "ready on /run/readerhost/api.sock and /run/readerhost/jsonrpc.sock (plain JSON-RPC)" in ready
+
+
 def test_an_upgrade_keeps_the_store_and_restarts_the_daemon(machine: Machine, packages: Packages) -> None:
     captured = machine.payment("list")
     before = machine.invocation()

@@ -285,10 +285,11 @@ def test_the_health_checks_share_the_pace_of_the_daemons_requests_to_stripe(tmp_
             reader_id = daemon.parts.reader.status()["id"]
             looks = count_requests(emulator, "GET", f"^/v1/terminal/readers/{reader_id}$")
             await asyncio.to_thread(wait_until, lambda: looks.fired >= 1, timeout=10, what="a first look")
-            first = time.monotonic()
-            await asyncio.to_thread(wait_until, lambda: looks.fired >= 5, timeout=10, what="five looks")
-            # Asked every 0.01 s, but paced at 4 requests a second: four gaps of at least 0.25 s.
-            assert time.monotonic() - first >= 4 * 0.25 - 0.05
+            # Seen after look n (perhaps late, on a busy machine) but before look n+1: looks n+1 to
+            # n+4 come at least three paced gaps later. Asked every 0.01 s, paced at 4 a second.
+            first, seen = time.monotonic(), looks.fired
+            await asyncio.to_thread(wait_until, lambda: looks.fired >= seen + 4, timeout=10, what="four more looks")
+            assert time.monotonic() - first >= 3 * 0.25 - 0.05
 
     run(scenario())
 
@@ -315,10 +316,10 @@ print(json.dumps(answers))
 def test_a_pos_user_may_list_locations_but_not_register_a_reader(tmp_path: Path) -> None:
     config = f"[api]\nallowed_gids = [{NOBODY}]\n\n{REGISTERING}"
     with daemon_process(tmp_path, config) as daemon:
-        open_to_all(daemon.socket_path)
+        open_to_all(daemon.daemon_socket_path)
         done = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", ASK_AS_POS,
-             str(daemon.socket_path)],
+             str(daemon.daemon_socket_path)],
             capture_output=True, text=True, timeout=30, check=True,
         )  # fmt: skip
         register, locations = json.loads(done.stdout)

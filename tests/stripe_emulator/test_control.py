@@ -223,6 +223,21 @@ def test_search_lag_control(url: str, client: stripe.StripeClient, emulator: Str
     refused(url, "POST", "search_lag", {"seconds": "soon"})
 
 
+def test_search_available_control(url: str, client: stripe.StripeClient) -> None:
+    query: Any = {"query": "metadata['order_id']:'S2'"}
+    assert ok(url, "POST", "search_available", {"available": False}) == {"available": False}
+
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.search(params=query)
+    assert raised.value.http_status == 400
+    assert "search feature unavailable for merchant" in str(raised.value.user_message)
+    assert client.v1.payment_intents.list().data == []  # the list is still there
+
+    assert ok(url, "POST", "search_available", {"available": True}) == {"available": True}
+    assert client.v1.payment_intents.search(params=query).data == []
+    refused(url, "POST", "search_available", {"available": "no"})
+
+
 # -- reset --------------------------------------------------------------------------------------
 
 

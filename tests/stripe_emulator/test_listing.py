@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 import stripe
+from conftest import TEST_KEY
 from support.emulator_fidelity import VISA, api, authorise, body_of, create_intent
 
 from readerhost.sim.stripe_emulator import StripeEmulator
+from readerhost.sim.stripe_emulator.preload import fleet_history
 
 
 def spread(client: stripe.StripeClient, emulator: StripeEmulator, count: int, step_s: int = 100) -> list[str]:
@@ -232,7 +234,7 @@ def test_search_by_status_and_metadata(client: stripe.StripeClient) -> None:
     assert (body_of(found)["object"], body_of(found)["url"]) == ("search_result", "/v1/payment_intents/search")
     assert ids_of(found) == [wanted.id]
     assert found.has_more is False
-    assert found.next_page is None
+    assert found["next_page"] is None  # typed as str by stripe-python; Stripe sends null
 
 
 def test_search_by_created(client: stripe.StripeClient, emulator: StripeEmulator) -> None:
@@ -317,3 +319,85 @@ def test_search_needs_a_query(client: stripe.StripeClient) -> None:
         client.v1.payment_intents.search(params=params)
 
     assert (raised.value.code, raised.value.param) == ("parameter_missing", "query")
+
+
+# -- an account shared by a fleet -------------------------------------------------------------
+
+
+def preload(emulator: StripeEmulator, count: int, span_s: int) -> list[tuple[int, str]]:
+    """`count` PaymentIntents of other kiosks over the last `span_s` s (several a second when `count`
+    exceeds it); (created, id) of each, newest first, as Stripe orders them."""
+    now = int(emulator.clock.timestamp())
+    emulator.preload_payment_intents(fleet_history(count, since=now - span_s, until=now))
+    intents = emulator.payment_intents.intents.values()
+    ordered = sorted(intents, key=lambda intent: (intent.created, intent.seq), reverse=True)
+    return [(intent.created, intent.id) for intent in ordered]
+
+
+def test_list_over_a_preloaded_fleet_pages_in_stripe_order(
+    client: stripe.StripeClient, emulator: StripeEmulator
+) -> None:
+    every = preload(emulator, 900, 300)  # three a second: many share their `created`
+    intents = client.v1.payment_intents
+    low, high = every[600][0], every[200][0]  # created[gte] / created[lt], mid-second
+    window = [intent_id for created, intent_id in every if low <= created < high]
+
+    paged = [intent.id for intent in listed(intents, limit=100, created={"gte": low, "lt": high}).auto_paging_iter()]
+    outside = every[100][1]  # newer than the window: a cursor the filter leaves out still places the page
+    after_outside = listed(intents, limit=7, created={"gte": low, "lt": high}, starting_after=outside)
+    middle = window[len(window) // 2]
+    before_middle = listed(intents, limit=5, created={"gte": low, "lt": high}, ending_before=middle)
+
+    assert paged == window
+    assert (ids_of(after_outside), after_outside.has_more) == (window[:7], True)
+    half = len(window) // 2
+    assert (ids_of(before_middle), before_middle.has_more) == (window[half - 5 : half], True)
+    assert ids_of(listed(intents, limit=3, created=every[0][0])) == [i for c, i in every if c == every[0][0]][:3]
+
+
+def test_search_finds_one_payment_among_a_fleet(client: stripe.StripeClient, emulator: StripeEmulator) -> None:
+    preload(emulator, 20_000, 14 * 86400)
+    intents = client.v1.payment_intents
+    ours = create_intent(client, 1234, metadata={"payment_id": "pay_ours", "terminal_id": "kiosk-1"})
+    emulator.advance_clock(3)  # past the emulator's default lag
+
+    found = search(intents, "metadata['payment_id']:'pay_ours'")
+    counted = search(intents, "metadata['terminal_id']:'kiosk-0007'", limit=3, expand=["total_count"])
+    following = search(intents, "metadata['terminal_id']:'kiosk-0007'", limit=3, page=counted.next_page)
+
+    assert (ids_of(found), found.has_more) == ([ours.id], False)
+    assert found["next_page"] is None  # typed as str by stripe-python; Stripe sends null
+    assert "total_count" not in found  # only when asked for
+    assert counted.has_more
+    assert counted["total_count"] > 3
+    assert set(ids_of(counted)).isdisjoint(ids_of(following))
+    newest_first = [intent.created for intent in [*counted.data, *following.data]]
+    assert newest_first == sorted(newest_first, reverse=True)
+
+
+def test_payment_intent_search_of_the_global_api_pages_through_a_fleet(
+    url: str, client: stripe.StripeClient, emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stripe-python's own `PaymentIntent.search` (the global API, not the client's service): its
+    paging follows `next_page` until `has_more` is false."""
+    preload(emulator, 5_000, 14 * 86400)
+    monkeypatch.setattr(stripe, "api_base", url)  # configures the library, restored after the test
+    monkeypatch.setattr(stripe, "api_key", TEST_KEY)
+    expected = [
+        intent.id
+        for intent in sorted(emulator.payment_intents.intents.values(), key=lambda i: (i.created, i.seq), reverse=True)
+        if intent.metadata.get("terminal_id") == "kiosk-0042"
+    ]
+
+    first = stripe.PaymentIntent.search(query="metadata['terminal_id']:'kiosk-0042'", limit=5)
+    every = [
+        intent.id
+        for intent in stripe.PaymentIntent.search_auto_paging_iter(
+            query="metadata['terminal_id']:'kiosk-0042'", limit=5
+        )
+    ]
+
+    assert first["object"] == "search_result"
+    assert (ids_of(first), first.has_more) == (expected[:5], True)
+    assert every == expected
+    assert len(expected) > 5

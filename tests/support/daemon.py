@@ -21,6 +21,7 @@ from readerhost.daemon.app import BuiltInEmulator, Daemon, StandIns, build
 from readerhost.daemon.config import load_config
 from readerhost.daemon.ui.controller import UiController
 from readerhost.daemon.ui.screens import Screen
+from support.protocol_relay import ProtocolRelay
 
 # The simulated reader waits for `reader.present` unless a test says otherwise.
 DEFAULT_CONFIG = """
@@ -126,17 +127,24 @@ class LogLines:
 @dataclass
 class DaemonProcess:
     process: subprocess.Popen[str]
-    socket_path: Path
+    socket_path: Path  # the protocol relay's: what every client is told (its traffic is judged)
     log: LogLines
+    daemon_socket_path: Path  # the daemon's own, for tests about the socket or the peer itself
 
 
 @contextlib.contextmanager
-def daemon_process(tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: float = 30.0) -> Iterator[DaemonProcess]:
-    """readerhostd as a real process; yields once it says it is ready. Stopped with SIGTERM."""
+def daemon_process(
+    tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: float = 30.0, wrapper: tuple[str, ...] = ()
+) -> Iterator[DaemonProcess]:
+    """readerhostd as a real process; yields once it says it is ready. Stopped with SIGTERM.
+    `wrapper` is put in front of the command; it must exec the daemon (the SIGTERM goes to its pid).
+
+    Clients reach it through a ProtocolRelay, so that their traffic is checked against
+    docs/protocol/ whoever the client is."""
     env = daemon_env(tmp_path)
     config = write_config(tmp_path, config_text)
     process = subprocess.Popen(
-        [sys.executable, "-m", "readerhost.daemon.app", "--config", str(config)],
+        [*wrapper, sys.executable, "-m", "readerhost.daemon.app", "--config", str(config)],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -146,7 +154,12 @@ def daemon_process(tmp_path: Path, config_text: str = DEFAULT_CONFIG, timeout: f
     log = LogLines(process.stderr)
     try:
         log.until(lambda line: " ready on " in line, timeout)
-        yield DaemonProcess(process, Path(env["READERHOST_SOCKET"]), log)
+        daemon_socket = Path(env["READERHOST_SOCKET"])
+        relay = ProtocolRelay(daemon_socket, tmp_path / f"relay-{process.pid}.sock")  # one per daemon
+        try:
+            yield DaemonProcess(process, relay.path, log, daemon_socket)
+        finally:
+            relay.close()
     finally:
         if process.poll() is None:
             process.terminate()

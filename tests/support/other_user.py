@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 NOBODY = 65534
+
+
+@contextlib.contextmanager
+def shared_folder(owner: int | None = None) -> Iterator[Path]:
+    """A folder every user may pass through (owned by `owner`, if given), removed after. Not under
+    pytest's tmp_path: any pytest that starts on this machine sets its root back to 0700, which would
+    shut another user out in the middle of a test."""
+    folder = Path(tempfile.mkdtemp(prefix="rh-users-"))
+    try:
+        folder.chmod(0o711)
+        if owner is not None:
+            os.chown(folder, owner, owner)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_to_all(path: Path) -> None:

@@ -209,3 +209,14 @@ def tap_line_clients(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
 
     monkeypatch.setattr(LineClient, "send_raw", tapped_send_raw)
     monkeypatch.setattr(LineClient, "receive", tapped_receive)
+
+
+def tap_relays(monkeypatch: pytest.MonkeyPatch, traffic: Traffic) -> None:
+    """Record what every ProtocolRelay hears into `traffic`: the lines between any client and a
+    daemon that runs as its own process (support.daemon.daemon_process)."""
+    from support.protocol_relay import ProtocolRelay
+
+    def heard(self: ProtocolRelay, exchange: Exchange) -> None:
+        traffic.exchanges.append(exchange)
+
+    monkeypatch.setattr(ProtocolRelay, "hear", heard)

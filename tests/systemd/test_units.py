@@ -197,15 +197,17 @@ def test_the_unit_verifies(unit: str, tmp_path: Path) -> None:
 
 @needs_systemd_analyze
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_is_hardened_to_2_0_or_better(service: str, tmp_path: Path) -> None:
+def test_the_service_is_hardened_to_1_5_or_better(service: str, tmp_path: Path) -> None:
     copy = checkout_copies(tmp_path / "units")[service]
-    result = run_analyze("security", "--offline=true", "--threshold=20", str(copy), unit_path=tmp_path / "units")
+    result = run_analyze("security", "--offline=true", "--threshold=15", str(copy), unit_path=tmp_path / "units")
     output = result.stdout + result.stderr
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", output)
     assert found, f"no exposure level in:\n{output}"
     exposed = "\n".join(line for line in output.splitlines() if line.startswith("✗"))
-    assert result.returncode == 0, f"{service}: exposure {found[1]} {found[2]}, above 2.0; exposed:\n{exposed}"
-    assert float(found[1]) <= 2.0, f"{service}: exposure {found[1]} {found[2]}"
+    assert result.returncode == 0, f"{service}: exposure {found[1]} {found[2]}, above 1.5; exposed:\n{exposed}"
+    assert float(found[1]) <= 1.5, f"{service}: exposure {found[1]} {found[2]}"
+    if service == "readerhostd.service":  # the figure its comment and docs/operations.md give
+        assert f"rates this unit {found[1]}" in (UNITS_DIR / service).read_text()
 
 
 # -- what the units promise the daemon and the Pi ---------------------------------------------------
@@ -265,17 +267,19 @@ def test_the_units_agree_with_the_daemon_and_the_installer() -> None:
         "char-spi rw",
     }  # fmt: skip
 
-    # Settings that would break a Pi kiosk, each for its reason.
+    # Settings that would break a Pi kiosk, each for its reason (tests/systemd/test_sandbox.py runs them).
     breaks = {
         "PrivateDevices": "hides the ttys, gpiochips and I²C/SPI buses",
-        "ProcSubset": "Pi libraries read the board revision from /proc",
-        "PrivateUsers": "the hardware groups would not be mapped",
+        "ProcSubset": "gpiozero reads the board revision from /proc/device-tree or /proc/cpuinfo",
+        "PrivateUsers": "a POS user's uid and groups would read as nobody: every POS user refused",
         "IPAddressDeny": "Stripe is on the internet",
-        "ProtectProc": "the daemon reads a POS peer's groups from /proc/<pid>/status",
     }
     for key, reason in breaks.items():
         assert f"Service.{key}" not in service, f"readerhostd.service must not set {key}=: {reason}"
-    assert service["Service.RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_BLUETOOTH"]
+    # A POS peer's groups come from its socket (SO_PEERGROUPS), so other users' processes may be hidden.
+    assert service["Service.ProtectProc"] == ["invisible"]
+    # BLE readers go through BlueZ over D-Bus (AF_UNIX): no Bluetooth sockets of the daemon's own.
+    assert service["Service.RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
     assert service["Service.CapabilityBoundingSet"] == [""]
     assert service["Service.MemoryDenyWriteExecute"] == ["yes"]
 
