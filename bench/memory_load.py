@@ -174,9 +174,11 @@ def run(quick: bool) -> Result:
         "idempotency key it had sent, a few hundred bytes per payment for the life of the process; it forgets "
         "each once its operation is settled.",
         "What still grows here is not Python objects (under tracemalloc their total stays flat through such a "
-        "load): it is glibc's heaps, the main arena and one per worker thread, keeping the high-water mark and "
-        "the fragmentation left by large short-lived answers (`payment.list` pages of 100 payments, pages of "
-        "PaymentIntents); `malloc_trim(0)` called in the daemon (with gdb) returned about half of it.",
+        "load): it is glibc's heaps, the main arena and one more per worker thread that the load keeps busy "
+        "at once, holding the fragments left by large short-lived answers (`payment.list` pages of 100 "
+        "payments, pages of PaymentIntents), and SQLite's page cache (up to 2 MB) filling as the store grows. "
+        "The daemon gives whole free pages back every 10 s (`malloc_trim`, daemon/heap.py): without it the "
+        "same load left about 3 MB more.",
     ]
     if tracebacks:
         notes.append(f"the daemon logged {tracebacks} traceback line(s) during the load")
