@@ -229,21 +229,26 @@ class StripeGateway:
         return views if failed is None else failed
 
     def each_intent(
-        self, *, created_gte: int, created_lt: int, visit: Callable[[IntentView], None], page_size: int = 100
+        self,
+        *,
+        created_gte: int,
+        created_lt: int,
+        visit: Callable[[IntentView], None],
+        page_size: int = 100,
+        charges: bool = True,
     ) -> Unknown | Refused | None:
         """`visit` each PaymentIntent created in [created_gte, created_lt) once, newest first, a page at a
         time; None once all were visited, or why the list could not be read (some may have been visited).
 
         Only one page of Stripe's objects is held at a time: a window of thousands of PaymentIntents
-        costs the caller what it keeps of them, not the whole list.
+        costs the caller what it keeps of them, not the whole list. Without `charges` the latest charge
+        is not expanded (no card, receipt or capture deadline in the views): a third of the answer.
         """
         import stripe
 
-        params: PaymentIntentListParams = {
-            "created": {"gte": created_gte, "lt": created_lt},
-            "limit": page_size,
-            "expand": ["data.latest_charge"],
-        }
+        params: PaymentIntentListParams = {"created": {"gte": created_gte, "lt": created_lt}, "limit": page_size}
+        if charges:
+            params["expand"] = ["data.latest_charge"]
         seen: set[str] = set()
         try:
             for intent in self._intents.list(params).auto_paging_iter():

@@ -93,7 +93,13 @@ class Gateway(Protocol):
     ) -> list[IntentView] | Unknown | Refused: ...
 
     def each_intent(
-        self, *, created_gte: int, created_lt: int, visit: Callable[[IntentView], None], page_size: int = ...
+        self,
+        *,
+        created_gte: int,
+        created_lt: int,
+        visit: Callable[[IntentView], None],
+        page_size: int = ...,
+        charges: bool = ...,
     ) -> Unknown | Refused | None: ...
 
     def list_recent_intents(self, *, window_s: int, max_pages: int) -> list[IntentView] | Unknown | Refused: ...

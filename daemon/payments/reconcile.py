@@ -26,7 +26,7 @@ from readerhost.daemon.journal import MessageId
 from .autopilot import Autopilot, Trigger
 from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, Unattended, rfc3339
 from .operations import Gateway
-from .outcomes import IntentView
+from .outcomes import IntentView, Succeeded
 from .service import PaymentService
 from .store import Store
 
@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 7 * 86400  # longer than any card-present authorisation lives
 DEADLINE_WARNING_S = 24 * 3600
-# PaymentIntents per page of Stripe's list. A page of them, each with its expanded charge, is
-# thousands of stripe-python objects, built in a worker thread whose malloc arena keeps the
-# high-water mark: a smaller page keeps the daemon smaller, for a few more requests a day.
-PAGE_SIZE = 25
 IN_PROGRESS = (
     State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION, State.PROCESSING, State.QUEUED_OFFLINE,
 )  # fmt: skip
@@ -118,8 +114,9 @@ class Reconciler:
             raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
         start = int(since if since is not None else now - DEFAULT_WINDOW_S)
         end = int(until if until is not None else now) + 1
-        # The window may hold thousands of PaymentIntents (a POS may ask for months): keep only what is
-        # judged (ours still authorised) and the orders ours paid, never the whole list.
+        # The window may hold thousands of PaymentIntents (a POS may ask for months): list them without
+        # their charges (a third of the answer, and of the objects built from it), and keep only what
+        # is judged (ours still authorised) and the orders ours paid, never the whole list.
         authorised: list[IntentView] = []
         paid_orders: set[str | None] = set()
         checked = 0
@@ -135,11 +132,12 @@ class Reconciler:
                 paid_orders.add(intent.metadata.get("order_id"))
 
         failed = await asyncio.to_thread(
-            self._gateway.each_intent, created_gte=start, created_lt=end, visit=note, page_size=PAGE_SIZE
+            self._gateway.each_intent, created_gte=start, created_lt=end, visit=note, charges=False
         )
         if failed is not None:
             message = f"cannot list PaymentIntents: {failed.message}"
             raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
+        authorised = await self._with_charges(authorised, paid_orders)
         report = Report(dry_run=dry_run, checked=checked, unattended=autopilot.settings.policy if autopilot else None)
         completed = set(completed_order_ids)
         for intent in authorised:
@@ -176,6 +174,22 @@ class Reconciler:
                 if not dry_run:
                     await self._cancel(report, finding, payment)
         return report
+
+    async def _with_charges(self, listed: list[IntentView], paid_orders: set[str | None]) -> list[IntentView]:
+        """The listed authorisations read again with their charge (the capture deadline), all before any
+        is judged; one captured meanwhile counts as its order's payment. A few a day, where expanding
+        every charge of the window would be thousands."""
+        read: list[IntentView] = []
+        for intent in listed:
+            outcome = await asyncio.to_thread(self._gateway.retrieve_intent, intent.id)
+            if not isinstance(outcome, Succeeded):
+                message = f"cannot read {intent.id} again: {type(outcome).__name__}"
+                raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
+            if outcome.intent.status == "requires_capture":
+                read.append(outcome.intent)
+            elif outcome.intent.status == "succeeded":
+                paid_orders.add(outcome.intent.metadata.get("order_id"))
+        return read
 
     def _paid_otherwise(self, finding: Finding, paid_orders: set[str | None]) -> str | None:
         """Why the finding's order is paid without this authorisation, if it is: closed as paid another
