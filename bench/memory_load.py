@@ -170,7 +170,7 @@ def run(quick: bool) -> Result:
         f"Target: RSS after the load ≤ idle + {TARGET_MB:g} MB — {'met' if met else 'not met'} ({growth:+.1f} MB).",
         "What grew before (issue 21): each `reconcile.run` held every PaymentIntent of its window at once, in a "
         "worker thread's malloc arena, so each run over a growing account raised the arena's high-water mark; it "
-        "now reads pages of 25 and keeps only what it judges (docs/payments.md). The payment queue kept every "
+        "now reads pages without the charges and keeps only what it judges (docs/payments.md). The queue kept every "
         "idempotency key it had sent, a few hundred bytes per payment for the life of the process; it forgets "
         "each once its operation is settled.",
         "What still grows here is not Python objects (under tracemalloc their total stays flat through such a "
