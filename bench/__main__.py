@@ -29,6 +29,7 @@ MODULES = (
     "api_latency",
     "durability",
     "memory",
+    "memory_load",
     "startup",
     "idle",
     "queue_drain",

@@ -53,6 +53,7 @@ from .config import (
     resolve_store_path,
 )
 from .display_text import DisplayText
+from .heap import trim_periodically
 from .journal import MessageId, configure_logging
 from .metrics import MetricsSettings, MetricsTextfile, exposition, families
 from .payments.autopilot import Autopilot, AutopilotSettings
@@ -439,6 +440,8 @@ class Daemon:
             teardown.push("the metrics file", parts.metrics.close)
         autopilot_task = asyncio.create_task(parts.autopilot.run())
         teardown.push("the autopilot", lambda: _stop_task(autopilot_task))
+        trim_task = asyncio.create_task(trim_periodically())
+        teardown.push("the heap trimming", lambda: _stop_task(trim_task))
         await self._serve()
         self._tell_systemd(worker_task)
 

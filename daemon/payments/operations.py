@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -91,6 +91,16 @@ class Gateway(Protocol):
     def list_intents(
         self, *, created_gte: int, created_lt: int, page_size: int = ...
     ) -> list[IntentView] | Unknown | Refused: ...
+
+    def each_intent(
+        self,
+        *,
+        created_gte: int,
+        created_lt: int,
+        visit: Callable[[IntentView], None],
+        page_size: int = ...,
+        charges: bool = ...,
+    ) -> Unknown | Refused | None: ...
 
     def list_recent_intents(self, *, window_s: int, max_pages: int) -> list[IntentView] | Unknown | Refused: ...
 

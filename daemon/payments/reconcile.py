@@ -26,7 +26,7 @@ from readerhost.daemon.journal import MessageId
 from .autopilot import Autopilot, Trigger
 from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, Unattended, rfc3339
 from .operations import Gateway
-from .outcomes import IntentView
+from .outcomes import IntentView, Succeeded
 from .service import PaymentService
 from .store import Store
 
@@ -114,17 +114,33 @@ class Reconciler:
             raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
         start = int(since if since is not None else now - DEFAULT_WINDOW_S)
         end = int(until if until is not None else now) + 1
-        listed = await asyncio.to_thread(self._gateway.list_intents, created_gte=start, created_lt=end)
-        if not isinstance(listed, list):
-            message = f"cannot list PaymentIntents: {listed.message}"
+        # The window may hold thousands of PaymentIntents (a POS may ask for months): list them without
+        # their charges (a third of the answer, and of the objects built from it), and keep only what
+        # is judged (ours still authorised) and the orders ours paid, never the whole list.
+        authorised: list[IntentView] = []
+        paid_orders: set[str | None] = set()
+        checked = 0
+
+        def note(intent: IntentView) -> None:
+            nonlocal checked
+            if intent.metadata.get("terminal_id") != self._terminal_id:
+                return
+            checked += 1
+            if intent.status == "requires_capture":
+                authorised.append(intent)
+            elif intent.status == "succeeded":
+                paid_orders.add(intent.metadata.get("order_id"))
+
+        failed = await asyncio.to_thread(
+            self._gateway.each_intent, created_gte=start, created_lt=end, visit=note, charges=False
+        )
+        if failed is not None:
+            message = f"cannot list PaymentIntents: {failed.message}"
             raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
-        ours = [i for i in listed if i.metadata.get("terminal_id") == self._terminal_id]
-        report = Report(dry_run=dry_run, checked=len(ours), unattended=autopilot.settings.policy if autopilot else None)
+        authorised = await self._with_charges(authorised, paid_orders)
+        report = Report(dry_run=dry_run, checked=checked, unattended=autopilot.settings.policy if autopilot else None)
         completed = set(completed_order_ids)
-        paid_orders = {i.metadata.get("order_id") for i in ours if i.status == "succeeded"}
-        for intent in ours:
-            if intent.status != "requires_capture":
-                continue
+        for intent in authorised:
             payment = self._payment_of(intent)
             finding = _finding(intent, payment)
             if intent.capture_before is not None and intent.capture_before - now < DEADLINE_WARNING_S:
@@ -158,6 +174,22 @@ class Reconciler:
                 if not dry_run:
                     await self._cancel(report, finding, payment)
         return report
+
+    async def _with_charges(self, listed: list[IntentView], paid_orders: set[str | None]) -> list[IntentView]:
+        """The listed authorisations read again with their charge (the capture deadline), all before any
+        is judged; one captured meanwhile counts as its order's payment. A few a day, where expanding
+        every charge of the window would be thousands."""
+        read: list[IntentView] = []
+        for intent in listed:
+            outcome = await asyncio.to_thread(self._gateway.retrieve_intent, intent.id)
+            if not isinstance(outcome, Succeeded):
+                message = f"cannot read {intent.id} again: {type(outcome).__name__}"
+                raise RequestRefused(Reason.STRIPE_UNAVAILABLE, message, retryable=True)
+            if outcome.intent.status == "requires_capture":
+                read.append(outcome.intent)
+            elif outcome.intent.status == "succeeded":
+                paid_orders.add(outcome.intent.metadata.get("order_id"))
+        return read
 
     def _paid_otherwise(self, finding: Finding, paid_orders: set[str | None]) -> str | None:
         """Why the finding's order is paid without this authorisation, if it is: closed as paid another

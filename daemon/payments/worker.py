@@ -288,6 +288,7 @@ class Worker:
         )
         with self._store.transaction():
             self._store.save_operation(fresh)  # the new key is durable before it is used
+        self._first_sent.pop(current.idempotency_key, None)
         return fresh
 
     def _carry_abandoned(self, op: Operation, truth: Outcome, now: float) -> Operation | None:
@@ -344,6 +345,7 @@ class Worker:
         assert self._settle is not None
         self._inconclusive_looks.pop(op.op_id, None)
         self._settle(op, outcome)
+        self._first_sent.pop(op.idempotency_key, None)  # a settled operation's key is never sent again
 
     def _reschedule(
         self,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EmulatorHandle, make_client
 from support.payments_core import Core, run, running_core
 
 from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.outcomes import IntentView
 from readerhost.daemon.payments.reconcile import Reconciler
 
 
@@ -130,5 +134,62 @@ def test_stripe_unreachable_is_a_clear_refusal(stripe_emulator: EmulatorHandle, 
             with pytest.raises(RequestRefused) as refused:
                 await reconciler(core).run()
             assert refused.value.reason == "STRIPE_UNAVAILABLE"
+
+    run(scenario())
+
+
+class CountingGateway:
+    """The real gateway, counting how many IntentViews are alive whenever it hands one (or a list) out."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+        self.most_alive = 0
+        self._handed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gateway, name)
+
+    def _count(self) -> None:
+        alive = sum(1 for o in gc.get_objects() if isinstance(o, IntentView))
+        self.most_alive = max(self.most_alive, alive)
+
+    def list_intents(self, **params: Any) -> Any:
+        listed = self._gateway.list_intents(**params)
+        self._count()
+        return listed
+
+    def each_intent(self, *, visit: Callable[[IntentView], None], **params: Any) -> Any:
+        def counted(view: IntentView) -> None:
+            visit(view)
+            self._handed += 1
+            if self._handed % 50 == 0:
+                self._count()
+
+        return self._gateway.each_intent(visit=counted, **params)
+
+
+def test_a_window_of_many_payment_intents_is_read_a_page_at_a_time(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """A reconcile over months of a busy account holds what it judges, not every PaymentIntent listed:
+    the daemon's memory must not grow with the account (issue 21: a fuzzer's reconcile.run calls grew it)."""
+    from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
+
+    others = 450
+    client = make_client(stripe_emulator.url)
+    for number in range(others):  # other terminals' checkouts, never confirmed: one request each
+        client.v1.payment_intents.create(
+            params={"amount": 500 + number, "currency": "usd", "metadata": {"terminal_id": "kiosk-2"}}
+        )
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            abandoned = await authorised(core, "M-1")
+            gateway = CountingGateway(StripeGateway(GatewaySettings(api_key="sk_test_r", api_base=core.emulator.url)))
+            report = await Reconciler(core.store, gateway, core.service, "kiosk-1", grace_s=0).run(since=0)
+            assert report.checked == 1
+            assert [f.payment_id for f in report.to_cancel] == [abandoned]
+            # At most a page (100) of them at once, never the 451 listed.
+            assert 0 < gateway.most_alive <= 100, gateway.most_alive
 
     run(scenario())
