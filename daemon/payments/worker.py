@@ -280,6 +280,13 @@ class Worker:
             return None  # settled or dropped while Stripe was asked
         if current.params.get(ABANDONED):
             return self._carry_abandoned(current, truth, now)
+        if not current.needs_truth:
+            # Asked only because the key may be forgotten (over a day old, or of unknown age after
+            # the wall clock stepped back). Under its own key Stripe replays, or answers 409 while
+            # a request with it still runs; forgotten, the key is as new to Stripe as a fresh one.
+            # A new key would make the operation twice if that request is still running and
+            # completes (docs/model.md, Findings). Only a key that can never succeed is replaced.
+            return current
         fresh = current.but(
             idempotency_key=next_generation(current.idempotency_key),
             key_first_sent_at=None,

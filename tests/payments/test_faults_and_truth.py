@@ -6,6 +6,7 @@ worker: its backoff, its idempotency keys and its "learn the truth first" path a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,10 @@ def test_a_key_in_flight_answers_409_and_the_first_request_wins(
     run(scenario())
 
 
-def test_an_expired_key_is_never_reused_blindly(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_an_expired_key_is_never_reused_blindly(
+    stripe_emulator: EmulatorHandle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="readerhost.daemon.payments.worker")
     offset = [0.0]
 
     def clock() -> float:
@@ -114,7 +118,11 @@ def test_an_expired_key_is_never_reused_blindly(stripe_emulator: EmulatorHandle,
             await core.until_state(payment.payment_id, State.CAPTURED)
             captures = core.journal("payment_intent.capture")
             assert len(captures) == 1
-            assert captures[0].idempotency_key.endswith(":r2")
+            # The truth first (requires_capture: not applied), then the capture under its own key:
+            # forgotten, it is new to Stripe; were it not, a request still running with it would
+            # be answered 409 rather than made twice.
+            assert captures[0].idempotency_key == f"{payment.payment_id}:capture"
+            assert any("learned the truth for capture" in r.getMessage() for r in caplog.records)
 
     run(scenario())
 

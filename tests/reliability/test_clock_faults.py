@@ -149,6 +149,37 @@ def test_a_payment_created_while_the_wall_clock_was_days_behind_keeps_its_one_pa
     run(second_life())
 
 
+def test_a_wall_clock_stepping_back_while_a_create_is_still_running_makes_no_second_payment_intent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """Found by the model (docs/model.md, Findings): the create's answer times out while Stripe is
+    still making it (its retries meet 409), and NTP steps the wall clock back a minute. The key then
+    looks older than its first send, so its age is unknown and the worker learns the truth: nothing
+    yet. Sent again under a new key, the order would get a second PaymentIntent once the first one
+    completes; under its own key Stripe answers 409 until then, and replays it after."""
+    clock = JumpingClock()
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db", clock=clock, read_timeout_s=0.5) as core:
+            running = stripe_emulator.emulator.add_fault(
+                {"method": "POST", "path": r"^/v1/payment_intents$", "action": "delay_during", "seconds": 3, "times": 1}
+            )
+            payment = await core.service.start({"order_id": "J-6", "amount": 1000, "currency": "usd"})
+            await core.until(lambda: running.fired >= 1, what="the create to reach Stripe and be held there")
+            (create,) = core.store.operations_of(payment.payment_id)
+            clock.offset -= 60  # NTP corrects a clock that ran a minute ahead
+            await core.until_state(payment.payment_id, State.COLLECTING, timeout=15.0)
+            await core.until(
+                lambda: any(e.idempotency_key == create.idempotency_key for e in core.journal("payment_intent.create")),
+                what="the first create to complete at Stripe",
+            )
+            made = core.journal("payment_intent.create")
+            assert [e.idempotency_key for e in made] == [create.idempotency_key]
+            assert core.payment(payment.payment_id).payment_intent == made[0].object
+
+    run(scenario())
+
+
 async def started_with_its_create_answer_lost(core: Core, order_id: str) -> str:
     """A payment whose create Stripe applied but whose answer was lost; after it, nothing gets through."""
     emulator = core.emulator.emulator
