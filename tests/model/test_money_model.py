@@ -31,14 +31,16 @@ PROOFS = {
     "declines": ["-DSLOWS=0", "-DERRORS=0", "-DDAYS=0", "-DGIVE_UPS=0"],  # + a decline (card or increment)
 }
 
-# Each mutant, and the property SPIN must find broken.
+# Each mutant, the property SPIN must find broken, and the faults it runs with: all of them, or none
+# for a mistake that needs no fault to show (SPIN's search then reaches it sooner).
+NO_FAULTS = [f"-D{budget}=0" for budget in ("CRASHES", "LOSSES", "SLOWS", "ERRORS", "DAYS", "DECLINES", "GIVE_UPS")]
 MUTANTS = {
-    "M_SEND_BEFORE_KEY": "one_payment_intent_per_attempt",
-    "M_NEW_KEY_NO_TRUTH": "one_payment_intent_per_attempt",
-    "M_TELL_BEFORE_COMMIT": "told_state_is_committed",
-    "M_RETRY_CREATE_NEW_PI": "one_payment_intent_per_attempt",
-    "M_SECOND_LIVE_ATTEMPT": "at_most_one_successful_attempt",
-    "M_REFUND_AUTHORISED": "never_more_refunded_than_captured",
+    "M_SEND_BEFORE_KEY": ("one_payment_intent_per_attempt", []),
+    "M_NEW_KEY_NO_TRUTH": ("one_payment_intent_per_attempt", []),
+    "M_TELL_BEFORE_COMMIT": ("told_state_is_committed", []),
+    "M_RETRY_CREATE_NEW_PI": ("one_payment_intent_per_attempt", []),
+    "M_SECOND_LIVE_ATTEMPT": ("at_most_one_successful_attempt", NO_FAULTS),
+    "M_REFUND_AUTHORISED": ("never_more_refunded_than_captured", NO_FAULTS),
 }
 
 
@@ -60,19 +62,22 @@ class Verification:
         return self.figure(r"(\d+) states, stored")
 
 
-def verify(folder: Path, defines: list[str]) -> Verification:
+def verify(folder: Path, defines: list[str], optimise: bool = False) -> Verification:
     """spin -a writes pan.c into its working directory: build and run the verifier in `folder`."""
     shutil.copy(MODEL, folder / MODEL.name)
     subprocess.run(["spin", *defines, "-a", MODEL.name], cwd=folder, check=True, capture_output=True)
-    # SAFETY: assertions and end states (the properties are assertions); COLLAPSE: lossless
-    # compression of the stored states (never BITSTATE: that would be a sample, not a proof).
+    # -O2 takes 10 s to compile pan.c and halves the search: worth it for millions of states only.
+    # SAFETY: assertions and end states (the properties are assertions); COLLAPSE: lossless compression
+    # of the stored states (never BITSTATE: that would be a sample, not a proof).
     subprocess.run(
-        ["gcc", "-O2", "-w", "-DSAFETY", "-DCOLLAPSE", "-DMEMLIM=3072", "-o", "pan", "pan.c"],
+        ["gcc", "-O2" if optimise else "-O0", "-w", "-DSAFETY", "-DCOLLAPSE", "-DMEMLIM=3072", "-o", "pan", "pan.c"],
         cwd=folder,
         check=True,
         capture_output=True,
     )
-    run = subprocess.run(["nice", "-n", "5", "./pan", "-m10000", "-w24"], cwd=folder, capture_output=True, text=True)
+    run = subprocess.run(
+        ["nice", "-n", "5", "./pan", "-m10000", "-w24"], check=False, cwd=folder, capture_output=True, text=True
+    )
     return Verification(run.stdout + run.stderr)
 
 
@@ -80,7 +85,7 @@ def verify(folder: Path, defines: list[str]) -> Verification:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", sorted(PROOFS))
 def test_the_model_verifies_over_its_whole_state_space(tmp_path: Path, name: str) -> None:
-    result = verify(tmp_path, PROOFS[name])
+    result = verify(tmp_path, PROOFS[name], optimise=name == "forgotten_keys")
     assert result.errors == 0, result.output
     # Exhaustive within the bounds: nothing cut off by memory, depth or an error.
     assert "Search not completed" not in result.output, result.output
@@ -92,7 +97,9 @@ def test_the_model_verifies_over_its_whole_state_space(tmp_path: Path, name: str
 
 @needs_spin
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="a known gap of the code, docs/model.md#findings: fix the worker, then the model")
+@pytest.mark.xfail(
+    strict=True, reason="a known gap of the code, docs/model.md#findings: fix the worker, then the model"
+)
 def test_a_wall_clock_stepping_back_while_a_request_executes_makes_no_second_payment_intent(tmp_path: Path) -> None:
     """Worker._key_may_be_gone takes a key first sent "in the future" as possibly forgotten, even when
     its request is still executing at Stripe: the truth then finds nothing and a new key is sent."""
@@ -104,7 +111,8 @@ def test_a_wall_clock_stepping_back_while_a_request_executes_makes_no_second_pay
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_every_mutant_is_rejected_with_a_trail_that_replays(tmp_path: Path, mutant: str) -> None:
-    defines = [f"-D{mutant}"]
+    broken, faults = MUTANTS[mutant]
+    defines = [f"-D{mutant}", *faults]
     result = verify(tmp_path, defines)
     assert result.errors > 0, result.output
     trail = tmp_path / f"{MODEL.name}.trail"
@@ -113,7 +121,7 @@ def test_every_mutant_is_rejected_with_a_trail_that_replays(tmp_path: Path, muta
         ["spin", *defines, "-t", MODEL.name], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     replayed = replay.stdout + replay.stderr
-    assert f"PROPERTY VIOLATED: {MUTANTS[mutant]}" in replayed, replayed
+    assert f"PROPERTY VIOLATED: {broken}" in replayed, replayed
     assert "assertion violated" in replayed, replayed
 
 
@@ -139,7 +147,7 @@ def test_the_table_maps_model_steps_to_code() -> None:
     assert all(functions for _, _, functions in rows), [step for step, _, functions in rows if not functions]
 
 
-@pytest.mark.parametrize("step, in_model, functions", table_rows(), ids=lambda value: str(value)[:40])
+@pytest.mark.parametrize(("step", "in_model", "functions"), table_rows(), ids=lambda value: str(value)[:40])
 def test_every_step_of_the_table_is_in_the_model_and_its_functions_exist(
     step: str, in_model: str, functions: list[tuple[str, str]]
 ) -> None:
