@@ -131,7 +131,7 @@ byte wgen;              /* the key it sent it under */
 bit wwaiting;           /* sent, waiting for the answer */
 byte tell_p = NONE;     /* committed, not yet told: payment and state */
 byte tell_s;
-bit telling_refund;
+byte tell_refund;        /* committed, not yet told: the refund's state (R_NONE: nothing) */
 bit processing[NP];     /* a reader's confirm is running (service._processing) */
 byte asks[NP];          /* asks to the reader to confirm, this run */
 byte boots;
@@ -157,7 +157,7 @@ byte asked_capture[NP]; /* the capture the POS was told is queued */
 bit canceled_by_pos[NP];
 byte crashes, losses, slows, errors, days, declines, give_ups, clock_backs;
 
-#define IDLE (tell_p == NONE && !telling_refund)   /* nothing committed waits to be told */
+#define IDLE (tell_p == NONE && tell_refund == R_NONE)   /* nothing committed waits to be told */
 #define MAY_START (attempts_made == 0 -> 1 : over(st[attempts_made - 1]))
 #ifdef M_SECOND_LIVE_ATTEMPT
 #undef MAY_START
@@ -315,7 +315,7 @@ inline settle(o, a, i) {
         fi;
         ost[o] = O_DONE;
 #ifndef M_TELL_BEFORE_COMMIT
-        telling_refund = 1
+        tell_refund = refund_state
 #endif
     fi
     fi;
@@ -454,9 +454,9 @@ active proctype money() {
         PROPERTY(told_state_is_committed, st[tell_p] == tell_s);
         tell_p = NONE; tell_s = 0;
         CLEAR }
-    :: atomic { tell_p == NONE && telling_refund ->
-        PROPERTY(told_refund_is_committed, refund_state != R_NONE);
-        telling_refund = 0;
+    :: atomic { tell_p == NONE && tell_refund != R_NONE ->
+        PROPERTY(told_refund_is_committed, refund_state == tell_refund);
+        tell_refund = R_NONE;
         CLEAR }
 
     /* ---- the POS ---- */
@@ -506,7 +506,7 @@ active proctype money() {
         printf("MSC: pos payment.refund %d amount %d\n", p, refund_amount);
         refund_state = R_PENDING;
         add_op(OP(p, K_REFUND), 0);
-        telling_refund = 1;
+        tell_refund = R_PENDING;
         CLEAR }
     :: atomic { IDLE && (st[0] == DECLINED || st[1] == DECLINED) ->        /* payment.collect_again */
         if :: st[0] == DECLINED -> p = 0 :: st[1] == DECLINED -> p = 1 fi;
@@ -680,7 +680,7 @@ active proctype money() {
     :: atomic { crashes < CRASHES ->
         crashes++; boots++;
         printf("MSC: CRASH (SIGKILL) and restart\n");
-        wop = NONE; wwaiting = 0; wgen = 0; tell_p = NONE; tell_s = 0; telling_refund = 0;
+        wop = NONE; wwaiting = 0; wgen = 0; tell_p = NONE; tell_s = 0; tell_refund = R_NONE;
         processing[0] = 0; processing[1] = 0; asks[0] = 0; asks[1] = 0;
         recover();
         check_store();
