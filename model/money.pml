@@ -20,6 +20,8 @@
  *   M_RETRY_CREATE_NEW_PI  a create that timed out is retried as a new PaymentIntent (a new key)
  *   M_SECOND_LIVE_ATTEMPT  payment.start makes a new attempt while the order's latest is live
  *   M_REFUND_AUTHORISED    a refund is checked against the authorised amount, not the captured one
+ *   M_NEW_KEY_AGE_DOUBT    a key doubted only for its age is replaced after the truth (the code
+ *                          before b5a1c78: found by this model, docs/model.md, Findings)
  */
 
 /* ---- bounds (docs/model.md) ---- */
@@ -418,7 +420,13 @@ inline learn_truth(o) {
     :: verdict == 0 && oabandoned[o] && oold[o] -> settle(o, A_WRONG, i)   /* _carry_abandoned: nothing is left */
     :: verdict == 0 && oabandoned[o] && !oold[o] -> otruth[o] = 0           /* carried on under its own key */
     :: verdict == 0 && !oabandoned[o] && ogen[o] == NONE -> osent[o] = 0; otruth[o] = 0; oold[o] = 0  /* (M_SEND_BEFORE_KEY) */
+#ifndef M_NEW_KEY_AGE_DOUBT
+    :: verdict == 0 && !oabandoned[o] && ogen[o] != NONE && !otruth[o] ->
+        oold[o] = 0                          /* only its age was in doubt: sent again under its own key */
+    :: verdict == 0 && !oabandoned[o] && ogen[o] != NONE && otruth[o] ->
+#else
     :: verdict == 0 && !oabandoned[o] && ogen[o] != NONE ->
+#endif
         assert(ogen[o] + 1 < NG);
         ogen[o]++; osent[o] = 0; otruth[o] = 0; oold[o] = 0                  /* the new key is durable first */
     fi
@@ -647,7 +655,8 @@ active proctype money() {
         CLEAR }
 
     /* ---- the wall clock steps back: Worker._key_may_be_gone takes a key first sent "in the future"
-       as possibly forgotten, even while its request is still executing at Stripe ---- */
+       as possibly forgotten, even while its request is still executing at Stripe; the truth is
+       then learned, and the key kept ---- */
     :: atomic { clock_backs < CLOCK_BACKS ->
         clock_backs++;
         printf("MSC: the wall clock steps back\n");
