@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from readerhost.daemon.payments.model import TERMINAL, State
 from reliability.invariants import Violation, check, read_store
@@ -56,7 +57,12 @@ def simulate(seed: int, *, before_check: Callable[[World], None] | None = None) 
     with tempfile.TemporaryDirectory(prefix="readerhost-sim-") as folder, _quiet() as logged:
         world = World(seed, Path(folder))
         problems: list[str] = []
-        world.loop.set_exception_handler(lambda _loop, context: problems.append(str(context.get("message"))))
+
+        def unhandled(_loop: object, context: dict[str, Any]) -> None:
+            if context.get("future") not in world.dead:
+                problems.append(_unhandled(context))
+
+        world.loop.set_exception_handler(unhandled)
         try:
             world.loop.run_until_complete(_play(world))
         except Stalled as stalled:
@@ -80,6 +86,13 @@ def simulate(seed: int, *, before_check: Callable[[World], None] | None = None) 
         virtual_s=world.time.now,
         trace=world.trace,
     )
+
+
+def _unhandled(context: dict[str, Any]) -> str:
+    """An exception nobody awaited, as the loop reports it: its message, the exception, and where."""
+    error = context.get("exception")
+    where = context.get("future") or context.get("handle") or ""
+    return f"{context.get('message')}: {error!r} in {where}"
 
 
 def trace_hash(trace: list[str]) -> str:

@@ -62,6 +62,10 @@ class World:
         self.db = folder / "payments.sqlite3"
         self.lives = 0
         self.life: Life | None = None
+        # The tasks a crash ended. Python 3.11's wait_for can swallow a cancellation, so one may run
+        # on for a step: it meets the closed store (nothing it does can commit, so nothing it does
+        # can be sent or told), and what it raises then is not the living core's.
+        self.dead: set[asyncio.Future[object]] = set()
 
     def true_time(self) -> float:
         """Stripe's clock: never jumps."""
@@ -123,9 +127,10 @@ class World:
         for task in asyncio.all_tasks():
             if task is not current and task not in spare:
                 task.cancel()
+                self.dead.add(task)
+        if self.life is not None:
+            self.life.store.close()  # first: from here on nothing of this life can commit
+            self.life = None
         self.loop.forget_timers()
         sent = self.executor.crash()
         self.note(f"{sent} requests in flight reached Stripe after the crash")
-        if self.life is not None:
-            self.life.store.close()
-            self.life = None
