@@ -29,10 +29,12 @@ class Order:
     then: str  # once authorised: "capture", "partial", "cancel" or "leave"
     cancel_while_collecting: bool
     refunds: int
+    increment_by: int  # > 0: started incremental, and once authorised the hold is raised by this much
     # What has happened to it so far (the POS's own memory: it survives the core's crashes).
     starts: int = 0
     cards: int = 0
     refunds_asked: list[str] = field(default_factory=list)
+    increment_asked: bool = False
     done: bool = False
 
 
@@ -40,15 +42,17 @@ def draw_order(rng: random.Random, number: int) -> Order:
     amount = rng.randrange(100, 9_999)
     if amount % 100 in (1, 2, 3, 5, 55, 60, 65, 75):  # Stripe's declining test amounts: only by choice
         amount += 10
+    automatic = rng.random() < 0.15
     return Order(
         order_id=f"S-{number:03d}",
         amount=amount,
         card=rng.choice(DECLINING) if rng.random() < 0.2 else rng.choice(APPROVING),
-        automatic=rng.random() < 0.15,
+        automatic=automatic,
         on_decline=rng.choice(("again", "again", "cancel")),
         then=rng.choices(("capture", "partial", "cancel", "leave"), weights=(55, 20, 15, 10))[0],
         cancel_while_collecting=rng.random() < 0.05,
         refunds=rng.choices((0, 1, 2), weights=(50, 35, 15))[0],
+        increment_by=rng.randrange(100, 2_000) if not automatic and rng.random() < 0.12 else 0,
     )
 
 
@@ -98,7 +102,10 @@ class Cashier:
                 await self._ask(order, "cancel", payment)
             return
         if state is State.AUTHORIZED:
-            await self._ask(order, order.then, payment)
+            if order.increment_by and not order.increment_asked:
+                await self._increment(order, payment)
+            else:
+                await self._ask(order, order.then, payment)
             return
         if state is State.CAPTURED:
             if len(order.refunds_asked) < order.refunds:
@@ -113,6 +120,8 @@ class Cashier:
         params: dict[str, object] = {"order_id": order.order_id, "amount": order.amount, "currency": "usd"}
         if order.automatic:
             params["capture"] = "automatic"
+        if order.increment_by:
+            params["incremental"] = True
         try:
             payment = await life.service.start(params)
         except RequestRefused as refused:
@@ -169,6 +178,22 @@ class Cashier:
         order.refunds_asked.append(refund_id)
         self.world.record.refund_asked[refund_id] = (payment.payment_id, refund.amount)
         self.world.record.refunds_told.add((refund.refund_id, refund.state.value))
+
+    async def _increment(self, order: Order, payment: Payment) -> None:
+        life = self.world.life
+        assert life is not None
+        order.increment_asked = True
+        amount = payment.authorised_amount + order.increment_by
+        self.world.note(f"{order.order_id}: increment to {amount}")
+        params: dict[str, object] = {
+            "payment_id": payment.payment_id,
+            "increment_id": f"{order.order_id}-I",
+            "amount": amount,
+        }
+        try:
+            self._told(await life.service.increment(params))
+        except (RequestRefused, InvalidRequest) as refused:
+            self.world.note(f"{order.order_id}: increment refused: {refused}")
 
     def _told(self, payment: Payment) -> None:
         self.world.record.told.add((payment.payment_id, payment.state.value))
