@@ -35,6 +35,7 @@ class Order:
     cards: int = 0
     refunds_asked: list[str] = field(default_factory=list)
     increment_asked: bool = False
+    reader_failures: int = 0
     done: bool = False
 
 
@@ -85,10 +86,18 @@ class Cashier:
         if state in (State.CANCELED, State.FAILED) or (state is State.AUTHORIZED and order.then == "leave"):
             order.done = True
             return
+        if state is State.COLLECTING and not life.reader.waiting and payment.error is not None:
+            # The reader failed this collection; the payment waits for the POS (pos-protocol.md).
+            await self._ask(order, "collect_again", payment)
+            return
         if state is State.COLLECTING and life.reader.waiting:
             if order.cancel_while_collecting:
                 order.cancel_while_collecting = False
                 await self._ask(order, "cancel", payment)
+            elif self.rng.random() < 0.05 and order.reader_failures < 2:
+                order.reader_failures += 1
+                self.world.note(f"{order.order_id}: the reader fails")
+                life.reader.fail("READER_UNAVAILABLE", "the reader's link was lost during the collection")
             else:
                 card = order.card if order.cards == 0 else self.rng.choice(APPROVING)
                 order.cards += 1
