@@ -24,7 +24,7 @@ from typing import Any
 
 from readerhost.daemon.payments.model import TERMINAL, State
 from reliability.invariants import Violation, check, read_store
-from reliability.simulation.pos import Cashier, draw_order
+from reliability.simulation.pos import Cashier, Order, draw_order
 from reliability.simulation.scheduler import Stalled
 from reliability.simulation.world import TERMINAL_ID, World
 
@@ -144,7 +144,7 @@ async def _play(world: World) -> None:
     world.crash({main})  # the last kill: only the file is checked
 
 
-def _open_lanes(world: World, orders: list, lanes: int) -> list[asyncio.Task[None]]:  # type: ignore[type-arg]
+def _open_lanes(world: World, orders: list[Order], lanes: int) -> list[asyncio.Task[None]]:
     waiting = [order for order in orders if not order.done]
     return [
         asyncio.create_task(Cashier(world, waiting[lane::lanes]).run()) for lane in range(lanes) if waiting[lane::lanes]
