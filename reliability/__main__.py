@@ -1,5 +1,5 @@
-"""`python -m reliability [--seed N] [--payments N] [--sdk-payments N] [--kills N] [--frames N]
-[--only soak soak-sdk crash fuzz] [--no-write]`
+"""`python -m reliability [--seed N] [--payments N] [--sdk-payments N] [--kills N] [--frames N] [--seeds N]
+[--only soak soak-sdk crash fuzz sim] [--no-write]`
 
 Runs the documented reliability runs from one seed and writes their figures into
 docs/reliability.md (each run between `<!-- reliability:RUN -->` markers), as `python -m bench` does
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the runs' modules load only when their run is asked for
     from reliability.crash import CrashResult
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
-RUNS = ("soak", "soak-sdk", "crash", "fuzz")  # soak-sdk: the soak with a protocol 2 serial reader
+RUNS = ("soak", "soak-sdk", "crash", "fuzz", "sim")  # soak-sdk: the soak with a protocol 2 serial reader
 
 
 def _counts(counter: dict[str, int]) -> str:
@@ -113,6 +113,32 @@ def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:
     return _section("Socket fuzzer", rows, details), result.clean
 
 
+def simulation(seed: int, seeds: int) -> tuple[list[str], bool]:
+    """Seeds seed .. seed + seeds - 1 of the deterministic simulation; a failing seed is printed as it fails."""
+    from reliability.simulation.run import SeedResult, run_seeds
+
+    def failed(outcome: SeedResult) -> None:
+        print(
+            f"seed {outcome.seed} FAILED (replay: python -m reliability --only sim --seed {outcome.seed} --seeds 1 "
+            f"--no-write): {'; '.join([*map(str, outcome.violations), *outcome.problems][:5])}",
+            flush=True,
+        )
+
+    result = run_seeds(seed, seeds, report=failed)
+    rows = [
+        f"| seeds (each a fresh world: orders, faults, crashes, clock jumps) | {result.seeds} (from {seed}) |",
+        f"| payments | {result.payments} |",
+        f"| Stripe requests (through stripe-python to the emulator in-process) | {result.requests} |",
+        f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
+        f"| crashes (the core dropped and rebuilt from its SQLite file) | {result.crashes} |",
+        f"| virtual time simulated; longest seed | {result.virtual_s / 3600:.0f} h; {result.longest_s / 3600:.1f} h |",
+        f"| run time; seeds a second | {result.seconds:.0f} s; {result.per_second:.1f} |",
+        f"| seeds that failed (invariant violations, stalls, unexpected exceptions) | {len(result.failed)} |",
+    ]
+    details = [f"seed {o.seed}: {'; '.join([*map(str, o.violations), *o.problems][:3])}" for o in result.failed]
+    return _section("Deterministic simulation", rows, details), not result.failed
+
+
 def _section(title: str, rows: list[str], details: list[str]) -> list[str]:
     lines = [f"### {title}", "", "| | |", "|---|---|", *rows]
     if details:
@@ -152,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--seeds", type=int, default=1000, help="seeds of the simulation (sim), from --seed on")
     parser.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
     args = parser.parse_args(argv)
@@ -171,8 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines, ok = soak(args.seed, args.sdk_payments, sdk_reader=True)
         elif name == "crash":
             lines, ok = crash(args.seed, args.kills)
-        else:
+        elif name == "fuzz":
             lines, ok = fuzz(args.seed, args.frames)
+        else:
+            lines, ok = simulation(args.seed, args.seeds)
         clean = clean and ok
         print("\n".join(lines), f"\n-- {name}: {time.monotonic() - started:.0f} s\n", flush=True)
         if not args.no_write:

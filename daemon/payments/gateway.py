@@ -77,9 +77,10 @@ class GatewaySettings:
 class StripeGateway:
     """PaymentIntents at Stripe (or at an emulator, with `api_base`), card present only."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, http_client: stripe.HTTPClient | None = None) -> None:
+        """`http_client`: stripe-python's transport; None for its default (a simulation passes its own)."""
         self.settings = settings
-        client = stripe_client(settings)
+        client = stripe_client(settings, http_client)
         self._intents = client.v1.payment_intents
         self._refunds = client.v1.refunds
 
@@ -412,11 +413,12 @@ class StripeGateway:
         return outcome
 
 
-def stripe_client(settings: GatewaySettings) -> stripe.StripeClient:
+def stripe_client(settings: GatewaySettings, http_client: stripe.HTTPClient | None = None) -> stripe.StripeClient:
     """stripe-python configured as the daemon uses it: explicit timeouts and retries, maybe an emulator."""
     import stripe
 
-    http_client = stripe.RequestsClient(timeout=(settings.connect_timeout_s, settings.read_timeout_s))
+    if http_client is None:
+        http_client = stripe.RequestsClient(timeout=(settings.connect_timeout_s, settings.read_timeout_s))
     if settings.api_base is None:
         return stripe.StripeClient(
             settings.api_key, http_client=http_client, max_network_retries=settings.max_network_retries

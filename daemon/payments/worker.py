@@ -76,12 +76,17 @@ class Worker:
         settings: WorkerSettings = WorkerSettings(),
         clock: Callable[[], float] = time.time,
         pacer: Pacer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: random.Random | None = None,
     ) -> None:
+        """`monotonic` and `jitter` are the process's own unless a simulation supplies its clock and seed."""
         self._store = store
         self._gateway = gateway
         self._events = events
         self._settings = settings
         self._clock = clock
+        self._monotonic = monotonic
+        self._jitter = jitter or random.Random()
         # Shared with whatever else asks Stripe on its own (a smart reader's health checks).
         self._pacer = pacer or Pacer(settings.requests_per_second)
         self._settle: Settle | None = None
@@ -137,7 +142,7 @@ class Worker:
             if self.health.state in (StripeState.UNKNOWN, StripeState.UNREACHABLE) and not self._busy:
                 # Nothing in flight would tell us whether Stripe answers (at start) or is back: look
                 # now and then.
-                now = time.monotonic()
+                now = self._monotonic()
                 if now >= self._next_probe_at:
                     self._next_probe_at = now + self._settings.probe_interval_s
                     self._start(self._probe())
@@ -156,7 +161,7 @@ class Worker:
     def _start_due_operations(self) -> float | None:
         """Start what is due; return the seconds until the next operation is due (None: nothing waits)."""
         now = self._clock()
-        paused = self._paused_until - time.monotonic()
+        paused = self._paused_until - self._monotonic()
         waits: list[float] = []
         operations = self._store.next_operations()
         # An attempt committed ahead belongs to an operation first in its payment's line until it is
@@ -192,7 +197,7 @@ class Worker:
             return True
         first = self._first_sent.get(op.idempotency_key)
         if first is not None:
-            age = max(age, time.monotonic() - first)
+            age = max(age, self._monotonic() - first)
         return age > self._settings.key_max_age_s
 
     def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -240,7 +245,7 @@ class Worker:
             )
             with self._store.transaction():
                 self._store.save_operation(op)  # commit the attempt before sending it
-        self._first_sent.setdefault(op.idempotency_key, time.monotonic())
+        self._first_sent.setdefault(op.idempotency_key, self._monotonic())
         logger.debug(
             "sending %s for %s under key %s (attempt %d)", op.kind, op.payment_id, op.idempotency_key, op.attempts
         )
@@ -315,11 +320,11 @@ class Worker:
         self._note_health(outcome)
         now = self._clock()
         if isinstance(outcome, Unknown):
-            if outcome.rate_limited and time.monotonic() >= self._paused_until:
+            if outcome.rate_limited and self._monotonic() >= self._paused_until:
                 # A new burst of 429s: pause the queue, longer each time. The other requests that
                 # were in flight with this one are answered 429 too; they belong to the same burst
                 # and must not double the pause again (they used to stall the queue for 60 s).
-                self._paused_until = time.monotonic() + self._rate_limit_pause
+                self._paused_until = self._monotonic() + self._rate_limit_pause
                 self._rate_limit_pause = min(self._rate_limit_pause * 2, self._settings.backoff_cap_s)
             assert self._hold is not None
             self._hold(op, outcome)
@@ -368,7 +373,7 @@ class Worker:
         at the truth that could not tell it, which send nothing and so count no attempt)."""
         exponent = min(max(op.attempts - 1, 0) + backed_off, 32)  # 2**32 s is past any cap
         delay = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**exponent)
-        delay *= random.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
+        delay *= self._jitter.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
         current = self._store.operation(op.op_id)
         if current is None or current.status != OpStatus.PENDING:
             return  # settled meanwhile (e.g. by the service's hold)

@@ -101,11 +101,13 @@ class StripeEmulator:
         search_lag_s: float = 2.0,
         reader_processing_s: float = 1.0,
         accept_live_keys: bool = False,
+        clock: EmulatorClock | None = None,
     ) -> None:
+        """`clock`: Stripe's time; by default the wall clock (a simulation passes one on its own time)."""
         # An emulated live-mode account: sk_live_ keys are accepted, and what Stripe refuses in live
         # mode is refused (a card-present confirm with a payment method no reader made).
         self._key_prefixes = TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if accept_live_keys else ())
-        self.clock = EmulatorClock()
+        self.clock = clock or EmulatorClock()
         self.timers = Timers()
         self.journal = Journal()
         self.faults = FaultTable()
