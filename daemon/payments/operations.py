@@ -56,6 +56,9 @@ class Kind(enum.StrEnum):
 # An operation's parameter saying its payment ended before Stripe answered it (the customer's wait
 # ran out): it is carried on under its own key only, and a cancel queued behind it ends what it made.
 ABANDONED = "abandoned"
+# An abandoned operation's parameter saying Stripe replayed a saved 5xx for its key: the request
+# under that key ended at Stripe and can never succeed, so nothing of it is still in flight.
+KEY_SPENT = "key_spent"
 
 
 class Gateway(Protocol):

@@ -24,7 +24,7 @@ from readerhost.daemon.journal import MessageId
 from .events import Event, EventHub, Topic
 from .keys import next_generation
 from .model import OpStatus, Payment, StripeState
-from .operations import ABANDONED, Gateway, Verdict, judge, learn_truth, send
+from .operations import ABANDONED, KEY_SPENT, Gateway, Verdict, judge, learn_truth, send
 from .outcomes import KeyConflict, NotFound, Outcome, Refunded, Refused, Succeeded, Unknown, WrongState
 from .pacing import Pacer
 from .store import Operation, Store
@@ -306,8 +306,10 @@ class Worker:
     def _carry_abandoned(self, op: Operation, truth: Outcome, now: float) -> Operation | None:
         """An operation whose payment stopped waiting is never sent under a new key: under its own
         key Stripe replays what it did, or does it now once (a cancel behind it ends that). Only
-        once the key may be gone (a day later: nothing is in flight any more) is the truth final."""
-        if self._key_may_be_gone(op, now):
+        once nothing can be in flight under the key any more -- it may be gone (a day later), or
+        Stripe replayed a saved 5xx for it (the request ended, and can never succeed) -- is the
+        truth final."""
+        if self._key_may_be_gone(op, now) or op.params.get(KEY_SPENT):
             intent = truth.intent if isinstance(truth, Succeeded | WrongState) else None
             self._settle_with(op, WrongState("Stripe holds nothing of this operation", intent))
             return None
@@ -328,7 +330,8 @@ class Worker:
                 self._rate_limit_pause = min(self._rate_limit_pause * 2, self._settings.backoff_cap_s)
             assert self._hold is not None
             self._hold(op, outcome)
-            self._reschedule(op, outcome, now, needs_truth=outcome.replayed_server_error)
+            spent = outcome.replayed_server_error and bool(op.params.get(ABANDONED))
+            self._reschedule(op, outcome, now, needs_truth=outcome.replayed_server_error, key_spent=spent)
             return
         self._rate_limit_pause = self._settings.rate_limit_pause_s
         if isinstance(outcome, KeyConflict):
@@ -368,9 +371,11 @@ class Worker:
         needs_truth: bool = False,
         soon: bool = False,
         backed_off: int = 0,
+        key_spent: bool = False,
     ) -> None:
         """Try `op` again after the backoff of its attempts, plus `backed_off` doublings (the looks
-        at the truth that could not tell it, which send nothing and so count no attempt)."""
+        at the truth that could not tell it, which send nothing and so count no attempt);
+        `key_spent` marks an abandoned operation's key as one Stripe replayed a saved 5xx for."""
         exponent = min(max(op.attempts - 1, 0) + backed_off, 32)  # 2**32 s is past any cap
         delay = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**exponent)
         delay *= self._jitter.uniform(0.5, 1.0)  # jitter: kiosks recovering together do not stampede
@@ -382,6 +387,7 @@ class Worker:
                 current.but(
                     next_attempt_at=now + (0.0 if soon else delay),
                     needs_truth=current.needs_truth or needs_truth,
+                    params={**current.params, KEY_SPENT: True} if key_spent else current.params,
                     last_error=outcome.message,
                     updated_at=now,
                 )

@@ -24,6 +24,11 @@ def cancel_done(core: Core, payment_id: str) -> bool:
     return any(op.kind == "cancel" and op.status == OpStatus.DONE for op in core.store.operations_of(payment_id))
 
 
+def confirms_served(core: Core) -> int:
+    """The confirm requests that reached the emulator, answered or reset."""
+    return sum(n for request, n in core.emulator.emulator.requests_served.items() if request.endswith("/confirm"))
+
+
 def intents_of(core: Core, payment_id: str) -> list[str]:
     """The PaymentIntents Stripe made for this payment (its create's journal entries)."""
     return [e.object for e in core.journal("payment_intent.create") if e.metadata.get("payment_id") == payment_id]
@@ -187,5 +192,37 @@ def test_an_interac_card_whose_confirm_may_capture_is_not_failed_but_waits_for_s
             assert captured.captured_amount == 2500
             assert "failed" not in core.states_told(payment.payment_id)
             assert core.journal("payment_intent.cancel") == []
+
+    run(scenario())
+
+
+def test_an_abandoned_confirm_whose_key_holds_a_saved_500_ends_at_the_next_look(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """Found by the simulation (seed 404): the confirm met a 500 Stripe saved under its key, then the
+    customer's wait ran out. Carried on under its own key, it only ever gets that 500 replayed: the
+    request under the key has ended and can never succeed, so once the truth says nothing was
+    authorised that is final, and the cancel behind it runs (it used to wait the key's 23 hours,
+    re-sending the confirm at the backoff cap)."""
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db", customer_wait_s=WAIT_S) as core:
+            emulator = stripe_emulator.emulator
+            saved = emulator.add_fault(
+                {"method": "POST", "path": "/confirm$", "action": "error", "status": 500, "times": 1}
+            )
+            payment = await core.service.start({"order_id": "W-5", "amount": 1000, "currency": "usd"})
+            await core.until_collecting()
+            down = emulator.add_fault({"path": "^/v1/", "action": "down"})  # after the 500, silence
+            core.reader.present("pm_card_present_visa", "visa", "4242")
+            await core.until(lambda: saved.fired >= 1, what="the confirm's saved 500")
+            await core.until_state(payment.payment_id, State.FAILED, timeout=WAIT_S + 5)
+            before = confirms_served(core)
+            emulator.faults.remove(down.id)  # Stripe is back: the confirm's key replays its 500
+            await core.until(lambda: cancel_done(core, payment.payment_id), timeout=10.0, what="the cancel")
+            [intent_id] = intents_of(core, payment.payment_id)
+            assert confirms_served(core) - before <= 2  # its replay, then the look, and at most one more
+            assert make_client(stripe_emulator.url).v1.payment_intents.retrieve(intent_id).status == "canceled"
+            assert core.journal("payment_intent.confirm") == []  # nothing was ever authorised
 
     run(scenario())
