@@ -113,7 +113,7 @@ def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:
     return _section("Socket fuzzer", rows, details), result.clean
 
 
-def simulation(seed: int, seeds: int) -> tuple[list[str], bool]:
+def simulation(seed: int, seeds: int, jobs: int) -> tuple[list[str], bool]:
     """Seeds seed .. seed + seeds - 1 of the deterministic simulation; a failing seed is printed as it fails."""
     from reliability.simulation.run import SeedResult, run_seeds
 
@@ -124,7 +124,7 @@ def simulation(seed: int, seeds: int) -> tuple[list[str], bool]:
             flush=True,
         )
 
-    result = run_seeds(seed, seeds, report=failed)
+    result = run_seeds(seed, seeds, jobs=jobs, report=failed)
     rows = [
         f"| seeds (each a fresh world: orders, faults, crashes, clock jumps) | {result.seeds} (from {seed}) |",
         f"| payments | {result.payments} |",
@@ -132,7 +132,7 @@ def simulation(seed: int, seeds: int) -> tuple[list[str], bool]:
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
         f"| crashes (the core dropped and rebuilt from its SQLite file) | {result.crashes} |",
         f"| virtual time simulated; longest seed | {result.virtual_s / 3600:.0f} h; {result.longest_s / 3600:.1f} h |",
-        f"| run time; seeds a second | {result.seconds:.0f} s; {result.per_second:.1f} |",
+        f"| run time; seeds a second; processes | {result.seconds:.0f} s; {result.per_second:.1f}; {jobs} |",
         f"| seeds that failed (invariant violations, stalls, unexpected exceptions) | {len(result.failed)} |",
     ]
     details = [f"seed {o.seed}: {'; '.join([*map(str, o.violations), *o.problems][:3])}" for o in result.failed]
@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, default=1000, help="seeds of the simulation (sim), from --seed on")
+    parser.add_argument("--jobs", type=int, default=1, help="processes the simulation's seeds are shared among (sim)")
     parser.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
     args = parser.parse_args(argv)
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif name == "fuzz":
             lines, ok = fuzz(args.seed, args.frames)
         else:
-            lines, ok = simulation(args.seed, args.seeds)
+            lines, ok = simulation(args.seed, args.seeds, args.jobs)
         clean = clean and ok
         print("\n".join(lines), f"\n-- {name}: {time.monotonic() - started:.0f} s\n", flush=True)
         if not args.no_write:

@@ -118,3 +118,14 @@ def test_the_command_line_runs_seeds_and_says_so(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "| seeds (each a fresh world: orders, faults, crashes, clock jumps) | 3 (from 5) |" in out
     assert "| seeds that failed (invariant violations, stalls, unexpected exceptions) | 0 |" in out
+
+
+def test_a_range_shared_among_processes_gives_the_figures_of_one_process() -> None:
+    seeds = 60  # more than one chunk, so the two workers each play some
+    alone, shared = run_seeds(40, seeds), run_seeds(40, seeds, jobs=2)
+    figures = [
+        (r.payments, r.requests, r.crashes, r.faults, round(r.virtual_s, 6), r.longest_s) for r in (alone, shared)
+    ]
+    assert figures[0] == figures[1]
+    assert alone.payments > seeds
+    assert (shared.seeds, shared.failed) == (seeds, [])
