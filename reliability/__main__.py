@@ -1,5 +1,5 @@
-"""`python -m reliability [--seed N] [--payments N] [--sdk-payments N] [--kills N] [--frames N] [--seeds N]
-[--only soak soak-sdk crash fuzz sim] [--no-write]`
+"""`python -m reliability [--seed N] [--payments N] [--sdk-payments N] [--kills N] [--frames N] [--progress N]
+[--seeds N] [--only soak soak-sdk crash fuzz sim] [--no-write]`
 
 Runs the documented reliability runs from one seed and writes their figures into
 docs/reliability.md (each run between `<!-- reliability:RUN -->` markers), as `python -m bench` does
@@ -95,11 +95,17 @@ def crash_section(result: CrashResult) -> list[str]:
     return _section("Crash harness", rows, details)
 
 
-def fuzz(seed: int, frames: int) -> tuple[list[str], bool]:
-    from reliability.fuzz import run_fuzz
+def fuzz(seed: int, frames: int, progress_every: int = 0) -> tuple[list[str], bool]:
+    """`progress_every`: a line on how the run goes every so many frames (0: none)."""
+    from reliability.fuzz import FuzzProgress, run_fuzz
+
+    def show(progress: FuzzProgress) -> None:
+        print(progress.line(), flush=True)
 
     with workdir("rel-fuzz-") as folder:
-        result = run_fuzz(folder, seed=seed, frames=frames)
+        result = run_fuzz(
+            folder, seed=seed, frames=frames, progress=show if progress_every else None, progress_every=progress_every
+        )
     rows = [
         f"| frames fuzzed (half hypothesis-generated, half mutated) | {result.frames} |",
         f"| messages received, by kind (error reason, result, event, banner) | {_counts(result.answers)} |",
@@ -178,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument(
+        "--progress", type=int, default=0, metavar="FRAMES",
+        help="fuzz: a line every so many frames (frames, frames/s, the daemon's RSS, Stripe requests); 0: none",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=1000, help="seeds of the simulation (sim), from --seed on")
     parser.add_argument("--jobs", type=int, default=1, help="processes the simulation's seeds are shared among (sim)")
     parser.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS))
@@ -200,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif name == "crash":
             lines, ok = crash(args.seed, args.kills)
         elif name == "fuzz":
-            lines, ok = fuzz(args.seed, args.frames)
+            lines, ok = fuzz(args.seed, args.frames, args.progress)
         else:
             lines, ok = simulation(args.seed, args.seeds, args.jobs)
         clean = clean and ok

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ VALID = (
     {"jsonrpc": "2.0", "id": 8, "method": "reconcile.run", "params": {"since": "2026-01-01T00:00:00Z"}},
     {"jsonrpc": "2.0", "id": 9, "method": "payment.cancel", "params": {"payment_id": "pay_x", "reason": "duplicate"}},
 )  # fmt: skip
+_KIND = re.compile(r"/(pi|re|tmr|ch|pm|tml|cs)_[A-Za-z0-9]+")  # an object's id in a request's path
 OVERSIZED_EVERY = 5000  # one frame in so many is over the 64 KiB limit
 
 
@@ -117,6 +121,32 @@ def mutated_frames(count: int, rng: random.Random) -> list[bytes]:
     return frames
 
 
+@dataclass(frozen=True)
+class FuzzProgress:
+    """How a long run is going, every so many frames: enough to see it alive, and whether it slows or grows."""
+
+    frames: int  # sent so far
+    seconds: float  # since the run started
+    frames_per_s: float  # over the frames since the last progress
+    daemon_rss_kb: int  # readerhostd's resident set now (0 if it cannot be read)
+    harness_rss_kb: int  # this process's (the emulator's and the clients')
+    daemon_cpu_s: float  # CPU time readerhostd used since the last progress (whatever else loads the machine)
+    harness_cpu_s: float  # and this process's (hypothesis drawing frames, the emulator, the clients)
+    stripe_requests: Counter[str]  # served by the emulator since the last progress, by "METHOD /path"
+    payments_completed: int
+
+    def line(self) -> str:
+        by_kind = Counter(_KIND.sub("/{id}", path) for path in self.stripe_requests.elements())
+        served = ", ".join(f"{path} {n}" for path, n in by_kind.most_common())
+        return (
+            f"fuzz: {self.frames} frames, {self.seconds:.0f} s, {self.frames_per_s:.0f} frames/s, "
+            f"RSS daemon {self.daemon_rss_kb / 1024:.1f} MB harness {self.harness_rss_kb / 1024:.0f} MB, "
+            f"CPU s daemon {self.daemon_cpu_s:.1f} harness {self.harness_cpu_s:.1f}, "
+            f"{self.payments_completed} payments, "
+            f"Stripe requests {sum(self.stripe_requests.values())} ({served or 'none'})"
+        )
+
+
 @dataclass
 class FuzzResult:
     seed: int
@@ -180,7 +210,63 @@ async def _send_batch(w: World, frames: list[bytes], result: FuzzResult) -> None
     writer.close()
 
 
-async def _fuzz(w: World, seed: int, frames: int, batch: int) -> FuzzResult:
+def _cpu_s(pid: int) -> float:
+    """CPU time (user and system) the process has used, or 0.0 if it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+class _Progress:
+    """Tells `report` how the run goes every `every` frames (at the end of the batch that passes them)."""
+
+    def __init__(self, w: World, result: FuzzResult, every: int, report: Callable[[FuzzProgress], None]) -> None:
+        self._world, self._result, self._every, self._report = w, result, every, report
+        self._started = self._last_at = time.monotonic()
+        self._last_frames = 0
+        self._served = w.emulator.served()
+        self._cpu = self._cpu_now()
+
+    def _cpu_now(self) -> tuple[float, float]:
+        daemon = self._world.daemon
+        return (_cpu_s(daemon.daemon_pid()) if daemon is not None else 0.0), _cpu_s(os.getpid())
+
+    def after(self, sent: int) -> None:
+        if sent - self._last_frames < self._every:
+            return
+        now = time.monotonic()
+        served = self._world.emulator.served()
+        cpu = self._cpu_now()
+        daemon = self._world.daemon
+        self._report(
+            FuzzProgress(
+                frames=sent,
+                seconds=now - self._started,
+                frames_per_s=(sent - self._last_frames) / max(now - self._last_at, 1e-9),
+                daemon_rss_kb=_rss_kb(daemon.daemon_pid()) if daemon is not None else 0,
+                harness_rss_kb=_rss_kb(os.getpid()),
+                daemon_cpu_s=cpu[0] - self._cpu[0],
+                harness_cpu_s=cpu[1] - self._cpu[1],
+                stripe_requests=served - self._served,
+                payments_completed=self._result.payments_completed,
+            )
+        )
+        self._last_at, self._last_frames, self._served, self._cpu = now, sent, served, cpu
+
+
+async def _fuzz(
+    w: World, seed: int, frames: int, batch: int, progress: Callable[[FuzzProgress], None] | None, every: int
+) -> FuzzResult:
     started = time.monotonic()
     rng = random.Random(seed)
     result = FuzzResult(seed)
@@ -197,6 +283,7 @@ async def _fuzz(w: World, seed: int, frames: int, batch: int) -> FuzzResult:
         await cashier.hang_up()
 
     good = asyncio.create_task(well_behaved())
+    watch = _Progress(w, result, every, progress) if progress is not None else None
     sent = 0
     round_number = 0
     while sent < frames:
@@ -209,6 +296,8 @@ async def _fuzz(w: World, seed: int, frames: int, batch: int) -> FuzzResult:
             made.insert(rng.randrange(len(made)), b'{"jsonrpc":"2.0","id":1,"method":"' + b"x" * 70_000 + b'"}\n')
         await _send_batch(w, made, result)
         sent += len(made)
+        if watch is not None:
+            watch.after(sent)
     result.frames = sent
     stop.set()
     await asyncio.wait_for(good, 120.0)
@@ -218,10 +307,19 @@ async def _fuzz(w: World, seed: int, frames: int, batch: int) -> FuzzResult:
     return result
 
 
-def run_fuzz(folder: Path, *, seed: int, frames: int, batch: int = 2000) -> FuzzResult:
+def run_fuzz(
+    folder: Path,
+    *,
+    seed: int,
+    frames: int,
+    batch: int = 2000,
+    progress: Callable[[FuzzProgress], None] | None = None,
+    progress_every: int = 10_000,
+) -> FuzzResult:
+    """`progress`: told how the run goes every `progress_every` frames."""
     with world(folder) as w:
         w.start()
         try:
-            return asyncio.run(_fuzz(w, seed, frames, batch))
+            return asyncio.run(_fuzz(w, seed, frames, batch, progress, progress_every))
         finally:
             w.stop()

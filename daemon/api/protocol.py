@@ -11,8 +11,9 @@ from typing import Any
 # closed_by, payment.close, payment.list's order_id), status.get's stripe.state, reader.pair, reader.refused,
 # flexible authorisations (payment.start's incremental and extended, payment.increment, increment.updated),
 # the autopilot (payment.unattended, status.get's unattended, reconcile.run's unattended); 1.5: the plain
-# JSON-RPC socket (no banner, connections own no payment) and session.hello
-PROTOCOL_VERSION = {"major": 1, "minor": 5}
+# JSON-RPC socket (no banner, connections own no payment) and session.hello; 1.6: reconcile.run rationed
+# (BUSY while one runs, and beyond a few in a row)
+PROTOCOL_VERSION = {"major": 1, "minor": 6}
 MAX_FRAME = 64 * 1024
 
 PARSE_ERROR = -32700

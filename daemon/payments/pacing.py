@@ -27,3 +27,27 @@ class Pacer:
         self._next_at = at + self._interval
         if at > now:
             await asyncio.sleep(at - now)
+
+
+class Allowance:
+    """At most `burst` in a row, then one more every `every_s` seconds (a token bucket on the monotonic
+    clock): for what a local client may ask as often as it likes but costs the kiosk's share of Stripe."""
+
+    def __init__(self, burst: int, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if burst < 1 or not every_s > 0:
+            raise ValueError(f"an allowance needs a burst of at least 1 and a period above 0; got {burst}, {every_s}")
+        self.burst = burst
+        self.every_s = every_s
+        self._clock = clock
+        self._left = float(burst)
+        self._at = clock()
+
+    def take(self) -> float:
+        """0.0 when one was taken; else the seconds until one can be (nothing is taken)."""
+        now = self._clock()
+        self._left = min(float(self.burst), self._left + (now - self._at) / self.every_s)
+        self._at = now
+        if self._left >= 1.0:
+            self._left -= 1.0
+            return 0.0
+        return (1.0 - self._left) * self.every_s

@@ -10,12 +10,19 @@ queues the captures and cancels in the outbox like any other mutation.
 An unattended run (the daily timer's) decides what its POS left `authorized`, with no completed
 order to say otherwise, by `[reconcile] unattended` (the autopilot's policy, autopilot.py) instead
 of cancelling it as abandoned.
+
+A run lists every PaymentIntent of the account in its window, page by page: its cost at Stripe grows
+with the account (the whole fleet's, when kiosks share one). So runs are one at a time, and a few in a
+row then one every 5 minutes (RUNS_IN_A_ROW, ONE_MORE_EVERY_S); a run asked beyond that is refused, `BUSY` and
+retryable, before anything is sent: a local client calling in a loop cannot make the daemon hammer
+Stripe, spend the account's rate limit, or fall behind its payments.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +34,7 @@ from .autopilot import Autopilot, Trigger
 from .model import SUCCESSFUL, Payment, Reason, RequestRefused, State, Unattended, rfc3339
 from .operations import Gateway
 from .outcomes import IntentView, Succeeded
+from .pacing import Allowance
 from .service import PaymentService
 from .store import Store
 
@@ -34,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 7 * 86400  # longer than any card-present authorisation lives
 DEADLINE_WARNING_S = 24 * 3600
+RUNS_IN_A_ROW = 5  # a dry run, its application, and a few more, as a person or a POS checks
+ONE_MORE_EVERY_S = 300.0  # then: a run of a busy account's week costs tens of pages; the daily timer needs one a day
 IN_PROGRESS = (
     State.CREATING, State.COLLECTING, State.AWAITING_CONFIRMATION, State.PROCESSING, State.QUEUED_OFFLINE,
 )  # fmt: skip
@@ -90,6 +100,7 @@ class Reconciler:
         grace_s: float = 600.0,
         clock: Callable[[], float] = time.time,
         autopilot: Autopilot | None = None,
+        allowance: Allowance | None = None,
     ) -> None:
         self._store = store
         self._gateway = gateway
@@ -98,6 +109,8 @@ class Reconciler:
         self.grace_s = grace_s  # an authorisation this fresh may still be captured by its POS
         self._clock = clock
         self._autopilot = autopilot
+        self._allowance = allowance or Allowance(RUNS_IN_A_ROW, ONE_MORE_EVERY_S)
+        self._running = False
 
     async def run(
         self,
@@ -108,10 +121,35 @@ class Reconciler:
         dry_run: bool = True,
         unattended: bool = False,
     ) -> Report:
+        if unattended and self._autopilot is None:
+            raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
+        if self._running:
+            message = "a reconciliation is running: ask again once it has ended"
+            raise RequestRefused(Reason.BUSY, message, retryable=True)
+        wait_s = self._allowance.take()
+        if wait_s > 0:
+            message = (
+                f"too many reconciliations: {self._allowance.burst} in a row, then one every "
+                f"{self._allowance.every_s:.0f} s (each lists the account's PaymentIntents at Stripe); "
+                f"the next in {math.ceil(wait_s)} s"
+            )
+            raise RequestRefused(Reason.BUSY, message, retryable=True)
+        self._running = True
+        try:
+            return await self._run(completed_order_ids, since, until, dry_run, unattended)
+        finally:
+            self._running = False
+
+    async def _run(
+        self,
+        completed_order_ids: Iterable[str],
+        since: float | None,
+        until: float | None,
+        dry_run: bool,
+        unattended: bool,
+    ) -> Report:
         now = self._clock()
         autopilot = self._autopilot if unattended else None
-        if unattended and autopilot is None:
-            raise RequestRefused(Reason.UNSUPPORTED, "this daemon has no unattended policy")
         start = int(since if since is not None else now - DEFAULT_WINDOW_S)
         end = int(until if until is not None else now) + 1
         # The window may hold thousands of PaymentIntents (a POS may ask for months): list them without

@@ -218,6 +218,11 @@ class StripeEmulator:
         """Requests dropped because their body ended early (a client killed mid-write)."""
         return self._incomplete
 
+    def served(self) -> Counter[str]:
+        """A copy of the requests served so far, by "METHOD /path" (the count goes on meanwhile)."""
+        with self._count_lock:
+            return Counter(self.requests_served)
+
     def journal_entries(self, since: int = 0) -> list[JournalEntry]:
         return self.journal.entries(since)
 

@@ -32,6 +32,7 @@ from readerhost.client import (
     error_from,
 )
 from readerhost.daemon.config import load_config, resolve_socket_path
+from readerhost.daemon.payments.reconcile import RUNS_IN_A_ROW
 
 WAIT = 15.0
 
@@ -56,7 +57,7 @@ def test_connect_reads_the_banner(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_daemon(tmp_path) as daemon:
             async with await AsyncClient.connect(daemon.socket_path) as client:
-                assert client.protocol == (1, 5)
+                assert client.protocol == (1, 6)
                 assert client.protocol.major == 1
                 assert client.boot_id == daemon.boot_id
                 assert client.mode == "emulator"
@@ -338,7 +339,7 @@ def test_connect_to_nothing_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_blocking_client_against_a_real_daemon(tmp_path: Path) -> None:
     with daemon_process(tmp_path) as daemon, Client.connect(daemon.socket_path) as pos:
-        assert pos.protocol == (1, 5)
+        assert pos.protocol == (1, 6)
         assert pos.mode == "emulator"
         assert pos.status()["boot_id"] == pos.boot_id
         pos.subscribe(["payment", "reader"])
@@ -359,6 +360,11 @@ def test_the_blocking_client_against_a_real_daemon(tmp_path: Path) -> None:
             pos.call("no.such.method")
         report = pos.reconcile(completed_order_ids=["B-1"])
         assert report["dry_run"] is True
+        for _ in range(RUNS_IN_A_ROW - 1):
+            pos.reconcile()
+        with pytest.raises(Busy, match="too many reconciliations") as rationed:  # protocol 1.6
+            pos.reconcile()
+        assert rationed.value.retryable
 
         pos.subscribe(["display"])
         for n in range(5):

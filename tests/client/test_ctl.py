@@ -135,7 +135,7 @@ def test_status_human_and_json(run_ctl: Callable[..., Ran]) -> None:
     assert machine.code == 0
     status = machine.json()
     assert status["mode"] == "emulator"
-    assert status["protocol"] == {"major": 1, "minor": 5}
+    assert status["protocol"] == {"major": 1, "minor": 6}
     assert status["reader"]["state"] == "ready"
     assert "deadline" in status
     assert status["unattended"] == {"policy": "report", "lead_s": 3600}

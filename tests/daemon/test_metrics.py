@@ -106,7 +106,7 @@ def test_every_family_passes_promtool_and_an_empty_one_is_left_out(tmp_path: Pat
     try:
         health = StripeHealth(last_ok_at=1_796_000_000.5, rate_limited=2)
         status = {
-            "daemon": "0.1.0", "mode": "test", "protocol": {"major": 1, "minor": 5},
+            "daemon": "0.1.0", "mode": "test", "protocol": {"major": 1, "minor": 6},
             "reader": {"state": "ready", "battery": 80},
             "queue": {"pending": 2, "oldest_age_s": 12.5},
             "offline": {"count": 1, "amount_by_currency": {"eur": 500, "jpy": 1500}},

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from readerhost.daemon.payments.pacing import Pacer
+from readerhost.daemon.payments.pacing import Allowance, Pacer
 
 
 def test_callers_sharing_a_pacer_take_turns_at_its_rate() -> None:
@@ -56,3 +56,23 @@ def test_a_turn_after_a_quiet_spell_is_not_delayed_and_a_second_one_is() -> None
 def test_a_rate_that_cannot_pace_is_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="requests_per_second must be above 0"):
         Pacer(rate)
+
+
+def test_an_allowance_gives_a_burst_then_one_per_period_and_a_refusal_takes_nothing() -> None:
+    now = [1000.0]
+    allowance = Allowance(3, 60.0, clock=lambda: now[0])
+    assert [allowance.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert allowance.take() == pytest.approx(60.0)  # refused: the next in a minute
+    now[0] += 45.0
+    assert allowance.take() == pytest.approx(15.0)  # the refusal above took nothing from the refill
+    now[0] += 15.0
+    assert allowance.take() == 0.0
+    assert allowance.take() == pytest.approx(60.0)
+    now[0] += 3600.0  # a long quiet spell refills the burst, no more
+    assert [allowance.take() for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(60.0)]
+
+
+@pytest.mark.parametrize(("burst", "every_s"), [(0, 60.0), (3, 0.0)])
+def test_an_allowance_that_allows_nothing_is_refused(burst: int, every_s: float) -> None:
+    with pytest.raises(ValueError, match="an allowance needs"):
+        Allowance(burst, every_s)

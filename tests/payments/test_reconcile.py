@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +14,10 @@ import pytest
 from conftest import EmulatorHandle, make_client
 from support.payments_core import Core, run, running_core
 
-from readerhost.daemon.payments.model import State
+from readerhost.daemon.payments.model import Reason, RequestRefused, State
 from readerhost.daemon.payments.outcomes import IntentView
-from readerhost.daemon.payments.reconcile import Reconciler
+from readerhost.daemon.payments.pacing import Allowance
+from readerhost.daemon.payments.reconcile import ONE_MORE_EVERY_S, RUNS_IN_A_ROW, Reconciler
 
 
 async def authorised(core: Core, order_id: str, card: str = "pm_card_present_visa") -> str:
@@ -193,3 +196,83 @@ def test_a_window_of_many_payment_intents_is_read_a_page_at_a_time(
             assert 0 < gateway.most_alive <= 100, gateway.most_alive
 
     run(scenario())
+
+
+def lists_served(emulator: EmulatorHandle) -> int:
+    return emulator.emulator.served()["GET /v1/payment_intents"]
+
+
+def test_runs_beyond_the_allowance_are_refused_busy_before_anything_is_sent(
+    stripe_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """A POS calling reconcile.run in a loop (the socket fuzzer did) must not make the daemon list the
+    account again and again: each run costs pages in proportion to the account."""
+    now = [5000.0]
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            abandoned = await authorised(core, "L-1")
+            runs = reconciler(core, grace_s=0, allowance=Allowance(RUNS_IN_A_ROW, ONE_MORE_EVERY_S, lambda: now[0]))
+            for _ in range(RUNS_IN_A_ROW):
+                assert [f.payment_id for f in (await runs.run()).to_cancel] == [abandoned]
+            listed = lists_served(stripe_emulator)
+            for _ in range(20):
+                with pytest.raises(RequestRefused) as refused:
+                    await runs.run(dry_run=False)
+                assert (refused.value.reason, refused.value.retryable) == (Reason.BUSY, True)
+            assert f"the next in {ONE_MORE_EVERY_S:.0f} s" in refused.value.message
+            assert lists_served(stripe_emulator) == listed  # not one more request at Stripe
+            assert core.payment(abandoned).state is State.AUTHORIZED  # the refused applications did nothing
+            now[0] += ONE_MORE_EVERY_S
+            report = await runs.run(dry_run=False)
+            assert [f.payment_id for f in report.done] == [abandoned]
+            assert lists_served(stripe_emulator) == listed + 1
+
+    run(scenario())
+
+
+class HeldGateway:
+    """The real gateway, whose listing waits for `release` once it has begun (`listing` set)."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gateway, name)
+
+    def each_intent(self, **params: Any) -> Any:
+        self.listing.set()
+        if not self.release.wait(10):
+            raise TimeoutError("the test never released the listing")
+        return self._gateway.each_intent(**params)
+
+
+def test_a_run_asked_while_another_runs_is_refused_busy(stripe_emulator: EmulatorHandle, tmp_path: Path) -> None:
+    from readerhost.daemon.payments.gateway import GatewaySettings, StripeGateway
+
+    async def scenario() -> None:
+        async with running_core(stripe_emulator, tmp_path / "store.db") as core:
+            abandoned = await authorised(core, "H-1")
+            gateway = HeldGateway(StripeGateway(GatewaySettings(api_key="sk_test_r", api_base=core.emulator.url)))
+            runs = Reconciler(core.store, gateway, core.service, "kiosk-1", grace_s=0)
+            first = asyncio.create_task(runs.run())
+            assert await asyncio.to_thread(gateway.listing.wait, 10)
+            with pytest.raises(RequestRefused) as refused:
+                await runs.run(dry_run=False)
+            assert (refused.value.reason, refused.value.retryable) == (Reason.BUSY, True)
+            assert "a reconciliation is running" in refused.value.message
+            gateway.release.set()
+            assert [f.payment_id for f in (await first).to_cancel] == [abandoned]
+            report = await runs.run(dry_run=False)  # once it has ended, the next runs
+            assert [f.payment_id for f in report.done] == [abandoned]
+
+    run(scenario())
+
+
+def test_the_documents_state_the_allowance_the_daemon_applies() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    ration = f"{RUNS_IN_A_ROW} in a row, then one every {ONE_MORE_EVERY_S / 60:.0f} minutes"
+    assert ration in (docs / "pos-protocol.md").read_text()
+    assert ration in " ".join((docs / "payments.md").read_text().split())

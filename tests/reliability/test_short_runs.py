@@ -7,7 +7,7 @@ import pytest
 
 from bench.support import workdir
 from reliability.crash import run_crashes
-from reliability.fuzz import run_fuzz
+from reliability.fuzz import FuzzProgress, run_fuzz
 from reliability.secrets_scan import scan
 from reliability.soak import run_soak
 
@@ -50,9 +50,15 @@ def test_a_short_crash_run_keeps_every_invariant_after_every_restart() -> None:
     assert result.orders_with_attempts >= 1, result.paid_again  # kills fell between an order's attempts
 
 
+@pytest.mark.timeout(240)  # the default 60 s is too short on a loaded 2-core machine
 def test_a_short_fuzz_gets_only_proper_answers_while_payments_complete() -> None:
+    progress: list[FuzzProgress] = []
     with workdir("rel-ci-fuzz-") as folder:
-        result = run_fuzz(folder, seed=11, frames=1500, batch=750)
+        result = run_fuzz(folder, seed=11, frames=1500, batch=750, progress=progress.append, progress_every=700)
+    assert [p.frames for p in progress] == [750, 1500]  # told at the end of each batch that passes 700 more
+    assert all(p.daemon_rss_kb > 10_000 and p.harness_rss_kb > 10_000 and p.daemon_cpu_s > 0 for p in progress)
+    assert sum(sum(p.stripe_requests.values()) for p in progress) > 0  # the well-behaved POS's payments
+    assert progress[-1].line().startswith("fuzz: 1500 frames, ")
     assert result.frames >= 1500
     assert result.problems == []
     assert result.violations == []

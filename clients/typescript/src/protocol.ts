@@ -4,8 +4,8 @@
 
 import { ReaderhostError, type ErrorData } from "./errors.js";
 
-/** The protocol version this client was made for: 1.5. */
-export const PROTOCOL_VERSION = { major: 1, minor: 5 } as const;
+/** The protocol version this client was made for: 1.6. */
+export const PROTOCOL_VERSION = { major: 1, minor: 6 } as const;
 
 // -- shapes: the objects, the banner (`Hello`) and each event's params ----------------------
 

@@ -36,7 +36,8 @@ class ReaderhostError(Exception):
 
 
 class Busy(ReaderhostError):
-    """Another payment holds the reader, or the daemon has too many clients (retryable)."""
+    """Another payment holds the reader, the daemon has too many clients, or a reconcile.run is running
+    or came too soon after others (1.6) (retryable)."""
 
 
 class ReaderUnavailable(ReaderhostError):
