@@ -53,6 +53,8 @@ HEAVY_MODULES = (
     "readerhost.sim.stripe_emulator",
     "readerhost.daemon.app",
 )
+# What every daemon does with stripe once it is imported: its client (the gateway's), measured alike.
+STRIPE_CLIENT = "import stripe; stripe.StripeClient('sk_test_bench')"
 
 _SMAPS_SNIPPET = (
     "def rss():\n"
@@ -160,21 +162,22 @@ def _measure_floor(code: str) -> tuple[float, float]:
 
 
 def import_costs() -> list[tuple[str, float, float, float]]:
-    """(module, RSS MB added, USS MB added, import seconds) of importing it alone in a fresh interpreter."""
+    """(statement, RSS MB added, USS MB added, seconds) of running it alone in a fresh interpreter:
+    `import M` for each heavy module M, and building a Stripe client."""
     costs = []
-    for module in HEAVY_MODULES:
+    for statement in [*(f"import {module}" for module in HEAVY_MODULES), STRIPE_CLIENT]:
         script = (
             _SMAPS_SNIPPET + "import time, json\nr0, u0 = rss()\nt0 = time.perf_counter()\n"
-            f"import {module}\n"
+            f"{statement}\n"
             "t1 = time.perf_counter()\nr1, u1 = rss()\n"
             "print(json.dumps([(r1 - r0) / 1024, (u1 - u0) / 1024, t1 - t0]))\n"
         )
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            costs.append((module, float("nan"), float("nan"), float("nan")))
+            costs.append((statement, float("nan"), float("nan"), float("nan")))
             continue
         rss, uss, seconds = json.loads(done.stdout.strip().splitlines()[-1])
-        costs.append((module, rss, uss, seconds))
+        costs.append((statement, rss, uss, seconds))
     return costs
 
 
@@ -247,17 +250,19 @@ def run(quick: bool) -> Result:
     stripe_rss, bare_rss = rss_of[STRIPE_FLOOR], rss_of[BARE_FLOOR]
 
     costs = import_costs()
-    cost_of = {module: rss for module, rss, _, _ in costs}
+    cost_of = {statement.removeprefix("import "): rss for statement, rss, _, _ in costs if statement != STRIPE_CLIENT}
+    client_rss = next(rss for statement, rss, _, _ in costs if statement == STRIPE_CLIENT)
     emulator_note = _emulator_loaded(api_base, cost_of)
     cost_rows = [
-        [f"`import {module}`", f"{rss:.1f} MB", f"{uss:.1f} MB", f"{seconds * 1000:.0f} ms"]
-        for module, rss, uss, seconds in sorted(costs, key=lambda c: -c[1] if c[1] == c[1] else 0)
+        [f"`{statement}`", f"{rss:.1f} MB", f"{uss:.1f} MB", f"{seconds * 1000:.0f} ms"]
+        for statement, rss, uss, seconds in sorted(costs, key=lambda c: -c[1] if c[1] == c[1] else 0)
     ]
 
     text = table(["process", "RSS", "USS"], rows)
     text += "\n\nWhat importing each module alone adds to a fresh interpreter (overlapping: requests is part of "
-    text += "stripe's cost, everything is part of readerhost.daemon.app's):\n\n"
-    text += table(["module", "RSS added", "USS added", "import time"], cost_rows)
+    text += "stripe's cost, everything is part of readerhost.daemon.app's), and stripe with the client every "
+    text += "daemon builds:\n\n"
+    text += table(["statement", "RSS added", "USS added", "time"], cost_rows)
 
     notes.extend(
         [
@@ -273,11 +278,21 @@ def run(quick: bool) -> Result:
             f"GPIO {kiosk_rss:.1f} MB).",
             f"Of the live-like daemon's {live_rss:.1f} MB, the bare interpreter is {bare_rss:.1f} MB and "
             f"`import stripe` brings it to {stripe_rss:.1f} MB; the daemon's own modules, asyncio, sqlite3 and its "
-            f"working data make the remaining {live_rss - stripe_rss:.1f} MB. Running the built-in emulator "
+            f"working data make the remaining {live_rss - stripe_rss:.1f} MB, of which the Stripe client "
+            f"(`stripe.StripeClient`, which the gateway needs: the client's own modules for every API service) "
+            f"is {client_rss - cost_of['stripe']:.1f} MB. Running the built-in emulator "
             f"(its HTTP server thread and stored objects) adds {builtin_rss - live_rss:.1f} MB in emulator mode.",
             emulator_note,
-            f"The OLED and GPIO add {ui_rss - live_rss:.1f} MB (PIL, luma.oled, gpiozero with its mock pin factory "
-            "via GPIOZERO_PIN_FACTORY=mock; the `terminal` panel draws to stdout, sent to /dev/null).",
+            f"The OLED and GPIO add {ui_rss - live_rss:.1f} MB: PIL.Image (the screens' pixels; "
+            f"`import PIL.Image` alone: {cost_of.get('PIL.Image', float('nan')):.1f} MB) and gpiozero with its mock "
+            f"pin factory via GPIOZERO_PIN_FACTORY=mock (`import gpiozero` alone: "
+            f"{cost_of.get('gpiozero', float('nan')):.1f} MB). The `terminal` panel draws to stdout, sent to "
+            "/dev/null; luma, which an SSD1306 or SH1106 panel loads on top "
+            f"(`import luma.oled.device` alone: {cost_of.get('luma.oled.device', float('nan')):.1f} MB, PIL "
+            "included), is not loaded for it. The screens are drawn with the daemon's own copy of two of luma's "
+            "bitmap fonts (daemon/ui/glyphs.py) and PIL.Image alone: before issue 21 the fonts came from "
+            "luma.core.legacy, which loaded luma's renderer, Pillow's ImageDraw and ImageFont, and FreeType and "
+            "HarfBuzz with them (about 2.5 MB).",
             f"A serial reader instead of the simulated one: {serial_rss - live_rss:+.1f} MB RSS "
             f"({uss_of[SERIAL] - uss_of[LIVE]:+.1f} MB USS) against the live-like daemon. pyserial is the only "
             f"library it adds (`import serial` alone: {cost_of.get('serial', float('nan')):.1f} MB), with the link "

@@ -174,11 +174,14 @@ def run(quick: bool) -> Result:
         "idempotency key it had sent, a few hundred bytes per payment for the life of the process; it forgets "
         "each once its operation is settled.",
         "What still grows here is not Python objects (under tracemalloc their total stays flat through such a "
-        "load): it is glibc's heaps, the main arena and one more per worker thread that the load keeps busy "
-        "at once, holding the fragments left by large short-lived answers (`payment.list` pages of 100 "
-        "payments, pages of PaymentIntents), and SQLite's page cache (up to 2 MB) filling as the store grows. "
-        "The daemon gives whole free pages back every 10 s (`malloc_trim`, daemon/heap.py): without it the "
-        "same load left about 3 MB more.",
+        "load): it is glibc's heaps holding the fragments left by large short-lived answers (`payment.list` "
+        "pages of 100 payments, pages of PaymentIntents), and SQLite's page cache filling as the store grows. "
+        "The daemon bounds both: glibc may keep two arenas (the main thread's and one that every other thread "
+        "shares; `limit_arenas`, daemon/heap.py), where it gave each thread that ran a Stripe request an arena "
+        "of its own, whose high-water mark stayed (up to eight per core); SQLite's cache is 1 MiB "
+        "(`PRAGMA cache_size`, daemon/payments/store.py), where its default is 2 MiB. Before those two "
+        "(issue 21), the same load left +12.1 MB. The daemon also gives whole free pages back every 10 s "
+        "(`malloc_trim`, daemon/heap.py): without it the same load left about 3 MB more.",
     ]
     if tracebacks:
         notes.append(f"the daemon logged {tracebacks} traceback line(s) during the load")

@@ -1,15 +1,19 @@
 """`readerhostd`: the composition root.
 
 `build` makes every part before anything starts: the Stripe side (the built-in emulator when no
-key is configured), the store, the worker, the reader, the payment service, reconciliation, the
-screen and buttons, and the POS API. Each part gets what it needs in its constructor.
-`Daemon.start` then starts them in order, and `Daemon.stop` undoes everything in reverse:
+key is configured), the store, the worker, the reader, the payment service, reconciliation and the
+POS API. Each part gets what it needs in its constructor. `Daemon.start` then starts them in order,
+and `Daemon.stop` undoes everything in reverse:
 
-    start: emulator, reader, screen, payments (recover), worker, deadline watch, metrics file, autopilot, socket,
-           systemd (READY)
-    stop:  systemd (STOPPING), socket, autopilot, metrics file, deadline watch, worker (operations in flight
-           commit), payments
-           (waiting collections canceled), screen, reader, store, emulator
+    start: emulator, reader, payments (recover), worker, deadline watch, metrics file, autopilot, socket,
+           systemd (READY), then the Stripe client and the screen and buttons
+    stop:  screen and buttons, systemd (STOPPING), socket, autopilot, metrics file, deadline watch, worker
+           (operations in flight commit), payments (waiting collections canceled), reader, store, emulator
+
+What READY needs is the socket served and the payments recovered (docs/operations.md); the Stripe
+client (importing stripe), the panel and the pins (importing Pillow, luma, gpiozero, and finding
+gpiozero's pin factory) come after it, so that the POS is served a few hundred milliseconds sooner
+after a restart. `start` returns once they are up too.
 
 Each undo step stands alone: one that fails is logged with its traceback and the others still run.
 """
@@ -53,7 +57,7 @@ from .config import (
     resolve_store_path,
 )
 from .display_text import DisplayText
-from .heap import trim_periodically
+from .heap import limit_arenas, trim_periodically
 from .journal import MessageId, configure_logging
 from .metrics import MetricsSettings, MetricsTextfile, exposition, families
 from .payments.autopilot import Autopilot, AutopilotSettings
@@ -72,6 +76,7 @@ from .systemd import Notifier, Watchdog, listen_sockets, unset_environment
 from .version import version
 
 if TYPE_CHECKING:
+    from .payments.gateway import StripeGateway
     from .payments.reconcile import Reconciler
     from .ui.controller import UiController
 
@@ -139,6 +144,7 @@ class Parts:
 
     events: EventHub
     emulator: BuiltInEmulator | None
+    gateway: StripeGateway
     store: Store
     worker: Worker
     reader: ReaderDriver
@@ -146,7 +152,6 @@ class Parts:
     reconciler: Reconciler
     status: StatusView
     display_text: DisplayText
-    ui: UiController | None
     api: PosApi
     deadlines: DeadlineWatch
     metrics: MetricsTextfile | None
@@ -193,7 +198,7 @@ async def build(
     except BaseException:
         await teardown.run()
         raise
-    return Daemon(config, env, identity, parts, teardown)
+    return Daemon(config, env, identity, parts, teardown, stand_ins)
 
 
 async def _build_parts(
@@ -277,15 +282,11 @@ async def _build_parts(
         limits=ServerLimits(config.api.max_clients, config.api.max_queued_messages, config.api.slow_client_timeout_s),
     )
     events.subscribe(api.on_event)
-
-    ui = _build_ui(config, identity.mode, stand_ins, service, reader, status, teardown)
-    if ui is not None:
-        events.subscribe(ui.on_event)
     metrics_file = _build_metrics(config.metrics, status, store, worker)
     if metrics_file is not None:
         events.subscribe(metrics_file.on_event)
     return Parts(
-        events, emulator, store, worker, reader, service, reconciler, status, display_text, ui, api, deadlines,
+        events, emulator, gateway, store, worker, reader, service, reconciler, status, display_text, api, deadlines,
         metrics_file, autopilot,
     )  # fmt: skip
 
@@ -309,16 +310,9 @@ def _autopilot_settings(config: Config) -> AutopilotSettings:
     return AutopilotSettings(Unattended(reconcile.unattended), reconcile.lead_s, reconcile.reread_s)
 
 
-def _build_ui(
-    config: Config,
-    mode: Mode,
-    stand_ins: StandIns,
-    service: PaymentService,
-    reader: ReaderDriver,
-    status: StatusView,
-    teardown: Teardown,
-) -> UiController | None:
-    """The OLED and the buttons and LEDs, when configured; the daemon runs the same without them."""
+def _build_ui(config: Config, mode: Mode, stand_ins: StandIns, parts: Parts, teardown: Teardown) -> UiController | None:
+    """The OLED and the buttons and LEDs, when configured, listening to the events from now on; the
+    daemon runs the same without them."""
     from readerhost.drivers.display import Panel
     from readerhost.drivers.gpio import Controls
 
@@ -340,13 +334,19 @@ def _build_ui(
     ui = UiController(
         panel,
         controls,
-        service,
+        parts.service,
         mode=mode,
-        technician_info=status.technician_info,
+        technician_info=parts.status.technician_info,
         # A serial or BLE reader is not reached yet: the screen says so until reader.connected.
-        reader_connected=reader.status()["state"] not in UNREACHED,
+        reader_connected=parts.reader.status()["state"] not in UNREACHED,
     )
-    teardown.push("the screen and buttons", ui.close)
+    listening = parts.events.subscribe(ui.on_event)
+
+    def close() -> None:
+        listening()
+        ui.close()
+
+    teardown.push("the screen and buttons", close)
     return ui
 
 
@@ -374,10 +374,18 @@ class Daemon:
     """readerhostd, built by `build`: started in order, stopped in reverse."""
 
     def __init__(
-        self, config: Config, env: Mapping[str, str], identity: Identity, parts: Parts, teardown: Teardown
+        self,
+        config: Config,
+        env: Mapping[str, str],
+        identity: Identity,
+        parts: Parts,
+        teardown: Teardown,
+        stand_ins: StandIns = StandIns(),
     ) -> None:
         self.config = config
         self.parts = parts
+        self._stand_ins = stand_ins
+        self._ui: UiController | None = None  # opened once READY=1 is sent
         self.version = identity.version
         self.boot_id = identity.boot_id
         self.mode = identity.mode
@@ -392,7 +400,7 @@ class Daemon:
     # What tests and benchmarks look at.
     @property
     def ui(self) -> UiController | None:
-        return self.parts.ui
+        return self._ui
 
     @property
     def worker(self) -> Worker:
@@ -410,6 +418,14 @@ class Daemon:
             await self._teardown.run()
             raise
         self._running = True
+        self._say_ready()
+        try:
+            self._start_after_ready()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _say_ready(self) -> None:
         parts = self.parts
         logger.info(
             "readerhostd %s ready on %s%s (mode %s%s, store %s)",
@@ -427,8 +443,6 @@ class Daemon:
             parts.emulator.start()
         await parts.reader.start()
         teardown.push("the reader", parts.reader.stop)
-        if parts.ui is not None:
-            parts.ui.refresh()
         await parts.service.recover()
         teardown.push("the payments waiting at the reader", parts.service.close)
         worker_task = asyncio.create_task(parts.worker.run())
@@ -444,6 +458,15 @@ class Daemon:
         teardown.push("the heap trimming", lambda: _stop_task(trim_task))
         await self._serve()
         self._tell_systemd(worker_task)
+
+    def _start_after_ready(self) -> None:
+        """What the socket and the recovered payments do not wait for (the module's docstring)."""
+        parts, teardown = self.parts, self._teardown
+        preparing = asyncio.create_task(asyncio.to_thread(parts.gateway.prepare))
+        teardown.push("preparing the Stripe client", lambda: _stop_task(preparing))
+        self._ui = _build_ui(self.config, self.mode, self._stand_ins, parts, teardown)
+        if self._ui is not None:
+            self._ui.refresh()
 
     async def _serve(self) -> None:
         """The POS socket, and the plain JSON-RPC socket when there is one: each the socket systemd
@@ -640,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
             return inspect_store(store)
         return restore_store(Path(args.restore), store, force=args.force)
     configure_logging(config.log.level, os.environ)
+    limit_arenas(os.environ)
     try:
         asyncio.run(serve(config, os.environ, args.config))
     except ConfigError as error:

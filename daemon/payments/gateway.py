@@ -1,8 +1,9 @@
 """The daemon's door to Stripe's PaymentIntents: stripe-python calls in, `Outcome`s out.
 
 This module and terminal_api.py (Stripe's smart readers, built on `stripe_client` here) are the
-only ones in the daemon that use `stripe`; both import it lazily (when built, or when an answer
-is read) so that importing the daemon stays light.
+only ones in the daemon that use `stripe`; both import it lazily (when first used, or when an
+answer is read) so that importing and starting the daemon stay light: the daemon builds the
+gateway's client only after READY=1 (`prepare`).
 
 Every method blocks (the worker runs it in a thread) and returns an `Outcome`: no Stripe-side
 problem — a decline, a refusal, a timeout, an answer that cannot be read — escapes as an
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,9 +82,32 @@ class StripeGateway:
     def __init__(self, settings: GatewaySettings, http_client: stripe.HTTPClient | None = None) -> None:
         """`http_client`: stripe-python's transport; None for its default (a simulation passes its own)."""
         self.settings = settings
-        client = stripe_client(settings, http_client)
-        self._intents = client.v1.payment_intents
-        self._refunds = client.v1.refunds
+        self._http_client = http_client
+        self._client: stripe.StripeClient | None = None
+        self._building = threading.Lock()  # worker threads may make the first calls at once
+
+    def prepare(self) -> None:
+        """Build stripe-python's client now, if not yet: importing stripe takes a fifth of a second
+        here and several times that on a Pi, which neither the daemon's start nor its first request
+        should wait for (the daemon calls this in a thread once it is ready)."""
+        self._stripe()
+
+    def _stripe(self) -> stripe.StripeClient:
+        client = self._client
+        if client is None:
+            with self._building:
+                client = self._client
+                if client is None:
+                    client = self._client = stripe_client(self.settings, self._http_client)
+        return client
+
+    @property
+    def _intents(self) -> stripe.PaymentIntentService:
+        return self._stripe().v1.payment_intents
+
+    @property
+    def _refunds(self) -> stripe.RefundService:
+        return self._stripe().v1.refunds
 
     # -- PaymentIntents -----------------------------------------------------------------------
 

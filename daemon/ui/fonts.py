@@ -1,4 +1,5 @@
-"""Bitmap fonts taken from luma.core's tables: no FreeType, so every pixel is the same everywhere.
+"""Bitmap fonts taken from luma.core's tables (copied in glyphs.py): no FreeType, so every pixel is the same
+everywhere.
 
 A glyph is a tuple of columns, bit 0 the top row. Glyphs are trimmed to their ink and set one
 blank column apart (proportional spacing).
@@ -14,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from luma.core.legacy.font import SPECCY_FONT, TINY_FONT  # type: ignore[import-untyped]
+from readerhost.daemon.ui.glyphs import SPECCY, SPECCY_WIDTH, TINY, TINY_WIDTH
 
 # Characters a font lacks, written with characters it may have (used only if it has them all).
 SUBSTITUTES = {
@@ -97,15 +98,15 @@ def _trimmed(columns: Sequence[int]) -> tuple[int, ...]:
     return tuple(columns[inked[0] : inked[-1] + 1])
 
 
-def from_luma_table(name: str, table: Sequence[Sequence[int]], codes: Iterable[int], space: int) -> BitmapFont:
-    """A font from one of luma's 256-entry tables (indexed by code point): the `codes` that have
-    ink, plus the spaces among them, `space` columns wide."""
+def from_luma_table(name: str, table: bytes, width: int, codes: Iterable[int], space: int) -> BitmapFont:
+    """A font from one of luma's 256-character tables (`width` columns a character, indexed by code
+    point): the `codes` that have ink, plus the spaces among them, `space` columns wide."""
     glyphs: dict[str, tuple[int, ...]] = {}
     for code in codes:
         char = chr(code)
         if char.isspace():
             glyphs[char] = (0,) * space
-        elif columns := _trimmed(table[code]):
+        elif columns := _trimmed(table[code * width : (code + 1) * width]):
             glyphs[char] = columns
     return BitmapFont(name=name, glyphs=glyphs)
 
@@ -113,5 +114,5 @@ def from_luma_table(name: str, table: Sequence[Sequence[int]], codes: Iterable[i
 _PRINTABLE_ASCII = range(0x20, 0x7F)
 _LATIN_1 = [code for code in range(0xA0, 0x100) if code != 0xAD]  # not the soft hyphen
 
-TEXT = from_luma_table("luma SPECCY_FONT", SPECCY_FONT, [*_PRINTABLE_ASCII, *_LATIN_1], space=2)
-BADGE = from_luma_table("luma TINY_FONT", TINY_FONT, _PRINTABLE_ASCII, space=2)
+TEXT = from_luma_table("luma SPECCY_FONT", SPECCY, SPECCY_WIDTH, [*_PRINTABLE_ASCII, *_LATIN_1], space=2)
+BADGE = from_luma_table("luma TINY_FONT", TINY, TINY_WIDTH, _PRINTABLE_ASCII, space=2)

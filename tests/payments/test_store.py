@@ -27,7 +27,7 @@ from readerhost.daemon.payments.model import (
     Receipt,
     State,
 )
-from readerhost.daemon.payments.store import MIGRATIONS, QueueStats, StorageError, Store
+from readerhost.daemon.payments.store import CACHE_KIB, MIGRATIONS, QueueStats, StorageError, Store
 
 T0 = 1_700_000_000.0
 
@@ -119,6 +119,7 @@ def test_a_fresh_store_is_at_the_latest_schema_in_wal_with_full_sync(tmp_path: P
         assert store.pragma("journal_mode") == "wal"
         assert store.pragma("synchronous") == 2  # FULL: a commit is on the disk when it returns
         assert store.pragma("foreign_keys") == 1
+        assert store.pragma("cache_size") == -CACHE_KIB  # bounded: SQLite's default is twice that
     finally:
         store.close()
     # What is recorded in the file itself, seen by another connection.

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from luma.core.interface.serial import i2c  # type: ignore[import-untyped]
+from luma.core.legacy.font import SPECCY_FONT, TINY_FONT  # type: ignore[import-untyped]
 from luma.oled.device import ssd1306  # type: ignore[import-untyped]
 from PIL import Image
 from support.oled import RecordingBus
 
 from readerhost.daemon.payments.currencies import SUPPORTED
+from readerhost.daemon.ui import glyphs
 from readerhost.daemon.ui.examples import Example, example_screens, examples
 from readerhost.daemon.ui.fonts import TEXT
 from readerhost.daemon.ui.layout import MARGIN, Box, Content, Item, arrange
@@ -227,6 +229,15 @@ def test_amounts_use_only_what_the_font_draws() -> None:
     assert TEXT.covers("$\xa3\xa5")
     for currency in sorted(SUPPORTED):
         assert TEXT.covers(format_amount(123456, currency)), currency
+
+
+@pytest.mark.parametrize(
+    ("copy", "width", "luma_table"),
+    [(glyphs.SPECCY, glyphs.SPECCY_WIDTH, SPECCY_FONT), (glyphs.TINY, glyphs.TINY_WIDTH, TINY_FONT)],
+    ids=["SPECCY_FONT", "TINY_FONT"],
+)
+def test_the_glyph_tables_are_lumas(copy: bytes, width: int, luma_table: list[list[int]]) -> None:
+    assert [list(copy[code * width : (code + 1) * width]) for code in range(256)] == luma_table
 
 
 def test_text_the_font_lacks_is_replaced() -> None:
