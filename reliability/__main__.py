@@ -137,6 +137,7 @@ def simulation(seed: int, seeds: int, jobs: int) -> tuple[list[str], bool]:
         f"| Stripe requests (through stripe-python to the emulator in-process) | {result.requests} |",
         f"| faults injected (requests hit), by kind | {sum(result.faults.values())}: {_counts(result.faults)} |",
         f"| crashes (the core dropped and rebuilt from its SQLite file) | {result.crashes} |",
+        f"| what the seeds met besides faults | {_counts(result.exercised)} |",
         f"| virtual time simulated; longest seed | {result.virtual_s / 3600:.0f} h; {result.longest_s / 3600:.1f} h |",
         f"| run time; seeds a second; processes | {result.seconds:.0f} s; {result.per_second:.1f}; {jobs} |",
         f"| seeds that failed (invariant violations, stalls, unexpected exceptions) | {len(result.failed)} |",

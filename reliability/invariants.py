@@ -18,6 +18,9 @@ The rules (docs/reliability.md, "The invariants"):
 - `one_refund_per_refund_id`: Stripe holds at most one refund per refund_id, and only for one a POS asked.
 - `refund_settled`: once settled, no refund is pending, and each refund agrees with Stripe: succeeded
   with Stripe's refund for its amount, failed or canceled with none.
+- `increment_settled`: once settled, no increment is pending, and each agrees with Stripe: succeeded
+  with the hold raised to its amount once, declined or failed with the hold never raised to it; no
+  hold is raised to an amount no increment of its payment asked for.
 """
 
 from __future__ import annotations
@@ -81,6 +84,14 @@ class StoredRefund:
     stripe_refund: str | None
 
 
+@dataclass(frozen=True)
+class StoredIncrement:
+    increment_id: str
+    payment_id: str
+    state: str
+    amount: int
+
+
 @dataclass
 class StoreView:
     payments: dict[str, StoredPayment] = field(default_factory=dict)
@@ -88,6 +99,7 @@ class StoreView:
     pending_operations: int = 0
     refunds: dict[str, StoredRefund] = field(default_factory=dict)
     refund_history: dict[str, set[str]] = field(default_factory=dict)  # refund_id -> every state it was in
+    increments: dict[str, StoredIncrement] = field(default_factory=dict)
 
 
 def read_store(path: Path) -> StoreView:
@@ -112,6 +124,11 @@ def read_store(path: Path) -> StoreView:
                 view.refunds[refund_id] = StoredRefund(refund_id, payment_id, state, amount, stripe_refund)
             for refund_id, state in db.execute("SELECT refund_id, to_state FROM refund_history"):
                 view.refund_history.setdefault(refund_id, set()).add(state)
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name='increments'").fetchone()[0]:
+            for increment_id, payment_id, state, amount in db.execute(
+                "SELECT increment_id, payment_id, state, amount FROM increments"
+            ):
+                view.increments[increment_id] = StoredIncrement(increment_id, payment_id, state, amount)
     finally:
         db.close()
     return view
@@ -163,6 +180,7 @@ def check(
     found += _captures(by_object, payment_of, store, pos, settled)
     found += _told_in_store(store, pos)
     found += _refunds(entries, store, pos, settled)
+    found += _increments(by_object, store, settled)
     if settled:
         found += _settled(store, by_object, payment_of)
     return found
@@ -325,6 +343,41 @@ def _refunds(entries: Sequence[JournalLike], store: StoreView, pos: PosRecord, s
         for refund_id in sorted(pos.refund_asked):
             if refund_id not in store.refunds:
                 found.append(Violation("refund_settled", f"refund {refund_id} was accepted; the store lost it"))
+    return found
+
+
+def _increments(by_object: dict[str, list[JournalLike]], store: StoreView, settled: bool) -> list[Violation]:
+    found: list[Violation] = []
+    asked: dict[str, set[int]] = defaultdict(set)  # payment_id -> the amounts its increments asked
+    for increment in store.increments.values():
+        asked[increment.payment_id].add(increment.amount)
+    for payment in sorted(store.payments.values(), key=lambda p: p.payment_id):
+        raised = [
+            e.amount
+            for e in by_object.get(payment.payment_intent or "", [])
+            if e.op == "payment_intent.increment_authorization"
+        ]
+        found += [
+            Violation("increment_settled", f"{payment.payment_id}: hold raised to {amount}, which no increment asked")
+            for amount in raised
+            if amount not in asked[payment.payment_id]
+        ]
+        if not settled:
+            continue
+        for increment in sorted(store.increments.values(), key=lambda i: i.increment_id):
+            if increment.payment_id != payment.payment_id:
+                continue
+            times = raised.count(increment.amount)
+            if increment.state == "pending":
+                found.append(Violation("increment_settled", f"increment {increment.increment_id} is still pending"))
+            elif (increment.state == "succeeded") != (times == 1) or times > 1:
+                found.append(
+                    Violation(
+                        "increment_settled",
+                        f"increment {increment.increment_id} is {increment.state}; Stripe raised the hold to "
+                        f"{increment.amount} {times} times",
+                    )
+                )
     return found
 
 

@@ -30,6 +30,8 @@ class Order:
     cancel_while_collecting: bool
     refunds: int
     increment_by: int  # > 0: started incremental, and once authorised the hold is raised by this much
+    increment_declined: bool  # the issuer declines that raise (the emulator's decline_increments)
+    attempts: int  # how many attempts the POS makes at most: it pays again an order whose attempt ended
     # What has happened to it so far (the POS's own memory: it survives the core's crashes).
     starts: int = 0
     cards: int = 0
@@ -54,6 +56,8 @@ def draw_order(rng: random.Random, number: int) -> Order:
         cancel_while_collecting=rng.random() < 0.05,
         refunds=rng.choices((0, 1, 2), weights=(50, 35, 15))[0],
         increment_by=rng.randrange(100, 2_000) if not automatic and rng.random() < 0.12 else 0,
+        increment_declined=rng.random() < 0.4,
+        attempts=rng.choices((1, 2, 3), weights=(70, 25, 5))[0],
     )
 
 
@@ -83,6 +87,9 @@ class Cashier:
             await self._start(order)
             return
         state = payment.state
+        if state in (State.CANCELED, State.FAILED) and payment.order_attempt < order.attempts:
+            await self._start(order)  # the order paid again: its next attempt (payments.md)
+            return
         if state in (State.CANCELED, State.FAILED) or (state is State.AUTHORIZED and order.then == "leave"):
             order.done = True
             return
@@ -143,7 +150,7 @@ class Cashier:
         if order.automatic:
             self.world.record.automatic.add(payment.payment_id)
         self._told(payment)
-        self.world.note(f"{order.order_id}: started")
+        self.world.note(f"{order.order_id}: started, attempt {payment.order_attempt}")
 
     async def _ask(self, order: Order, what: str, payment: Payment) -> None:
         life = self.world.life
@@ -193,7 +200,10 @@ class Cashier:
         assert life is not None
         order.increment_asked = True
         amount = payment.authorised_amount + order.increment_by
-        self.world.note(f"{order.order_id}: increment to {amount}")
+        declined = ", which the issuer declines" if order.increment_declined else ""
+        self.world.note(f"{order.order_id}: increment to {amount}{declined}")
+        if order.increment_declined:  # the next increment to reach Stripe is declined, whichever it is
+            self.world.emulator.decline_increments(1)
         params: dict[str, object] = {
             "payment_id": payment.payment_id,
             "increment_id": f"{order.order_id}-I",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from readerhost.daemon.payments.model import TERMINAL, State
-from reliability.invariants import Violation, check, read_store
+from reliability.invariants import StoreView, Violation, check, read_store
 from reliability.simulation.pos import Cashier, Order, draw_order
 from reliability.simulation.scheduler import Stalled
 from reliability.simulation.world import TERMINAL_ID, World
@@ -49,6 +49,7 @@ class SeedResult:
     requests: int = 0
     crashes: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    exercised: Counter[str] = field(default_factory=Counter)  # what the seed met besides faults (World.exercised)
     virtual_s: float = 0.0
     trace: list[str] = field(default_factory=list, repr=False)
 
@@ -88,9 +89,19 @@ def simulate(seed: int, *, before_check: Callable[[World], None] | None = None) 
         requests=world.transport.requests,
         crashes=world.lives - 1,
         faults=world.faults.fired,
+        exercised=world.exercised() + _figures_of(store),
         virtual_s=world.time.now,
         trace=world.trace,
     )
+
+
+def _figures_of(store: StoreView) -> Counter[str]:
+    """What the store shows the seed went through: orders paid again, increments and how they ended."""
+    figures = Counter(
+        {"attempts after an order's first": len(store.payments) - len({p.order_id for p in store.payments.values()})}
+    )
+    figures.update(f"increments {increment.state}" for increment in store.increments.values())
+    return +figures  # without the zeros
 
 
 def _store_folder() -> Path | None:
@@ -168,8 +179,10 @@ async def _settle(world: World) -> None:
     life = world.life
     assert life is not None
     while world.time.now < deadline:
-        if life.store.queue_stats().pending == 0 and all(
-            p.state in _AT_REST for p in life.store.payments(limit=10_000)
+        if (
+            not world.transport.held  # a request Stripe still executes may change what it holds
+            and life.store.queue_stats().pending == 0
+            and all(p.state in _AT_REST for p in life.store.payments(limit=10_000))
         ):
             return
         life.changed.clear()
@@ -178,6 +191,7 @@ async def _settle(world: World) -> None:
 
 
 def _close(world: World) -> None:
+    world.transport.release_all()
     loop = world.loop
     for task in asyncio.all_tasks(loop):
         task.cancel()
@@ -225,6 +239,7 @@ class RangeResult:
     virtual_s: float
     seconds: float
     longest_s: float = 0.0  # the most virtual time one seed took
+    exercised: Counter[str] = field(default_factory=Counter)
 
     @property
     def per_second(self) -> float:
@@ -237,6 +252,7 @@ class RangeResult:
         self.requests += part.requests
         self.crashes += part.crashes
         self.faults += part.faults
+        self.exercised += part.exercised
         self.virtual_s += part.virtual_s
         self.longest_s = max(self.longest_s, part.longest_s)
 
@@ -279,6 +295,7 @@ def _play_range(first_seed: int, seeds: int) -> RangeResult:
         result.requests += outcome.requests
         result.crashes += outcome.crashes
         result.faults += outcome.faults
+        result.exercised += outcome.exercised
         result.virtual_s += outcome.virtual_s
         result.longest_s = max(result.longest_s, outcome.virtual_s)
         if not outcome.clean:

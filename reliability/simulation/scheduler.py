@@ -13,7 +13,7 @@ import concurrent.futures
 import contextlib
 import random
 import selectors
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +59,11 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._virtual.now
 
-    def forget_timers(self) -> None:
-        """A crash: no timer of the dead process may fire in the next one."""
+    def forget_timers(self, spare: Collection[asyncio.TimerHandle] = ()) -> None:
+        """A crash: no timer of the dead process may fire in the next one (`spare`: the world's own)."""
         for handle in list(self._scheduled):  # type: ignore[attr-defined]  # asyncio's own timer heap
-            handle.cancel()
+            if handle not in spare:
+                handle.cancel()
 
 
 @dataclass

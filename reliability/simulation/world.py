@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from readerhost.daemon.payments.worker import Worker, WorkerSettings
 from reliability.pos import PosRecord
 from reliability.simulation.reader import SimReader
 from reliability.simulation.scheduler import EPOCH, SimExecutor, VirtualLoop, VirtualTime
-from reliability.simulation.stripe_link import READ_TIMEOUT_S, EmulatorTransport, FaultDraw
+from reliability.simulation.stripe_link import READ_TIMEOUT_S, EmulatorTransport, FaultDraw, hold_in_flight
 from sim.stripe_emulator.clock import EmulatorClock
 from sim.stripe_emulator.emulator import StripeEmulator
 
@@ -51,11 +52,11 @@ class World:
         self.time = VirtualTime()
         self.loop = VirtualLoop(self.time)
         self.skew = 0.0  # the daemon's wall clock minus true time (jumps at boot, NTP, ...)
-        self.emulator = StripeEmulator(clock=EmulatorClock(wall=self.true_time), search_lag_s=2.0)
+        self.emulator = StripeEmulator(clock=EmulatorClock(wall=self.true_time), search_lag_s=2.0, pause=hold_in_flight)
         self.trace: list[str] = []
         self.faults = FaultDraw(self.rng["faults"], rate=self.rng["world"].choice((0.0, 0.05, 0.15, 0.3)))
         self.network_retries = self.rng["world"].choice((0, 2))
-        self.transport = EmulatorTransport(self.emulator, self.faults, self.note)
+        self.transport = EmulatorTransport(self.emulator, self.faults, self.note, self.loop.call_later)
         self.executor = SimExecutor(self.loop, self.rng["net"], extra_delay=self.transport.take_lost_delay)
         self.loop.set_default_executor(self.executor)
         self.record = PosRecord()
@@ -66,6 +67,12 @@ class World:
         # on for a step: it meets the closed store (nothing it does can commit, so nothing it does
         # can be sent or told), and what it raises then is not the living core's.
         self.dead: set[asyncio.Future[object]] = set()
+        self.met: Counter[str] = Counter()  # what the POS and the customer did that the figures count
+
+    def exercised(self) -> Counter[str]:
+        """What this seed met besides the faults: the figures that show each kind of step is covered."""
+        stripe_side = Counter({"requests held in flight": self.transport.holds, "409s met": self.transport.in_use})
+        return stripe_side + self.met
 
     def true_time(self) -> float:
         """Stripe's clock: never jumps."""
@@ -131,6 +138,6 @@ class World:
         if self.life is not None:
             self.life.store.close()  # first: from here on nothing of this life can commit
             self.life = None
-        self.loop.forget_timers()
+        self.loop.forget_timers(spare=self.transport.held.values())  # Stripe's: it goes on executing
         sent = self.executor.crash()
         self.note(f"{sent} requests in flight reached Stripe after the crash")

@@ -102,8 +102,11 @@ class StripeEmulator:
         reader_processing_s: float = 1.0,
         accept_live_keys: bool = False,
         clock: EmulatorClock | None = None,
+        pause: Callable[[float], object] | None = None,
     ) -> None:
-        """`clock`: Stripe's time; by default the wall clock (a simulation passes one on its own time)."""
+        """`clock`: Stripe's time; by default the wall clock (a simulation passes one on its own time).
+        `pause`: how a delay fault waits its seconds; by default a real wait that `stop` cuts short
+        (a simulation holds the request on its own time instead)."""
         # An emulated live-mode account: sk_live_ keys are accepted, and what Stripe refuses in live
         # mode is refused (a card-present confirm with a payment method no reader made).
         self._key_prefixes = TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if accept_live_keys else ())
@@ -118,6 +121,7 @@ class StripeEmulator:
         self._reader_processing_s = reader_processing_s
         self._state_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wait: Callable[[float], object] = pause or self._stopping.wait
         self._incomplete = 0
         # Requests answered, by "METHOD /path" (in-process only: benchmarks count what a task costs).
         self.requests_served: Counter[str] = Counter()
@@ -445,7 +449,7 @@ class StripeEmulator:
         return Credential(live=key.startswith(LIVE_KEY_PREFIXES))
 
     def _pause(self, rule: FaultRule) -> None:
-        self._stopping.wait(rule.seconds or 0)
+        self._wait(rule.seconds or 0)
 
     # -- resource handlers --------------------------------------------------------------------
 

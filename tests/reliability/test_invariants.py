@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reliability.invariants import StoredPayment, StoredRefund, StoreView, Violation, check
+from reliability.invariants import StoredIncrement, StoredPayment, StoredRefund, StoreView, Violation, check
 from reliability.pos import PosRecord
 
 TERMINAL = "rel-kiosk"
@@ -273,3 +273,40 @@ def test_a_refund_of_a_payment_an_sdk_forwarded_is_judged_by_what_its_payment_in
     too_much = [*journal, refund_entry(5, "R-2", 500, "re_2")]
     found = check(store, too_much, refund_pos("R-1", "R-2"), terminal_id=TERMINAL, settled=False)
     assert [v.detail for v in found if v.rule == "refund_within_captured"] == ["pay_1: 1100 refunded, 1000 captured"]
+
+
+def incremented_history(raised_to: int | None, declined: bool = False) -> list[Entry]:
+    m = meta("pay_1", "A")
+    history = captured_history()[:2]
+    if declined:
+        history.append(Entry(3, "payment_intent.increment_authorization.declined", "pi_1", "requires_capture", 1500, m))
+    if raised_to is not None:
+        history.append(Entry(4, "payment_intent.increment_authorization", "pi_1", "requires_capture", raised_to, m))
+    return history
+
+
+def test_increments_that_agree_with_stripe_have_no_violation() -> None:
+    authorised = StoredPayment("pay_1", "A", "authorized", "pi_1", 0, None)
+    raised, declined = store_with(authorised), store_with(authorised)
+    raised.increments = {"I": StoredIncrement("I", "pay_1", "succeeded", 1500)}
+    declined.increments = {"I": StoredIncrement("I", "pay_1", "declined", 1500)}
+    pos = PosRecord()
+    assert check(raised, incremented_history(1500), pos, terminal_id=TERMINAL, settled=True) == []
+    assert check(declined, incremented_history(None, declined=True), pos, terminal_id=TERMINAL, settled=True) == []
+
+
+def test_an_increment_that_disagrees_with_stripe_or_a_hold_raised_unasked_is_found() -> None:
+    store = store_with(StoredPayment("pay_1", "A", "authorized", "pi_1", 0, None))
+    store.increments = {"I": StoredIncrement("I", "pay_1", "succeeded", 1500)}
+    believed_raised = check(store, incremented_history(None, declined=True), PosRecord(), terminal_id=TERMINAL,
+                            settled=True)  # fmt: skip
+    assert rules(believed_raised) == {"increment_settled"}
+    store.increments = {"I": StoredIncrement("I", "pay_1", "declined", 1500)}
+    raised_anyway = check(store, incremented_history(1500), PosRecord(), terminal_id=TERMINAL, settled=True)
+    assert rules(raised_anyway) == {"increment_settled"}
+    store.increments = {"I": StoredIncrement("I", "pay_1", "pending", 1500)}
+    assert rules(check(store, incremented_history(None), PosRecord(), terminal_id=TERMINAL, settled=True)) == {
+        "increment_settled"
+    }
+    unasked = check(store, incremented_history(2000), PosRecord(), terminal_id=TERMINAL, settled=False)
+    assert [v.detail for v in unasked] == ["pay_1: hold raised to 2000, which no increment asked"]

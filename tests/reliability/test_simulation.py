@@ -5,14 +5,18 @@ the daemon caught by the invariant checker and replayed exactly from its seed.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from typing import Any
 
 import pytest
 
+from readerhost.daemon.payments import gateway
 from readerhost.daemon.payments.gateway import StripeGateway
-from readerhost.daemon.payments.outcomes import Outcome
+from readerhost.daemon.payments.increments import Increments
+from readerhost.daemon.payments.outcomes import Declined, Outcome, Refused, Succeeded
+from readerhost.daemon.payments.store import Operation
 from reliability.__main__ import main as reliability_main
 from reliability.simulation.run import SeedResult, run_seeds, simulate
 from reliability.simulation.scheduler import Stalled, VirtualLoop, VirtualTime
@@ -28,7 +32,14 @@ def test_a_slice_of_seeds_keeps_every_invariant() -> None:
     # The slice exercises what it is for: faults of every kind, crashes, and payments through them.
     assert result.crashes > 0
     assert result.payments > CI_SEEDS
-    assert {"reset_before", "reset_after", "lost", "error_500", "burst"} <= set(result.faults)
+    assert {"reset_before", "reset_after", "lost", "in_flight", "error_500", "burst"} <= set(result.faults)
+    # ... and the steps each addition to the simulation is for (docs/reliability.md): a key in flight
+    # met by a retry, orders paid again, increments raised and declined.
+    met = result.exercised
+    for figure in ("requests held in flight", "409s met", "attempts after an order's first"):
+        assert met[figure] > 0, met
+    for figure in ("increments succeeded", "increments declined"):
+        assert met[figure] > 0, met
 
 
 def test_one_seed_replays_the_same_trace_and_another_seed_does_not() -> None:
@@ -74,6 +85,49 @@ def test_a_known_mistake_is_caught_and_its_seed_replays(fresh_keys: FreshKeys, m
     assert [v.rule for v in replayed.violations] == [v.rule for v in caught.violations]
     monkeypatch.undo()  # the daemon as it is: the same seed is clean
     assert simulate(seed).clean
+
+
+def first_failing(seeds: range) -> SeedResult:
+    outcome = next((o for o in map(simulate, seeds) if o.violations), None)
+    assert outcome is not None, f"the mistake went unnoticed in seeds {seeds.start}-{seeds.stop - 1}"
+    return outcome
+
+
+def test_a_daemon_that_takes_a_key_in_flight_for_a_refusal_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mistake: Stripe's 409 `idempotency_key_in_use` read as a refusal (the request ended) instead
+    of a request still executing under the key. The simulation holds requests in flight past the read
+    timeout, so a retry meets the 409, and the first request is applied after the daemon gave up."""
+    believed = gateway._outcome_of_error
+
+    def in_use_refused(error: Any) -> Outcome:
+        if error.http_status == 409:
+            return Refused("idempotency key in use", code="idempotency_key_in_use")
+        return believed(error)
+
+    monkeypatch.setattr(gateway, "_outcome_of_error", in_use_refused)
+    caught = first_failing(range(60))
+    assert any("held in flight" in line for line in caught.trace)
+    assert caught.exercised["409s met"] > 0
+    assert {"settled", "capture_once", "refund_settled"} & {v.rule for v in caught.violations}, caught.violations
+    monkeypatch.undo()  # the daemon as it is: the same seed is clean
+    assert simulate(caught.seed).clean
+
+
+def test_a_daemon_that_takes_a_declined_increment_for_a_raised_hold_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mistake: an increment the issuer declined recorded as raised (the hold Stripe sent back
+    with the decline read as the new one). The simulation's issuer declines some increments."""
+    settle = Increments.settle
+
+    def declined_raised(increments: Increments, op: Operation, outcome: Outcome) -> None:
+        if isinstance(outcome, Declined) and outcome.intent is not None:
+            outcome = Succeeded(dataclasses.replace(outcome.intent, amount=int(op.params["amount"])))
+        settle(increments, op, outcome)
+
+    monkeypatch.setattr(Increments, "settle", declined_raised)
+    caught = first_failing(range(150))
+    assert "increment_settled" in {v.rule for v in caught.violations}, caught.violations
+    monkeypatch.undo()
+    assert simulate(caught.seed).clean
 
 
 def test_a_state_told_but_never_committed_is_caught() -> None:
