@@ -285,6 +285,9 @@ class ApiServer:
 
     async def _answer(self, client: Client, line: bytes) -> None:
         """Queue an answer; a client that keeps its queue full past the timeout is dropped."""
+        if not client.outbox.full():
+            client.outbox.put_nowait(line)  # the usual case: no timer and no task to wait with
+            return
         try:
             await asyncio.wait_for(client.outbox.put(line), timeout=self._limits.slow_client_timeout_s)
         except TimeoutError:

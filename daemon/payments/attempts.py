@@ -26,10 +26,10 @@ from .model import (
 from .store import Store
 
 
-def live_attempt(store: Store, request: PaymentRequest) -> Payment | None:
+def live_attempt(store: Store, request: PaymentRequest, latest: Payment | None) -> Payment | None:
     """The order's live (or successful) attempt, which payment.start returns as it is; None when the
-    order may be paid (again). Refused when the order cannot take this request."""
-    latest = store.payment_by_order(request.order_id)
+    order may be paid (again). Refused when the order cannot take this request. `latest` is the
+    order's latest attempt (`Store.payment_by_order`), read once for this and `next_attempt`."""
     if latest is not None and latest.state not in ATTEMPT_OVER:
         if latest.request != request:
             raise RequestRefused(
@@ -50,9 +50,8 @@ def live_attempt(store: Store, request: PaymentRequest) -> Payment | None:
     return None
 
 
-def next_attempt(store: Store, order_id: str) -> int:
-    """The number of the order's next attempt: 1 for a new order."""
-    latest = store.payment_by_order(order_id)
+def next_attempt(latest: Payment | None) -> int:
+    """The number of the next attempt of the order whose latest attempt is `latest`: 1 for a new order."""
     return 1 if latest is None else latest.order_attempt + 1
 
 

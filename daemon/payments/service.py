@@ -111,7 +111,8 @@ class PaymentService:
     async def start(self, params: dict[str, Any]) -> Payment:
         """payment.start: the order's live (or successful) attempt, or a new attempt (attempts.py)."""
         request = validation.payment_request(params)
-        live = attempts.live_attempt(self._store, request)
+        latest = self._store.payment_by_order(request.order_id)  # still the latest below: nothing awaits
+        live = attempts.live_attempt(self._store, request, latest)
         if live is not None:
             return live
         self._require_free_reader()
@@ -129,7 +130,7 @@ class PaymentService:
         if not self._worker.health.reachable:
             self._check_offline_limits(request)
         now = self._clock()
-        attempt = attempts.next_attempt(self._store, request.order_id)
+        attempt = attempts.next_attempt(latest)
         payment = Payment(
             _new_payment_id(), request, State.CREATING, created_at=now, updated_at=now, order_attempt=attempt
         )

@@ -224,6 +224,16 @@ _READABLE_PRAGMAS = frozenset(
 # is 2 MiB, resident for good once a long run has filled it.
 CACHE_KIB = 1024
 
+# A payment's row, then how its order was closed (if it was) and whether it has refunds, increments:
+# Store._read_payments reads those of most payments (none) in this one statement.
+_SELECT_PAYMENTS = (
+    "SELECT payments.*,"
+    " (SELECT paid_by FROM order_closures WHERE order_closures.order_id = payments.order_id),"
+    " EXISTS (SELECT 1 FROM refunds WHERE refunds.payment_id = payments.payment_id),"
+    " EXISTS (SELECT 1 FROM increments WHERE increments.payment_id = payments.payment_id)"
+    " FROM payments "
+)
+
 
 class StorageError(Exception):
     """The store cannot be used: full, read-only, corrupt, or from a newer readerhost."""
@@ -451,13 +461,13 @@ class Store:
         )
 
     def payment(self, payment_id: str) -> Payment | None:
-        row = self._db.execute("SELECT * FROM payments WHERE payment_id=?", (payment_id,)).fetchone()
-        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
+        found = self._read_payments("WHERE payment_id=?", (payment_id,))
+        return found[0] if found else None
 
     def payment_by_intent(self, payment_intent: str) -> Payment | None:
         """The payment holding `payment_intent`, if any (a PaymentIntent serves one payment)."""
-        row = self._db.execute("SELECT * FROM payments WHERE payment_intent=? LIMIT 1", (payment_intent,)).fetchone()
-        return self._with_refunds([_payment_from_row(row, self._columns("payments"))])[0] if row else None
+        found = self._read_payments("WHERE payment_intent=? LIMIT 1", (payment_intent,))
+        return found[0] if found else None
 
     def payment_by_order(self, order_id: str) -> Payment | None:
         """The order's latest attempt: its live or successful one, if it has one (only ever one)."""
@@ -466,11 +476,7 @@ class Store:
 
     def order_payments(self, order_id: str) -> list[Payment]:
         """Every attempt of the order, first first."""
-        rows = self._db.execute(
-            "SELECT * FROM payments WHERE order_id=? ORDER BY order_attempt", (order_id,)
-        ).fetchall()
-        columns = self._columns("payments")
-        return self._with_refunds([_payment_from_row(row, columns) for row in rows])
+        return self._read_payments("WHERE order_id=? ORDER BY order_attempt", (order_id,))
 
     # -- orders paid outside readerhost --------------------------------------------------------
 
@@ -514,26 +520,20 @@ class Store:
             clauses.append("capture_before < ?")
             args.append(capture_before_lt)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(
-            f"SELECT * FROM payments {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",  # noqa: S608 - placeholders only
-            (*args, limit),
-        ).fetchall()
-        columns = self._columns("payments")
-        return self._with_refunds([_payment_from_row(row, columns) for row in rows])
+        return self._read_payments(f"{where} ORDER BY created_at DESC, rowid DESC LIMIT ?", (*args, limit))
 
-    def _with_refunds(self, payments: list[Payment]) -> list[Payment]:
-        """The payments with their refunds and increments (one query each), and how their order was closed,
-        if it was."""
-        if not payments:
-            return payments
-        orders = sorted({payment.order_id for payment in payments})
-        closed = dict(
-            self._db.execute(
-                f"SELECT order_id, paid_by FROM order_closures WHERE order_id IN ({','.join('?' * len(orders))})",  # noqa: S608 - placeholders only
-                orders,
-            ).fetchall()
-        )
-        ids = [payment.payment_id for payment in payments]
+    def _read_payments(self, where: str, args: Sequence[object]) -> list[Payment]:
+        """The payments `where` selects (placeholders only), each with how its order was closed and,
+        for those that have any, their refunds and increments. The closure and whether refunds or
+        increments exist come with each row: most payments have none, and are read in one statement."""
+        rows = self._db.execute(_SELECT_PAYMENTS + where, args).fetchall()
+        columns = self._columns("payments")
+        payments = [_payment_from_row(row[:-3], columns, closed_by=row[-3]) for row in rows]
+        extended = [payment.payment_id for payment, row in zip(payments, rows, strict=True) if row[-2] or row[-1]]
+        return self._with_refunds(payments, extended) if extended else payments
+
+    def _with_refunds(self, payments: list[Payment], ids: list[str]) -> list[Payment]:
+        """The payments with the refunds and increments of those in `ids` (one query each)."""
         rows = self._db.execute(
             f"SELECT * FROM refunds WHERE payment_id IN ({','.join('?' * len(ids))})"  # noqa: S608 - placeholders only
             " ORDER BY created_at, rowid",
@@ -548,11 +548,10 @@ class Store:
         return [
             replace(
                 p,
-                closed_by=PaidBy(closed[p.order_id]) if p.order_id in closed else p.closed_by,
                 refunds=tuple(by_payment.get(p.payment_id, ())),
                 increments=tuple(increments.get(p.payment_id, ())),
             )
-            if p.order_id in closed or p.payment_id in by_payment or p.payment_id in increments
+            if p.payment_id in by_payment or p.payment_id in increments
             else p  # most have none of them: no copy
             for p in payments
         ]
@@ -867,7 +866,7 @@ def _payment_columns(payment: Payment) -> tuple[Any, ...]:
     )
 
 
-def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
+def _payment_from_row(row: Sequence[Any], columns: list[str], *, closed_by: str | None) -> Payment:
     data = dict(zip(columns, row, strict=True))
     request = json.loads(data["request"])
     card = json.loads(data["card"]) if data["card"] else None
@@ -907,6 +906,7 @@ def _payment_from_row(row: Sequence[Any], columns: list[str]) -> Payment:
         order_attempt=data["order_attempt"],
         incremented_to=data["incremented_to"],
         card_support=CardSupport(**json.loads(data["card_support"])) if data["card_support"] else None,
+        closed_by=PaidBy(closed_by) if closed_by else None,
     )
 
 

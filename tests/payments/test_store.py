@@ -18,13 +18,21 @@ from readerhost.daemon.payments.model import (
     CaptureMode,
     Card,
     Decline,
+    Increment,
+    IncrementRequest,
+    IncrementState,
     OfflineMode,
     OpStatus,
+    OrderClosure,
+    PaidBy,
     Payment,
     PaymentError,
     PaymentRequest,
     Reason,
     Receipt,
+    Refund,
+    RefundRequest,
+    RefundState,
     State,
 )
 from readerhost.daemon.payments.store import CACHE_KIB, MIGRATIONS, QueueStats, StorageError, Store
@@ -439,6 +447,49 @@ def test_payments_lists_newest_first_filtered_by_states_and_since_with_a_limit(s
     ]
     assert store.payments(states=[State.QUEUED_OFFLINE]) == []
     assert store.payments(since=T0 + 100) == []
+
+
+def test_every_read_of_a_payment_carries_its_refunds_increments_and_its_orders_closure(store: Store) -> None:
+    # A payment with none of them beside ones with each: each read (by id, PaymentIntent, order,
+    # order's attempts, list) gives every payment with exactly what is its own.
+    plain = insert(store, make_payment("pay_plain", "A-1", state=State.CAPTURED, payment_intent="pi_plain"))
+    refunded = insert(store, make_payment("pay_refunded", "A-2", state=State.CAPTURED, payment_intent="pi_refunded"))
+    raised = insert(store, make_payment("pay_raised", "A-3", state=State.AUTHORIZED, payment_intent="pi_raised"))
+    given_up = insert(store, make_payment("pay_given_up", "A-4", state=State.CANCELED, payment_intent="pi_given_up"))
+    refunds = [
+        Refund(
+            RefundRequest(f"rf_{n}", "pay_refunded", 100, None, False),
+            100,
+            RefundState.SUCCEEDED,
+            T0 + n,
+            T0 + n,
+            False,
+        )
+        for n in (1, 2)
+    ]
+    increment = Increment(IncrementRequest("inc_1", "pay_raised", 1500), IncrementState.SUCCEEDED, T0, T0)
+    closure = OrderClosure("A-4", PaidBy.OTHER, T0 + 5)
+    with store.transaction():
+        for refund in refunds:
+            store.insert_refund(refund, "payment.refund")
+        store.insert_increment(increment)
+        store.close_order(closure)
+    expected = {
+        "pay_plain": plain,
+        "pay_refunded": replace(refunded, refunds=tuple(refunds)),
+        "pay_raised": replace(raised, increments=(increment,)),
+        "pay_given_up": replace(given_up, closed_by=PaidBy.OTHER),
+    }
+
+    for payment_id, payment in expected.items():
+        assert store.payment(payment_id) == payment
+        assert store.payment_by_intent(payment.payment_intent or "") == payment
+        assert store.payment_by_order(payment.order_id) == payment
+        assert store.order_payments(payment.order_id) == [payment]
+    assert {p.payment_id: p for p in store.payments()} == expected
+    assert store.payments(states=[State.CANCELED]) == [expected["pay_given_up"]]
+    assert store.payment("pay_none") is None
+    assert store.payment_by_intent("pi_none") is None
 
 
 # -- files it refuses, and files it keeps ---------------------------------------------------
